@@ -1,0 +1,176 @@
+package codec
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Defaults for ZstdOptions. They are constants, not derived from the
+// machine, so that a stream's memory use does not change with GOMAXPROCS.
+const (
+	DefaultZstdLevel       = 3       // zstd CLI level; maps to zstd.SpeedDefault
+	DefaultZstdWindow      = 8 << 20 // encoder window (back-reference distance)
+	DefaultZstdConcurrency = 2       // encoder and decoder goroutines per stream
+	// DefaultZstdMaxWindow is the largest window a reader accepts. A frame
+	// that asks for more is refused before anything is allocated for it.
+	// The zstd CLI refuses windows above 128 MiB by default; we stay below.
+	DefaultZstdMaxWindow = 64 << 20
+	// MaxZstdWindow is the largest window our writer will use, so that
+	// everything we write is readable with the default reader options.
+	MaxZstdWindow = DefaultZstdMaxWindow
+)
+
+// ZstdOptions configures the zstd codec. The zero value means the defaults.
+//
+// Memory bound. Writer, with Concurrency n > 1 and window W: the input is cut
+// into jobs of 4·W (at least 512 KiB) that are compressed in parallel, each
+// prefixed with up to W/8…W/2 of the previous job for matches. Up to about
+// 2n+2 jobs are buffered at once, so the writer holds roughly
+// (2n+2)·(4W + compressed output) plus n match tables of a few MiB each: about
+// 200-300 MiB for the defaults (n=2, W=8 MiB). With n=1 the writer holds
+// about 2·W plus one set of tables. Lower Window to lower the bound.
+//
+// Reader, with concurrency m and window limit M: a frame's window (at most M,
+// else the frame is refused with zstd.ErrWindowSizeExceeded) plus m in-flight
+// blocks of at most 128 KiB each. The total decoded size of a stream is not
+// limited, as an SST can be terabytes.
+type ZstdOptions struct {
+	// Level is a zstd CLI level 1-22 (0 means 3). It maps onto the four
+	// levels klauspost implements: 1-2 fastest, 3-5 default, 6-9 better,
+	// 10+ best. Level does not change the format.
+	Level int
+	// Window is the encoder window in bytes, a power of two between 1 KiB and
+	// MaxZstdWindow (0 means DefaultZstdWindow).
+	Window int
+	// Concurrency is the number of goroutines compressing one stream
+	// (0 means DefaultZstdConcurrency). With more than one, the stream is cut
+	// into jobs that compress in parallel (zstd.WithConcurrentBlocks) and still
+	// form one valid frame.
+	Concurrency int
+	// DecoderConcurrency is the number of goroutines decoding one stream (0
+	// means DefaultZstdConcurrency; 1 decodes synchronously).
+	DecoderConcurrency int
+	// MaxWindow is the largest window the reader accepts (0 means
+	// DefaultZstdMaxWindow). It bounds reader memory against hostile input.
+	MaxWindow uint64
+}
+
+type zstdCodec struct {
+	enc []zstd.EOption
+	dec []zstd.DOption
+}
+
+// NewZstd returns the zstd codec. Its writer emits one zstd frame per stream
+// with the frame content checksum (xxhash64) set, so `zstd -d` and any other
+// conforming decoder verify the bytes. Options are validated here.
+func NewZstd(o ZstdOptions) (Codec, error) {
+	if o.Level == 0 {
+		o.Level = DefaultZstdLevel
+	}
+	if o.Level < 1 || o.Level > 22 {
+		return nil, fmt.Errorf("codec: zstd level %d out of range 1-22", o.Level)
+	}
+	if o.Window == 0 {
+		o.Window = DefaultZstdWindow
+	}
+	if o.Window < zstd.MinWindowSize || o.Window > MaxZstdWindow || o.Window&(o.Window-1) != 0 {
+		return nil, fmt.Errorf("codec: zstd window %d must be a power of two between %d and %d", o.Window, zstd.MinWindowSize, MaxZstdWindow)
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = DefaultZstdConcurrency
+	}
+	if o.DecoderConcurrency == 0 {
+		o.DecoderConcurrency = DefaultZstdConcurrency
+	}
+	if o.Concurrency < 1 || o.DecoderConcurrency < 1 {
+		return nil, errors.New("codec: zstd concurrency must be at least 1")
+	}
+	if o.MaxWindow == 0 {
+		o.MaxWindow = DefaultZstdMaxWindow
+	}
+	if o.MaxWindow < zstd.MinWindowSize {
+		return nil, fmt.Errorf("codec: zstd max window %d below %d", o.MaxWindow, zstd.MinWindowSize)
+	}
+	c := &zstdCodec{
+		enc: []zstd.EOption{
+			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
+			zstd.WithWindowSize(o.Window), // after the level: the level resets the window
+			zstd.WithEncoderConcurrency(o.Concurrency),
+			zstd.WithConcurrentBlocks(o.Concurrency > 1),
+			zstd.WithEncoderCRC(true),
+			zstd.WithZeroFrames(true), // empty input still gives a frame `zstd -d` accepts
+		},
+		dec: []zstd.DOption{
+			zstd.WithDecoderConcurrency(o.DecoderConcurrency),
+			zstd.WithDecoderMaxWindow(o.MaxWindow),
+			// For streams this caps the window too (the smaller one wins).
+			zstd.WithDecoderMaxMemory(o.MaxWindow),
+			zstd.WithDecoderLowmem(true),
+		},
+	}
+	// Fail now, not on first use, if the library rejects the options.
+	e, err := zstd.NewWriter(nil, c.enc...)
+	if err != nil {
+		return nil, fmt.Errorf("codec: zstd options: %w", err)
+	}
+	_ = e.Close()
+	return c, nil
+}
+
+func (c *zstdCodec) Name() string { return NameZstd }
+
+func (c *zstdCodec) NewWriter(w io.Writer) (io.WriteCloser, error) {
+	e, err := zstd.NewWriter(w, c.enc...)
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return &zstdWriter{e: e}, nil
+}
+
+// zstdWriter prefixes errors with the layer name.
+type zstdWriter struct{ e *zstd.Encoder }
+
+func (z *zstdWriter) Write(p []byte) (int, error) {
+	n, err := z.e.Write(p)
+	if err != nil {
+		err = fmt.Errorf("zstd: compress: %w", err)
+	}
+	return n, err
+}
+
+func (z *zstdWriter) Close() error {
+	if err := z.e.Close(); err != nil {
+		return fmt.Errorf("zstd: close: %w", err)
+	}
+	return nil
+}
+
+func (c *zstdCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
+	d, err := zstd.NewReader(r, c.dec...)
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return &zstdReader{d: d}, nil
+}
+
+type zstdReader struct{ d *zstd.Decoder }
+
+func (z *zstdReader) Read(p []byte) (int, error) {
+	n, err := z.d.Read(p)
+	if err != nil && err != io.EOF {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("zstd: stream truncated: %w", err)
+		} else {
+			err = fmt.Errorf("zstd: decompress: %w", err)
+		}
+	}
+	return n, err
+}
+
+func (z *zstdReader) Close() error {
+	z.d.Close()
+	return nil
+}
