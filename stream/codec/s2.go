@@ -71,12 +71,17 @@ func NewS2(o S2Options) (Codec, error) {
 func (c *s2Codec) Name() string { return NameS2 }
 
 func (c *s2Codec) NewWriter(w io.Writer) (io.WriteCloser, error) {
-	return &s2Writer{w: s2.NewWriter(w, c.enc...)}, nil
+	return &s2Writer{w: s2.NewWriter(w, c.enc...), dst: w}, nil
 }
 
-type s2Writer struct{ w *s2.Writer }
+type s2Writer struct {
+	w     *s2.Writer
+	dst   io.Writer
+	wrote bool
+}
 
 func (s *s2Writer) Write(p []byte) (int, error) {
+	s.wrote = s.wrote || len(p) > 0
 	n, err := s.w.Write(p)
 	if err != nil {
 		err = fmt.Errorf("s2: compress: %w", err)
@@ -87,6 +92,14 @@ func (s *s2Writer) Write(p []byte) (int, error) {
 func (s *s2Writer) Close() error {
 	if err := s.w.Close(); err != nil {
 		return fmt.Errorf("s2: close: %w", err)
+	}
+	if !s.wrote {
+		// s2 writes nothing for empty input; emit the stream identifier so
+		// an empty stream is still recognisable as s2 (and valid framing).
+		s.wrote = true
+		if _, err := s.dst.Write(S2Magic); err != nil {
+			return fmt.Errorf("s2: close: %w", err)
+		}
 	}
 	return nil
 }

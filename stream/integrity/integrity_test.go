@@ -1,0 +1,317 @@
+package integrity
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/gosst/gosst/stream/codec"
+)
+
+func testData(n int, seed uint64) []byte {
+	words := strings.Fields("ibdata1 redo undo page lsn checkpoint wsrep seqno donor joiner 0 1 2 3 4 5 6 7 8 9")
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(words[rng.IntN(len(words))])
+		b.WriteByte(" \n"[rng.IntN(2)])
+	}
+	return b.Bytes()[:n]
+}
+
+func codecs(t testing.TB) []codec.Codec {
+	z, err := codec.NewZstd(codec.ZstdOptions{Concurrency: 1, DecoderConcurrency: 1, Window: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zp, err := codec.NewZstd(codec.ZstdOptions{Concurrency: 2, Window: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := codec.NewS2(codec.S2Options{Concurrency: 1, BlockSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []codec.Codec{z, zp, s}
+}
+
+func seal(t testing.TB, c codec.Codec, data []byte) ([]byte, Sum) {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.StoredSize() != int64(buf.Len()) {
+		t.Fatalf("StoredSize %d, wrote %d", w.StoredSize(), buf.Len())
+	}
+	return buf.Bytes(), w.Sum()
+}
+
+func open(c codec.Codec, stored []byte, opts ...Option) ([]byte, Sum, error) {
+	r, err := NewReader(bytes.NewReader(stored), c, opts...)
+	if err != nil {
+		return nil, Sum{}, err
+	}
+	defer r.Close()
+	out, err := io.ReadAll(r)
+	return out, r.Sum(), err
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, c := range codecs(t) {
+		for _, n := range []int{0, 1, 5000, 1 << 20} {
+			data := testData(n, uint64(n))
+			stored, sum := seal(t, c, data)
+			if sum.Size != int64(n) || sum.SHA256 != sha256.Sum256(data) {
+				t.Fatalf("%s: writer sum %v wrong", c.Name(), sum)
+			}
+			got, rsum, err := open(c, stored)
+			if err != nil || !bytes.Equal(got, data) || rsum != sum {
+				t.Fatalf("%s size %d: err=%v equal=%v", c.Name(), n, err, bytes.Equal(got, data))
+			}
+			// With the manifest's sum too, and detected.
+			r, err := NewDetectingReader(bytes.NewReader(stored), WithExpected(sum))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, data) || r.Codec() != c.Name() {
+				t.Fatalf("%s detecting: %v (%s)", c.Name(), err, r.Codec())
+			}
+			r.Close()
+			// The codec's own reader skips the marker: the format stays
+			// readable without this package.
+			dec, _ := c.NewReader(bytes.NewReader(stored))
+			got, err = io.ReadAll(dec)
+			dec.Close()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%s: plain decoder does not skip the marker: %v", c.Name(), err)
+			}
+		}
+	}
+}
+
+func TestNone(t *testing.T) {
+	data := testData(10000, 3)
+	stored, sum := seal(t, codec.None(), data)
+	if !bytes.Equal(stored, data) {
+		t.Fatal("codec none must store the bytes unchanged")
+	}
+	if _, _, err := open(codec.None(), stored); !errors.Is(err, ErrNoMarker) {
+		t.Fatalf("no expected sum: %v", err)
+	}
+	if got, _, err := open(codec.None(), stored, WithExpected(sum)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("none round trip: %v", err)
+	}
+	for _, bad := range [][]byte{stored[:len(stored)-1], append(bytes.Clone(stored), 0), func() []byte { b := bytes.Clone(stored); b[5] ^= 1; return b }()} {
+		if _, _, err := open(codec.None(), bad, WithExpected(sum)); !errors.Is(err, ErrMismatch) {
+			t.Errorf("none altered: %v", err)
+		}
+	}
+}
+
+// errLayer says whether err names the layer that failed: the codec or the
+// integrity check.
+func errLayer(err error, codecName string) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, codecName+":") || strings.HasPrefix(s, "integrity:")
+}
+
+func TestFlippedByte(t *testing.T) {
+	data := testData(200_000, 9)
+	for _, c := range codecs(t) {
+		stored, _ := seal(t, c, data)
+		markerAt := len(stored) - MarkerPayloadSize - 8
+		offsets := []int{}
+		for off := 0; off < len(stored); off += max(1, len(stored)/120) {
+			offsets = append(offsets, off)
+		}
+		for off := max(0, markerAt-16); off < len(stored); off++ { // every byte of the marker
+			offsets = append(offsets, off)
+		}
+		for _, off := range offsets {
+			bad := bytes.Clone(stored)
+			bad[off] ^= 0x10
+			_, _, err := open(c, bad)
+			if err == nil {
+				t.Fatalf("%s: flip at %d/%d accepted", c.Name(), off, len(stored))
+			}
+			if !errLayer(err, c.Name()) {
+				t.Errorf("%s: flip at %d: error does not name the layer: %v", c.Name(), off, err)
+			}
+			if off >= len(stored)-MarkerPayloadSize && !errors.Is(err, ErrCorruptMarker) {
+				t.Errorf("%s: flip in marker payload at %d: want ErrCorruptMarker, got %v", c.Name(), off, err)
+			}
+		}
+	}
+}
+
+func TestTruncation(t *testing.T) {
+	data := testData(300_000, 10)
+	for _, c := range codecs(t) {
+		stored, _ := seal(t, c, data)
+		cuts := []int{0, 1, 4, 10}
+		for cut := 0; cut < len(stored); cut += max(1, len(stored)/150) {
+			cuts = append(cuts, cut)
+		}
+		for cut := len(stored) - 200; cut < len(stored); cut++ {
+			cuts = append(cuts, cut)
+		}
+		for _, cut := range cuts {
+			_, _, err := open(c, stored[:cut])
+			if err == nil {
+				t.Fatalf("%s: cut at %d/%d accepted", c.Name(), cut, len(stored))
+			}
+			if !errLayer(err, c.Name()) {
+				t.Errorf("%s: cut at %d: %v", c.Name(), cut, err)
+			}
+		}
+	}
+}
+
+func TestExtraData(t *testing.T) {
+	data := testData(50_000, 11)
+	for _, c := range codecs(t) {
+		stored, sum := seal(t, c, data)
+		other, _ := seal(t, c, testData(100, 1))
+		marker := stored[len(stored)-MarkerPayloadSize-8:]
+		if c.Name() == codec.NameS2 {
+			marker = stored[len(stored)-MarkerPayloadSize-4:]
+		}
+		cases := map[string][]byte{
+			"one zero byte":    append(bytes.Clone(stored), 0),
+			"marker twice":     append(bytes.Clone(stored), marker...),
+			"second stream":    append(bytes.Clone(stored), other...),
+			"stream prepended": append(bytes.Clone(other), stored...),
+		}
+		for name, in := range cases {
+			if _, _, err := open(c, in); err == nil || !errLayer(err, c.Name()) {
+				t.Errorf("%s %s: %v", c.Name(), name, err)
+			}
+		}
+		wrong := sum
+		wrong.SHA256[0] ^= 1
+		if _, _, err := open(c, stored, WithExpected(wrong)); !errors.Is(err, ErrMismatch) {
+			t.Errorf("%s: manifest mismatch: %v", c.Name(), err)
+		}
+	}
+}
+
+func TestMarkerVersioning(t *testing.T) {
+	m := Marker{Version: MarkerVersion, Size: 5, Stored: 7, SHA256: sha256.Sum256([]byte("hello"))}
+	p := m.AppendPayload(nil)
+	if got, err := ParseMarker(p); err != nil || got != m {
+		t.Fatalf("parse: %+v %v", got, err)
+	}
+	reseal := func(b []byte) []byte {
+		binary.LittleEndian.PutUint32(b[56:], crc32.Checksum(b[:56], castagnoli))
+		return b
+	}
+	cases := []struct {
+		name string
+		mod  func([]byte) []byte
+		want error
+	}{
+		{"version 2", func(b []byte) []byte { b[4] = 2; return reseal(b) }, ErrUnsupportedVersion},
+		{"unknown flag", func(b []byte) []byte { b[5] = 1; return reseal(b) }, ErrCorruptMarker},
+		{"reserved", func(b []byte) []byte { b[7] = 1; return reseal(b) }, ErrCorruptMarker},
+		{"bad crc", func(b []byte) []byte { b[10] ^= 1; return b }, ErrCorruptMarker},
+		{"bad id", func(b []byte) []byte { b[0] = 'X'; return reseal(b) }, ErrCorruptMarker},
+		{"short", func(b []byte) []byte { return b[:59] }, ErrCorruptMarker},
+	}
+	for _, tc := range cases {
+		if _, err := ParseMarker(tc.mod(bytes.Clone(p))); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if _, err := ParseContainer(codec.NameZstd, make([]byte, 68)); !errors.Is(err, ErrMissingMarker) {
+		t.Errorf("zeros as container: %v", err)
+	}
+	if _, err := AppendContainer(nil, codec.NameNone, m); err == nil {
+		t.Error("container for none")
+	}
+}
+
+// TestZstdCLIIgnoresMarker proves `zstd -d` decodes a sealed stream: the
+// marker is a skippable frame to it.
+func TestZstdCLIIgnoresMarker(t *testing.T) {
+	bin, err := exec.LookPath("zstd")
+	if err != nil {
+		t.Skip("zstd binary not installed")
+	}
+	data := testData(1<<20, 12)
+	stored, _ := seal(t, codecs(t)[1], data)
+	cmd := exec.Command(bin, "-d", "-c", "-q")
+	cmd.Stdin = bytes.NewReader(stored)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || !bytes.Equal(out, data) {
+		t.Fatalf("zstd -d: %v %s (equal %v)", err, stderr.String(), bytes.Equal(out, data))
+	}
+}
+
+func FuzzParseMarker(f *testing.F) {
+	m := Marker{Version: 1, Size: 3, Stored: 12, SHA256: sha256.Sum256([]byte("abc"))}
+	z, _ := AppendContainer(nil, codec.NameZstd, m)
+	s, _ := AppendContainer(nil, codec.NameS2, m)
+	f.Add(z)
+	f.Add(s)
+	f.Add(m.AppendPayload(nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, err := ParseMarker(b); err == nil {
+			if !bytes.Equal(got.AppendPayload(nil), b) {
+				t.Fatal("accepted payload does not re-encode to itself")
+			}
+		}
+		for _, name := range []string{codec.NameZstd, codec.NameS2} {
+			if got, err := ParseContainer(name, b); err == nil {
+				if enc, _ := AppendContainer(nil, name, got); !bytes.Equal(enc, b) {
+					t.Fatalf("%s: accepted container does not re-encode to itself", name)
+				}
+			}
+		}
+	})
+}
+
+func FuzzReader(f *testing.F) {
+	for _, c := range codecs(f) {
+		stored, _ := seal(f, c, testData(3000, 1))
+		f.Add(stored)
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := NewDetectingReader(bytes.NewReader(in))
+		if err != nil {
+			return // codec none without a manifest sum
+		}
+		defer r.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, io.LimitReader(r, 32<<20))
+		if err != nil {
+			return
+		}
+		// Accepted: the output must be exactly what the marker promised.
+		if n == 32<<20 {
+			return
+		}
+		size, _ := containerSize(r.Codec())
+		m, err := ParseContainer(r.Codec(), in[len(in)-size:])
+		if err != nil || m.Size != uint64(n) || !bytes.Equal(m.SHA256[:], h.Sum(nil)) || m.Stored != uint64(len(in)-size) {
+			t.Fatalf("accepted a stream that its marker does not describe: %v", err)
+		}
+	})
+}
