@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 )
 
@@ -44,12 +43,13 @@ func DetectName(b []byte) string {
 // Detect reads the first bytes of r to recognise its codec and returns the
 // codec (with default options) and a reader that yields all of r's bytes,
 // including the ones already looked at. Bytes with no known magic mean
-// "none". Only a read error other than io.EOF is returned as an error.
+// "none". Only a read error other than io.EOF is returned as an error, and it
+// is returned unwrapped so that it keeps naming the layer it came from.
 func Detect(r io.Reader) (Codec, io.Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(detectPeek)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("codec: detect: %w", err)
+		return nil, nil, err // from the layer below, which names itself
 	}
 	c, err := Lookup(DetectName(head))
 	if err != nil {

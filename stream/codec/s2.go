@@ -71,7 +71,7 @@ func NewS2(o S2Options) (Codec, error) {
 func (c *s2Codec) Name() string { return NameS2 }
 
 func (c *s2Codec) NewWriter(w io.Writer) (io.WriteCloser, error) {
-	return &s2Writer{w: s2.NewWriter(w, c.enc...), dst: w}, nil
+	return &s2Writer{w: s2.NewWriter(markedWriter{w}, c.enc...), dst: w}, nil
 }
 
 type s2Writer struct {
@@ -83,43 +83,33 @@ type s2Writer struct {
 func (s *s2Writer) Write(p []byte) (int, error) {
 	s.wrote = s.wrote || len(p) > 0
 	n, err := s.w.Write(p)
-	if err != nil {
-		err = fmt.Errorf("s2: compress: %w", err)
-	}
-	return n, err
+	return n, layerError(NameS2, "compress", err)
 }
 
 func (s *s2Writer) Close() error {
 	if err := s.w.Close(); err != nil {
-		return fmt.Errorf("s2: close: %w", err)
+		return layerError(NameS2, "close", err)
 	}
 	if !s.wrote {
 		// s2 writes nothing for empty input; emit the stream identifier so
 		// an empty stream is still recognisable as s2 (and valid framing).
 		s.wrote = true
 		if _, err := s.dst.Write(S2Magic); err != nil {
-			return fmt.Errorf("s2: close: %w", err)
+			return err
 		}
 	}
 	return nil
 }
 
 func (c *s2Codec) NewReader(r io.Reader) (io.ReadCloser, error) {
-	return &s2Reader{r: s2.NewReader(r, s2.ReaderMaxBlockSize(MaxS2BlockSize))}, nil
+	return &s2Reader{r: s2.NewReader(markedReader{r}, s2.ReaderMaxBlockSize(MaxS2BlockSize))}, nil
 }
 
 type s2Reader struct{ r *s2.Reader }
 
 func (s *s2Reader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = fmt.Errorf("s2: stream truncated: %w", err)
-		} else {
-			err = fmt.Errorf("s2: decompress: %w", err)
-		}
-	}
-	return n, err
+	return n, layerError(NameS2, "decompress", err)
 }
 
 func (s *s2Reader) Close() error { return nil }

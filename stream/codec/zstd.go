@@ -123,7 +123,7 @@ func NewZstd(o ZstdOptions) (Codec, error) {
 func (c *zstdCodec) Name() string { return NameZstd }
 
 func (c *zstdCodec) NewWriter(w io.Writer) (io.WriteCloser, error) {
-	e, err := zstd.NewWriter(w, c.enc...)
+	e, err := zstd.NewWriter(markedWriter{w}, c.enc...)
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
@@ -135,21 +135,15 @@ type zstdWriter struct{ e *zstd.Encoder }
 
 func (z *zstdWriter) Write(p []byte) (int, error) {
 	n, err := z.e.Write(p)
-	if err != nil {
-		err = fmt.Errorf("zstd: compress: %w", err)
-	}
-	return n, err
+	return n, layerError(NameZstd, "compress", err)
 }
 
 func (z *zstdWriter) Close() error {
-	if err := z.e.Close(); err != nil {
-		return fmt.Errorf("zstd: close: %w", err)
-	}
-	return nil
+	return layerError(NameZstd, "close", z.e.Close())
 }
 
 func (c *zstdCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
-	d, err := zstd.NewReader(r, c.dec...)
+	d, err := zstd.NewReader(markedReader{r}, c.dec...)
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
@@ -160,14 +154,7 @@ type zstdReader struct{ d *zstd.Decoder }
 
 func (z *zstdReader) Read(p []byte) (int, error) {
 	n, err := z.d.Read(p)
-	if err != nil && err != io.EOF {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = fmt.Errorf("zstd: stream truncated: %w", err)
-		} else {
-			err = fmt.Errorf("zstd: decompress: %w", err)
-		}
-	}
-	return n, err
+	return n, layerError(NameZstd, "decompress", err)
 }
 
 func (z *zstdReader) Close() error {
