@@ -261,3 +261,48 @@ func FuzzDetectingReader(f *testing.F) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(rc, 16<<20))
 	})
 }
+
+type failAfter struct {
+	r   io.Reader
+	n   int
+	err error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, f.err
+	}
+	p = p[:min(len(p), f.n)]
+	n, err := f.r.Read(p)
+	f.n -= n
+	return n, err
+}
+
+func (f *failAfter) Write(p []byte) (int, error) { return 0, f.err }
+
+// TestLowerLayerErrorsPassThrough: an error from beneath the codec keeps its
+// own text (it names its layer), it is not relabelled as a codec error.
+func TestLowerLayerErrorsPassThrough(t *testing.T) {
+	lower := errors.New("age: decrypt: chunk 3 tampered")
+	data := testData(1<<20, 5)
+	for _, c := range testCodecs(t) {
+		if c.Name() == NameNone {
+			continue
+		}
+		enc := compress(t, c, data)
+		r, _ := c.NewReader(&failAfter{r: bytes.NewReader(enc), n: len(enc) / 2, err: lower})
+		_, err := io.ReadAll(r)
+		r.Close()
+		if err != lower {
+			t.Errorf("%s read: got %v", c.Name(), err)
+		}
+		w, _ := c.NewWriter(&failAfter{err: lower})
+		_, err = w.Write(data)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if !errors.Is(err, lower) || !strings.HasPrefix(err.Error(), "age:") {
+			t.Errorf("%s write: got %v", c.Name(), err)
+		}
+	}
+}
