@@ -1,0 +1,402 @@
+// Package wire frames an SST byte stream for the transport between donor
+// and joiner (normally inside TLS).
+//
+// A stream is the 8-byte magic "GSSTWIRE", a hello frame, any number of data
+// frames and one end frame that carries the byte count and SHA-256 of all
+// data. Every frame is a 1-byte type and a 4-byte big-endian payload length
+// followed by the payload; docs/format.md has the byte layout.
+//
+// The reader trusts nothing: a wrong magic, an unknown version, a frame
+// larger than its limit, a malformed payload, a stream that ends before the
+// end frame, or an end frame that does not match the data is an error that
+// wraps one of the sentinel errors below. Read returns io.EOF only after a
+// matching end frame. The reader never reads past the end frame, so the
+// connection can carry a reply afterwards.
+package wire
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/gosst/gosst/stream/integrity"
+)
+
+// Format constants.
+const (
+	Magic   = "GSSTWIRE"
+	Version = 1
+
+	headerSize = 5 // type, u32 length
+
+	// DefaultFrameSize is the data payload a FrameWriter puts in one frame.
+	DefaultFrameSize = 256 << 10
+	// DefaultMaxFrameSize is the largest payload a FrameReader accepts by
+	// default; it bounds the reader's buffering against a hostile peer.
+	DefaultMaxFrameSize = 1 << 20
+	// HardMaxFrameSize is the largest frame size either side may configure.
+	HardMaxFrameSize = 16 << 20
+
+	// MaxTokenSize bounds the auth token in the hello frame.
+	MaxTokenSize = 1024
+	// MaxCodecNameSize bounds the codec name in the hello frame.
+	MaxCodecNameSize = 32
+
+	endPayloadSize = 8 + sha256.Size
+)
+
+// Frame types. Types 0x80-0xFF are extensions: a reader skips those it does
+// not know. An unknown type below 0x80 is an error.
+const (
+	FrameHello byte = 0x01
+	FrameData  byte = 0x02
+	FrameEnd   byte = 0x03
+)
+
+// Errors, to be tested with errors.Is.
+var (
+	ErrBadMagic      = errors.New("wire: not a gosst SST stream (bad magic)")
+	ErrVersion       = errors.New("wire: unsupported protocol version")
+	ErrAuth          = errors.New("wire: authentication token mismatch")
+	ErrMalformed     = errors.New("wire: malformed frame")
+	ErrFrameTooLarge = errors.New("wire: frame too large")
+	ErrTruncated     = errors.New("wire: stream ended before the end frame")
+	ErrMismatch      = errors.New("wire: data does not match end frame")
+)
+
+// Hello is the handshake frame's content.
+type Hello struct {
+	Version uint16
+	// Flags are capability bits. None are defined in version 1; a reader
+	// refuses a hello with unknown bits, since a flag may change how the
+	// data must be read.
+	Flags uint16
+	// Codec names the compression of the data ("zstd", "s2", "none"); the
+	// framing does not interpret it.
+	Codec string
+	// Token is an optional shared secret the joiner checks.
+	Token []byte
+}
+
+func (h Hello) appendPayload(dst []byte) ([]byte, error) {
+	if len(h.Codec) > MaxCodecNameSize {
+		return nil, fmt.Errorf("wire: codec name longer than %d bytes", MaxCodecNameSize)
+	}
+	if len(h.Token) > MaxTokenSize {
+		return nil, fmt.Errorf("wire: token longer than %d bytes", MaxTokenSize)
+	}
+	dst = binary.BigEndian.AppendUint16(dst, h.Version)
+	dst = binary.BigEndian.AppendUint16(dst, h.Flags)
+	dst = append(dst, byte(len(h.Codec)))
+	dst = append(dst, h.Codec...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(h.Token)))
+	return append(dst, h.Token...), nil
+}
+
+// ParseHello decodes a hello payload. It checks the layout, not the version.
+func ParseHello(b []byte) (Hello, error) {
+	var h Hello
+	if len(b) < 7 {
+		return h, fmt.Errorf("%w: hello payload of %d bytes", ErrMalformed, len(b))
+	}
+	h.Version = binary.BigEndian.Uint16(b)
+	h.Flags = binary.BigEndian.Uint16(b[2:])
+	n := int(b[4])
+	b = b[5:]
+	if n > MaxCodecNameSize || len(b) < n+2 {
+		return h, fmt.Errorf("%w: hello codec name length %d", ErrMalformed, n)
+	}
+	h.Codec = string(b[:n])
+	for _, c := range []byte(h.Codec) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return h, fmt.Errorf("%w: hello codec name %q", ErrMalformed, h.Codec)
+		}
+	}
+	b = b[n:]
+	t := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if t > MaxTokenSize || len(b) != t {
+		return h, fmt.Errorf("%w: hello token length %d with %d bytes left", ErrMalformed, t, len(b))
+	}
+	if t > 0 {
+		h.Token = append([]byte(nil), b...)
+	}
+	return h, nil
+}
+
+// WriterOptions configures a FrameWriter.
+type WriterOptions struct {
+	Codec     string // recorded in the hello frame
+	Token     []byte // optional auth token, at most MaxTokenSize bytes
+	FrameSize int    // data payload per frame; 0 means DefaultFrameSize
+}
+
+// FrameWriter writes a framed stream. It is not safe for concurrent use.
+type FrameWriter struct {
+	w    io.Writer
+	buf  []byte // header space + pending data
+	size int
+	h    hash.Hash
+	n    int64
+	err  error
+	done bool
+}
+
+// NewFrameWriter writes the magic and the hello frame to w and returns a
+// writer for the data. Close must be called to write the end frame; it does
+// not close w. Data is sent in frames of FrameSize bytes; call Flush to send
+// a partial frame early.
+func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
+	if o.FrameSize == 0 {
+		o.FrameSize = DefaultFrameSize
+	}
+	if o.FrameSize < 1 || o.FrameSize > HardMaxFrameSize {
+		return nil, fmt.Errorf("wire: frame size %d out of range 1-%d", o.FrameSize, HardMaxFrameSize)
+	}
+	hello, err := Hello{Version: Version, Codec: o.Codec, Token: o.Token}.appendPayload(nil)
+	if err != nil {
+		return nil, err
+	}
+	msg := append([]byte(Magic), FrameHello)
+	msg = binary.BigEndian.AppendUint32(msg, uint32(len(hello)))
+	msg = append(msg, hello...)
+	if _, err := w.Write(msg); err != nil {
+		return nil, err
+	}
+	return &FrameWriter{w: w, size: o.FrameSize, buf: make([]byte, headerSize, headerSize+o.FrameSize), h: sha256.New()}, nil
+}
+
+// Write buffers p and sends every full frame.
+func (fw *FrameWriter) Write(p []byte) (int, error) {
+	if fw.err != nil {
+		return 0, fw.err
+	}
+	if fw.done {
+		return 0, errors.New("wire: write after close")
+	}
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), fw.size-(len(fw.buf)-headerSize))
+		fw.buf = append(fw.buf, p[:k]...)
+		fw.h.Write(p[:k])
+		fw.n += int64(k)
+		n += k
+		p = p[k:]
+		if len(fw.buf)-headerSize == fw.size {
+			if err := fw.Flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// Flush sends buffered data as one data frame.
+func (fw *FrameWriter) Flush() error {
+	if fw.err != nil || len(fw.buf) == headerSize {
+		return fw.err
+	}
+	fw.buf[0] = FrameData
+	binary.BigEndian.PutUint32(fw.buf[1:], uint32(len(fw.buf)-headerSize))
+	if _, err := fw.w.Write(fw.buf); err != nil {
+		fw.err = err
+		return err
+	}
+	fw.buf = fw.buf[:headerSize]
+	return nil
+}
+
+// Close flushes and writes the end frame. It does not close the underlying
+// writer. It is safe to call more than once.
+func (fw *FrameWriter) Close() error {
+	if fw.done {
+		return fw.err
+	}
+	fw.done = true
+	if err := fw.Flush(); err != nil {
+		return err
+	}
+	s := fw.Sum()
+	end := []byte{FrameEnd, 0, 0, 0, endPayloadSize}
+	end = binary.BigEndian.AppendUint64(end, uint64(s.Size))
+	end = append(end, s.SHA256[:]...)
+	if _, err := fw.w.Write(end); err != nil {
+		fw.err = err
+	}
+	return fw.err
+}
+
+// Sum returns the count and SHA-256 of the data written so far.
+func (fw *FrameWriter) Sum() integrity.Sum {
+	s := integrity.Sum{Size: fw.n}
+	fw.h.Sum(s.SHA256[:0])
+	return s
+}
+
+// ReaderOptions configures a FrameReader.
+type ReaderOptions struct {
+	// Token, if not nil, must equal the hello's token (compared in constant
+	// time), else NewFrameReader fails with ErrAuth.
+	Token []byte
+	// MaxFrameSize is the largest frame payload accepted; 0 means
+	// DefaultMaxFrameSize. It must cover the writer's FrameSize.
+	MaxFrameSize int
+}
+
+// FrameReader reads a framed stream. It is not safe for concurrent use.
+type FrameReader struct {
+	r       io.Reader
+	hello   Hello
+	max     int
+	left    int // unread bytes of the current data frame
+	h       hash.Hash
+	n       int64
+	err     error // sticky; io.EOF after a verified end frame
+}
+
+// NewFrameReader reads and checks the magic and the hello frame.
+func NewFrameReader(r io.Reader, o ReaderOptions) (*FrameReader, error) {
+	if o.MaxFrameSize == 0 {
+		o.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if o.MaxFrameSize < 1 || o.MaxFrameSize > HardMaxFrameSize {
+		return nil, fmt.Errorf("wire: max frame size %d out of range 1-%d", o.MaxFrameSize, HardMaxFrameSize)
+	}
+	fr := &FrameReader{r: r, max: o.MaxFrameSize, h: sha256.New()}
+	var magic [len(Magic)]byte
+	if _, err := io.ReadFull(r, magic[:]); err != nil {
+		return nil, fr.readErr("magic", err)
+	}
+	if string(magic[:]) != Magic {
+		return nil, fmt.Errorf("%w: got %q", ErrBadMagic, magic[:])
+	}
+	typ, size, err := fr.header()
+	if err != nil {
+		return nil, err
+	}
+	if typ != FrameHello {
+		return nil, fmt.Errorf("%w: first frame has type 0x%02x, want hello", ErrMalformed, typ)
+	}
+	if size > 7+MaxCodecNameSize+MaxTokenSize {
+		return nil, fmt.Errorf("%w: hello of %d bytes", ErrFrameTooLarge, size)
+	}
+	payload := make([]byte, size)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return nil, fr.readErr("hello", err)
+	}
+	h, err := ParseHello(payload)
+	if err != nil {
+		return nil, err
+	}
+	if h.Version != Version {
+		return nil, fmt.Errorf("%w %d (this build speaks version %d)", ErrVersion, h.Version, Version)
+	}
+	if h.Flags != 0 {
+		return nil, fmt.Errorf("%w: unknown capability flags 0x%04x", ErrVersion, h.Flags)
+	}
+	if o.Token != nil && subtle.ConstantTimeCompare(o.Token, h.Token) != 1 {
+		return nil, ErrAuth
+	}
+	fr.hello = h
+	return fr, nil
+}
+
+// Hello returns the peer's hello frame.
+func (fr *FrameReader) Hello() Hello { return fr.hello }
+
+// Sum returns the count and SHA-256 of the data read so far; after io.EOF it
+// is the verified sum of the whole stream.
+func (fr *FrameReader) Sum() integrity.Sum {
+	s := integrity.Sum{Size: fr.n}
+	fr.h.Sum(s.SHA256[:0])
+	return s
+}
+
+// readErr maps an end of input to ErrTruncated.
+func (fr *FrameReader) readErr(what string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w (in %s after %d data bytes)", ErrTruncated, what, fr.n)
+	}
+	return fmt.Errorf("wire: read %s: %w", what, err)
+}
+
+func (fr *FrameReader) header() (byte, int, error) {
+	var hdr [headerSize]byte
+	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+		return 0, 0, fr.readErr("frame header", err)
+	}
+	size := binary.BigEndian.Uint32(hdr[1:])
+	if size > uint32(fr.max) {
+		return 0, 0, fmt.Errorf("%w: type 0x%02x frame of %d bytes, limit %d", ErrFrameTooLarge, hdr[0], size, fr.max)
+	}
+	return hdr[0], int(size), nil
+}
+
+// Read reads data. See the package documentation for the error contract.
+func (fr *FrameReader) Read(p []byte) (int, error) {
+	for fr.left == 0 {
+		if fr.err != nil {
+			return 0, fr.err
+		}
+		fr.err = fr.next()
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := fr.r.Read(p[:min(len(p), fr.left)])
+	fr.left -= n
+	fr.h.Write(p[:n])
+	fr.n += int64(n)
+	if err != nil && (fr.left > 0 || err != io.EOF) {
+		fr.err = fr.readErr("data frame", err)
+		return n, fr.err
+	}
+	return n, nil
+}
+
+// next reads frame headers until a data frame with payload starts or the
+// stream ends. It returns nil with fr.left > 0, or the error to keep.
+func (fr *FrameReader) next() error {
+	typ, size, err := fr.header()
+	if err != nil {
+		return err
+	}
+	switch {
+	case typ == FrameData:
+		if size == 0 {
+			return fmt.Errorf("%w: empty data frame", ErrMalformed)
+		}
+		fr.left = size
+		return nil
+	case typ == FrameEnd:
+		if size != endPayloadSize {
+			return fmt.Errorf("%w: end frame of %d bytes, want %d", ErrMalformed, size, endPayloadSize)
+		}
+		var b [endPayloadSize]byte
+		if _, err := io.ReadFull(fr.r, b[:]); err != nil {
+			return fr.readErr("end frame", err)
+		}
+		got := fr.Sum()
+		if n := binary.BigEndian.Uint64(b[:8]); n != uint64(got.Size) {
+			return fmt.Errorf("%w: end frame says %d bytes, received %d", ErrMismatch, n, got.Size)
+		}
+		if subtle.ConstantTimeCompare(b[8:], got.SHA256[:]) != 1 {
+			return fmt.Errorf("%w: SHA-256 differs", ErrMismatch)
+		}
+		return io.EOF
+	case typ == FrameHello:
+		return fmt.Errorf("%w: second hello frame", ErrMalformed)
+	case typ >= 0x80:
+		// Extension frame: skip its payload.
+		if _, err := io.CopyN(io.Discard, fr.r, int64(size)); err != nil {
+			return fr.readErr("extension frame", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: unknown frame type 0x%02x", ErrMalformed, typ)
+	}
+}
