@@ -249,13 +249,13 @@ type ReaderOptions struct {
 
 // FrameReader reads a framed stream. It is not safe for concurrent use.
 type FrameReader struct {
-	r       io.Reader
-	hello   Hello
-	max     int
-	left    int // unread bytes of the current data frame
-	h       hash.Hash
-	n       int64
-	err     error // sticky; io.EOF after a verified end frame
+	r     io.Reader
+	hello Hello
+	max   int
+	left  int // unread bytes of the current data frame
+	h     hash.Hash
+	n     int64
+	err   error // sticky; io.EOF after a verified end frame
 }
 
 // NewFrameReader reads and checks the magic and the hello frame.
