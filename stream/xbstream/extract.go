@@ -315,6 +315,9 @@ func (x *extractor) fileFor(c *Chunk) (*openFile, openMode, error) {
 	if f := x.open[c.Path]; f != nil {
 		return f, openNone, nil
 	}
+	if x.dirs[c.Path] {
+		return nil, 0, formatErr(c.StreamOffset, c.Path, "file already exists in the target directory (as a directory)")
+	}
 	mode := openExcl
 	if x.owned[c.Path] {
 		if c.Flags&FlagRewrite == 0 {
@@ -349,6 +352,11 @@ func (x *extractor) mkdirs(off int64, path string) error {
 		d := dir[:i]
 		if x.dirs[d] {
 			continue
+		}
+		// Files of this stream may still be being created by a worker, so
+		// the file system cannot tell yet; the stream state can.
+		if x.open[d] != nil || x.owned[d] {
+			return formatErr(off, path, "unsafe path: %q is not a directory", d)
 		}
 		fi, err := x.root.Lstat(d)
 		switch {
@@ -390,6 +398,11 @@ func (x *extractor) rename(ctx context.Context, c *Chunk) error {
 	}
 	if !x.owned[c.NewPath] {
 		if err := x.mkdirs(c.StreamOffset, c.NewPath); err != nil {
+			var fe *FormatError
+			if errors.As(err, &fe) {
+				fe.Path = c.Path
+				fe.Reason = fmt.Sprintf("rename target %q: %s", c.NewPath, fe.Reason)
+			}
 			return err
 		}
 		if _, err := x.root.Lstat(c.NewPath); err == nil {
