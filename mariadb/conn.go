@@ -46,6 +46,9 @@ func (t Target) Label() string {
 	return cfg.Net + ":" + cfg.Addr
 }
 
+// ErrNoAddress means the target names no server to connect to.
+var ErrNoAddress = errors.New("no server address: give --node DSN, --socket PATH, or a defaults file with socket= or host=")
+
 // clientGroups are the option-file groups MariaDB clients read.
 var clientGroups = []string{"client", "client-server", "client-mariadb", "mariadb-client"}
 
@@ -83,7 +86,7 @@ func (t Target) Config() (*mysql.Config, error) {
 		cfg.Passwd = os.Getenv("MYSQL_PWD")
 	}
 	if cfg.Net == "" || cfg.Addr == "" {
-		return nil, errors.New("no server address: give --node DSN, --socket PATH, or a defaults file with socket= or host=")
+		return nil, ErrNoAddress
 	}
 	cfg.Timeout = 5 * time.Second
 	cfg.ReadTimeout = 30 * time.Second

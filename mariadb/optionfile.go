@@ -221,12 +221,17 @@ func unquoteValue(v string) (string, error) {
 	return b.String(), nil
 }
 
-// NormalizeOptionName lower-cases name, turns '_' into '-', and drops a
-// leading "--" and "loose-".
+// NormalizeOptionName lower-cases name, turns '_' into '-', and drops
+// leading dashes and "loose-" prefixes. It is idempotent.
 func NormalizeOptionName(name string) string {
-	name = strings.TrimPrefix(name, "--")
 	name = strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-	return strings.TrimPrefix(name, "loose-")
+	for {
+		trimmed := strings.TrimPrefix(strings.TrimLeft(name, "-"), "loose-")
+		if trimmed == name {
+			return name
+		}
+		name = trimmed
+	}
 }
 
 // Get returns the last value of option name in the given groups, searched

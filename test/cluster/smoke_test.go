@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosst/gosst/cli"
 	"github.com/gosst/gosst/test/cluster"
 )
 
@@ -47,9 +48,18 @@ func TestSmoke(t *testing.T) {
 		mustExec(t, n1, ctx, fmt.Sprintf("INSERT INTO smoke.t VALUES (%d, REPEAT('x', 60))", 100+i))
 	}
 
+	out, code := status(ctx, c)
+	if code != 0 || strings.Count(out, "Synced") != 3 {
+		t.Fatalf("galera-backup status: exit %d, want 0 and three Synced rows:\n%s", code, out)
+	}
+
 	// Full SST: wipe node 3 and bring it back.
 	if err := n3.Stop(ctx); err != nil {
 		t.Fatal(err)
+	}
+	out, code = status(ctx, c)
+	if code != cli.ExitPartial || strings.Count(out, "Synced") != 2 || !strings.Contains(out, n3.Socket+"  ERROR: connect") {
+		t.Fatalf("galera-backup status with node3 down: exit %d, want %d, two Synced rows and an error row for node3:\n%s", code, cli.ExitPartial, out)
 	}
 	if err := n3.Wipe(); err != nil {
 		t.Fatal(err)
@@ -84,6 +94,17 @@ func TestSmoke(t *testing.T) {
 	if sums["node1"] != sums["node2"] || sums["node1"] != sums["node3"] {
 		t.Fatalf("CHECKSUM TABLE differs between nodes: %v", sums)
 	}
+}
+
+// status runs `galera-backup status` over every node's socket.
+func status(ctx context.Context, c *cluster.Cluster) (string, int) {
+	args := []string{"status", "--timeout", "5s"}
+	for _, n := range c.Nodes {
+		args = append(args, "--socket", n.Socket)
+	}
+	var out, errOut strings.Builder
+	code := cli.Main(ctx, args, &out, &errOut)
+	return out.String() + errOut.String(), code
 }
 
 func mustExec(t *testing.T, n *cluster.Node, ctx context.Context, q string) {
