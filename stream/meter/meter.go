@@ -106,8 +106,12 @@ func (m *Meter) Snapshot() Snapshot {
 
 // Report calls fn with a Snapshot every interval until ctx is done, then
 // once more with the final state. It blocks; run it in its own goroutine
-// (under the caller's errgroup). fn runs on Report's goroutine.
+// (under the caller's errgroup). fn runs on Report's goroutine. An interval
+// of 0 or less means one second.
 func (m *Meter) Report(ctx context.Context, interval time.Duration, fn func(Snapshot)) {
+	if interval <= 0 {
+		interval = time.Second
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
