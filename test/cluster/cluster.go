@@ -17,6 +17,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -541,8 +543,13 @@ func (n *Node) WaitSynced(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// quietDriver stops go-sql-driver from logging about pooled connections
+// that a node restart broke; the pool reconnects by itself.
+var quietDriver sync.Once
+
 // openDB returns a pooled connection to the node over its unix socket.
 func (n *Node) openDB() (*sql.DB, error) {
+	quietDriver.Do(func() { _ = mysql.SetLogger(log.New(io.Discard, "", 0)) })
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.db != nil {
