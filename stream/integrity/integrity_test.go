@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gosst/gosst/stream/codec"
 )
@@ -287,6 +289,10 @@ func FuzzParseMarker(f *testing.F) {
 	})
 }
 
+// FuzzReader feeds arbitrary bytes to the sealed reader. Run it with
+// -fuzzminimizetime=1s: minimising an interesting input decodes up to 1 MiB
+// per candidate and otherwise eats the whole -fuzztime without new executions.
+// A watchdog turns any single input that takes over 5 s into a crash.
 func FuzzReader(f *testing.F) {
 	for _, c := range codecs(f) {
 		stored, _ := seal(f, c, testData(3000, 1))
@@ -304,6 +310,8 @@ func FuzzReader(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		wd := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("hang on % x", in)) })
+		defer wd.Stop()
 		var c codec.Codec
 		switch codec.DetectName(in) {
 		case codec.NameZstd:
@@ -321,7 +329,7 @@ func FuzzReader(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		const limit = 4 << 20
+		const limit = 1 << 20
 		h := sha256.New()
 		n, err := io.Copy(h, io.LimitReader(r, limit))
 		if err != nil || n == limit {
