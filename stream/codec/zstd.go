@@ -99,7 +99,7 @@ func NewZstd(o ZstdOptions) (Codec, error) {
 	c := &zstdCodec{
 		enc: []zstd.EOption{
 			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
-			zstd.WithWindowSize(o.Window), // after the level: the level resets the window
+			zstd.WithWindowSize(o.Window), // explicit, so the level cannot pick one
 			zstd.WithEncoderConcurrency(o.Concurrency),
 			zstd.WithConcurrentBlocks(o.Concurrency > 1),
 			zstd.WithEncoderCRC(true),
