@@ -2,42 +2,36 @@
 // wsrep_sst_method=gosst, on the joiner and on the donor. It speaks the
 // mysqld SST-script contract: arguments in, "ready"/position or
 // "done" lines on stdout, log lines on stderr (the server's error log),
-// and errno-style exit codes.
+// and errno-style exit codes. The work is done by package sst.
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/gosst/gosst/internal/version"
-	"github.com/gosst/gosst/sst/wsrep"
+	"github.com/gosst/gosst/sst"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
-}
-
-func logf(level, format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "WSREP_SST: [%s] gosst: %s\n", level, fmt.Sprintf(format, args...))
-}
-
-func run(argv []string) int {
+	argv := os.Args[1:]
 	if len(argv) == 1 && (argv[0] == "--version" || argv[0] == "version") {
 		fmt.Printf("wsrep_sst_gosst %s\n", version.String())
-		return 0
+		return
 	}
-	a, err := wsrep.Parse(argv)
-	if err != nil {
-		logf("ERROR", "%v", err)
-		if errors.Is(err, wsrep.ErrUsage) {
-			return wsrep.ExitInvalid
-		}
-		return wsrep.ExitInvalid
-	}
-	for _, u := range a.Unknown {
-		logf("WARNING", "ignoring unknown option %s", u)
-	}
-	logf("ERROR", "role %s: state transfer is not implemented in gosst %s yet; use wsrep_sst_method=mariabackup", a.Role, version.String())
-	return wsrep.ExitNotSupported
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
+	go func() {
+		s := <-sigs
+		cancel(fmt.Errorf("%w (%v)", sst.ErrInterrupted, s))
+	}()
+	// SIGPIPE on stdout (mysqld gone) must surface as a write error.
+	signal.Ignore(syscall.SIGPIPE)
+	code := sst.Run(ctx, argv, sst.Env{Stdout: os.Stdout, Stderr: os.Stderr})
+	cancel(nil)
+	os.Exit(code)
 }

@@ -1,0 +1,350 @@
+package sst
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/sst/wsrep"
+)
+
+// Config is what wsrep_sst_gosst reads from the option files mysqld used:
+// the [sst] keys of the stock scripts that make sense for gosst, then the
+// [gosst] group (which wins), each also with the --defaults-group-suffix.
+type Config struct {
+	// TLS files (tca/tcert/tkey, or ssl-ca/ssl-cert/ssl-key).
+	CA, Cert, Key string
+	SSLMode       string // DISABLED (default), REQUIRED, VERIFY_CA, VERIFY_IDENTITY
+
+	Codec            string // zstd (default), s2, none
+	CodecLevel       int    // zstd level (default 1)
+	CodecConcurrency int    // compressing goroutines (default min(4, NumCPU))
+
+	RateLimit     int64 // bytes per second of raw backup data, 0 = none (rlimit)
+	BackupThreads int   // mariabackup --parallel (backup-threads), 0 = mariabackup's default
+
+	InitialTimeout time.Duration // joiner: wait for the donor's first bytes (sst-initial-timeout), 0 = none
+	IdleTimeout    time.Duration // both: no byte for this long = dead peer
+	ConnectTimeout time.Duration // donor: keep retrying the connection this long
+
+	ProgressOff bool          // [sst] progress=none: no total/complete lines
+	ReportEvery time.Duration // stderr progress line interval
+
+	Mariabackup string // binary; default "mariabackup" from PATH
+	UseMemory   string // mariabackup --prepare --use-memory
+	Auth        string // [sst] wsrep-sst-auth, fallback when the env var is empty
+	TmpDir      string // donor's mariabackup --target-dir parent
+	Secret      bool   // joiner: issue a one-time secret (default on)
+
+	// Server layout of this node, from the server groups and --mysqld-args.
+	Layout Layout
+
+	// Warnings about ignored or unknown keys, for the log.
+	Warnings []string
+}
+
+// Layout is where this node's server keeps its files. Empty fields mean
+// "the datadir". Relative paths are relative to the datadir.
+type Layout struct {
+	DataHome    string // innodb_data_home_dir
+	LogHome     string // innodb_log_group_home_dir
+	UndoDir     string // innodb_undo_directory
+	AriaDir     string // aria_log_dir_path
+	Binlog      string // log_bin basename (from --binlog or config)
+	BinlogIndex string // log_bin_index
+}
+
+// ErrConfig marks bad configuration values (exit 22).
+var ErrConfig = errors.New("bad configuration")
+
+// serverGroups are the option groups mariadbd reads.
+var serverGroups = []string{"mysqld", "server", "mysqld-10.11", "mariadb", "mariadb-10.11", "mariadbd", "galera", "client-server"}
+
+// knownKeys lists what gosst reads from [sst]/[gosst]; true = used.
+// Stock-script keys that do not apply are accepted with a warning.
+var knownKeys = map[string]bool{
+	"tca": true, "tcert": true, "tkey": true, "ssl-ca": true, "ssl-cert": true, "ssl-key": true,
+	"ssl-mode": true, "compressor": false, "decompressor": false, "compression": true,
+	"compression-level": true, "compression-threads": true, "rlimit": true, "backup-threads": true,
+	"sst-initial-timeout": true, "idle-timeout": true, "connect-timeout": true, "progress": true,
+	"report-interval": true, "mariabackup": true, "use-memory": true, "wsrep-sst-auth": true,
+	"tmpdir": true, "secret": true,
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		SSLMode:          "DISABLED",
+		Codec:            "zstd",
+		CodecLevel:       1,
+		CodecConcurrency: min(4, max(1, runtime.NumCPU())),
+		InitialTimeout:   300 * time.Second,
+		IdleTimeout:      300 * time.Second,
+		ConnectTimeout:   60 * time.Second,
+		ReportEvery:      5 * time.Second,
+		Mariabackup:      "mariabackup",
+		Secret:           true,
+	}
+}
+
+// LoadConfig reads the option files named in a (or the default ones) and
+// returns the configuration. Bad values wrap ErrConfig.
+func LoadConfig(a *wsrep.Args) (Config, error) {
+	var files []string
+	if a.DefaultsFile != "" {
+		files = append(files, a.DefaultsFile)
+	} else {
+		for _, f := range []string{"/etc/my.cnf", "/etc/mysql/my.cnf"} {
+			if _, err := os.Stat(f); err == nil {
+				files = append(files, f)
+			}
+		}
+	}
+	if a.DefaultsExtraFile != "" {
+		files = append(files, a.DefaultsExtraFile)
+	}
+	opts, err := mariadb.ParseOptions(strings.NewReader(""), "empty")
+	if err != nil {
+		return Config{}, err
+	}
+	for _, f := range files {
+		o, err := mariadb.ReadOptionFile(f)
+		if err != nil {
+			return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		opts.Merge(o)
+	}
+	return ConfigFromOptions(opts, a)
+}
+
+// ConfigFromOptions builds the configuration from parsed option files and
+// the arguments (group suffix, --binlog, --mysqld-args).
+func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
+	c := DefaultConfig()
+	groups := mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, "sst", "gosst")
+	get := func(key string) (string, bool) {
+		v, ok := o.Get(key, groups...)
+		return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
+	}
+	for _, g := range groups {
+		for _, s := range o.Group(g) {
+			used, known := knownKeys[s.Name]
+			switch {
+			case !known:
+				c.Warnings = append(c.Warnings, fmt.Sprintf("[%s] %s (%s:%d) is not a gosst option; ignored", g, s.Name, s.File, s.Line))
+			case !used:
+				c.Warnings = append(c.Warnings, fmt.Sprintf("[%s] %s is a stock-script option gosst does not use; set [gosst] compression=zstd|s2|none instead", g, s.Name))
+			}
+		}
+	}
+	var errs []error
+	bad := func(key, val, why string) {
+		errs = append(errs, fmt.Errorf("%w: %s=%q: %s", ErrConfig, key, val, why))
+	}
+	first := func(keys ...string) string {
+		for _, k := range keys {
+			if v, ok := get(k); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	c.CA = first("tca", "ssl-ca")
+	c.Cert = first("tcert", "ssl-cert")
+	c.Key = first("tkey", "ssl-key")
+	if v, ok := get("ssl-mode"); ok {
+		m := strings.ToUpper(v)
+		switch m {
+		case "DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY":
+			c.SSLMode = m
+		default:
+			bad("ssl-mode", v, "want DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY")
+		}
+	}
+	if (c.Cert == "") != (c.Key == "") {
+		errs = append(errs, fmt.Errorf("%w: tcert and tkey must be set together", ErrConfig))
+	}
+	if c.SSLMode != "DISABLED" && c.Cert == "" {
+		errs = append(errs, fmt.Errorf("%w: ssl-mode=%s needs tcert and tkey (gosst never falls back to cleartext)", ErrConfig, c.SSLMode))
+	}
+	if strings.HasPrefix(c.SSLMode, "VERIFY") && c.CA == "" {
+		errs = append(errs, fmt.Errorf("%w: ssl-mode=%s needs tca", ErrConfig, c.SSLMode))
+	}
+	for _, f := range []struct{ key, val string }{{"tca", c.CA}, {"tcert", c.Cert}, {"tkey", c.Key}} {
+		if f.val != "" {
+			if _, err := os.Stat(f.val); err != nil {
+				bad(f.key, f.val, err.Error())
+			}
+		}
+	}
+	if v, ok := get("compression"); ok {
+		switch v {
+		case "zstd", "s2", "none":
+			c.Codec = v
+		default:
+			bad("compression", v, "want zstd, s2 or none")
+		}
+	}
+	intKey := func(key string, lo, hi int, dst *int) {
+		if v, ok := get(key); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < lo || n > hi {
+				bad(key, v, fmt.Sprintf("want an integer from %d to %d", lo, hi))
+				return
+			}
+			*dst = n
+		}
+	}
+	intKey("compression-level", 1, 22, &c.CodecLevel)
+	intKey("compression-threads", 1, 64, &c.CodecConcurrency)
+	intKey("backup-threads", 1, 256, &c.BackupThreads)
+	if v, ok := get("rlimit"); ok {
+		n, err := ParseSize(v)
+		if err != nil || n <= 0 {
+			bad("rlimit", v, "want a positive byte rate such as 100M")
+		} else {
+			c.RateLimit = n
+		}
+	}
+	durKey := func(key string, allowZero bool, dst *time.Duration) {
+		if v, ok := get(key); ok {
+			d, err := ParseSeconds(v)
+			if err != nil || d < 0 || (d == 0 && !allowZero) {
+				bad(key, v, "want seconds (or a Go duration such as 5m)")
+				return
+			}
+			*dst = d
+		}
+	}
+	durKey("sst-initial-timeout", true, &c.InitialTimeout)
+	durKey("idle-timeout", true, &c.IdleTimeout)
+	durKey("connect-timeout", false, &c.ConnectTimeout)
+	durKey("report-interval", false, &c.ReportEvery)
+	if v, ok := get("progress"); ok && strings.EqualFold(v, "none") {
+		c.ProgressOff = true
+	}
+	if v, ok := get("mariabackup"); ok {
+		c.Mariabackup = v
+	}
+	if v, ok := get("use-memory"); ok {
+		if _, err := ParseSize(v); err != nil {
+			bad("use-memory", v, "want a size such as 512M")
+		} else {
+			c.UseMemory = v
+		}
+	}
+	c.Auth, _ = get("wsrep-sst-auth")
+	c.TmpDir, _ = get("tmpdir")
+	if v, ok := get("secret"); ok {
+		b, err := parseBool(v)
+		if err != nil {
+			bad("secret", v, "want on or off")
+		}
+		c.Secret = b
+	}
+	c.Layout = layoutFrom(o, a)
+	return c, errors.Join(errs...)
+}
+
+// layoutFrom reads the server paths from the server groups, then from
+// --mysqld-args (which win, as on the server's command line).
+func layoutFrom(o *mariadb.Options, a *wsrep.Args) Layout {
+	groups := mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, serverGroups...)
+	g := func(k string) string { v, _ := o.Get(k, groups...); return strings.TrimSpace(v) }
+	l := Layout{
+		DataHome:    g("innodb-data-home-dir"),
+		LogHome:     g("innodb-log-group-home-dir"),
+		UndoDir:     g("innodb-undo-directory"),
+		AriaDir:     g("aria-log-dir-path"),
+		Binlog:      g("log-bin"),
+		BinlogIndex: g("log-bin-index"),
+	}
+	for _, arg := range a.MysqldArgs {
+		name, val, ok := strings.Cut(arg, "=")
+		if !ok || !strings.HasPrefix(name, "--") {
+			continue
+		}
+		switch mariadb.NormalizeOptionName(name) {
+		case "innodb-data-home-dir":
+			l.DataHome = val
+		case "innodb-log-group-home-dir":
+			l.LogHome = val
+		case "innodb-undo-directory":
+			l.UndoDir = val
+		case "aria-log-dir-path":
+			l.AriaDir = val
+		case "log-bin":
+			l.Binlog = val
+		case "log-bin-index":
+			l.BinlogIndex = val
+		}
+	}
+	if a.Binlog != "" {
+		l.Binlog = a.Binlog
+	}
+	if a.BinlogIndex != "" {
+		l.BinlogIndex = a.BinlogIndex
+	}
+	return l
+}
+
+// Resolve returns p made absolute against datadir; "" gives datadir.
+func Resolve(datadir, p string) string {
+	if p == "" {
+		return datadir
+	}
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(datadir, p)
+}
+
+// ParseSize parses a byte count with an optional K/M/G/T suffix (powers of 1024).
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	if s != "" {
+		switch strings.ToUpper(s[len(s)-1:]) {
+		case "K":
+			mult = 1 << 10
+		case "M":
+			mult = 1 << 20
+		case "G":
+			mult = 1 << 30
+		case "T":
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			s = s[:len(s)-1]
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+// ParseSeconds parses plain seconds ("300") or a Go duration ("5m").
+func ParseSeconds(s string) (time.Duration, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "1", "on", "true", "yes":
+		return true, nil
+	case "0", "off", "false", "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("bad boolean %q", s)
+}

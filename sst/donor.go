@@ -1,0 +1,281 @@
+package sst
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/sst/wsrep"
+	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream/ratelimit"
+	"github.com/gosst/gosst/stream/wire"
+)
+
+// Donor sends a state transfer to a joiner.
+type Donor struct {
+	Args    *wsrep.Args
+	Config  Config
+	log     *logger
+	out     *output
+	getenv  func(string) string
+	environ []string
+	ic      *idleConn
+}
+
+// Run does the whole donor side. It prints "done <uuid:seqno>" only after
+// the joiner confirmed receipt.
+func (d *Donor) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	hostport, err := ParseDonorAddress(d.Args.Address)
+	if err != nil {
+		if errors.Is(err, ErrProtoVersion) {
+			return exitf(wsrep.ExitProtoNoSupport, "%w", err)
+		}
+		return exitf(wsrep.ExitInvalid, "--address: %w", err)
+	}
+	if d.Args.GTID == "" {
+		return exitf(wsrep.ExitInvalid, "--gtid is required on the donor")
+	}
+	pos, err := ParsePosition(d.Args.GTID)
+	if err != nil {
+		return exitf(wsrep.ExitInvalid, "--gtid: %w", err)
+	}
+	pos.Domain = d.Args.GTIDDomainID
+	var token []byte
+	if ra := d.getenv("WSREP_SST_OPT_REMOTE_AUTH"); ra != "" {
+		_, secret, ok := strings.Cut(ra, ":")
+		if !ok {
+			secret = ra
+		}
+		token = []byte(secret)
+	}
+	host, _, _ := net.SplitHostPort(hostport)
+	tlsCfg, err := tlsConfig(d.Config, false, host)
+	if err != nil {
+		return err
+	}
+	raw, err := dial(ctx, hostport, d.Config.ConnectTimeout, d.log.Warnf)
+	if err != nil {
+		return err
+	}
+	ic := newIdleConn(raw, d.Config.IdleTimeout)
+	d.ic = ic
+	var conn net.Conn = ic
+	if tlsCfg != nil {
+		tc := tls.Client(ic, tlsCfg)
+		hctx, hcancel := context.WithTimeout(ctx, 60*time.Second)
+		err := tc.HandshakeContext(hctx)
+		hcancel()
+		if err != nil {
+			raw.Close()
+			return exitf(ExitAccess, "TLS handshake with joiner %s failed, nothing sent: %w", hostport, err)
+		}
+		conn = tc
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	br := bufio.NewReader(conn)
+
+	if d.Args.Bypass {
+		d.log.Infof("IST bypass: joiner %s gets the missing write-sets from Galera; sending only position %s (no data)", hostport, pos.Line())
+		if err := sendMessage(conn, token, Control{Proto: ProtoVersion, Kind: KindIST, Position: pos.GTID(), Domain: pos.Domain}); err != nil {
+			return exitf(wsrep.ExitPipe, "send IST marker: %w", err)
+		}
+		if err := d.awaitReply(br); err != nil {
+			return err
+		}
+		return d.out.line("done " + pos.GTID())
+	}
+	return d.full(ctx, conn, br, token, pos, hostport)
+}
+
+func (d *Donor) awaitReply(br *bufio.Reader) error {
+	var r Reply
+	if err := readMessage(br, nil, &r); err != nil {
+		return exitf(codeOr(err, wsrep.ExitPipe), "no confirmation from the joiner: %w", err)
+	}
+	if !r.OK {
+		return exitf(wsrep.ExitPipe, "joiner refused the transfer: %s", r.Error)
+	}
+	return nil
+}
+
+func (d *Donor) codec() (codec.Codec, error) {
+	c := d.Config
+	switch c.Codec {
+	case codec.NameZstd:
+		return codec.NewZstd(codec.ZstdOptions{Level: c.CodecLevel, Concurrency: c.CodecConcurrency})
+	case codec.NameS2:
+		return codec.NewS2(codec.S2Options{Concurrency: c.CodecConcurrency})
+	}
+	return codec.Lookup(c.Codec)
+}
+
+// backupArgs is mariabackup's command line (no secrets: the password goes
+// through MYSQL_PWD).
+func (d *Donor) backupArgs(target, user string) []string {
+	a := d.Args
+	var args []string
+	if a.DefaultsFile != "" {
+		args = append(args, "--defaults-file="+a.DefaultsFile)
+	}
+	if a.DefaultsExtraFile != "" {
+		args = append(args, "--defaults-extra-file="+a.DefaultsExtraFile)
+	}
+	if a.DefaultsGroupSuffix != "" {
+		args = append(args, "--defaults-group-suffix="+a.DefaultsGroupSuffix)
+	}
+	args = append(args, "--backup", "--galera-info", "--stream=xbstream", "--no-version-check",
+		"--target-dir="+target, "--datadir="+strings.TrimRight(a.DataDir, "/"), "--databases-exclude=lost+found")
+	if a.Socket != "" {
+		args = append(args, "--socket="+a.Socket)
+	}
+	if user != "" {
+		args = append(args, "--user="+user)
+	}
+	if d.Config.BackupThreads > 0 {
+		args = append(args, "--parallel="+strconv.Itoa(d.Config.BackupThreads))
+	}
+	// Path options given to mysqld on its command line only; mariabackup
+	// understands these (and must not get server-only options).
+	for _, m := range a.MysqldArgs {
+		name, _, ok := strings.Cut(m, "=")
+		if !ok {
+			continue
+		}
+		switch mariadb.NormalizeOptionName(name) {
+		case "innodb-data-home-dir", "innodb-log-group-home-dir", "innodb-undo-directory",
+			"innodb-data-file-path", "innodb-page-size", "innodb-undo-tablespaces", "aria-log-dir-path":
+			args = append(args, m)
+		}
+	}
+	return args
+}
+
+func (d *Donor) auth() (user, password string) {
+	auth := d.getenv("WSREP_SST_OPT_AUTH")
+	if auth == "" {
+		auth = d.Config.Auth
+	}
+	user, password, _ = strings.Cut(auth, ":")
+	return user, password
+}
+
+// full streams mariabackup's backup to the joiner.
+func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token []byte, pos Position, hostport string) error {
+	datadir := strings.TrimRight(d.Args.DataDir, "/")
+	total := dataSize(datadir)
+	cd, err := d.codec()
+	if err != nil {
+		return exitf(wsrep.ExitInvalid, "compression: %w", err)
+	}
+	if err := sendMessage(conn, token, Control{Proto: ProtoVersion, Kind: KindSST, Position: pos.GTID(), Domain: pos.Domain, Total: total, Codec: cd.Name()}); err != nil {
+		return exitf(wsrep.ExitPipe, "send header to joiner %s: %w", hostport, err)
+	}
+	tmp, err := os.MkdirTemp(d.Config.TmpDir, "gosst-donor-")
+	if err != nil {
+		return exitf(wsrep.ExitInvalid, "temporary directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	user, password := d.auth()
+	args := d.backupArgs(tmp, user)
+	env := make([]string, 0, len(d.environ)+1)
+	for _, e := range d.environ {
+		if !strings.HasPrefix(e, "MYSQL_PWD=") && !strings.HasPrefix(e, "WSREP_SST_OPT_AUTH=") && !strings.HasPrefix(e, "WSREP_SST_OPT_REMOTE_AUTH=") {
+			env = append(env, e)
+		}
+	}
+	if password != "" {
+		env = append(env, "MYSQL_PWD="+password)
+	}
+	bctx, bcancel := context.WithCancel(ctx)
+	defer bcancel()
+	cmd := command(bctx, d.Config.Mariabackup, args...)
+	cmd.Env = env
+	cmd.Dir = tmp
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	d.log.Infof("streaming to joiner %s: %s %s (compression %s level %d, %d threads)", hostport, d.Config.Mariabackup,
+		strings.Join(args, " "), cd.Name(), d.Config.CodecLevel, d.Config.CodecConcurrency)
+	if err := cmd.Start(); err != nil {
+		return exitf(wsrep.ExitNoEnt, "start %s: %w", d.Config.Mariabackup, err)
+	}
+	tail := &tailKeeper{}
+	drained := make(chan struct{})
+	go func() { pipeLog(stderr, d.log, "mariabackup: ", tail); close(drained) }()
+
+	prog := newProgress(d.log, d.out, d.Args.Progress && !d.Config.ProgressOff, "streaming", total, d.Config.ReportEvery)
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	go prog.run(pctx)
+
+	sendErr := func() error {
+		fw, err := wire.NewFrameWriter(prog.wire.Writer(conn), wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize})
+		if err != nil {
+			return err
+		}
+		cw, err := cd.NewWriter(fw)
+		if err != nil {
+			return err
+		}
+		var src io.Reader = stdout
+		if d.Config.RateLimit > 0 {
+			src = ratelimit.NewReader(ctx, src, ratelimit.NewLimiter(d.Config.RateLimit, 0))
+		}
+		_, err = io.CopyBuffer(cw, prog.raw.Reader(src), make([]byte, 1<<20))
+		if err != nil {
+			cw.Close()
+			return err
+		}
+		// Only a backup mariabackup reports as complete gets an end frame.
+		<-drained
+		if werr := cmd.Wait(); werr != nil {
+			cw.Close()
+			return &ExitError{Code: wsrep.ExitInvalid, Err: fmt.Errorf("mariabackup --backup failed: %v; last output:\n%s", werr, tail)}
+		}
+		if err := cw.Close(); err != nil {
+			return err
+		}
+		return fw.Close()
+	}()
+	pcancel()
+	if sendErr != nil {
+		bcancel()
+		<-drained
+		_ = cmd.Wait()
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		// The joiner may have said why it hung up.
+		d.ic.setIdle(2 * time.Second)
+		var r Reply
+		if readMessage(br, nil, &r) == nil && r.Error != "" {
+			return exitf(wsrep.ExitPipe, "joiner aborted the transfer: %s (local error: %v)", r.Error, sendErr)
+		}
+		return exitf(codeOr(sendErr, wsrep.ExitPipe), "stream to joiner %s: %w", hostport, sendErr)
+	}
+	d.log.Infof("backup sent; waiting for the joiner to verify it")
+	if err := d.awaitReply(br); err != nil {
+		return err
+	}
+	prog.summary("sent")
+	return d.out.line("done " + pos.GTID())
+}

@@ -1,0 +1,393 @@
+package sst
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gosst/gosst/sst/wsrep"
+	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream/wire"
+	"github.com/gosst/gosst/stream/xbstream"
+)
+
+// Joiner receives a state transfer into its datadir.
+type Joiner struct {
+	Args   *wsrep.Args
+	Config Config
+	log    *logger
+	out    *output
+
+	datadir string
+	// touched is set once old data has been deleted: from then on a
+	// failure must leave sst_in_progress behind.
+	touched bool
+}
+
+// Run does the whole joiner side. It prints the final position line only
+// on success.
+func (j *Joiner) Run(parent context.Context) (err error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	if j.Args.Parent > 0 {
+		go watchParent(ctx, cancel, j.Args.Parent)
+	}
+	j.datadir = filepath.Clean(strings.TrimRight(j.Args.DataDir, "/"))
+	if fi, err := os.Stat(j.datadir); err != nil || !fi.IsDir() {
+		return exitf(wsrep.ExitNoEnt, "datadir %s: not a directory (%v)", j.datadir, err)
+	}
+	release, err := acquireLock(ctx, j.datadir, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer release()
+	marker := filepath.Join(j.datadir, InProgressFile)
+	if _, err := os.Stat(marker); err == nil {
+		j.log.Warnf("%s exists: an earlier SST into this datadir did not finish", marker)
+	}
+	if err := os.WriteFile(marker, []byte("gosst\n"), 0o640); err != nil {
+		return exitf(wsrep.ExitInvalid, "write %s: %w", marker, err)
+	}
+	defer func() {
+		if err == nil || !j.touched {
+			_ = os.Remove(marker)
+		}
+	}()
+
+	host, port, err := ParseListenAddress(j.Args.Address)
+	if err != nil {
+		return exitf(wsrep.ExitInvalid, "--address: %w", err)
+	}
+	tlsCfg, err := tlsConfig(j.Config, true, "")
+	if err != nil {
+		return err
+	}
+	l, err := listen(ctx, host, port)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return exitf(wsrep.ExitBusy, "listen on port %d: %w", port, err)
+		}
+		return exitf(wsrep.ExitInvalid, "listen: %w", err)
+	}
+	defer l.Close()
+	secret := ""
+	if j.Config.Secret {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		secret = hex.EncodeToString(b[:])
+	}
+	addr, err := ReadyAddress(host, port, secret)
+	if err != nil {
+		return exitf(wsrep.ExitInvalid, "%w", err)
+	}
+	if err := j.out.line("ready " + addr); err != nil {
+		return fmt.Errorf("write ready line: %w", err)
+	}
+	mode := "cleartext"
+	if tlsCfg != nil {
+		mode = "TLS 1.3"
+		if tlsCfg.ClientCAs != nil {
+			mode += " with mutual certificate verification"
+		}
+	}
+	j.log.Infof("listening on %s (%s, protocol %s/%d); waiting up to %s for the donor", l.Addr(), mode, ProtoName, ProtoVersion, durStr(j.Config.InitialTimeout))
+
+	conn, br, ctl, err := j.accept(ctx, l, tlsCfg, []byte(secret))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	pos, err := ParsePosition(ctl.Position)
+	if err != nil {
+		return exitf(wsrep.ExitProto, "donor sent a bad position: %w", err)
+	}
+	if pos.Domain < 0 && ctl.Domain >= 0 {
+		pos.Domain = ctl.Domain
+	}
+	switch ctl.Kind {
+	case KindIST:
+		j.log.Infof("donor reports IST (--bypass): Galera will send the missing write-sets; datadir left untouched, position %s", pos.Line())
+		if err := sendMessage(conn, nil, Reply{OK: true}); err != nil {
+			j.log.Warnf("could not acknowledge the IST marker: %v", err)
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return j.out.line(pos.Line())
+	case KindSST:
+		return j.full(ctx, conn, br, ctl, pos)
+	default:
+		_ = sendMessage(conn, nil, Reply{Error: "unknown transfer kind " + ctl.Kind})
+		return exitf(wsrep.ExitProto, "donor asked for unknown transfer kind %q", ctl.Kind)
+	}
+}
+
+func durStr(d time.Duration) string {
+	if d <= 0 {
+		return "forever"
+	}
+	return d.String()
+}
+
+// accept waits for the donor: the first connection that completes the TLS
+// handshake (if configured) and sends a control message with the right
+// secret. Other connections are logged and dropped.
+func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config, token []byte) (net.Conn, *bufio.Reader, Control, error) {
+	var deadline time.Time
+	if d := j.Config.InitialTimeout; d > 0 {
+		deadline = time.Now().Add(d)
+		_ = l.(*net.TCPListener).SetDeadline(deadline)
+	}
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	for {
+		raw, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, Control{}, context.Cause(ctx)
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, nil, Control{}, exitf(ExitTimedOut, "no donor connected within sst-initial-timeout (%s)", j.Config.InitialTimeout)
+			}
+			return nil, nil, Control{}, fmt.Errorf("accept: %w", err)
+		}
+		peer := raw.RemoteAddr().String()
+		wait := j.Config.IdleTimeout
+		if !deadline.IsZero() {
+			wait = max(time.Until(deadline), time.Second)
+		}
+		ic := newIdleConn(raw, wait)
+		var conn net.Conn = ic
+		if tlsCfg != nil {
+			tc := tls.Server(ic, tlsCfg)
+			hctx, cancel := context.WithTimeout(ctx, min(wait, 60*time.Second))
+			err := tc.HandshakeContext(hctx)
+			cancel()
+			if err != nil {
+				j.log.Errorf("refused connection from %s: TLS handshake failed: %v", peer, err)
+				raw.Close()
+				continue
+			}
+			conn = tc
+		}
+		br := bufio.NewReaderSize(conn, 1<<20)
+		var ctl Control
+		var tok []byte
+		if len(token) > 0 {
+			tok = token
+		}
+		if err := readMessage(br, tok, &ctl); err != nil {
+			switch {
+			case errors.Is(err, wire.ErrAuth):
+				j.log.Errorf("refused connection from %s: it does not know this joiner's one-time secret", peer)
+			case errors.Is(err, wire.ErrVersion):
+				j.log.Errorf("refused connection from %s: %v", peer, err)
+				_ = sendMessage(conn, nil, Reply{Error: err.Error()})
+				conn.Close()
+				return nil, nil, Control{}, exitf(wsrep.ExitProtoNoSupport, "donor %s: %w", peer, err)
+			default:
+				j.log.Errorf("refused connection from %s: %v", peer, err)
+			}
+			conn.Close()
+			continue
+		}
+		if ctl.Proto != ProtoVersion {
+			msg := fmt.Sprintf("donor speaks gosst protocol %d, this joiner %d", ctl.Proto, ProtoVersion)
+			_ = sendMessage(conn, nil, Reply{Error: msg})
+			conn.Close()
+			return nil, nil, Control{}, exitf(wsrep.ExitProtoNoSupport, "%s", msg)
+		}
+		ic.setIdle(j.Config.IdleTimeout)
+		j.log.Infof("donor %s connected (%s transfer from position %s)", peer, ctl.Kind, ctl.Position)
+		return conn, br, ctl, nil
+	}
+}
+
+// full receives, verifies, prepares and installs a full SST.
+func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl Control, donorPos Position) error {
+	staging := filepath.Join(j.datadir, StagingDir)
+	if err := os.RemoveAll(staging); err != nil {
+		return exitf(wsrep.ExitInvalid, "remove stale %s: %w", staging, err)
+	}
+	if err := os.Mkdir(staging, 0o750); err != nil {
+		return exitf(wsrep.ExitInvalid, "create %s: %w", staging, err)
+	}
+	keepStaging := false
+	defer func() {
+		if !keepStaging {
+			_ = os.RemoveAll(staging)
+		}
+	}()
+	fail := func(err error) error {
+		_ = sendMessage(conn, nil, Reply{Error: err.Error()})
+		return err
+	}
+	if ctl.Total > 0 {
+		if free, err := freeSpace(j.datadir); err == nil && free < ctl.Total {
+			return fail(exitf(ExitNoSpace, "not enough space in %s: donor estimates %s, %s free (the old data is kept until the new data is verified, so both must fit)", j.datadir, human(ctl.Total), human(free)))
+		}
+	}
+
+	// Receive.
+	fr, err := wire.NewFrameReader(br, wire.ReaderOptions{})
+	if err != nil {
+		return fail(exitf(ExitCode(err), "data stream: %w", err))
+	}
+	cd, err := codec.Lookup(fr.Hello().Codec)
+	if err != nil {
+		return fail(exitf(wsrep.ExitProtoNoSupport, "data stream: %w", err))
+	}
+	j.log.Infof("receiving %s-compressed xbstream into %s (donor estimates %s)", cd.Name(), staging, human(ctl.Total))
+	prog := newProgress(j.log, j.out, j.Args.Progress && !j.Config.ProgressOff, "receiving", ctl.Total, j.Config.ReportEvery)
+	dec, err := cd.NewReader(prog.wire.Reader(fr))
+	if err != nil {
+		return fail(exitf(wsrep.ExitPipe, "data stream: %w", err))
+	}
+	pctx, pcancel := context.WithCancel(ctx)
+	go prog.run(pctx)
+	stats, err := xbstream.Extract(ctx, prog.raw.Reader(dec), staging, xbstream.ExtractOptions{Workers: 4})
+	if err == nil {
+		// The decoder may stop at the end of its frame; the end frame
+		// must still be read and verified.
+		var n int64
+		n, err = io.Copy(io.Discard, fr)
+		if err == nil && n > 0 {
+			err = fmt.Errorf("%d bytes after the end of the compressed stream", n)
+		}
+	}
+	dec.Close()
+	pcancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return fail(exitf(codeOr(err, wsrep.ExitPipe), "receive: %w", err))
+	}
+	if err := CheckBackup(staging, "full-backuped"); err != nil {
+		return fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
+	}
+	pos, err := BackupPosition(staging)
+	if err != nil {
+		return fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
+	}
+	if pos.UUID != donorPos.UUID {
+		return fail(exitf(ExitRemChg, "backup is of state %s but the donor is at %s", pos.GTID(), donorPos.GTID()))
+	}
+	if err := sendMessage(conn, nil, Reply{OK: true, Bytes: prog.raw.Bytes()}); err != nil {
+		return exitf(wsrep.ExitPipe, "acknowledge receipt: %w", err)
+	}
+	conn.Close()
+	prog.summary(fmt.Sprintf("received and verified %d files (SHA-256 over the stream),", stats.Files))
+	j.log.Infof("backup position %s (donor was at %s when the SST began)", pos.Line(), donorPos.GTID())
+	if pos.Domain < 0 {
+		pos.Domain = donorPos.Domain
+	}
+
+	// Prepare.
+	if err := j.prepare(ctx, staging); err != nil {
+		return err
+	}
+	if err := CheckBackup(staging, "full-prepared"); err != nil {
+		return exitf(wsrep.ExitInvalid, "after prepare: %w", err)
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+
+	// Install: only now is the old data deleted.
+	plan, err := PlanInstall(staging, j.datadir, j.Config.Layout)
+	if err != nil {
+		return exitf(wsrep.ExitInvalid, "plan install: %w", err)
+	}
+	j.touched = true
+	removed, err := CleanOld(j.datadir, j.Config.Layout)
+	if err != nil {
+		keepStaging = true
+		return exitf(wsrep.ExitInvalid, "delete old data: %w", err)
+	}
+	j.log.Infof("deleted %d old entries (galera state, logs and certificates kept; old binlogs removed)", len(removed))
+	if err := Install(plan); err != nil {
+		keepStaging = true
+		return exitf(wsrep.ExitInvalid, "install: %w", err)
+	}
+	if err := os.RemoveAll(staging); err != nil {
+		j.log.Warnf("remove %s: %v", staging, err)
+	}
+	syncDir(j.datadir)
+	j.log.Infof("installed %d entries; the donor's binary log was not installed (the server starts a fresh one)", len(plan.Moves))
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	_ = os.Remove(filepath.Join(j.datadir, InProgressFile))
+	return j.out.line(pos.Line())
+}
+
+func codeOr(err error, def int) int {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	if errors.Is(err, ErrTimeout) {
+		return ExitTimedOut
+	}
+	return def
+}
+
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		_ = f.Sync()
+		f.Close()
+	}
+}
+
+// prepare runs mariabackup --prepare on the staging directory. It passes
+// no server options: the backup's own backup-my.cnf describes it, and
+// server-only options make mariabackup refuse to run.
+func (j *Joiner) prepare(ctx context.Context, staging string) error {
+	args := []string{"--no-defaults", "--prepare", "--target-dir=" + staging}
+	if j.Config.UseMemory != "" {
+		args = append(args, "--use-memory="+j.Config.UseMemory)
+	}
+	j.log.Infof("running %s %s", j.Config.Mariabackup, strings.Join(args, " "))
+	start := time.Now()
+	cmd := command(ctx, j.Config.Mariabackup, args...)
+	cmd.Dir = staging
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	tail := &tailKeeper{}
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return exitf(wsrep.ExitNoEnt, "start %s: %w", j.Config.Mariabackup, err)
+	}
+	pw.Close()
+	done := make(chan struct{})
+	go func() { pipeLog(pr, j.log, "mariabackup --prepare: ", tail); close(done) }()
+	<-done
+	pr.Close()
+	if err := cmd.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return exitf(wsrep.ExitInvalid, "mariabackup --prepare failed: %v; last output:\n%s", err, tail)
+	}
+	j.log.Infof("prepare done in %.1f s", time.Since(start).Seconds())
+	return nil
+}

@@ -1,0 +1,236 @@
+package sst
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/gosst/gosst/stream/wire"
+)
+
+// Protocol identity announced in the joiner's ready line:
+// ready [gosst:<secret>@]<host>:<port>/gosst/<ProtoVersion>
+const (
+	ProtoName    = "gosst"
+	ProtoVersion = 1
+	DefaultPort  = 4444
+)
+
+// On one TCP (or TLS) connection the donor sends two wire streams (package
+// stream/wire) and the joiner answers with one:
+//
+//  1. donor → joiner: a "none" stream whose hello token is the joiner's
+//     one-time secret and whose data is a JSON Control message;
+//  2. donor → joiner, for a full SST only: the mariabackup xbstream,
+//     compressed with the codec named in its hello;
+//  3. joiner → donor: a "none" stream with a JSON Reply, sent after the
+//     IST marker was taken (IST) or after the data was received, verified
+//     and fsynced (SST). The donor prints "done" only after an OK reply.
+//
+// Every stream ends in an end frame with the byte count and SHA-256, so a
+// cut or corrupted transfer is never mistaken for a complete one.
+
+// Control is the donor's first message.
+type Control struct {
+	Proto    int    `json:"proto"`
+	Kind     string `json:"kind"`     // KindIST or KindSST
+	Position string `json:"position"` // uuid:seqno (the donor's --gtid)
+	Domain   int64  `json:"domain"`   // --gtid-domain-id, -1 if unknown
+	Total    int64  `json:"total,omitempty"`
+	Codec    string `json:"codec,omitempty"`
+}
+
+// Control kinds.
+const (
+	KindIST = "ist"
+	KindSST = "sst"
+)
+
+// Reply is the joiner's answer.
+type Reply struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	Bytes int64  `json:"bytes,omitempty"`
+}
+
+const maxMessage = 64 << 10
+
+// sendMessage writes v as one "none" wire stream.
+func sendMessage(w io.Writer, token []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	fw, err := wire.NewFrameWriter(w, wire.WriterOptions{Codec: "none", Token: token})
+	if err != nil {
+		return err
+	}
+	if _, err := fw.Write(b); err != nil {
+		return err
+	}
+	return fw.Close()
+}
+
+// readMessage reads one wire stream holding a JSON message into v. A
+// non-nil token must match the stream's hello token.
+func readMessage(r io.Reader, token []byte, v any) error {
+	fr, err := wire.NewFrameReader(r, wire.ReaderOptions{Token: token})
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(io.LimitReader(fr, maxMessage+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxMessage {
+		return fmt.Errorf("%w: control message larger than %d bytes", wire.ErrMalformed, maxMessage)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: control message: %v", wire.ErrMalformed, err)
+	}
+	return nil
+}
+
+// ParseListenAddress splits the joiner's --address (host, host:port,
+// [v6] or [v6]:port, no path) into host and port (default 4444).
+func ParseListenAddress(addr string) (host string, port int, err error) {
+	addr, _, _ = strings.Cut(addr, "/")
+	if strings.HasPrefix(addr, "[") {
+		end := strings.IndexByte(addr, ']')
+		if end < 0 {
+			return "", 0, fmt.Errorf("address %q: missing ']'", addr)
+		}
+		host, rest := addr[1:end], addr[end+1:]
+		if rest == "" {
+			return host, DefaultPort, nil
+		}
+		if !strings.HasPrefix(rest, ":") {
+			return "", 0, fmt.Errorf("address %q: junk after ']'", addr)
+		}
+		p, err := parsePort(rest[1:])
+		return host, p, err
+	}
+	h, p, ok := strings.Cut(addr, ":")
+	if !ok {
+		if h == "" {
+			return "", 0, errors.New("empty address")
+		}
+		return h, DefaultPort, nil
+	}
+	if strings.Contains(p, ":") {
+		return "", 0, fmt.Errorf("address %q: IPv6 hosts must be in brackets", addr)
+	}
+	port, err = parsePort(p)
+	return h, port, err
+}
+
+func parsePort(s string) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("bad port %q", s)
+	}
+	return p, nil
+}
+
+// readyAddrChars is what the donor-side mysqld accepts in the address part
+// of a request ("Bad SST address string" otherwise).
+var readyAddrChars = regexp.MustCompile(`^[A-Za-z0-9._:\[\]/-]+$`)
+
+// ReadyAddress is the address part of the joiner's ready line. secret, if
+// not empty, is announced as the one-time "gosst:<secret>@" prefix.
+func ReadyAddress(host string, port int, secret string) (string, error) {
+	hp := net.JoinHostPort(host, strconv.Itoa(port))
+	addr := fmt.Sprintf("%s/%s/%d", hp, ProtoName, ProtoVersion)
+	if !readyAddrChars.MatchString(addr) {
+		return "", fmt.Errorf("address %q has characters the donor's mysqld refuses (allowed: A-Z a-z 0-9 . _ : [ ] / -)", addr)
+	}
+	if secret != "" {
+		addr = ProtoName + ":" + secret + "@" + addr
+	}
+	return addr, nil
+}
+
+// ErrProtoVersion means the joiner speaks a protocol this donor does not.
+var ErrProtoVersion = errors.New("unsupported gosst protocol version")
+
+// ParseDonorAddress parses the donor's --address, the joiner's ready
+// address without the auth part: host:port[/gosst/<version>[/...]]. A
+// missing path (garbd) means version 1 and a missing port 4444.
+func ParseDonorAddress(addr string) (hostport string, err error) {
+	if addr == "" {
+		return "", errors.New("empty --address (a garbd request needs host:port/gosst/1)")
+	}
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		addr = addr[i+1:]
+	}
+	hp, path, _ := strings.Cut(addr, "/")
+	if path != "" {
+		parts := strings.Split(path, "/")
+		if parts[0] != ProtoName {
+			return "", fmt.Errorf("%w: address %q is for module %q, not %q (is the joiner running wsrep_sst_gosst?)", ErrProtoVersion, addr, parts[0], ProtoName)
+		}
+		if len(parts) < 2 || parts[1] != strconv.Itoa(ProtoVersion) {
+			v := ""
+			if len(parts) > 1 {
+				v = parts[1]
+			}
+			return "", fmt.Errorf("%w %q (this donor speaks %d; upgrade the older node)", ErrProtoVersion, v, ProtoVersion)
+		}
+	}
+	host, port, err := ParseListenAddress(hp)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// Position is a Galera state position with its GTID domain.
+type Position struct {
+	UUID   string
+	Seqno  int64
+	Domain int64 // -1: not known
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// ParsePosition parses "uuid:seqno[ domain]" (the format of
+// xtrabackup_galera_info, donor_galera_info and the joiner's last line).
+func ParsePosition(s string) (Position, error) {
+	f := strings.Fields(strings.TrimSpace(s))
+	if len(f) == 0 || len(f) > 2 {
+		return Position{}, fmt.Errorf("position %q is not uuid:seqno [domain]", s)
+	}
+	u, sq, ok := strings.Cut(f[0], ":")
+	if !ok || !uuidRE.MatchString(u) {
+		return Position{}, fmt.Errorf("position %q: bad uuid", s)
+	}
+	n, err := strconv.ParseInt(sq, 10, 64)
+	if err != nil || n < -1 {
+		return Position{}, fmt.Errorf("position %q: bad seqno", s)
+	}
+	p := Position{UUID: strings.ToLower(u), Seqno: n, Domain: -1}
+	if len(f) == 2 {
+		d, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil || d < 0 || d > 0xffffffff {
+			return Position{}, fmt.Errorf("position %q: bad domain id", s)
+		}
+		p.Domain = d
+	}
+	return p, nil
+}
+
+// GTID is "uuid:seqno".
+func (p Position) GTID() string { return fmt.Sprintf("%s:%d", p.UUID, p.Seqno) }
+
+// Line is the joiner's final line: "uuid:seqno domain" or "uuid:seqno".
+func (p Position) Line() string {
+	if p.Domain < 0 {
+		return p.GTID()
+	}
+	return fmt.Sprintf("%s %d", p.GTID(), p.Domain)
+}

@@ -1,0 +1,164 @@
+package sst
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gosst/gosst/stream/meter"
+)
+
+// logger writes "WSREP_SST: [LEVEL] gosst: <role>: ..." lines to stderr,
+// which mysqld connected to its error log. It never sees secrets.
+type logger struct {
+	mu   sync.Mutex
+	w    io.Writer
+	role string
+}
+
+func (l *logger) printf(level, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
+		fmt.Fprintf(l.w, "WSREP_SST: [%s] gosst: %s: %s\n", level, l.role, line)
+	}
+}
+
+func (l *logger) Infof(format string, args ...any)  { l.printf("INFO", format, args...) }
+func (l *logger) Warnf(format string, args ...any)  { l.printf("WARNING", format, args...) }
+func (l *logger) Errorf(format string, args ...any) { l.printf("ERROR", format, args...) }
+
+// output writes protocol lines to mysqld, each whole in one write.
+type output struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (o *output) line(s string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, err := io.WriteString(o.w, s+"\n")
+	return err
+}
+
+// pipeLog copies r line by line to the log with a prefix and keeps the
+// last lines for error messages. It returns when r ends.
+type tailKeeper struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *tailKeeper) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, s)
+	if len(t.lines) > 20 {
+		t.lines = t.lines[len(t.lines)-20:]
+	}
+}
+
+func (t *tailKeeper) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+func pipeLog(r io.Reader, log *logger, prefix string, tail *tailKeeper) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		s := sc.Text()
+		tail.add(s)
+		log.Infof("%s%s", prefix, s)
+	}
+	_, _ = io.Copy(io.Discard, r) // never block the child on a long line
+}
+
+// progress reports a transfer: a stderr line every interval, and, when
+// enabled, "complete <bytes>" lines for mysqld.
+type progress struct {
+	log      *logger
+	out      *output
+	lines    bool // emit total/complete
+	phase    string
+	raw      *meter.Meter // uncompressed backup bytes
+	wire     *meter.Meter // bytes on the connection (compressed)
+	start    time.Time
+	interval time.Duration
+}
+
+func newProgress(log *logger, out *output, lines bool, phase string, total int64, interval time.Duration) *progress {
+	p := &progress{
+		log: log, out: out, lines: lines, phase: phase,
+		raw:      meter.New(meter.Options{Total: total, Window: 10 * time.Second}),
+		wire:     meter.New(meter.Options{}),
+		start:    time.Now(),
+		interval: interval,
+	}
+	if lines && total > 0 {
+		_ = out.line(fmt.Sprintf("total %d", total))
+	}
+	return p
+}
+
+// run reports until ctx ends.
+func (p *progress) run(ctx context.Context) {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s := p.raw.Snapshot()
+			eta := "unknown"
+			if s.ETA >= 0 {
+				eta = s.ETA.Round(time.Second).String()
+			}
+			total := ""
+			if s.Total > 0 {
+				total = fmt.Sprintf(" of ~%s (%.0f%%)", human(s.Total), 100*float64(s.Bytes)/float64(s.Total))
+			}
+			p.log.Infof("%s: %s%s backup data, %s on the wire, %s/s, ETA %s", p.phase, human(s.Bytes), total,
+				human(p.wire.Bytes()), human(int64(s.Rate)), eta)
+			if p.lines {
+				_ = p.out.line(fmt.Sprintf("complete %d", s.Bytes))
+			}
+		}
+	}
+}
+
+// summary logs the final line.
+func (p *progress) summary(verb string) {
+	d := time.Since(p.start)
+	raw, w := p.raw.Bytes(), p.wire.Bytes()
+	ratio := 0.0
+	if w > 0 {
+		ratio = float64(raw) / float64(w)
+	}
+	p.log.Infof("%s %s of backup data as %s on the wire in %.1f s (%s/s, compression ratio %.2f)",
+		verb, human(raw), human(w), d.Seconds(), human(int64(float64(raw)/max(d.Seconds(), 0.001))), ratio)
+	if p.lines {
+		_ = p.out.line(fmt.Sprintf("complete %d", raw))
+	}
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f := float64(n)
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		f /= unit
+		if f < unit {
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+	}
+	return fmt.Sprintf("%.1f PiB", f/unit)
+}

@@ -1,0 +1,468 @@
+package sst
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gosst/gosst/stream/xbstream"
+)
+
+const testUUID = "8e120e29-e947-11f1-817f-b7bf0e58ebeb"
+
+// fixture is a fake node pair: a donor datadir, a joiner datadir with old
+// data, a fake mariabackup and an option file.
+type fixture struct {
+	dir, donorDir, joinerDir, cnf, fakeMB, xbs, argsLog string
+	extraCnf                                           []string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{
+		dir:       dir,
+		donorDir:  filepath.Join(dir, "donor"),
+		joinerDir: filepath.Join(dir, "joiner"),
+		cnf:       filepath.Join(dir, "my.cnf"),
+		fakeMB:    filepath.Join(dir, "mariabackup"),
+		xbs:       filepath.Join(dir, "backup.xbs"),
+		argsLog:   filepath.Join(dir, "mb-args"),
+	}
+	for _, d := range []string{f.donorDir, f.joinerDir, filepath.Join(f.joinerDir, "olddb")} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Donor datadir: only its size matters to the fake.
+	write(filepath.Join(f.donorDir, "ibdata1"), strings.Repeat("d", 4096))
+	// Joiner's old data.
+	for name, s := range map[string]string{
+		"grastate.dat": "# GALERA saved state\nversion: 2.1\nuuid: " + testUUID + "\nseqno: -1\n",
+		"galera.cache": "cache", "node.err": "log", "ibdata1": "OLD", "olddb/x.ibd": "old",
+		"mysql-bin.000001": "oldbinlog", "mysql-bin.index": "./mysql-bin.000001\n", "server-cert.pem": "pem",
+	} {
+		write(filepath.Join(f.joinerDir, name), s)
+	}
+	// The backup stream a real mariabackup --galera-info would produce.
+	var buf bytes.Buffer
+	w := xbstream.NewWriter(&buf)
+	big := bytes.Repeat([]byte("row data compresses well. "), 40000) // ~1 MiB
+	for _, e := range []struct{ path, data string }{
+		{"backup-my.cnf", "[mysqld]\ninnodb_page_size=16384\n"},
+		{"ibdata1", "NEW" + string(big)},
+		{"ib_logfile0", "redo"},
+		{"undo001", "undo"},
+		{"aria_log_control", "aria"},
+		{"db1/t.ibd", string(big)},
+		{"db1/t.frm", "frm"},
+		{"mysql-bin.000002", "donor binlog"},
+		{"xtrabackup_binlog_info", "mysql-bin.000002\t123\t7-1-42\n"},
+		{"donor_galera_info", testUUID + ":42 7\n"},
+		{"xtrabackup_galera_info", testUUID + ":42 7\n"},
+		{"xtrabackup_checkpoints", "backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\nlast_lsn = 100\n"},
+		{"xtrabackup_info", "tool_name = mariabackup\n"},
+	} {
+		if _, err := w.WriteFile(e.path, strings.NewReader(e.data), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(f.xbs, buf.String())
+	script := fmt.Sprintf(`#!/bin/sh
+echo "$@" >> %q
+mode=; t=
+for a in "$@"; do case "$a" in --backup) mode=backup;; --prepare) mode=prepare;; --target-dir=*) t="${a#--target-dir=}";; esac; done
+echo "fake mariabackup $mode" >&2
+if [ "$mode" = backup ]; then
+  [ "$MYSQL_PWD" = "pw" ] || { echo "missing MYSQL_PWD" >&2; exit 1; }
+  [ -n "$FAKE_FAIL_BACKUP" ] && { head -c 3000 %q; echo "simulated failure" >&2; exit 1; }
+  cat %q; exit 0
+fi
+if [ "$mode" = prepare ]; then sed -i 's/full-backuped/full-prepared/' "$t/xtrabackup_checkpoints"; exit 0; fi
+exit 1
+`, f.argsLog, f.xbs, f.xbs)
+	if err := os.WriteFile(f.fakeMB, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) writeCnf(t *testing.T, extra ...string) {
+	t.Helper()
+	s := "[mysqld]\nlog-bin=mysql-bin\n[sst]\nsst-initial-timeout=20\nreport-interval=1\n[gosst]\nmariabackup=" + f.fakeMB + "\nidle-timeout=10\nconnect-timeout=5\n" +
+		strings.Join(append(f.extraCnf, extra...), "\n") + "\n"
+	if err := os.WriteFile(f.cnf, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type result struct {
+	code   int
+	lines  []string
+	stderr string
+}
+
+// syncBuf is a goroutine-safe buffer.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startJoiner runs the joiner and returns its ready address and a channel
+// with its result.
+func (f *fixture) startJoiner(t *testing.T, ctx context.Context) (string, <-chan result) {
+	t.Helper()
+	port := freePort(t)
+	pr, pw := io.Pipe()
+	stderr := &syncBuf{}
+	done := make(chan result, 1)
+	argv := []string{"--role", "joiner", "--address", fmt.Sprintf("127.0.0.1:%d", port), "--datadir", f.joinerDir + "/",
+		"--defaults-file", f.cnf, "--parent", fmt.Sprint(os.Getpid()), "--progress", "1", "--binlog", "mysql-bin"}
+	go func() {
+		code := Run(ctx, argv, Env{Stdout: pw, Stderr: stderr, Getenv: func(string) string { return "" }})
+		pw.Close()
+		done <- result{code: code, stderr: stderr.String()}
+	}()
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		r := <-done
+		t.Fatalf("joiner printed no ready line; exit %d\n%s", r.code, r.stderr)
+	}
+	ready := sc.Text()
+	if !strings.HasPrefix(ready, "ready ") {
+		t.Fatalf("first line %q", ready)
+	}
+	out := make(chan result, 1)
+	go func() {
+		var lines []string
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		r := <-done
+		r.lines = lines
+		out <- r
+	}()
+	return strings.TrimPrefix(ready, "ready "), out
+}
+
+func (f *fixture) runDonor(ctx context.Context, address string, bypass bool, env map[string]string) result {
+	auth, addr := "", address
+	if i := strings.LastIndexByte(address, '@'); i >= 0 {
+		auth, addr = address[:i], address[i+1:]
+	}
+	argv := []string{"--role", "donor", "--address", addr, "--local-port", "3306", "--socket", "/nonexistent.sock",
+		"--progress", "0", "--datadir", f.donorDir + "/", "--defaults-file", f.cnf, "--gtid", testUUID + ":40", "--gtid-domain-id", "7"}
+	if bypass {
+		argv = append(argv, "--bypass")
+	}
+	argv = append(argv, "--mysqld-args", "--defaults-file="+f.cnf, "--innodb-buffer-pool-size=48M", "--innodb-data-home-dir=./")
+	vars := map[string]string{"WSREP_SST_OPT_AUTH": "sst:pw", "WSREP_SST_OPT_REMOTE_AUTH": auth}
+	for k, v := range env {
+		vars[k] = v
+	}
+	environ := os.Environ()
+	for k, v := range vars {
+		environ = append(environ, k+"="+v)
+	}
+	var stdout bytes.Buffer
+	stderr := &syncBuf{}
+	code := Run(ctx, argv, Env{Stdout: &stdout, Stderr: stderr, Getenv: func(k string) string { return vars[k] }, Environ: environ})
+	return result{code: code, lines: strings.Split(strings.TrimSpace(stdout.String()), "\n"), stderr: stderr.String()}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func lastLine(lines []string) string {
+	var keep []string
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "complete ") && !strings.HasPrefix(l, "total ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "|")
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func TestFullSSTInProcess(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr, jres := f.startJoiner(t, ctx)
+	if !strings.HasPrefix(addr, "gosst:") || !strings.HasSuffix(addr, "/gosst/1") {
+		t.Fatalf("ready address %q: want gosst:<secret>@host:port/gosst/1", addr)
+	}
+	d := f.runDonor(ctx, addr, false, nil)
+	j := <-jres
+	if d.code != 0 || lastLine(d.lines) != "done "+testUUID+":40" {
+		t.Fatalf("donor: exit %d, lines %q\n%s\njoiner:\n%s", d.code, d.lines, d.stderr, j.stderr)
+	}
+	if j.code != 0 || lastLine(j.lines) != testUUID+":42 7" {
+		t.Fatalf("joiner: exit %d, lines %q (want position from the backup, 42, not --gtid 40)\n%s", j.code, j.lines, j.stderr)
+	}
+	if !strings.Contains(strings.Join(j.lines, "\n"), "total ") {
+		t.Errorf("joiner with --progress 1 printed no total line: %q", j.lines)
+	}
+	b, _ := os.ReadFile(filepath.Join(f.joinerDir, "ibdata1"))
+	if !bytes.HasPrefix(b, []byte("NEW")) {
+		t.Errorf("ibdata1 not replaced: %.10q", b)
+	}
+	for _, keep := range []string{"grastate.dat", "galera.cache", "node.err", "server-cert.pem", "db1/t.ibd", "db1/t.frm", "undo001", "ib_logfile0", "xtrabackup_galera_info"} {
+		if !exists(filepath.Join(f.joinerDir, keep)) {
+			t.Errorf("%s missing after SST", keep)
+		}
+	}
+	for _, gone := range []string{"olddb", "mysql-bin.000001", "mysql-bin.index", "mysql-bin.000002", StagingDir, InProgressFile} {
+		if exists(filepath.Join(f.joinerDir, gone)) {
+			t.Errorf("%s still present after SST", gone)
+		}
+	}
+	if cp, _ := ReadCheckpoints(f.joinerDir); cp["backup_type"] != "full-prepared" {
+		t.Errorf("installed backup not prepared: %v", cp)
+	}
+	args, _ := os.ReadFile(f.argsLog)
+	if strings.Contains(string(args), "pw") {
+		t.Errorf("password on mariabackup's argv: %s", args)
+	}
+	for _, want := range []string{"--defaults-file=" + f.cnf, "--backup", "--galera-info", "--stream=xbstream", "--socket=/nonexistent.sock", "--user=sst", "--innodb-data-home-dir=./"} {
+		if !strings.Contains(string(args), want) {
+			t.Errorf("mariabackup args lack %s: %s", want, args)
+		}
+	}
+	if strings.Contains(string(args), "buffer-pool") {
+		t.Errorf("server-only option forwarded to mariabackup: %s", args)
+	}
+	if !strings.Contains(string(args), "--no-defaults --prepare --target-dir=") {
+		t.Errorf("prepare args: %s", args)
+	}
+	for _, want := range []string{"compression ratio", "WSREP_SST: [INFO] gosst: joiner:"} {
+		if !strings.Contains(j.stderr, want) {
+			t.Errorf("joiner log lacks %q:\n%s", want, j.stderr)
+		}
+	}
+	if !strings.Contains(d.stderr, "compression ratio") || !strings.Contains(d.stderr, "mariabackup: fake mariabackup backup") {
+		t.Errorf("donor log lacks summary or mariabackup's stderr:\n%s", d.stderr)
+	}
+}
+
+func TestISTBypassInProcess(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := snapshot(t, f.joinerDir)
+	addr, jres := f.startJoiner(t, ctx)
+	d := f.runDonor(ctx, addr, true, nil)
+	j := <-jres
+	if d.code != 0 || lastLine(d.lines) != "done "+testUUID+":40" {
+		t.Fatalf("donor: exit %d, lines %q\n%s", d.code, d.lines, d.stderr)
+	}
+	if j.code != 0 || lastLine(j.lines) != testUUID+":40 7" {
+		t.Fatalf("joiner: exit %d, lines %q\n%s", j.code, j.lines, j.stderr)
+	}
+	if after := snapshot(t, f.joinerDir); after != before {
+		t.Errorf("IST changed the datadir:\nbefore %s\nafter  %s", before, after)
+	}
+	if exists(f.argsLog) {
+		t.Error("mariabackup ran for an IST")
+	}
+}
+
+// snapshot lists the datadir (without the lock file) with sizes.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.Name() == LockFile {
+			return nil
+		}
+		fmt.Fprintf(&b, "%s:%d ", strings.TrimPrefix(p, dir), fi.Size())
+		return nil
+	})
+	return b.String()
+}
+
+// failedJoiner checks the outcome every failure must have: a non-zero
+// exit, no position line, old data intact.
+func failedJoiner(t *testing.T, j result, before, after string) {
+	t.Helper()
+	if j.code == 0 {
+		t.Fatalf("joiner succeeded:\n%s", j.stderr)
+	}
+	if l := lastLine(j.lines); l != "" {
+		t.Errorf("joiner printed %q after a failure", l)
+	}
+	if before != after {
+		t.Errorf("failed SST changed the datadir:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+func TestWrongSecretThenTimeout(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t, "sst-initial-timeout=3")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := snapshot(t, f.joinerDir)
+	addr, jres := f.startJoiner(t, ctx)
+	i := strings.LastIndexByte(addr, '@')
+	d := f.runDonor(ctx, "gosst:0123456789abcdef0123456789abcdef"+addr[i:], false, nil)
+	j := <-jres
+	if d.code == 0 {
+		t.Fatalf("donor with a wrong secret succeeded:\n%s", d.stderr)
+	}
+	failedJoiner(t, j, before, snapshot(t, f.joinerDir))
+	if j.code != ExitTimedOut || !strings.Contains(j.stderr, "one-time secret") {
+		t.Errorf("joiner: exit %d, want %d and a log line about the secret:\n%s", j.code, ExitTimedOut, j.stderr)
+	}
+}
+
+func TestBackupFailsMidStream(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := snapshot(t, f.joinerDir)
+	addr, jres := f.startJoiner(t, ctx)
+	d := f.runDonor(ctx, addr, false, map[string]string{"FAKE_FAIL_BACKUP": "1"})
+	j := <-jres
+	if d.code == 0 || strings.Contains(strings.Join(d.lines, ""), "done") {
+		t.Fatalf("donor: exit %d lines %q", d.code, d.lines)
+	}
+	failedJoiner(t, j, before, snapshot(t, f.joinerDir))
+	if !strings.Contains(d.stderr, "simulated failure") {
+		t.Errorf("donor log lacks mariabackup's error:\n%s", d.stderr)
+	}
+}
+
+// flipProxy forwards one connection and flips one byte at offset flipAt
+// of the donor→joiner direction.
+func flipProxy(t *testing.T, target string, flipAt int64) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			return
+		}
+		go func() { _, _ = io.Copy(c, u); c.Close() }()
+		buf := make([]byte, 32<<10)
+		var off int64
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if flipAt >= off && flipAt < off+int64(n) {
+					buf[flipAt-off] ^= 0x01
+				}
+				off += int64(n)
+				if _, werr := u.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		u.(*net.TCPConn).CloseWrite()
+	}()
+	return l.Addr().String()
+}
+
+func TestFlippedByte(t *testing.T) {
+	for _, comp := range []string{"zstd", "none"} {
+		t.Run(comp, func(t *testing.T) {
+			f := newFixture(t)
+			f.writeCnf(t, "compression="+comp)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			before := snapshot(t, f.joinerDir)
+			addr, jres := f.startJoiner(t, ctx)
+			i := strings.LastIndexByte(addr, '@')
+			proxy := flipProxy(t, strings.TrimSuffix(addr[i+1:], "/gosst/1"), 600)
+			d := f.runDonor(ctx, addr[:i+1]+proxy+"/gosst/1", false, nil)
+			j := <-jres
+			if d.code == 0 {
+				t.Errorf("donor succeeded over a corrupting link: %q", d.lines)
+			}
+			failedJoiner(t, j, before, snapshot(t, f.joinerDir))
+			t.Logf("joiner: %s", lastErr(j.stderr))
+		})
+	}
+}
+
+func lastErr(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "[ERROR]") {
+			return l
+		}
+	}
+	return ""
+}
+
+func TestParentDies(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A short-lived child stands in for mysqld.
+	parent := command(ctx, "sleep", "1")
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go parent.Wait()
+	port := freePort(t)
+	var stdout, stderr syncBuf
+	start := time.Now()
+	code := Run(ctx, []string{"--role", "joiner", "--address", fmt.Sprintf("127.0.0.1:%d", port), "--datadir", f.joinerDir,
+		"--defaults-file", f.cnf, "--parent", fmt.Sprint(parent.Process.Pid)}, Env{Stdout: &stdout, Stderr: &stderr})
+	if code == 0 || time.Since(start) > 10*time.Second {
+		t.Fatalf("exit %d after %s:\n%s", code, time.Since(start), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "died") || strings.Count(stdout.String(), "\n") != 1 {
+		t.Errorf("stdout %q, stderr:\n%s", stdout.String(), stderr.String())
+	}
+}
