@@ -23,7 +23,7 @@ const testUUID = "8e120e29-e947-11f1-817f-b7bf0e58ebeb"
 // data, a fake mariabackup and an option file.
 type fixture struct {
 	dir, donorDir, joinerDir, cnf, fakeMB, xbs, argsLog string
-	extraCnf                                           []string
+	extraCnf                                            []string
 }
 
 func newFixture(t *testing.T) *fixture {
