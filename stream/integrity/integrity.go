@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 
 	"github.com/gosst/gosst/stream/codec"
@@ -72,7 +73,7 @@ func (w *Writer) Close() error {
 		return w.err
 	}
 	s := w.Sum()
-	m := Marker{Version: MarkerVersion, Size: uint64(s.Size), Stored: uint64(w.cw.n), SHA256: s.SHA256}
+	m := Marker{Version: MarkerVersion, Size: uint64(s.Size), Stored: uint64(w.cw.n), StoredCRC: w.cw.crc, SHA256: s.SHA256}
 	buf, err := AppendContainer(nil, w.codec, m)
 	if err == nil {
 		_, err = w.cw.Write(buf)
@@ -95,14 +96,17 @@ func (w *Writer) Sum() Sum {
 // the marker included once Close has returned.
 func (w *Writer) StoredSize() int64 { return w.cw.n }
 
+// countingWriter counts the stored bytes and keeps their CRC-32C.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w   io.Writer
+	n   int64
+	crc uint32
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
 	return n, err
 }
 
@@ -210,6 +214,9 @@ func (r *Reader) verify() error {
 		if m.Stored != uint64(r.tail.passed) {
 			return fmt.Errorf("%w: marker says %d stored bytes precede it, found %d", ErrMismatch, m.Stored, r.tail.passed)
 		}
+		if m.StoredCRC != r.tail.crc {
+			return fmt.Errorf("%w: CRC-32C of the %d stored bytes is %08x, marker says %08x (the compressed data was altered)", ErrMismatch, r.tail.passed, r.tail.crc, m.StoredCRC)
+		}
 		if m.Size != uint64(got.Size) {
 			return fmt.Errorf("%w: marker says %d plaintext bytes, decoded %d", ErrMismatch, m.Size, got.Size)
 		}
@@ -246,8 +253,9 @@ type tailReader struct {
 	keep     int
 	buf      []byte
 	off, end int
-	err      error // sticky error of r, io.EOF at the end
-	passed   int64 // bytes handed to the decoder
+	err      error  // sticky error of r, io.EOF at the end
+	passed   int64  // bytes handed to the decoder
+	crc      uint32 // CRC-32C of those bytes
 }
 
 func newTailReader(r io.Reader, keep int) *tailReader {
@@ -273,6 +281,7 @@ func (t *tailReader) Read(p []byte) (int, error) {
 		}
 	}
 	n := copy(p, t.buf[t.off:t.end-t.keep])
+	t.crc = crc32.Update(t.crc, castagnoli, p[:n])
 	t.off += n
 	t.passed += int64(n)
 	return n, nil

@@ -219,7 +219,7 @@ func TestMarkerVersioning(t *testing.T) {
 		t.Fatalf("parse: %+v %v", got, err)
 	}
 	reseal := func(b []byte) []byte {
-		binary.LittleEndian.PutUint32(b[56:], crc32.Checksum(b[:56], castagnoli))
+		binary.LittleEndian.PutUint32(b[60:], crc32.Checksum(b[:60], castagnoli))
 		return b
 	}
 	cases := []struct {
@@ -232,14 +232,14 @@ func TestMarkerVersioning(t *testing.T) {
 		{"reserved", func(b []byte) []byte { b[7] = 1; return reseal(b) }, ErrCorruptMarker},
 		{"bad crc", func(b []byte) []byte { b[10] ^= 1; return b }, ErrCorruptMarker},
 		{"bad id", func(b []byte) []byte { b[0] = 'X'; return reseal(b) }, ErrCorruptMarker},
-		{"short", func(b []byte) []byte { return b[:59] }, ErrCorruptMarker},
+		{"short", func(b []byte) []byte { return b[:63] }, ErrCorruptMarker},
 	}
 	for _, tc := range cases {
 		if _, err := ParseMarker(tc.mod(bytes.Clone(p))); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
-	if _, err := ParseContainer(codec.NameZstd, make([]byte, 68)); !errors.Is(err, ErrMissingMarker) {
+	if _, err := ParseContainer(codec.NameZstd, make([]byte, 72)); !errors.Is(err, ErrMissingMarker) {
 		t.Errorf("zeros as container: %v", err)
 	}
 	if _, err := AppendContainer(nil, codec.NameNone, m); err == nil {

@@ -33,7 +33,7 @@ const (
 	// MarkerVersion is the only marker version this package writes and reads.
 	MarkerVersion = 1
 	// MarkerPayloadSize is the size of the marker payload inside its container.
-	MarkerPayloadSize = 60
+	MarkerPayloadSize = 64
 
 	// ZstdMarkerMagic is the skippable frame magic of the zstd container.
 	ZstdMarkerMagic uint32 = 0x184D2A5E
@@ -85,21 +85,26 @@ type Marker struct {
 	Flags   uint8  // no flags are defined in version 1; must be zero
 	Size    uint64 // plaintext bytes
 	Stored  uint64 // stored (compressed) bytes before the marker container
-	SHA256  [sha256.Size]byte
+	// StoredCRC is the CRC-32C of those stored bytes. A flipped bit in the
+	// compressed data can decode to the same plaintext (a back-reference
+	// to identical bytes); this catches that, so any altered byte fails.
+	StoredCRC uint32
+	SHA256    [sha256.Size]byte
 }
 
-// AppendPayload appends the 60-byte marker payload to dst.
+// AppendPayload appends the 64-byte marker payload to dst.
 func (m Marker) AppendPayload(dst []byte) []byte {
 	start := len(dst)
 	dst = append(dst, markerID[:]...)
 	dst = append(dst, m.Version, m.Flags, 0, 0)
 	dst = binary.LittleEndian.AppendUint64(dst, m.Size)
 	dst = binary.LittleEndian.AppendUint64(dst, m.Stored)
+	dst = binary.LittleEndian.AppendUint32(dst, m.StoredCRC)
 	dst = append(dst, m.SHA256[:]...)
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
-// ParseMarker decodes a 60-byte marker payload. It checks the identifier,
+// ParseMarker decodes a 64-byte marker payload. It checks the identifier,
 // the CRC-32C, the version and that reserved bits are zero; it does not
 // compare the marker with any content.
 func ParseMarker(b []byte) (Marker, error) {
@@ -110,7 +115,7 @@ func ParseMarker(b []byte) (Marker, error) {
 	if [4]byte(b[0:4]) != markerID {
 		return m, fmt.Errorf("%w: identifier % x, want %q", ErrCorruptMarker, b[0:4], markerID[:])
 	}
-	if got, want := binary.LittleEndian.Uint32(b[56:60]), crc32.Checksum(b[:56], castagnoli); got != want {
+	if got, want := binary.LittleEndian.Uint32(b[60:64]), crc32.Checksum(b[:60], castagnoli); got != want {
 		return m, fmt.Errorf("%w: checksum %08x, computed %08x", ErrCorruptMarker, got, want)
 	}
 	m.Version, m.Flags = b[4], b[5]
@@ -122,7 +127,8 @@ func ParseMarker(b []byte) (Marker, error) {
 	}
 	m.Size = binary.LittleEndian.Uint64(b[8:16])
 	m.Stored = binary.LittleEndian.Uint64(b[16:24])
-	m.SHA256 = [32]byte(b[24:56])
+	m.StoredCRC = binary.LittleEndian.Uint32(b[24:28])
+	m.SHA256 = [32]byte(b[28:60])
 	return m, nil
 }
 
