@@ -312,15 +312,16 @@ func ReadCheckpoints(dir string) (map[string]string, error) {
 	return m, nil
 }
 
-// CheckBackup verifies that dir holds a complete backup of the given
-// backup_type ("full-backuped" before prepare, "full-prepared" after).
-func CheckBackup(dir, wantType string) error {
+// CheckBackup verifies that dir holds a complete backup of one of the
+// given backup_types ("full-backuped" before prepare; after it MariaDB
+// 10.11 writes "log-applied", older tools "full-prepared").
+func CheckBackup(dir string, wantTypes ...string) error {
 	cp, err := ReadCheckpoints(dir)
 	if err != nil {
 		return fmt.Errorf("backup incomplete: %w", err)
 	}
-	if t := cp["backup_type"]; t != wantType {
-		return fmt.Errorf("xtrabackup_checkpoints: backup_type = %q, want %q", t, wantType)
+	if t := cp["backup_type"]; !slices.Contains(wantTypes, t) {
+		return fmt.Errorf("xtrabackup_checkpoints: backup_type = %q, want %s", t, strings.Join(wantTypes, " or "))
 	}
 	if cp["compact"] == "1" {
 		return errors.New("xtrabackup_checkpoints: compact backups are not supported")

@@ -301,7 +301,7 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	if err := j.prepare(ctx, staging); err != nil {
 		return err
 	}
-	if err := CheckBackup(staging, "full-prepared"); err != nil {
+	if err := CheckBackup(staging, "log-applied", "full-prepared"); err != nil {
 		return exitf(wsrep.ExitInvalid, "after prepare: %w", err)
 	}
 	if ctx.Err() != nil {

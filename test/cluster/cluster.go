@@ -343,6 +343,11 @@ func (n *Node) initDatadir(ctx context.Context) error {
 		"--auth-root-authentication-method=normal",
 		"--skip-test-db",
 	}
+	if n.c.opts.BinDir != "" {
+		// The private basedir only holds bin/; the system tables' SQL
+		// scripts are under the real one.
+		args = append(args, "--basedir=/usr")
+	}
 	cmd := exec.CommandContext(ctx, "mariadb-install-db", args...)
 	cmd.Env = n.env()
 	cmd.Dir = n.Dir

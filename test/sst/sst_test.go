@@ -1,0 +1,228 @@
+package sst_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gosst/gosst/test/cluster"
+)
+
+// writer inserts rows with known ids on one node until stopped and
+// remembers which inserts the node acknowledged.
+type writer struct {
+	node   *cluster.Node
+	next   atomic.Int64
+	mu     sync.Mutex
+	ok     []int64
+	failed int
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func startWriter(ctx context.Context, n *cluster.Node, table string, firstID int64) *writer {
+	w := &writer{node: n, stop: make(chan struct{}), done: make(chan struct{})}
+	w.next.Store(firstID)
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-ctx.Done():
+				return
+			default:
+			}
+			id := w.next.Add(1)
+			err := n.Exec(ctx, fmt.Sprintf("INSERT INTO %s (id, node, v) VALUES (?, ?, REPEAT('w', 200))", table), id, n.Name)
+			w.mu.Lock()
+			if err == nil {
+				w.ok = append(w.ok, id)
+			} else {
+				w.failed++
+			}
+			w.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+func (w *writer) finish() []int64 {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int64(nil), w.ok...)
+}
+
+// converge waits until every node has want rows in table and the same
+// CHECKSUM TABLE, and returns the checksum.
+func converge(t *testing.T, ctx context.Context, table string, want int) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for {
+		var counts, sums []string
+		for _, n := range shared.Nodes {
+			c, err := n.QueryString(ctx, "SELECT COUNT(*) FROM "+table)
+			if err != nil {
+				c = err.Error()
+			}
+			var name, sum string
+			if err := n.DB().QueryRowContext(ctx, "CHECKSUM TABLE "+table).Scan(&name, &sum); err != nil {
+				sum = err.Error()
+			}
+			counts = append(counts, c)
+			sums = append(sums, sum)
+		}
+		last = fmt.Sprintf("counts %v checksums %v", counts, sums)
+		same := true
+		for i := range shared.Nodes {
+			if counts[i] != fmt.Sprint(want) || sums[i] != sums[0] {
+				same = false
+			}
+		}
+		if same {
+			return sums[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes did not converge on %s: want %d rows; %s", table, want, last)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func clusterSynced(t *testing.T, ctx context.Context) {
+	t.Helper()
+	for _, n := range shared.Nodes {
+		if err := n.WaitSynced(ctx, 3*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestFullSSTUnderLoad wipes node 3 and brings it back by full gosst SST
+// while node 1 keeps inserting rows; afterwards every acknowledged row is
+// on every node and CHECKSUM TABLE agrees.
+func TestFullSSTUnderLoad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	n1, n3 := shared.Node(1), shared.Node(3)
+	clusterSynced(t, ctx)
+	mustExec(t, ctx, n1, "CREATE DATABASE IF NOT EXISTS sstload")
+	mustExec(t, ctx, n1, "CREATE TABLE sstload.t (id BIGINT PRIMARY KEY, node VARCHAR(16), v VARCHAR(255)) ENGINE=InnoDB")
+	mustExec(t, ctx, n1, "CREATE TABLE sstload.a (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=Aria")
+	mustExec(t, ctx, n1, "INSERT INTO sstload.a VALUES (1, 'aria row')")
+	// ~20k seed rows (a few MB) so there is something to copy.
+	mustExec(t, ctx, n1, "INSERT INTO sstload.t (id, node, v) SELECT seq, 'seed', REPEAT(MD5(seq), 6) FROM sstload.seq_1_to_20000")
+
+	if err := n3.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	off := logSize(n3)
+	w := startWriter(ctx, n1, "sstload.t", 1_000_000)
+	time.Sleep(time.Second)
+	start := time.Now()
+	err := n3.Start(ctx)
+	sstTime := time.Since(start)
+	time.Sleep(2 * time.Second) // keep writing after the join
+	ok := w.finish()
+	if err != nil {
+		t.Fatalf("node3 did not rejoin by gosst SST: %v", err)
+	}
+	t.Logf("node3 rejoined by full gosst SST in %s (start to Synced), writer committed %d rows meanwhile (%d failed)", sstTime.Round(100*time.Millisecond), len(ok), w.failed)
+	log3 := logSince(n3, off)
+	if l := grepLines(log3, "gosst: joiner: received and verified"); len(l) == 0 {
+		t.Fatalf("node3's log shows no gosst full SST:\n%s", tail(log3, 40))
+	} else {
+		t.Logf("%s", strings.Join(l, "\n"))
+	}
+	for _, l := range grepLines(log3, "gosst: joiner: finished in") {
+		t.Logf("%s", l)
+	}
+	if len(grepLines(log3, "mariabackup --prepare: ")) == 0 {
+		t.Errorf("node3 did not run mariabackup --prepare")
+	}
+	var donorLines []string
+	for _, n := range shared.Nodes[:2] {
+		donorLines = append(donorLines, grepLines(logSince(n, 0), "gosst: donor: sent ")...)
+	}
+	t.Logf("donor summary: %s", strings.Join(donorLines, "\n"))
+
+	want := 20000 + len(ok)
+	sum := converge(t, ctx, "sstload.t", want)
+	converge(t, ctx, "sstload.a", 1)
+	t.Logf("all 3 nodes hold %d rows, CHECKSUM TABLE %s", want, sum)
+	for _, id := range []int64{ok[0], ok[len(ok)-1]} {
+		v, err := n3.QueryString(ctx, "SELECT node FROM sstload.t WHERE id = ?", id)
+		if err != nil || v != "node1" {
+			t.Errorf("node3: row %d: %q, %v", id, v, err)
+		}
+	}
+	// The joiner started a fresh binlog and knows the cluster's GTIDs.
+	for _, n := range shared.Nodes {
+		g, _ := n.QueryString(ctx, "SELECT @@gtid_binlog_pos")
+		t.Logf("%s gtid_binlog_pos %s", n.Name, g)
+	}
+}
+
+// TestISTBypass stops node 2 cleanly, writes on node 1, and restarts node
+// 2: it must catch up by IST, with gosst's donor running --bypass and the
+// joiner leaving its datadir alone.
+func TestISTBypass(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	n1, n2 := shared.Node(1), shared.Node(2)
+	clusterSynced(t, ctx)
+	mustExec(t, ctx, n1, "CREATE DATABASE IF NOT EXISTS sstist")
+	mustExec(t, ctx, n1, "CREATE TABLE IF NOT EXISTS sstist.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB")
+	if err := n2.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 50; i++ {
+		mustExec(t, ctx, n1, "INSERT INTO sstist.t VALUES (?, 'missed by node2')", i)
+	}
+	offs := make([]int64, len(shared.Nodes))
+	for i, n := range shared.Nodes {
+		offs[i] = logSize(n)
+	}
+	start := time.Now()
+	if err := n2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node2 rejoined in %s", time.Since(start).Round(100*time.Millisecond))
+	log2 := logSince(n2, offs[1])
+	if l := grepLines(log2, "gosst: joiner: donor reports IST"); len(l) == 0 {
+		t.Fatalf("node2's log shows no gosst IST:\n%s", tail(log2, 40))
+	}
+	if l := grepLines(log2, "gosst: joiner: receiving"); len(l) > 0 {
+		t.Errorf("node2 took a full SST instead of IST: %s", l)
+	}
+	bypass := false
+	for i, n := range shared.Nodes {
+		if i != 1 && len(grepLines(logSince(n, offs[i]), "gosst: donor: IST bypass")) > 0 {
+			bypass = true
+			t.Logf("%s donated by --bypass", n.Name)
+		}
+	}
+	if !bypass {
+		t.Errorf("no donor logged gosst's IST bypass")
+	}
+	converge(t, ctx, "sstist.t", 50)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
