@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X github.com/gosst/gosst/internal/version.Version=$(VERSION)
 TEST_TIMEOUT ?= 25m
 
 # Debian packages the tests and the demo use (binary -> package).
-DEB_PACKAGES := mariadb-server galera-4 mariadb-backup mariadb-client zstd age
+DEB_PACKAGES := mariadb-server galera-4 mariadb-backup mariadb-client zstd age time
 
 .PHONY: all build test test-short install deps demo lint fuzz-smoke clean
 

@@ -239,7 +239,7 @@ everything was written and synced, so a failed run leaves no FILE.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none (none cannot carry an end marker and needs encryption or a manifest to be verified)")
 	f.IntVar(&o.Level, "level", 1, "zstd level (1 fastest .. 19 smallest); s2: 1 fast, 2 better, 3 best")
-	f.IntVar(&o.Concurrency, "concurrency", 1, "compression goroutines for this stream (each zstd goroutine adds ~4x the window of memory)")
+	f.IntVar(&o.Concurrency, "concurrency", 2, "compression goroutines for this stream (each zstd goroutine holds ~4x the window: 4 MiB at level 1-2, 32 MiB above)")
 	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
 	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
 	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "encrypt with the passphrase in this file (mode 0600) instead of / as well as keys")

@@ -13,6 +13,7 @@ import (
 const (
 	DefaultZstdLevel       = 3       // zstd CLI level; maps to zstd.SpeedDefault
 	DefaultZstdWindow      = 8 << 20 // encoder window (back-reference distance)
+	FastZstdWindow         = 1 << 20 // default window for levels 1 and 2
 	DefaultZstdConcurrency = 2       // encoder and decoder goroutines per stream
 	// DefaultZstdMaxWindow is the largest window a reader accepts. A frame
 	// that asks for more is refused before anything is allocated for it.
@@ -45,7 +46,8 @@ type ZstdOptions struct {
 	// 10+ best. Level does not change the format.
 	Level int
 	// Window is the encoder window in bytes, a power of two between 1 KiB and
-	// MaxZstdWindow (0 means DefaultZstdWindow).
+	// MaxZstdWindow (0 means FastZstdWindow for levels 1-2, else
+	// DefaultZstdWindow).
 	Window int
 	// Concurrency is the number of goroutines compressing one stream
 	// (0 means DefaultZstdConcurrency). With more than one, the stream is cut
@@ -77,6 +79,13 @@ func NewZstd(o ZstdOptions) (Codec, error) {
 	}
 	if o.Window == 0 {
 		o.Window = DefaultZstdWindow
+		if o.Level <= 2 {
+			// The fastest level gains little from a long window, and with
+			// concurrent blocks each job holds 4x the window: 1 MiB keeps two
+			// goroutines at ~50 MiB instead of ~300 MiB and is faster
+			// (measured in docs/benchmarks.md).
+			o.Window = FastZstdWindow
+		}
 	}
 	if o.Window < zstd.MinWindowSize || o.Window > MaxZstdWindow || o.Window&(o.Window-1) != 0 {
 		return nil, fmt.Errorf("codec: zstd window %d must be a power of two between %d and %d", o.Window, zstd.MinWindowSize, MaxZstdWindow)

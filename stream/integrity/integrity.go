@@ -19,26 +19,28 @@ type Writer struct {
 	cw    countingWriter
 	enc   io.WriteCloser
 	codec string
-	h     hash.Hash
+	h     *asyncHash
 	n     int64
 	err   error
 	done  bool
 }
 
 // NewWriter returns a Writer that compresses into w with c. Close must be
-// called to flush the codec and write the marker; Close does not close w.
+// called to flush the codec, write the marker and stop the hashing
+// goroutine (also after an error); Close does not close w.
 // After an error every further call returns that error.
 func NewWriter(w io.Writer, c codec.Codec) (*Writer, error) {
 	if _, err := containerSize(c.Name()); err != nil {
 		return nil, err
 	}
-	iw := &Writer{dst: w, codec: c.Name(), h: sha256.New()}
+	iw := &Writer{dst: w, codec: c.Name()}
 	iw.cw.w = w
 	enc, err := c.NewWriter(&iw.cw)
 	if err != nil {
 		return nil, err
 	}
 	iw.enc = enc
+	iw.h = newAsyncHash()
 	return iw, nil
 }
 
@@ -66,6 +68,7 @@ func (w *Writer) Close() error {
 		return w.err
 	}
 	w.done = true
+	w.h.Close()
 	if err := w.enc.Close(); err != nil && w.err == nil {
 		w.err = err
 	}
