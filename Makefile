@@ -13,7 +13,13 @@ TEST_TIMEOUT ?= 25m
 # Debian packages the tests and the demo use (binary -> package).
 DEB_PACKAGES := mariadb-server galera-4 mariadb-backup mariadb-client zstd age time
 
-.PHONY: all build test test-short install deps demo lint fuzz-smoke clean
+# Tools built from the Go module proxy into ./.tools (git-ignored), kept
+# out of go.mod: the real S3-compatible server the storage tests run.
+TOOLS_DIR   := $(CURDIR)/.tools
+VERSITYGW   := $(TOOLS_DIR)/versitygw
+VERSITYGW_VERSION := v1.8.0
+
+.PHONY: all build test test-short install deps tools demo lint fuzz-smoke clean
 
 all: build
 
@@ -39,11 +45,19 @@ deps:
 	else echo "deps: all Debian packages present"; fi
 	@command -v $(GO) >/dev/null || { echo "deps: Go 1.26 or newer is required (https://go.dev/doc/install)"; exit 1; }
 	$(GO) mod download
+	@$(MAKE) -s tools
+
+## tools: versitygw (S3 test server), only when missing or another version.
+tools:
+	@if ! $(GO) version -m $(VERSITYGW) 2>/dev/null | grep -q "mod.*github.com/versity/versitygw.*$(VERSITYGW_VERSION)"; then \
+	  echo "tools: building versitygw $(VERSITYGW_VERSION) into $(TOOLS_DIR)"; \
+	  GOBIN=$(TOOLS_DIR) $(GO) install -trimpath -ldflags="-s -w" github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
+	fi
 
 ## test: lint, then every test (unit, fuzz seeds, and integration tests
 ## against real MariaDB Galera clusters on loopback).
 test: deps lint
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	GOSST_VERSITYGW=$(VERSITYGW) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## test-short: unit tests only (no clusters).
 test-short:
@@ -58,7 +72,7 @@ lint:
 fuzz-smoke:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=20s $$pkg || exit 1; \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=20s -fuzzminimizetime=1s $$pkg || exit 1; \
 	  done; \
 	done
 
@@ -73,4 +87,4 @@ demo: deps build
 	$(GO) run ./test/demo -bin bin
 
 clean:
-	rm -rf bin
+	rm -rf bin $(TOOLS_DIR)
