@@ -115,7 +115,11 @@ func (d *Donor) codec() (codec.Codec, error) {
 	c := d.Config
 	switch c.Codec {
 	case codec.NameZstd:
-		return codec.NewZstd(codec.ZstdOptions{Level: c.CodecLevel, Concurrency: c.CodecConcurrency})
+		// A 1 MiB window makes the parallel encoder emit every 4 MiB of
+		// input (the default 8 MiB window buffers 32 MiB jobs), so a slow
+		// or rate-limited backup still keeps the connection busy and a
+		// dead joiner is noticed at the next write.
+		return codec.NewZstd(codec.ZstdOptions{Level: c.CodecLevel, Concurrency: c.CodecConcurrency, Window: 1 << 20})
 	case codec.NameS2:
 		return codec.NewS2(codec.S2Options{Concurrency: c.CodecConcurrency})
 	}

@@ -157,6 +157,11 @@ func TestFullSSTUnderLoad(t *testing.T) {
 		donorLines = append(donorLines, grepLines(logSince(n, offs[i]), "gosst: donor: sent ")...)
 	}
 	t.Logf("donor summary: %s", strings.Join(donorLines, "\n"))
+	for i, n := range shared.Nodes[:2] {
+		if p := providerPause(logSince(n, offs[i])); p != "" {
+			t.Logf("%s (donor): %s", n.Name, p)
+		}
+	}
 
 	want := 20000 + len(ok)
 	sum := converge(t, ctx, "sstload.t", want)
@@ -230,4 +235,30 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// providerPause reports how long mariabackup's BACKUP STAGE BLOCK_DDL kept
+// the donor's provider paused (docs/sst.md, "Desyncing and pausing").
+func providerPause(log string) string {
+	var from, to time.Time
+	for _, l := range strings.Split(log, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		ts, err := time.Parse("2006-01-02 15:04:05", f[0]+" "+f[1])
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.Contains(l, "Desyncing and pausing the provider"):
+			from = ts
+		case strings.Contains(l, "Resuming and resyncing the provider") && !from.IsZero():
+			to = ts
+		}
+	}
+	if from.IsZero() || to.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("provider paused by BACKUP STAGE BLOCK_DDL..END for about %s (log has 1 s resolution)", to.Sub(from))
 }

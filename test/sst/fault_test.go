@@ -1,0 +1,310 @@
+package sst_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gosst/gosst/test/cluster"
+)
+
+// editConfig rewrites a node's my.cnf (read again by wsrep_sst_gosst on
+// every run, and by mariadbd on its next start) and restores it when the
+// test ends.
+func editConfig(t *testing.T, n *cluster.Node, edit func(string) string) {
+	t.Helper()
+	orig, err := os.ReadFile(n.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(n.ConfigFile, []byte(edit(string(orig))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile(n.ConfigFile, orig, 0o600) })
+}
+
+// addSST appends lines to the [sst] group (the last group in the file).
+func addSST(lines ...string) func(string) string {
+	return func(s string) string { return s + strings.Join(lines, "\n") + "\n" }
+}
+
+// sstProcs returns the pids of wsrep_sst_gosst processes of the given
+// role that descend from one of our nodes' mariadbd processes.
+func sstProcs(role string) []int {
+	ours := map[int]bool{}
+	for _, n := range shared.Nodes {
+		if p := n.PID(); p > 0 {
+			ours[p] = true
+		}
+	}
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmd), "\x00")
+		if filepath.Base(args[0]) != "wsrep_sst_gosst" || !strings.Contains(string(cmd), "--role\x00"+role) {
+			continue
+		}
+		for p, depth := ppid(pid), 0; p > 1 && depth < 5; p, depth = ppid(p), depth+1 {
+			if ours[p] {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+func ppid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
+}
+
+// waitFor polls cond every 100 ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return cond()
+}
+
+// expectFailedJoin starts n and expects mariadbd to abort because the
+// SST failed, with no position reported by gosst.
+func expectFailedJoin(t *testing.T, ctx context.Context, n *cluster.Node, off int64) string {
+	t.Helper()
+	err := n.Start(ctx)
+	if err == nil {
+		t.Fatalf("%s joined although the SST should have failed", n.Name)
+	}
+	if !waitFor(30*time.Second, func() bool { return len(sstProcs("joiner")) == 0 }) {
+		t.Errorf("a joiner script outlived its mariadbd: %v", sstProcs("joiner"))
+	}
+	log := logSince(n, off)
+	if len(grepLines(log, "gosst: joiner: failed after")) == 0 {
+		t.Errorf("%s: joiner did not report its failure:\n%s", n.Name, tail(log, 30))
+	}
+	if l := grepLines(log, "SST succeeded for position"); len(l) > 0 && !strings.Contains(l[0], "00000000-0000-0000-0000-000000000000:-1") {
+		t.Errorf("%s: a position was reported after a failure: %s", n.Name, l)
+	}
+	return log
+}
+
+// rejoin restarts n after a failure and checks the data.
+func rejoin(t *testing.T, ctx context.Context, n *cluster.Node) {
+	t.Helper()
+	if err := n.Start(ctx); err != nil {
+		t.Fatalf("%s: restart after the failure: %v", n.Name, err)
+	}
+	clusterSynced(t, ctx)
+	want, err := shared.Node(1).QueryString(ctx, "SELECT COUNT(*) FROM sstfault.t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := strconv.Atoi(want)
+	converge(t, ctx, "sstfault.t", w)
+}
+
+func faultTable(t *testing.T, ctx context.Context) {
+	t.Helper()
+	n1 := shared.Node(1)
+	mustExec(t, ctx, n1, "CREATE DATABASE IF NOT EXISTS sstfault")
+	mustExec(t, ctx, n1, "CREATE TABLE IF NOT EXISTS sstfault.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(255)) ENGINE=InnoDB")
+	mustExec(t, ctx, n1, "INSERT INTO sstfault.t (v) SELECT REPEAT(MD5(seq), 7) FROM sstfault.seq_1_to_5000")
+}
+
+// TestTLSWrongCA gives node 3 a certificate and CA from another CA: both
+// sides refuse the handshake with a clear message, nothing is sent, and
+// node 3 rejoins once its certificates are fixed.
+func TestTLSWrongCA(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	clusterSynced(t, ctx)
+	faultTable(t, ctx)
+	n3 := shared.Node(3)
+	if err := n3.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	editConfig(t, n3, func(s string) string {
+		s = strings.Replace(s, "tca="+certs.CA, "tca="+certs.OtherCA, 1)
+		s = strings.Replace(s, "tcert="+certs.Cert, "tcert="+certs.OtherCert, 1)
+		return strings.Replace(s, "tkey="+certs.Key, "tkey="+certs.OtherKey, 1)
+	})
+	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2)), logSize(n3)}
+	log3 := expectFailedJoin(t, ctx, n3, offs[2])
+	refused := grepLines(log3, "TLS handshake failed")
+	if len(refused) == 0 {
+		t.Errorf("joiner did not log the refused handshake:\n%s", tail(log3, 30))
+	}
+	t.Logf("joiner: %s", strings.Join(refused, "\n"))
+	var donorMsg []string
+	for i, n := range shared.Nodes[:2] {
+		donorMsg = append(donorMsg, grepLines(logSince(n, offs[i]), "gosst: donor: failed")...)
+	}
+	if len(donorMsg) == 0 || !strings.Contains(strings.Join(donorMsg, ""), "nothing sent") {
+		t.Errorf("donor did not report the refused handshake: %q", donorMsg)
+	}
+	t.Logf("donor: %s", strings.Join(donorMsg, "\n"))
+	entries, _ := os.ReadDir(n3.DataDir)
+	for _, e := range entries {
+		if e.Name() == ".gosst-sst" || e.Name() == "ibdata1" {
+			t.Errorf("data arrived despite the refused handshake: %s", e.Name())
+		}
+	}
+	// Fix the certificates; the next start succeeds.
+	_ = os.WriteFile(n3.ConfigFile, []byte(strings.NewReplacer(
+		"tca="+certs.OtherCA, "tca="+certs.CA, "tcert="+certs.OtherCert, "tcert="+certs.Cert, "tkey="+certs.OtherKey, "tkey="+certs.Key,
+	).Replace(mustRead(t, n3.ConfigFile))), 0o600)
+	rejoin(t, ctx, n3)
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// throttleDonors makes every possible donor stream slowly, so a test can
+// act while the transfer runs.
+func throttleDonors(t *testing.T) {
+	t.Helper()
+	for _, n := range shared.Nodes[:2] {
+		editConfig(t, n, addSST("rlimit=2M"))
+	}
+}
+
+// TestDonorKilledMidStream kills the donor's wsrep_sst_gosst while it
+// streams: the joiner reports failure without a position, the donor node
+// returns to Synced, and a later restart of the joiner succeeds.
+func TestDonorKilledMidStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	clusterSynced(t, ctx)
+	faultTable(t, ctx)
+	n3 := shared.Node(3)
+	if err := n3.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	throttleDonors(t)
+	off := logSize(n3)
+	if err := n3.StartNoWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var donors []int
+	if !waitFor(60*time.Second, func() bool { donors = sstProcs("donor"); return len(donors) > 0 }) {
+		t.Fatalf("no donor script appeared:\n%s", shared.Tails(30))
+	}
+	time.Sleep(3 * time.Second) // let some data flow
+	for _, pid := range donors {
+		t.Logf("killing donor script pid %d", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err := n3.WaitSynced(ctx, 2*time.Minute); err == nil {
+		t.Fatal("node3 reached Synced although its donor was killed")
+	}
+	log3 := logSince(n3, off)
+	if len(grepLines(log3, "gosst: joiner: failed after")) == 0 {
+		t.Errorf("joiner did not report failure:\n%s", tail(log3, 30))
+	}
+	if !waitFor(30*time.Second, func() bool { return len(sstProcs("joiner")) == 0 }) {
+		t.Errorf("joiner script outlived its mariadbd")
+	}
+	for _, l := range grepLines(log3, "gosst: joiner: failed") {
+		t.Logf("%s", l)
+	}
+	for _, n := range shared.Nodes[:2] {
+		if err := n.WaitSynced(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rejoin(t, ctx, n3)
+}
+
+// TestJoinerKilledMidStream kills the joiner's mariadbd while data flows:
+// the joiner script stops at once (it watches --parent), the donor fails
+// and returns to Synced well within its idle timeout, and the next start
+// succeeds.
+func TestJoinerKilledMidStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	clusterSynced(t, ctx)
+	faultTable(t, ctx)
+	n3 := shared.Node(3)
+	if err := n3.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	throttleDonors(t)
+	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2))}
+	if err := n3.StartNoWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(60*time.Second, func() bool { return len(sstProcs("donor")) > 0 }) {
+		t.Fatalf("no donor script appeared:\n%s", shared.Tails(30))
+	}
+	time.Sleep(3 * time.Second)
+	if err := n3.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if !waitFor(10*time.Second, func() bool { return len(sstProcs("joiner")) == 0 }) {
+		t.Errorf("joiner script still running 10 s after its mariadbd died")
+	}
+	if !waitFor(60*time.Second, func() bool { return len(sstProcs("donor")) == 0 }) {
+		t.Fatalf("donor script still running 60 s after the joiner died")
+	}
+	for _, n := range shared.Nodes[:2] {
+		if err := n.WaitSynced(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("donor back to Synced %s after the joiner's mariadbd was killed", time.Since(killed).Round(100*time.Millisecond))
+	var donorMsg []string
+	for i, n := range shared.Nodes[:2] {
+		donorMsg = append(donorMsg, grepLines(logSince(n, offs[i]), "gosst: donor: failed")...)
+	}
+	if len(donorMsg) == 0 {
+		t.Errorf("donor did not report the failure")
+	}
+	t.Logf("%s", strings.Join(donorMsg, "\n"))
+	rejoin(t, ctx, n3)
+}
