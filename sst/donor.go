@@ -16,6 +16,7 @@ import (
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream/integrity"
 	"github.com/gosst/gosst/stream/ratelimit"
 	"github.com/gosst/gosst/stream/wire"
 )
@@ -236,7 +237,14 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		if err != nil {
 			return err
 		}
-		cw, err := cd.NewWriter(fw)
+		// Compressed streams also carry the plaintext's length and SHA-256
+		// in an end marker the codec's decoders skip (docs/format.md §3).
+		var cw io.WriteCloser
+		if cd.Name() == codec.NameNone {
+			cw, err = cd.NewWriter(fw)
+		} else {
+			cw, err = integrity.NewWriter(fw, cd)
+		}
 		if err != nil {
 			return err
 		}
@@ -252,6 +260,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		// Only a backup mariabackup reports as complete gets an end frame.
 		<-drained
 		if werr := cmd.Wait(); werr != nil {
+			conn.Close() // never let a failed backup look complete
 			cw.Close()
 			return &ExitError{Code: wsrep.ExitInvalid, Err: fmt.Errorf("mariabackup --backup failed: %v; last output:\n%s", werr, tail)}
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream/integrity"
 	"github.com/gosst/gosst/stream/wire"
 	"github.com/gosst/gosst/stream/xbstream"
 )
@@ -253,7 +254,12 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	}
 	j.log.Infof("receiving %s-compressed xbstream into %s (donor estimates %s)", cd.Name(), staging, human(ctl.Total))
 	prog := newProgress(j.log, j.out, j.Args.Progress && !j.Config.ProgressOff, "receiving", ctl.Total, j.Config.ReportEvery)
-	dec, err := cd.NewReader(prog.wire.Reader(fr))
+	var dec io.ReadCloser
+	if cd.Name() == codec.NameNone {
+		dec, err = cd.NewReader(prog.wire.Reader(fr)) // the end frame's SHA-256 covers the plaintext
+	} else {
+		dec, err = integrity.NewReader(prog.wire.Reader(fr), cd)
+	}
 	if err != nil {
 		return fail(exitf(wsrep.ExitPipe, "data stream: %w", err))
 	}
@@ -291,7 +297,7 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 		return exitf(wsrep.ExitPipe, "acknowledge receipt: %w", err)
 	}
 	conn.Close()
-	prog.summary(fmt.Sprintf("received and verified %d files (SHA-256 over the stream),", stats.Files))
+	prog.summary(fmt.Sprintf("received and verified %d files (SHA-256 of the stream and of the plaintext),", stats.Files))
 	j.log.Infof("backup position %s (donor was at %s when the SST began)", pos.Line(), donorPos.GTID())
 	if pos.Domain < 0 {
 		pos.Domain = donorPos.Domain
