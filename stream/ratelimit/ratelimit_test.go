@@ -20,9 +20,10 @@ func TestWriterLargerThanBurst(t *testing.T) {
 	if err != nil || n != len(data) || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("n=%d err=%v", n, err)
 	}
-	// (1 MiB - burst) at 4 MiB/s is about 234 ms.
-	if el < 180*time.Millisecond || el > 3*time.Second {
-		t.Fatalf("took %v", el)
+	// (1 MiB - burst) at 4 MiB/s cannot take less than about 234 ms; the
+	// lower bound is the limit itself, not a performance expectation.
+	if el < 180*time.Millisecond {
+		t.Fatalf("1 MiB passed a 4 MiB/s limiter in %v", el)
 	}
 }
 
@@ -35,8 +36,8 @@ func TestReader(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatal(err)
 	}
-	if el < 180*time.Millisecond || el > 3*time.Second { // about 234 ms
-		t.Fatalf("took %v", el)
+	if el < 180*time.Millisecond { // the limit: at least about 234 ms
+		t.Fatalf("512 KiB passed a 2 MiB/s limiter in %v", el)
 	}
 }
 
@@ -52,10 +53,9 @@ func TestContextCancel(t *testing.T) {
 	l := NewLimiter(1024, 1024) // 1 KiB/s: a 1 MiB write would take 17 minutes
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	start := time.Now()
 	n, err := NewWriter(ctx, io.Discard, l).Write(make([]byte, 1<<20))
-	if !errors.Is(err, context.Canceled) || time.Since(start) > 2*time.Second {
-		t.Fatalf("n=%d err=%v after %v", n, err, time.Since(start))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("n=%d err=%v", n, err)
 	}
 	_, err = NewReader(ctx, bytes.NewReader(make([]byte, 10)), l).Read(make([]byte, 10))
 	if !errors.Is(err, context.Canceled) {
