@@ -88,6 +88,11 @@ var (
 	reBinlogNo = regexp.MustCompile(`\.[0-9]{6,}$`)
 )
 
+// isBinlogName: <base>.NNNNNN, but not the Aria log aria_log.NNNNNNNN.
+func isBinlogName(name string) bool {
+	return reBinlogNo.MatchString(name) && !reAria.MatchString(name)
+}
+
 // Move is one rename of the install plan.
 type Move struct{ From, To string }
 
@@ -120,7 +125,7 @@ func PlanInstall(staging, datadir string, l Layout) (Plan, error) {
 		src := filepath.Join(staging, name)
 		dir := datadir
 		switch {
-		case e.Type().IsRegular() && (name == binlog || reBinlogNo.MatchString(name)):
+		case e.Type().IsRegular() && (name == binlog || isBinlogName(name)):
 			p.Remove = append(p.Remove, src)
 			continue
 		case reData.MatchString(name):
@@ -375,7 +380,7 @@ func dataSize(datadir string) int64 {
 			return nil
 		}
 		name := d.Name()
-		if filepath.Dir(p) == filepath.Clean(datadir) && (Keep(name) || reBinlogNo.MatchString(name) || strings.HasSuffix(name, ".index")) {
+		if filepath.Dir(p) == filepath.Clean(datadir) && (Keep(name) || isBinlogName(name) || strings.HasSuffix(name, ".index")) {
 			return nil
 		}
 		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {

@@ -113,7 +113,10 @@ func ParseListenAddress(addr string) (host string, port int, err error) {
 			return "", 0, fmt.Errorf("address %q: junk after ']'", addr)
 		}
 		p, err := parsePort(rest[1:])
-		return host, p, err
+		if err != nil {
+			return "", 0, err
+		}
+		return host, p, nil
 	}
 	h, p, ok := strings.Cut(addr, ":")
 	if !ok {
@@ -126,7 +129,10 @@ func ParseListenAddress(addr string) (host string, port int, err error) {
 		return "", 0, fmt.Errorf("address %q: IPv6 hosts must be in brackets", addr)
 	}
 	port, err = parsePort(p)
-	return h, port, err
+	if err != nil {
+		return "", 0, err
+	}
+	return h, port, nil
 }
 
 func parsePort(s string) (int, error) {
