@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gosst/gosst/mariadb"
@@ -232,11 +233,19 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	defer pcancel()
 	go prog.run(pctx)
 
+	ka := &keepaliveWriter{w: prog.wire.Writer(conn)}
 	sendErr := func() error {
-		fw, err := wire.NewFrameWriter(prog.wire.Writer(conn), wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize})
+		fw, err := wire.NewFrameWriter(ka, wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize})
 		if err != nil {
 			return err
 		}
+		// Highly compressible data (empty InnoDB pages) or a backup stuck
+		// on a lock can keep the wire silent for long; keepalive frames
+		// keep the joiner's idle timer quiet and show a dead joiner here.
+		kctx, kstop := context.WithCancel(ctx)
+		defer kstop()
+		go ka.run(kctx, keepaliveEvery(d.Config.IdleTimeout), bcancel)
+		defer ka.stop()
 		// Compressed streams also carry the plaintext's length and SHA-256
 		// in an end marker the codec's decoders skip (docs/format.md §3).
 		var cw io.WriteCloser
@@ -267,8 +276,14 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		if err := cw.Close(); err != nil {
 			return err
 		}
+		if err := ka.stop(); err != nil {
+			return err
+		}
 		return fw.Close()
 	}()
+	if kerr := ka.err(); kerr != nil && sendErr != nil {
+		sendErr = kerr // the keepalive saw the broken link first
+	}
 	pcancel()
 	if sendErr != nil {
 		bcancel()
@@ -291,4 +306,77 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	}
 	prog.summary("sent")
 	return d.out.line("done " + pos.GTID())
+}
+
+// keepaliveFrame is an empty wire extension frame (type 0x80): readers
+// skip it, and it is not part of the data or its SHA-256.
+var keepaliveFrame = []byte{0x80, 0, 0, 0, 0}
+
+func keepaliveEvery(idle time.Duration) time.Duration {
+	if idle <= 0 {
+		return 5 * time.Second
+	}
+	return max(time.Second, min(5*time.Second, idle/3))
+}
+
+// keepaliveWriter serialises the frame writer's writes (each frame is one
+// Write) with keepalive frames sent when nothing was written for a while.
+type keepaliveWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	last    time.Time
+	stopped bool
+	failed  error
+}
+
+func (k *keepaliveWriter) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n, err := k.w.Write(p)
+	k.last = time.Now()
+	return n, err
+}
+
+// run sends keepalives until ctx ends or stop is called; on a write error
+// it records the error and calls onFail (which stops the backup).
+func (k *keepaliveWriter) run(ctx context.Context, every time.Duration, onFail func()) {
+	t := time.NewTicker(every / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		k.mu.Lock()
+		if k.stopped {
+			k.mu.Unlock()
+			return
+		}
+		if time.Since(k.last) >= every {
+			if _, err := k.w.Write(keepaliveFrame); err != nil {
+				k.failed = fmt.Errorf("keepalive: %w", err)
+				k.stopped = true
+				k.mu.Unlock()
+				onFail()
+				return
+			}
+			k.last = time.Now()
+		}
+		k.mu.Unlock()
+	}
+}
+
+// stop ends the keepalives (before the end frame: nothing may follow it).
+func (k *keepaliveWriter) stop() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.stopped = true
+	return k.failed
+}
+
+func (k *keepaliveWriter) err() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.failed
 }

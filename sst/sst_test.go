@@ -91,11 +91,12 @@ echo "fake mariabackup $mode" >&2
 if [ "$mode" = backup ]; then
   [ "$MYSQL_PWD" = "pw" ] || { echo "missing MYSQL_PWD" >&2; exit 1; }
   [ -n "$FAKE_FAIL_BACKUP" ] && { head -c 3000 %q; echo "simulated failure" >&2; exit 1; }
+  if [ -n "$FAKE_SLOW_BACKUP" ]; then head -c 3000 %q; sleep 3; tail -c +3001 %q; exit 0; fi
   cat %q; exit 0
 fi
 if [ "$mode" = prepare ]; then sed -i 's/full-backuped/full-prepared/' "$t/xtrabackup_checkpoints"; exit 0; fi
 exit 1
-`, f.argsLog, f.xbs, f.xbs)
+`, f.argsLog, f.xbs, f.xbs, f.xbs, f.xbs)
 	if err := os.WriteFile(f.fakeMB, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -464,5 +465,20 @@ func TestParentDies(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "died") || strings.Count(stdout.String(), "\n") != 1 {
 		t.Errorf("stdout %q, stderr:\n%s", stdout.String(), stderr.String())
+	}
+}
+
+// TestSlowBackupKeepalive: a backup that produces nothing for longer than
+// the idle timeout still succeeds, because the donor sends keepalive frames.
+func TestSlowBackupKeepalive(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t, "idle-timeout=2")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr, jres := f.startJoiner(t, ctx)
+	d := f.runDonor(ctx, addr, false, map[string]string{"FAKE_SLOW_BACKUP": "1"})
+	j := <-jres
+	if d.code != 0 || j.code != 0 || lastLine(j.lines) != testUUID+":42 7" {
+		t.Fatalf("donor exit %d, joiner exit %d %q\ndonor:\n%s\njoiner:\n%s", d.code, j.code, j.lines, d.stderr, j.stderr)
 	}
 }

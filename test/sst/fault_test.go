@@ -34,14 +34,11 @@ func addSST(lines ...string) func(string) string {
 }
 
 // sstProcs returns the pids of wsrep_sst_gosst processes of the given
-// role that descend from one of our nodes' mariadbd processes.
+// role that belong to this cluster: started by one of our mariadbd
+// processes, recognised by a node's datadir on their command line (a
+// script whose mariadbd died has been reparented, so the parent chain
+// cannot tell).
 func sstProcs(role string) []int {
-	ours := map[int]bool{}
-	for _, n := range shared.Nodes {
-		if p := n.PID(); p > 0 {
-			ours[p] = true
-		}
-	}
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -57,32 +54,14 @@ func sstProcs(role string) []int {
 		if filepath.Base(args[0]) != "wsrep_sst_gosst" || !strings.Contains(string(cmd), "--role\x00"+role) {
 			continue
 		}
-		for p, depth := ppid(pid), 0; p > 1 && depth < 5; p, depth = ppid(p), depth+1 {
-			if ours[p] {
+		for _, n := range shared.Nodes {
+			if strings.Contains(string(cmd), "\x00"+n.DataDir+"/\x00") {
 				pids = append(pids, pid)
 				break
 			}
 		}
 	}
 	return pids
-}
-
-func ppid(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	p, _ := strconv.Atoi(f[1])
-	return p
 }
 
 // waitFor polls cond every 100 ms until it holds or d passes.
