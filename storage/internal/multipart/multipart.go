@@ -1,0 +1,229 @@
+// Package multipart streams a reader of unknown length into an S3-style
+// multipart upload with a fixed number of part buffers, so memory stays at
+// partSize × concurrency whatever the stream's length. It is shared by the
+// s3 and minio backends; each supplies a Target speaking its client library.
+package multipart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gosst/gosst/storage/backend"
+)
+
+// S3 limits.
+const (
+	MinPartSize = 5 << 20
+	MaxPartSize = 5 << 30
+	MaxParts    = 10000
+)
+
+// Part is one uploaded part, as CompleteMultipartUpload needs it.
+type Part struct {
+	Number   int32
+	ETag     string
+	Checksum string // base64 CRC32 if the target sends one, else ""
+}
+
+// Target is one object being written. Each call must retry transient
+// failures of its own single request (the client libraries do, with the
+// body rewound); the uploader never re-sends anything itself.
+type Target interface {
+	// PutSingle stores body as the whole object in one request; used when
+	// the stream ends before the first part is full.
+	PutSingle(ctx context.Context, body []byte) error
+	Create(ctx context.Context) (uploadID string, err error)
+	UploadPart(ctx context.Context, uploadID string, n int32, body []byte) (Part, error)
+	Complete(ctx context.Context, uploadID string, parts []Part) error
+	Abort(ctx context.Context, uploadID string) error
+}
+
+// Config sets the memory bound.
+type Config struct {
+	PartSize    int // bytes per part, MinPartSize..MaxPartSize
+	Concurrency int // parts in flight, and buffers allocated
+}
+
+// Check validates c.
+func (c Config) Check() error {
+	if c.PartSize < MinPartSize || c.PartSize > MaxPartSize {
+		return fmt.Errorf("part size %d out of range: S3 needs %d MiB to %d GiB", c.PartSize, MinPartSize>>20, MaxPartSize>>30)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 256 {
+		return fmt.Errorf("concurrency %d out of range 1..256", c.Concurrency)
+	}
+	return nil
+}
+
+// AbortTimeout bounds the clean-up request after a failed or cancelled upload.
+const AbortTimeout = 30 * time.Second
+
+// Upload reads r to EOF and stores it through t. size is the announced
+// length or -1. On any error or cancellation the multipart upload is
+// aborted, so no object appears.
+func Upload(ctx context.Context, t Target, r io.Reader, size int64, c Config) (err error) {
+	if err := c.Check(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pool := make(chan []byte, c.Concurrency)
+	for range c.Concurrency {
+		pool <- nil // allocated on first use, so small objects stay small
+	}
+	getBuf := func(ctx context.Context) ([]byte, error) {
+		select {
+		case b := <-pool:
+			if b == nil {
+				b = make([]byte, c.PartSize)
+			}
+			return b, nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+
+	// The first part is read into a buffer that grows as bytes arrive, so a
+	// small object costs its own size, not a whole part.
+	<-pool
+	limit := c.PartSize
+	if size >= 0 && size < int64(limit) {
+		limit = int(size) + 1 // one more byte detects a longer stream
+	}
+	buf, n, rerr := readFirst(r, limit)
+	total := int64(n)
+	if rerr != nil && rerr != io.EOF {
+		return fmt.Errorf("read source: %w", rerr)
+	}
+	if size >= 0 && total > size {
+		return fmt.Errorf("%w: announced %d bytes, got more", backend.ErrSizeMismatch, size)
+	}
+	if rerr == io.EOF {
+		if size >= 0 && total != size {
+			return fmt.Errorf("%w: announced %d bytes, got %d", backend.ErrSizeMismatch, size, total)
+		}
+		return t.PutSingle(ctx, buf[:n])
+	}
+
+	id, err := t.Create(ctx)
+	if err != nil {
+		return err
+	}
+	gctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu    sync.Mutex
+		parts []Part
+		wg    sync.WaitGroup
+		ferr  error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if ferr == nil {
+			ferr = err
+		}
+		mu.Unlock()
+		cancel(err)
+	}
+	defer func() {
+		if err != nil {
+			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), AbortTimeout)
+			defer acancel()
+			if aerr := t.Abort(actx, id); aerr != nil {
+				err = errors.Join(err, fmt.Errorf("abort multipart upload %s (the server keeps its parts until a lifecycle rule removes them): %w", id, aerr))
+			}
+		}
+	}()
+
+	send := func(num int32, b []byte, n int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := t.UploadPart(gctx, id, num, b[:n])
+			pool <- b
+			if err != nil {
+				fail(fmt.Errorf("upload part %d: %w", num, err))
+				return
+			}
+			mu.Lock()
+			parts = append(parts, p)
+			mu.Unlock()
+		}()
+	}
+
+	num := int32(1)
+	send(num, buf, n)
+	for {
+		b, err := getBuf(gctx)
+		if err != nil {
+			break
+		}
+		n, rerr := io.ReadFull(r, b)
+		total += int64(n)
+		if size >= 0 && total > size {
+			fail(fmt.Errorf("%w: announced %d bytes, got more", backend.ErrSizeMismatch, size))
+			pool <- b
+			break
+		}
+		if n > 0 {
+			num++
+			if num > MaxParts {
+				fail(fmt.Errorf("stream longer than %d parts of %d MiB: raise the part size", MaxParts, c.PartSize>>20))
+				pool <- b
+				break
+			}
+			send(num, b, n)
+		} else {
+			pool <- b
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			fail(fmt.Errorf("read source: %w", rerr))
+			break
+		}
+	}
+	wg.Wait()
+	if ferr == nil && ctx.Err() != nil {
+		ferr = context.Cause(ctx)
+	}
+	if ferr == nil && size >= 0 && total != size {
+		ferr = fmt.Errorf("%w: announced %d bytes, got %d", backend.ErrSizeMismatch, size, total)
+	}
+	if ferr != nil {
+		return ferr
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
+	return t.Complete(ctx, id, parts)
+}
+
+// readFirst reads up to limit bytes, growing the buffer geometrically. It
+// returns io.EOF if the stream ended before limit bytes, nil if limit bytes
+// were read.
+func readFirst(r io.Reader, limit int) ([]byte, int, error) {
+	buf := make([]byte, min(limit, 64<<10))
+	n := 0
+	for {
+		m, err := io.ReadFull(r, buf[n:])
+		n += m
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return buf, n, io.EOF
+		}
+		if err != nil {
+			return buf, n, err
+		}
+		if n == limit {
+			return buf, n, nil
+		}
+		nb := make([]byte, min(limit, 2*len(buf)))
+		copy(nb, buf[:n])
+		buf = nb
+	}
+}

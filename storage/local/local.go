@@ -1,0 +1,277 @@
+// Package local is the filesystem backend: one file per object under a root
+// directory, written durably (temp file, fsync, rename, fsync directory).
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/gosst/gosst/storage/backend"
+)
+
+// Permissions of what the backend creates: backups hold database contents.
+const (
+	FileMode = 0o600
+	DirMode  = 0o700
+)
+
+// Backend stores objects as files under Root.
+type Backend struct {
+	root string
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New opens (and creates, mode 0700, if missing) the directory dir.
+func New(ctx context.Context, dir string) (*Backend, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local storage %q: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, DirMode); err != nil {
+		return nil, fmt.Errorf("local storage: create directory %s: %w", abs, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("local storage: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("local storage: %s is not a directory", abs)
+	}
+	return &Backend{root: abs}, nil
+}
+
+// Root is the absolute directory the backend writes under.
+func (b *Backend) Root() string { return b.root }
+
+func (b *Backend) String() string { return "file://" + b.root }
+
+func (b *Backend) path(key string) (string, error) {
+	if err := backend.ValidateKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(b.root, filepath.FromSlash(key)), nil
+}
+
+// ctxReader makes a long copy notice cancellation between reads.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Put implements backend.Backend.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+	p, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return fmt.Errorf("put %s: create directory: %w", key, err)
+	}
+	f, err := os.CreateTemp(dir, backend.TempPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(FileMode); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err != nil {
+		return fmt.Errorf("put %s: after %d bytes: %w", key, n, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("put %s: %w: announced %d bytes, got %d", key, backend.ErrSizeMismatch, size, n)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("put %s: fsync: %w", key, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("put %s: close: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return fmt.Errorf("put %s: rename into place: %w", key, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("put %s: fsync directory: %w", key, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		err = nil // some filesystems cannot fsync a directory
+	}
+	return errors.Join(err, d.Close())
+}
+
+func mapErr(op, key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%s %s: %w", op, key, backend.ErrNotExist)
+	}
+	return fmt.Errorf("%s %s: %w", op, key, err)
+}
+
+type sectionCloser struct {
+	io.Reader
+	f *os.File
+}
+
+func (s sectionCloser) Close() error { return s.f.Close() }
+
+// Get implements backend.Backend.
+func (b *Backend) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := backend.ValidateRange(off, length); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, mapErr("get", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		_ = f.Close()
+		if err == nil {
+			err = fs.ErrNotExist
+		}
+		return nil, mapErr("get", key, err)
+	}
+	if off > 0 && off >= fi.Size() {
+		_ = f.Close()
+		return nil, fmt.Errorf("get %s: %w: offset %d, size %d", key, backend.ErrInvalidRange, off, fi.Size())
+	}
+	n := fi.Size() - off
+	if length > 0 && length < n {
+		n = length
+	}
+	return sectionCloser{io.NewSectionReader(f, off, n), f}, nil
+}
+
+// Stat implements backend.Backend.
+func (b *Backend) Stat(ctx context.Context, key string) (backend.ObjectInfo, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	fi, err := os.Stat(p)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return backend.ObjectInfo{}, mapErr("stat", key, err)
+	}
+	return backend.ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// List implements backend.Backend. It walks only the directory that can hold
+// keys with the prefix.
+func (b *Backend) List(ctx context.Context, prefix string, fn func(backend.ObjectInfo) error) error {
+	start := b.root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		start = filepath.Join(b.root, filepath.FromSlash(prefix[:i]))
+	}
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // prefix directory absent, or removed while walking
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, rerr := filepath.Rel(b.root, p)
+		if rerr != nil {
+			return rerr
+		}
+		key := filepath.ToSlash(rel)
+		if d.IsDir() {
+			if p != start && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), backend.TempPrefix) || !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		fi, ierr := d.Info()
+		if errors.Is(ierr, fs.ErrNotExist) {
+			return nil // deleted meanwhile
+		}
+		if ierr != nil {
+			return ierr
+		}
+		return fn(backend.ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
+	})
+	if err != nil {
+		return fmt.Errorf("list %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// Delete implements backend.Backend. Empty directories are left in place:
+// removing them would race with a concurrent Put into the same directory.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	p, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || (err == nil && fi.IsDir()) {
+		return nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// Close implements backend.Backend.
+func (b *Backend) Close() error { return nil }

@@ -1,0 +1,382 @@
+// Package minio is the MinIO (and S3-compatible) backend, built on
+// minio-go/v7. Credentials come from a 0600 file (?credentials=, AWS
+// shared-credentials format) or the environment (MINIO_ACCESS_KEY and
+// MINIO_SECRET_KEY, MINIO_ROOT_USER and MINIO_ROOT_PASSWORD, or the AWS_*
+// variables); never from the URL. Puts stream through our own multipart
+// uploader with an explicit part size and thread count, not minio-go's
+// defaults (which allocate ~537 MiB buffers for streams of unknown size).
+package minio
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	mgo "github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/storage/internal/multipart"
+)
+
+// Defaults: 16 MiB × 4 threads = 64 MiB of part buffers per Put.
+const (
+	DefaultPartSize     = 16 << 20
+	DefaultThreads      = 4
+	DefaultMaxRetries   = 5
+	DefaultListPageSize = 1000
+)
+
+// Config of a MinIO backend. URL form:
+// minio://host:port/bucket/prefix?tls=&ca=&credentials=&region=&part-size=&threads=&max-retries=&list-page-size=
+type Config struct {
+	Host         string // host:port
+	Bucket       string
+	Prefix       string
+	TLS          bool
+	CAFile       string
+	Credentials  string // path of a 0600 AWS-format credentials file; "" for the environment
+	Profile      string // section in Credentials; "" for default
+	Region       string
+	PartSize     int
+	Threads      int
+	MaxRetries   int // per request, including the first
+	ListPageSize int
+}
+
+// ParseURL reads a Config from a minio:// URL.
+func ParseURL(u *url.URL) (Config, error) {
+	c := Config{Host: u.Host, TLS: true, PartSize: DefaultPartSize, Threads: DefaultThreads, MaxRetries: DefaultMaxRetries, ListPageSize: DefaultListPageSize}
+	if u.User != nil {
+		return c, errors.New("minio URL: credentials in the URL are not accepted; use ?credentials=FILE (mode 0600) or MINIO_ACCESS_KEY/MINIO_SECRET_KEY")
+	}
+	path := strings.Trim(u.Path, "/")
+	c.Bucket, c.Prefix, _ = strings.Cut(path, "/")
+	var err error
+	for k, vs := range u.Query() {
+		v := vs[len(vs)-1]
+		switch k {
+		case "tls":
+			c.TLS, err = strconv.ParseBool(v)
+		case "ca":
+			c.CAFile = v
+		case "credentials":
+			c.Credentials = v
+		case "profile":
+			c.Profile = v
+		case "region":
+			c.Region = v
+		case "part-size":
+			c.PartSize, err = backend.ParseSize(v)
+		case "threads":
+			c.Threads, err = strconv.Atoi(v)
+		case "max-retries":
+			c.MaxRetries, err = strconv.Atoi(v)
+		case "list-page-size":
+			c.ListPageSize, err = strconv.Atoi(v)
+		default:
+			return c, fmt.Errorf("minio URL: unknown parameter %q", k)
+		}
+		if err != nil {
+			return c, fmt.Errorf("minio URL: parameter %s=%q: %w", k, v, err)
+		}
+	}
+	return c, nil
+}
+
+// Backend is a MinIO bucket (and prefix).
+type Backend struct {
+	cfg    Config
+	core   *mgo.Core
+	tr     *http.Transport
+	mp     multipart.Config
+	scheme string
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+func loadCreds(c Config) (*credentials.Credentials, error) {
+	if c.Credentials != "" {
+		fi, err := os.Stat(c.Credentials)
+		if err != nil {
+			return nil, fmt.Errorf("minio: credentials file: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("minio: credentials file %s has mode %o; it must not be readable by group or others (chmod 600)", c.Credentials, fi.Mode().Perm())
+		}
+		creds := credentials.NewFileAWSCredentials(c.Credentials, c.Profile)
+		v, err := creds.Get()
+		if err != nil || v.AccessKeyID == "" {
+			return nil, fmt.Errorf("minio: credentials file %s: no aws_access_key_id/aws_secret_access_key in profile %q: %v", c.Credentials, c.Profile, err)
+		}
+		return creds, nil
+	}
+	creds := credentials.NewChainCredentials([]credentials.Provider{&credentials.EnvMinio{}, &credentials.EnvAWS{}})
+	v, err := creds.Get()
+	if err != nil || v.AccessKeyID == "" || v.SignerType == credentials.SignatureAnonymous {
+		return nil, errors.New("minio: no credentials: set MINIO_ACCESS_KEY and MINIO_SECRET_KEY, or add ?credentials=FILE (AWS credentials format, mode 0600)")
+	}
+	return creds, nil
+}
+
+// New connects (lazily: no request is made until the first operation).
+func New(ctx context.Context, c Config) (*Backend, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if c.Host == "" || c.Bucket == "" {
+		return nil, errors.New("minio: URL needs host:port and a bucket (minio://host:port/bucket/prefix)")
+	}
+	if c.PartSize == 0 {
+		c.PartSize = DefaultPartSize
+	}
+	if c.Threads == 0 {
+		c.Threads = DefaultThreads
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.ListPageSize == 0 {
+		c.ListPageSize = DefaultListPageSize
+	}
+	mp := multipart.Config{PartSize: c.PartSize, Concurrency: c.Threads}
+	if err := mp.Check(); err != nil {
+		return nil, fmt.Errorf("minio: %w", err)
+	}
+	creds, err := loadCreds(c)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := mgo.DefaultTransport(c.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("minio: transport: %w", err)
+	}
+	tr.MaxIdleConnsPerHost = c.Threads + 4
+	if c.CAFile != "" {
+		if !c.TLS {
+			return nil, errors.New("minio: ca= given with tls=false")
+		}
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("minio: CA file: %w", err)
+		}
+		roots, _ := x509.SystemCertPool()
+		if roots == nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("minio: CA file %s holds no PEM certificate", c.CAFile)
+		}
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		tr.TLSClientConfig.RootCAs = roots
+	}
+	core, err := mgo.NewCore(c.Host, &mgo.Options{
+		Creds:        creds,
+		Secure:       c.TLS,
+		Transport:    tr,
+		Region:       c.Region,
+		BucketLookup: mgo.BucketLookupPath,
+		MaxRetries:   c.MaxRetries,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("minio: %w", err)
+	}
+	scheme := "http"
+	if c.TLS {
+		scheme = "https"
+	}
+	return &Backend{cfg: c, core: core, tr: tr, mp: mp, scheme: scheme}, nil
+}
+
+// Core is the underlying client (for tests and benchmarks).
+func (b *Backend) Core() *mgo.Core { return b.core }
+
+// Bucket is the bucket name.
+func (b *Backend) Bucket() string { return b.cfg.Bucket }
+
+// ObjectKey is the full object key for key.
+func (b *Backend) ObjectKey(key string) string {
+	if b.cfg.Prefix == "" {
+		return key
+	}
+	return b.cfg.Prefix + "/" + key
+}
+
+func (b *Backend) String() string {
+	return "minio://" + b.cfg.Host + "/" + b.cfg.Bucket + "/" + b.cfg.Prefix
+}
+
+func (b *Backend) mapErr(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	where := fmt.Sprintf("minio %s %s://%s/%s/%s", op, b.scheme, b.cfg.Host, b.cfg.Bucket, b.ObjectKey(key))
+	var er mgo.ErrorResponse
+	if !errors.As(err, &er) {
+		var per *mgo.ErrorResponse
+		if errors.As(err, &per) {
+			er = *per
+		}
+	}
+	switch {
+	case er.Code == "NoSuchKey" || er.Code == "NotFound" || (er.StatusCode == http.StatusNotFound && er.Code != "NoSuchBucket" && er.Code != "NoSuchUpload"):
+		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
+	case er.Code == "NoSuchBucket":
+		return fmt.Errorf("%s: bucket %q does not exist: %w", where, b.cfg.Bucket, err)
+	case er.StatusCode == http.StatusRequestedRangeNotSatisfiable || er.Code == "InvalidRange":
+		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
+	case er.StatusCode == http.StatusForbidden || er.Code == "InvalidAccessKeyId" || er.Code == "SignatureDoesNotMatch" || er.Code == "AccessDenied":
+		return fmt.Errorf("%s: access denied, check the credentials and the bucket policy: %w", where, err)
+	case er.StatusCode >= 500, er.StatusCode == http.StatusRequestTimeout, er.StatusCode == http.StatusTooManyRequests,
+		er.Code == "SlowDown", er.Code == "RequestTimeout", er.Code == "OperationAborted", er.Code == "InternalError":
+		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
+
+// Put implements backend.Backend.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := backend.ValidateKey(key); err != nil {
+		return err
+	}
+	if err := multipart.Upload(ctx, target{b, key}, r, size, b.mp); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+type target struct {
+	b   *Backend
+	key string
+}
+
+func (t target) PutSingle(ctx context.Context, body []byte) error {
+	_, err := t.b.core.PutObject(ctx, t.b.cfg.Bucket, t.b.ObjectKey(t.key), bytes.NewReader(body), int64(len(body)), "", "", mgo.PutObjectOptions{})
+	return t.b.mapErr("PutObject", t.key, err)
+}
+
+func (t target) Create(ctx context.Context) (string, error) {
+	id, err := t.b.core.NewMultipartUpload(ctx, t.b.cfg.Bucket, t.b.ObjectKey(t.key), mgo.PutObjectOptions{})
+	return id, t.b.mapErr("NewMultipartUpload", t.key, err)
+}
+
+func (t target) UploadPart(ctx context.Context, id string, n int32, body []byte) (multipart.Part, error) {
+	p, err := t.b.core.PutObjectPart(ctx, t.b.cfg.Bucket, t.b.ObjectKey(t.key), id, int(n), bytes.NewReader(body), int64(len(body)), mgo.PutObjectPartOptions{})
+	if err != nil {
+		return multipart.Part{}, t.b.mapErr("PutObjectPart", t.key, err)
+	}
+	return multipart.Part{Number: n, ETag: p.ETag}, nil
+}
+
+func (t target) Complete(ctx context.Context, id string, parts []multipart.Part) error {
+	cp := make([]mgo.CompletePart, len(parts))
+	for i, p := range parts {
+		cp[i] = mgo.CompletePart{PartNumber: int(p.Number), ETag: p.ETag}
+	}
+	_, err := t.b.core.CompleteMultipartUpload(ctx, t.b.cfg.Bucket, t.b.ObjectKey(t.key), id, cp, mgo.PutObjectOptions{})
+	return t.b.mapErr("CompleteMultipartUpload", t.key, err)
+}
+
+func (t target) Abort(ctx context.Context, id string) error {
+	return t.b.mapErr("AbortMultipartUpload", t.key, t.b.core.AbortMultipartUpload(ctx, t.b.cfg.Bucket, t.b.ObjectKey(t.key), id))
+}
+
+// Get implements backend.Backend.
+func (b *Backend) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	if err := backend.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	if err := backend.ValidateRange(off, length); err != nil {
+		return nil, err
+	}
+	var o mgo.GetObjectOptions
+	switch {
+	case off == 0 && length < 0:
+	case length < 0:
+		_ = o.SetRange(off, 0)
+	default:
+		_ = o.SetRange(off, off+length-1)
+	}
+	rc, _, _, err := b.core.GetObject(ctx, b.cfg.Bucket, b.ObjectKey(key), o)
+	if err != nil {
+		err = b.mapErr("GetObject", key, err)
+		if off == 0 && errors.Is(err, backend.ErrInvalidRange) {
+			return b.Get(ctx, key, 0, -1) // an empty object refuses any range
+		}
+		return nil, err
+	}
+	return rc, nil
+}
+
+// Stat implements backend.Backend.
+func (b *Backend) Stat(ctx context.Context, key string) (backend.ObjectInfo, error) {
+	if err := backend.ValidateKey(key); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	oi, err := b.core.StatObject(ctx, b.cfg.Bucket, b.ObjectKey(key), mgo.StatObjectOptions{})
+	if err != nil {
+		return backend.ObjectInfo{}, b.mapErr("StatObject", key, err)
+	}
+	return backend.ObjectInfo{Key: key, Size: oi.Size, ModTime: oi.LastModified}, nil
+}
+
+// List implements backend.Backend.
+func (b *Backend) List(ctx context.Context, prefix string, fn func(backend.ObjectInfo) error) error {
+	strip := ""
+	if b.cfg.Prefix != "" {
+		strip = b.cfg.Prefix + "/"
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := b.core.Client.ListObjects(lctx, b.cfg.Bucket, mgo.ListObjectsOptions{Prefix: strip + prefix, Recursive: true, MaxKeys: b.cfg.ListPageSize})
+	defer func() {
+		cancel()
+		for range ch { // let the producer goroutine finish
+		}
+	}()
+	for o := range ch {
+		if o.Err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return b.mapErr("ListObjects", prefix, o.Err)
+		}
+		k := strings.TrimPrefix(o.Key, strip)
+		if k == "" || strings.HasSuffix(k, "/") {
+			continue
+		}
+		if err := fn(backend.ObjectInfo{Key: k, Size: o.Size, ModTime: o.LastModified}); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// Delete implements backend.Backend.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := backend.ValidateKey(key); err != nil {
+		return err
+	}
+	err := b.mapErr("RemoveObject", key, b.core.RemoveObject(ctx, b.cfg.Bucket, b.ObjectKey(key), mgo.RemoveObjectOptions{}))
+	if errors.Is(err, backend.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Close implements backend.Backend.
+func (b *Backend) Close() error {
+	b.tr.CloseIdleConnections()
+	return nil
+}

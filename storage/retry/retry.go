@@ -1,0 +1,168 @@
+// Package retry is a storage decorator that retries operations failing with
+// transient errors (backend.IsTransient: timeouts, 5xx, throttling,
+// connection resets and refusals, truncated bodies) with exponential backoff
+// and full jitter. Permanent errors (403, NoSuchBucket, invalid keys,
+// ErrNotExist, a cancelled ctx) return at once.
+//
+// Put is retried only when the reader can be rewound (it implements
+// io.Seeker): a stream is never re-sent from a position it cannot return to.
+// For non-rewindable streams the backend's own per-part retries are the only
+// ones. Get retries opening the object, not a read failing half-way through.
+// List retries restart the listing and skip keys already passed to fn.
+package retry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/gosst/gosst/storage/backend"
+)
+
+// Config of the retry decorator. Zero fields take the defaults.
+type Config struct {
+	MaxAttempts    int           // including the first; default 5
+	InitialBackoff time.Duration // default 250ms
+	MaxBackoff     time.Duration // default 15s
+	// OnRetry, if set, is called before each wait (for logging and tests).
+	OnRetry func(op, key string, attempt int, err error, wait time.Duration)
+}
+
+// Backend retries transient failures of the wrapped backend.
+type Backend struct {
+	be  backend.Backend
+	cfg Config
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New wraps be.
+func New(be backend.Backend, cfg Config) *Backend {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.InitialBackoff <= 0 {
+		cfg.InitialBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 15 * time.Second
+	}
+	return &Backend{be: be, cfg: cfg}
+}
+
+// Unwrap returns the wrapped backend.
+func (b *Backend) Unwrap() backend.Backend { return b.be }
+
+func (b *Backend) String() string { return fmt.Sprint(b.be) }
+
+// do runs f until it succeeds, fails permanently, runs out of attempts, or
+// ctx ends.
+func (b *Backend) do(ctx context.Context, op, key string, f func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s %s: not started, context already done: %w", op, key, err)
+	}
+	backoff := b.cfg.InitialBackoff
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || !backend.IsTransient(err) || ctx.Err() != nil {
+			return err
+		}
+		if attempt >= b.cfg.MaxAttempts {
+			return fmt.Errorf("giving up after %d attempts: %w", attempt, err)
+		}
+		wait := time.Duration(rand.Int64N(int64(backoff)) + 1) // full jitter
+		if b.cfg.OnRetry != nil {
+			b.cfg.OnRetry(op, key, attempt, err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, b.cfg.MaxBackoff)
+	}
+}
+
+// Put implements backend.Backend; see the package comment.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	s, ok := r.(io.Seeker)
+	if !ok {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return b.be.Put(ctx, key, r, size)
+	}
+	start, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return b.be.Put(ctx, key, r, size) // not really seekable (a pipe): one attempt
+	}
+	first := true
+	return b.do(ctx, "put", key, func() error {
+		if !first {
+			if _, err := s.Seek(start, io.SeekStart); err != nil {
+				return fmt.Errorf("put %s: rewind for retry: %w", key, err)
+			}
+		}
+		first = false
+		return b.be.Put(ctx, key, r, size)
+	})
+}
+
+// Get implements backend.Backend.
+func (b *Backend) Get(ctx context.Context, key string, off, length int64) (rc io.ReadCloser, err error) {
+	err = b.do(ctx, "get", key, func() error {
+		rc, err = b.be.Get(ctx, key, off, length)
+		return err
+	})
+	return rc, err
+}
+
+// Stat implements backend.Backend.
+func (b *Backend) Stat(ctx context.Context, key string) (fi backend.ObjectInfo, err error) {
+	err = b.do(ctx, "stat", key, func() error {
+		fi, err = b.be.Stat(ctx, key)
+		return err
+	})
+	return fi, err
+}
+
+// errFn marks an error returned by the caller's fn: never retried.
+type errFn struct{ err error }
+
+func (e errFn) Error() string { return e.err.Error() }
+func (e errFn) Unwrap() error { return e.err }
+
+// List implements backend.Backend.
+func (b *Backend) List(ctx context.Context, prefix string, fn func(backend.ObjectInfo) error) error {
+	seen := map[string]struct{}{}
+	err := b.do(ctx, "list", prefix, func() error {
+		return b.be.List(ctx, prefix, func(fi backend.ObjectInfo) error {
+			if _, ok := seen[fi.Key]; ok {
+				return nil
+			}
+			seen[fi.Key] = struct{}{}
+			if err := fn(fi); err != nil {
+				return errFn{err}
+			}
+			return nil
+		})
+	})
+	var ef errFn
+	if errors.As(err, &ef) {
+		return ef.err
+	}
+	return err
+}
+
+// Delete implements backend.Backend.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	return b.do(ctx, "delete", key, func() error { return b.be.Delete(ctx, key) })
+}
+
+// Close implements backend.Backend.
+func (b *Backend) Close() error { return b.be.Close() }

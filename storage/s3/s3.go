@@ -1,0 +1,465 @@
+// Package s3 is the Amazon S3 (and S3-compatible) backend, built on
+// aws-sdk-go-v2. Credentials come from the standard AWS chain (environment,
+// shared config and credentials files, SSO, container and instance roles);
+// they are never taken from the URL. Puts stream through a multipart upload
+// with PartSize × Concurrency bytes of buffers.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/storage/internal/multipart"
+)
+
+// Defaults: 16 MiB × 4 = 64 MiB of part buffers per Put; 160 GiB objects at
+// most (10,000 parts) — raise PartSize for larger streams.
+const (
+	DefaultPartSize     = 16 << 20
+	DefaultConcurrency  = 4
+	DefaultMaxAttempts  = 5
+	DefaultListPageSize = 1000
+)
+
+// Config of an S3 backend. The URL form is
+// s3://bucket/prefix?endpoint=&region=&path-style=&part-size=&concurrency=&sse=&sse-kms-key-id=&storage-class=&ca=&max-attempts=&list-page-size=
+type Config struct {
+	Bucket       string
+	Prefix       string // keys are stored as Prefix/key; "" for none
+	Endpoint     string // "" for AWS (or $AWS_ENDPOINT_URL_S3)
+	Region       string // "" for the AWS chain's region, us-east-1 if none
+	PathStyle    bool   // needed by most S3-compatible servers
+	PartSize     int
+	Concurrency  int
+	SSE          string // "", "AES256" or "aws:kms"
+	SSEKMSKeyID  string // with SSE=aws:kms; "" for the bucket's default key
+	StorageClass string // e.g. STANDARD_IA; "" for the bucket default
+	CAFile       string // extra PEM roots to trust (or $AWS_CA_BUNDLE)
+	MaxAttempts  int    // per HTTP request, including the first
+	ListPageSize int    // keys per ListObjectsV2 page, 1..1000
+}
+
+// ParseURL reads a Config from an s3:// URL.
+func ParseURL(u *url.URL) (Config, error) {
+	c := Config{
+		Bucket:       u.Host,
+		Prefix:       strings.Trim(u.Path, "/"),
+		PartSize:     DefaultPartSize,
+		Concurrency:  DefaultConcurrency,
+		MaxAttempts:  DefaultMaxAttempts,
+		ListPageSize: DefaultListPageSize,
+	}
+	if u.User != nil {
+		return c, errors.New("s3 URL: credentials in the URL are not accepted; use the AWS credential chain (environment, ~/.aws, instance role)")
+	}
+	q := u.Query()
+	var err error
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		switch k {
+		case "endpoint":
+			c.Endpoint = v
+		case "region":
+			c.Region = v
+		case "path-style":
+			c.PathStyle, err = strconv.ParseBool(v)
+		case "part-size":
+			c.PartSize, err = backend.ParseSize(v)
+		case "concurrency":
+			c.Concurrency, err = strconv.Atoi(v)
+		case "sse":
+			c.SSE = v
+		case "sse-kms-key-id":
+			c.SSEKMSKeyID = v
+		case "storage-class":
+			c.StorageClass = v
+		case "ca":
+			c.CAFile = v
+		case "max-attempts":
+			c.MaxAttempts, err = strconv.Atoi(v)
+		case "list-page-size":
+			c.ListPageSize, err = strconv.Atoi(v)
+		default:
+			return c, fmt.Errorf("s3 URL: unknown parameter %q", k)
+		}
+		if err != nil {
+			return c, fmt.Errorf("s3 URL: parameter %s=%q: %w", k, v, err)
+		}
+	}
+	return c, nil
+}
+
+// Backend is an S3 bucket (and prefix).
+type Backend struct {
+	cfg       Config
+	client    *s3.Client
+	transport atomic.Pointer[http.Transport]
+	mp        multipart.Config
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New builds the client exactly as production uses it: config.LoadDefaultConfig.
+func New(ctx context.Context, c Config) (*Backend, error) {
+	if c.Bucket == "" {
+		return nil, errors.New("s3: no bucket in URL (s3://bucket/prefix)")
+	}
+	if c.PartSize == 0 {
+		c.PartSize = DefaultPartSize
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.ListPageSize == 0 {
+		c.ListPageSize = DefaultListPageSize
+	}
+	mp := multipart.Config{PartSize: c.PartSize, Concurrency: c.Concurrency}
+	if err := mp.Check(); err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	if c.ListPageSize < 1 || c.ListPageSize > 1000 {
+		return nil, fmt.Errorf("s3: list-page-size %d out of range 1..1000", c.ListPageSize)
+	}
+	switch c.SSE {
+	case "", string(types.ServerSideEncryptionAes256), string(types.ServerSideEncryptionAwsKms):
+	default:
+		return nil, fmt.Errorf("s3: sse=%q: want AES256 or aws:kms", c.SSE)
+	}
+	if c.SSEKMSKeyID != "" && c.SSE != string(types.ServerSideEncryptionAwsKms) {
+		return nil, errors.New("s3: sse-kms-key-id needs sse=aws:kms")
+	}
+	b := &Backend{cfg: c, mp: mp}
+	var roots *x509.CertPool
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("s3: CA file: %w", err)
+		}
+		roots, _ = x509.SystemCertPool()
+		if roots == nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("s3: CA file %s holds no PEM certificate", c.CAFile)
+		}
+	}
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConnsPerHost = c.Concurrency + 4
+		tr.ResponseHeaderTimeout = 5 * time.Minute
+		if roots != nil {
+			if tr.TLSClientConfig == nil {
+				tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			tr.TLSClientConfig.RootCAs = roots
+		}
+		b.transport.Store(tr)
+	})
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = c.MaxAttempts
+				o.MaxBackoff = 10 * time.Second
+				// No client-side retry quota: a burst of 503s must not turn
+				// into "retry quota exceeded" for the remaining parts.
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+	}
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: load AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	b.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+		}
+		o.UsePathStyle = c.PathStyle
+	})
+	return b, nil
+}
+
+// Client is the underlying SDK client (for tests and benchmarks).
+func (b *Backend) Client() *s3.Client { return b.client }
+
+// Bucket is the bucket name.
+func (b *Backend) Bucket() string { return b.cfg.Bucket }
+
+// ObjectKey is the full object key for key.
+func (b *Backend) ObjectKey(key string) string {
+	if b.cfg.Prefix == "" {
+		return key
+	}
+	return b.cfg.Prefix + "/" + key
+}
+
+func (b *Backend) String() string { return "s3://" + b.cfg.Bucket + "/" + b.cfg.Prefix }
+
+// mapErr turns SDK errors into backend errors with an operator-facing
+// message, and classifies them for the retry decorator.
+func (b *Backend) mapErr(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	where := fmt.Sprintf("s3 %s s3://%s/%s", op, b.cfg.Bucket, b.ObjectKey(key))
+	if key == "" {
+		where = fmt.Sprintf("s3 %s s3://%s/%s", op, b.cfg.Bucket, b.cfg.Prefix)
+	}
+	var (
+		nsk    *types.NoSuchKey
+		nf     *types.NotFound
+		api    smithy.APIError
+		status int
+	)
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	code := ""
+	if errors.As(err, &api) {
+		code = api.ErrorCode()
+	}
+	switch {
+	case errors.As(err, &nsk), errors.As(err, &nf), code == "NoSuchKey",
+		status == http.StatusNotFound && code != "NoSuchBucket" && code != "NoSuchUpload":
+		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
+	case code == "NoSuchBucket":
+		return fmt.Errorf("%s: bucket %q does not exist: %w", where, b.cfg.Bucket, err)
+	case status == http.StatusRequestedRangeNotSatisfiable || code == "InvalidRange":
+		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
+	case status == http.StatusForbidden || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied":
+		return fmt.Errorf("%s: access denied, check the AWS credentials and the bucket policy: %w", where, err)
+	case status >= 500, status == http.StatusRequestTimeout, status == http.StatusTooManyRequests,
+		code == "SlowDown", code == "RequestTimeout", code == "OperationAborted", code == "InternalError":
+		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
+	}
+	var rerr *retry.MaxAttemptsError
+	if errors.As(err, &rerr) && backend.IsTransient(rerr.Err) {
+		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
+
+// Put implements backend.Backend.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := backend.ValidateKey(key); err != nil {
+		return err
+	}
+	err := multipart.Upload(ctx, target{b, key}, r, size, b.mp)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+type target struct {
+	b   *Backend
+	key string
+}
+
+func (t target) PutSingle(ctx context.Context, body []byte) error {
+	in := &s3.PutObjectInput{
+		Bucket:        &t.b.cfg.Bucket,
+		Key:           aws.String(t.b.ObjectKey(t.key)),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+	}
+	if t.b.cfg.SSE != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(t.b.cfg.SSE)
+	}
+	if t.b.cfg.SSEKMSKeyID != "" {
+		in.SSEKMSKeyId = &t.b.cfg.SSEKMSKeyID
+	}
+	if t.b.cfg.StorageClass != "" {
+		in.StorageClass = types.StorageClass(t.b.cfg.StorageClass)
+	}
+	_, err := t.b.client.PutObject(ctx, in)
+	return t.b.mapErr("PutObject", t.key, err)
+}
+
+func (t target) Create(ctx context.Context) (string, error) {
+	in := &s3.CreateMultipartUploadInput{
+		Bucket:            &t.b.cfg.Bucket,
+		Key:               aws.String(t.b.ObjectKey(t.key)),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	}
+	if t.b.cfg.SSE != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(t.b.cfg.SSE)
+	}
+	if t.b.cfg.SSEKMSKeyID != "" {
+		in.SSEKMSKeyId = &t.b.cfg.SSEKMSKeyID
+	}
+	if t.b.cfg.StorageClass != "" {
+		in.StorageClass = types.StorageClass(t.b.cfg.StorageClass)
+	}
+	out, err := t.b.client.CreateMultipartUpload(ctx, in)
+	if err != nil {
+		return "", t.b.mapErr("CreateMultipartUpload", t.key, err)
+	}
+	return aws.ToString(out.UploadId), nil
+}
+
+func (t target) UploadPart(ctx context.Context, id string, n int32, body []byte) (multipart.Part, error) {
+	out, err := t.b.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:            &t.b.cfg.Bucket,
+		Key:               aws.String(t.b.ObjectKey(t.key)),
+		UploadId:          &id,
+		PartNumber:        aws.Int32(n),
+		Body:              bytes.NewReader(body),
+		ContentLength:     aws.Int64(int64(len(body))),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	})
+	if err != nil {
+		return multipart.Part{}, t.b.mapErr("UploadPart", t.key, err)
+	}
+	return multipart.Part{Number: n, ETag: aws.ToString(out.ETag), Checksum: aws.ToString(out.ChecksumCRC32)}, nil
+}
+
+func (t target) Complete(ctx context.Context, id string, parts []multipart.Part) error {
+	cp := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		cp[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+		if p.Checksum != "" {
+			cp[i].ChecksumCRC32 = aws.String(p.Checksum)
+		}
+	}
+	_, err := t.b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &t.b.cfg.Bucket,
+		Key:             aws.String(t.b.ObjectKey(t.key)),
+		UploadId:        &id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: cp},
+	})
+	return t.b.mapErr("CompleteMultipartUpload", t.key, err)
+}
+
+func (t target) Abort(ctx context.Context, id string) error {
+	_, err := t.b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket:   &t.b.cfg.Bucket,
+		Key:      aws.String(t.b.ObjectKey(t.key)),
+		UploadId: &id,
+	})
+	return t.b.mapErr("AbortMultipartUpload", t.key, err)
+}
+
+// Get implements backend.Backend.
+func (b *Backend) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	if err := backend.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	if err := backend.ValidateRange(off, length); err != nil {
+		return nil, err
+	}
+	in := &s3.GetObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.ObjectKey(key))}
+	switch {
+	case off == 0 && length < 0:
+	case length < 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", off))
+	default:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+length-1))
+	}
+	out, err := b.client.GetObject(ctx, in)
+	if err != nil {
+		err = b.mapErr("GetObject", key, err)
+		if off == 0 && errors.Is(err, backend.ErrInvalidRange) {
+			// Only an empty object refuses a range starting at 0.
+			return b.Get(ctx, key, 0, -1)
+		}
+		return nil, err
+	}
+	return out.Body, nil
+}
+
+// Stat implements backend.Backend.
+func (b *Backend) Stat(ctx context.Context, key string) (backend.ObjectInfo, error) {
+	if err := backend.ValidateKey(key); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.ObjectKey(key))})
+	if err != nil {
+		return backend.ObjectInfo{}, b.mapErr("HeadObject", key, err)
+	}
+	return backend.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// List implements backend.Backend.
+func (b *Backend) List(ctx context.Context, prefix string, fn func(backend.ObjectInfo) error) error {
+	full := prefix
+	strip := ""
+	if b.cfg.Prefix != "" {
+		strip = b.cfg.Prefix + "/"
+		full = strip + prefix
+	}
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{
+		Bucket:  &b.cfg.Bucket,
+		Prefix:  aws.String(full),
+		MaxKeys: aws.Int32(int32(b.cfg.ListPageSize)),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return b.mapErr("ListObjectsV2", prefix, err)
+		}
+		for _, o := range page.Contents {
+			k := strings.TrimPrefix(aws.ToString(o.Key), strip)
+			if k == "" || strings.HasSuffix(k, "/") {
+				continue // directory marker
+			}
+			if err := fn(backend.ObjectInfo{Key: k, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Delete implements backend.Backend.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := backend.ValidateKey(key); err != nil {
+		return err
+	}
+	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.ObjectKey(key))})
+	err = b.mapErr("DeleteObject", key, err)
+	if errors.Is(err, backend.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Close implements backend.Backend.
+func (b *Backend) Close() error {
+	if tr := b.transport.Load(); tr != nil {
+		tr.CloseIdleConnections()
+	}
+	return nil
+}
