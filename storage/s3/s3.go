@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/storage/internal/multipart"
@@ -206,6 +207,10 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 		}
 		o.UsePathStyle = c.PathStyle
+		// Ranged reads of multipart objects cannot be checked against the
+		// object checksum; the SDK would warn on every one of them.
+		o.DisableLogOutputChecksumValidationSkipped = true
+		o.Logger = logging.Nop{}
 	})
 	return b, nil
 }
