@@ -67,7 +67,7 @@ func (b *Backend) do(ctx context.Context, op, key string, f func() error) error 
 	backoff := b.cfg.InitialBackoff
 	for attempt := 1; ; attempt++ {
 		err := f()
-		if err == nil || !backend.IsTransient(err) || ctx.Err() != nil {
+		if err == nil || !backend.IsTransient(err) || ctx.Err() != nil || errors.As(err, new(errFn)) {
 			return err
 		}
 		if attempt >= b.cfg.MaxAttempts {
