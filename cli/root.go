@@ -73,7 +73,8 @@ example one node of several unreachable).`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())}
 	})
-	root.AddCommand(newVersionCommand(g), newStatusCommand(g), newStreamCommand(g))
+	root.AddCommand(newVersionCommand(g), newStatusCommand(g), newStreamCommand(g),
+		newBackupCommand(g), newListCommand(g), newShowCommand(g), newRestoreCommand(g), newVerifyCommand(g))
 	return root
 }
 

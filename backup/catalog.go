@@ -1,0 +1,173 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/gosst/gosst/storage/backend"
+)
+
+// Key layout in the storage backend (no key is a "directory" of another):
+//
+//	backups/<id>/data.xbstream.<codec>[.age]   the backup stream
+//	backups/<id>/manifest.json                 written last: the backup exists
+const backupsPrefix = "backups/"
+
+func dataKey(id, ext string) string { return backupsPrefix + id + "/data.xbstream" + ext }
+func manifestKey(id string) string  { return backupsPrefix + id + "/manifest.json" }
+
+// Catalog lists and loads the backups in one storage backend.
+type Catalog struct {
+	Store backend.Backend
+}
+
+// ErrNoBackup is returned when an id or "latest" names no complete backup.
+var ErrNoBackup = errors.New("no such backup")
+
+// List returns every complete backup (one with a readable manifest),
+// oldest first. Manifests that cannot be read are returned in bad, keyed by
+// id, so an operator sees them instead of losing them silently.
+func (c *Catalog) List(ctx context.Context) (list []*Manifest, bad map[string]error, err error) {
+	var ids []string
+	err = c.Store.List(ctx, backupsPrefix, func(oi backend.ObjectInfo) error {
+		rest := strings.TrimPrefix(oi.Key, backupsPrefix)
+		id, file, ok := strings.Cut(rest, "/")
+		if ok && file == "manifest.json" && ValidID(id) {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list backups: %w", err)
+	}
+	sort.Strings(ids)
+	bad = map[string]error{}
+	for _, id := range ids {
+		m, err := c.Load(ctx, id)
+		if err != nil {
+			bad[id] = err
+			continue
+		}
+		list = append(list, m)
+	}
+	return list, bad, nil
+}
+
+// Load reads and validates one manifest.
+func (c *Catalog) Load(ctx context.Context, id string) (*Manifest, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("%w: %q is not a backup id (like 20261126T052000Z-a1b2c3)", ErrNoBackup, id)
+	}
+	rc, err := c.Store.Get(ctx, manifestKey(id), 0, -1)
+	if errors.Is(err, backend.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoBackup, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read manifest of %s: %w", id, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 16<<20+1))
+	if err != nil {
+		return nil, fmt.Errorf("read manifest of %s: %w", id, err)
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, err
+	}
+	if m.ID != id {
+		return nil, fmt.Errorf("%w: manifest under %s says id %s", ErrManifest, id, m.ID)
+	}
+	return m, nil
+}
+
+// Resolve turns "latest" or an id into a manifest.
+func (c *Catalog) Resolve(ctx context.Context, ref string) (*Manifest, error) {
+	if ref != "latest" {
+		return c.Load(ctx, ref)
+	}
+	list, _, err := c.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%w: the storage holds no complete backup", ErrNoBackup)
+	}
+	return list[len(list)-1], nil
+}
+
+// Chain returns the backups needed to restore m: its full backup first,
+// then each incremental up to and including m.
+func (c *Catalog) Chain(ctx context.Context, m *Manifest) ([]*Manifest, error) {
+	chain := []*Manifest{m}
+	for cur := m; cur.Type == TypeIncremental; {
+		if len(chain) > 1000 {
+			return nil, fmt.Errorf("%w: incremental chain of %s longer than 1000", ErrManifest, m.ID)
+		}
+		p, err := c.Load(ctx, cur.Parent)
+		if err != nil {
+			return nil, fmt.Errorf("backup %s needs its parent %s: %w", cur.ID, cur.Parent, err)
+		}
+		if p.LSN.To != cur.LSN.From {
+			return nil, fmt.Errorf("%w: %s starts at LSN %d but its parent %s ends at %d", ErrManifest, cur.ID, cur.LSN.From, p.ID, p.LSN.To)
+		}
+		chain = append(chain, p)
+		cur = p
+	}
+	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
+		chain[i], chain[j] = chain[j], chain[i]
+	}
+	return chain, nil
+}
+
+// Leftovers returns ids that have objects but no manifest: interrupted
+// backups. They are invisible to list and restore.
+func (c *Catalog) Leftovers(ctx context.Context) (map[string][]string, error) {
+	keys := map[string][]string{}
+	withManifest := map[string]bool{}
+	err := c.Store.List(ctx, backupsPrefix, func(oi backend.ObjectInfo) error {
+		id, file, ok := strings.Cut(strings.TrimPrefix(oi.Key, backupsPrefix), "/")
+		if !ok {
+			return nil
+		}
+		if file == "manifest.json" {
+			withManifest[id] = true
+		} else {
+			keys[id] = append(keys[id], oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
+	}
+	for id := range withManifest {
+		delete(keys, id)
+	}
+	return keys, nil
+}
+
+// DeleteLeftovers removes the objects of interrupted backups and returns
+// how many objects it removed. Only ids that sort before olderThanID are
+// touched, so a backup still running elsewhere is left alone.
+func (c *Catalog) DeleteLeftovers(ctx context.Context, olderThanID string) (int, error) {
+	left, err := c.Leftovers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for id, keys := range left {
+		if olderThanID != "" && id >= olderThanID {
+			continue
+		}
+		for _, k := range keys {
+			if err := c.Store.Delete(ctx, k); err != nil {
+				return n, fmt.Errorf("delete leftover %s: %w", k, err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,325 @@
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"filippo.io/age"
+
+	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream/crypt"
+	"github.com/gosst/gosst/stream/integrity"
+	"github.com/gosst/gosst/stream/xbstream"
+)
+
+// RestoreOptions configures a restore.
+type RestoreOptions struct {
+	// TargetDir receives the prepared datadir. It must be empty or missing
+	// unless Force is set.
+	TargetDir string
+	Force     bool
+	// Galera writes grastate.dat with the backup's position so the
+	// restored node can rejoin its cluster by IST.
+	Galera bool
+	// Identities decrypt age-encrypted backups.
+	Identities []age.Identity
+	// Mariabackup is the binary (default "mariabackup").
+	Mariabackup string
+	// UseMemory is mariabackup --prepare --use-memory (default 256M).
+	UseMemory string
+	// Workers extracting files in parallel (default 4).
+	Workers int
+	Logger  *slog.Logger
+}
+
+// ErrTargetNotEmpty is returned when the target holds files and Force is off.
+var ErrTargetNotEmpty = errors.New("restore target is not empty")
+
+// IncompleteMarker is created in the target while files are moved into
+// it and removed as the last step; a datadir that still has it is not a
+// finished restore.
+const IncompleteMarker = "gosst-restore-incomplete"
+
+// Restore restores backup ref ("latest" or an id) into o.TargetDir. All
+// objects are downloaded, verified (stored SHA-256, end marker, chunk CRCs)
+// and prepared in a scratch directory next to the target; only a fully
+// prepared datadir is moved into the target. Nothing is written to the
+// target before that.
+func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*Manifest, error) {
+	if o.Mariabackup == "" {
+		o.Mariabackup = "mariabackup"
+	}
+	if o.UseMemory == "" {
+		o.UseMemory = "256M"
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := o.Logger
+	if o.TargetDir == "" {
+		return nil, errors.New("restore needs --target-dir")
+	}
+	target, err := filepath.Abs(o.TargetDir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := cat.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := cat.Chain(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	// Refuse early: missing or resized objects, missing keys, full disk.
+	var need int64
+	for _, b := range chain {
+		if b.Encrypted() && len(o.Identities) == 0 {
+			return nil, fmt.Errorf("backup %s is encrypted: give --identity FILE or --passphrase-file FILE", b.ID)
+		}
+		for _, obj := range b.Objects {
+			oi, err := cat.Store.Stat(ctx, obj.Key)
+			if errors.Is(err, backend.ErrNotExist) {
+				return nil, fmt.Errorf("backup %s is damaged: object %s is missing", b.ID, obj.Key)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("check object %s: %w", obj.Key, err)
+			}
+			if oi.Size != obj.Size {
+				return nil, fmt.Errorf("backup %s is damaged: object %s is %d bytes, the manifest says %d", b.ID, obj.Key, oi.Size, obj.Size)
+			}
+			need += obj.PlainSize
+		}
+	}
+	if err := prepareTarget(target, o.Force); err != nil {
+		return nil, err
+	}
+	if free, err := freeBytes(filepath.Dir(target)); err == nil && free < need+need/10 {
+		return nil, fmt.Errorf("not enough disk space under %s: restore needs about %s, %s free", filepath.Dir(target), human(need+need/10), human(free))
+	}
+	scratch, err := os.MkdirTemp(filepath.Dir(target), "."+filepath.Base(target)+".gosst-restore-")
+	if err != nil {
+		return nil, fmt.Errorf("create scratch dir next to the target: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+
+	dirs := make([]string, len(chain))
+	for i, b := range chain {
+		dirs[i] = filepath.Join(scratch, fmt.Sprintf("%02d-%s", i, b.ID))
+		if err := os.Mkdir(dirs[i], 0o700); err != nil {
+			return nil, err
+		}
+		log.Info("downloading and extracting", "backup", b.ID, "type", b.Type, "bytes", b.Objects[0].Size)
+		if err := fetchExtract(ctx, cat, b, dirs[i], o); err != nil {
+			return nil, fmt.Errorf("restore %s: %w", b.ID, err)
+		}
+	}
+	base := dirs[0]
+	if err := o.prepare(ctx, base, ""); err != nil {
+		return nil, err
+	}
+	for _, inc := range dirs[1:] {
+		if err := o.prepare(ctx, base, inc); err != nil {
+			return nil, err
+		}
+	}
+	if o.Galera {
+		if m.Galera.UUID == "" || m.Galera.Seqno < 0 {
+			return nil, fmt.Errorf("backup %s has no Galera position (taken without wsrep?): cannot write grastate.dat", m.ID)
+		}
+		gs := fmt.Sprintf("# GALERA saved state\nversion: 2.1\nuuid:    %s\nseqno:   %d\nsafe_to_bootstrap: 0\n", m.Galera.UUID, m.Galera.Seqno)
+		if err := writeFileSync(filepath.Join(base, "grastate.dat"), []byte(gs), 0o660); err != nil {
+			return nil, err
+		}
+	}
+	if err := moveInto(base, target); err != nil {
+		return nil, fmt.Errorf("move the prepared datadir into %s: %w (files may be split between %s and the target; the marker %s stays in the target)", target, err, base, IncompleteMarker)
+	}
+	log.Info("restore complete", "backup", m.ID, "target", target, "galera_position", fmt.Sprintf("%s:%d", m.Galera.UUID, m.Galera.Seqno))
+	return m, nil
+}
+
+// fetchExtract streams one backup object into dir, verifying every layer.
+func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o RestoreOptions) error {
+	obj := b.Objects[0]
+	rc, err := cat.Store.Get(ctx, obj.Key, 0, -1)
+	if err != nil {
+		return fmt.Errorf("download %s: %w", obj.Key, err)
+	}
+	defer rc.Close()
+	hc := &hashCounter{h: sha256.New()}
+	var src io.Reader = io.TeeReader(rc, hc)
+	if b.Encrypted() {
+		d, err := crypt.Decrypt(src, o.Identities...)
+		if err != nil {
+			return fmt.Errorf("object %s: %w", obj.Key, err)
+		}
+		src = d
+	}
+	var opts []integrity.Option
+	if sum, err := plainSum(obj); err == nil {
+		opts = append(opts, integrity.WithExpected(sum))
+	}
+	c, br, err := codec.Detect(src)
+	if err != nil {
+		return fmt.Errorf("object %s: %w", obj.Key, err)
+	}
+	ir, err := integrity.NewReader(br, c, opts...)
+	if err != nil {
+		return fmt.Errorf("object %s: %w", obj.Key, err)
+	}
+	defer ir.Close()
+	if _, err := xbstream.Extract(ctx, ir, dir, xbstream.ExtractOptions{Workers: o.Workers}); err != nil {
+		return fmt.Errorf("object %s: %w", obj.Key, err)
+	}
+	// Read anything after the xbstream (there should be nothing) so the
+	// stored hash covers the whole object.
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return fmt.Errorf("object %s: %w", obj.Key, err)
+	}
+	if hc.n != obj.Size || hex.EncodeToString(hc.h.Sum(nil)) != obj.SHA256 {
+		return fmt.Errorf("object %s: stored bytes differ from the manifest (size %d, want %d, or SHA-256 differs)", obj.Key, hc.n, obj.Size)
+	}
+	return nil
+}
+
+func plainSum(o Object) (integrity.Sum, error) {
+	var s integrity.Sum
+	b, err := hex.DecodeString(o.PlainSHA256)
+	if err != nil || len(b) != 32 {
+		return s, fmt.Errorf("bad plain sha256")
+	}
+	s.Size = o.PlainSize
+	copy(s.SHA256[:], b)
+	return s, nil
+}
+
+// prepare runs mariabackup --prepare on base, applying inc when given.
+func (o RestoreOptions) prepare(ctx context.Context, base, inc string) error {
+	args := []string{"--prepare", "--target-dir=" + base, "--use-memory=" + o.UseMemory}
+	what := "prepare " + filepath.Base(base)
+	if inc != "" {
+		args = append(args, "--incremental-dir="+inc)
+		what = "apply incremental " + filepath.Base(inc)
+	}
+	o.Logger.Info(what)
+	cmd := exec.CommandContext(ctx, o.Mariabackup, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mariabackup %s failed: %w\n%s", what, err, lastLines(string(out), 25))
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// prepareTarget makes sure target exists and is empty (or Force).
+func prepareTarget(target string, force bool) error {
+	entries, err := os.ReadDir(target)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return os.MkdirAll(target, 0o750)
+	case err != nil:
+		return fmt.Errorf("restore target: %w", err)
+	case len(entries) > 0 && !force:
+		return fmt.Errorf("%w: %s has %d entries; restore into an empty directory, or use --force to replace its contents", ErrTargetNotEmpty, target, len(entries))
+	case len(entries) > 0:
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(target, e.Name())); err != nil {
+				return fmt.Errorf("clear restore target: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// moveInto renames every entry of src into dst (same filesystem), under
+// the incomplete marker, and syncs dst.
+func moveInto(src, dst string) error {
+	marker := filepath.Join(dst, IncompleteMarker)
+	if err := writeFileSync(marker, []byte("a gosst restore did not finish moving files here\n"), 0o600); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(dst); err != nil {
+		return err
+	}
+	if err := os.Remove(marker); err != nil {
+		return err
+	}
+	return syncDir(dst)
+}
+
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func freeBytes(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,439 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/storage"
+	"github.com/gosst/gosst/stream/crypt"
+	"github.com/gosst/gosst/stream/meter"
+	"github.com/gosst/gosst/verify"
+)
+
+// defaultStorage is used when neither --storage nor GOSST_STORAGE is set.
+const defaultStorage = "file:///var/backups/galera"
+
+type storageOptions struct{ URL string }
+
+func (s *storageOptions) addFlags(cmd *cobra.Command) {
+	def := os.Getenv("GOSST_STORAGE")
+	if def == "" {
+		def = defaultStorage
+	}
+	cmd.Flags().StringVar(&s.URL, "storage", def,
+		"where backups live: a directory path or file:///dir, s3://bucket/prefix, minio://host:port/bucket/prefix (env GOSST_STORAGE)")
+}
+
+func (s *storageOptions) catalog(ctx context.Context) (*backup.Catalog, func(), error) {
+	be, err := openStorage(ctx, s.URL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open storage %s: %w", s.URL, err)
+	}
+	return &backup.Catalog{Store: be}, func() { be.Close() }, nil
+}
+
+type backupOptions struct {
+	storageOptions
+	keyOptions
+	Node, Socket, DefaultsFile, User string
+	Incremental, Force, Desync       bool
+	Codec                            string
+	Level, Parallel                  int
+	JSON                             bool
+}
+
+func newBackupCommand(g *Globals) *cobra.Command {
+	o := &backupOptions{}
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Take a full or incremental mariabackup backup of the local node into storage",
+		Long: `backup runs mariabackup --backup --galera-info --stream=xbstream against the
+node on this host, compresses (zstd) and optionally encrypts (age) the stream,
+and uploads it with bounded memory. A manifest is written last: a backup whose
+manifest is missing (an interrupted run) does not exist for list or restore,
+and its objects are removed by the next backup.
+
+The node must be Synced (use --force otherwise). --desync sets
+wsrep_desync=ON for the duration so the donor's apply lag does not throttle
+the cluster, and always switches it off afterwards, also on failure.
+
+Credentials: --defaults-file ([client] user/password, mode 0600) or
+MYSQL_PWD; the user needs RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR.
+Only the public age recipient is needed here; keep the identity elsewhere.`,
+		Example: `  galera-backup backup --storage /var/backups/galera --defaults-file /etc/mysql/backup.cnf \
+      --recipients-file /etc/gosst/backup.pub
+  galera-backup backup --incremental --storage s3://my-bucket/galera --socket /run/mysqld/mysqld.sock`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBackup(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	o.storageOptions.addFlags(cmd)
+	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
+	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket, e.g. 'backup@tcp(127.0.0.1:3306)/' (the node must still be on this host)")
+	f.StringVar(&o.DefaultsFile, "defaults-file", "", "option file for the connection ([client]) and for mariabackup; mode 0600 if it holds a password")
+	f.StringVar(&o.User, "user", "", "user name")
+	f.BoolVar(&o.Incremental, "incremental", false, "back up only what changed since the latest backup in this storage")
+	f.BoolVar(&o.Force, "force", false, "back up a node that is not Synced")
+	f.BoolVar(&o.Desync, "desync", false, "set wsrep_desync=ON during the backup (switched off afterwards, always)")
+	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none")
+	f.IntVar(&o.Level, "level", 1, "compression level (zstd 1..19)")
+	f.IntVar(&o.Parallel, "parallel", 2, "mariabackup --parallel copy threads")
+	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
+	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
+	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "encrypt with the passphrase in this file (mode 0600)")
+	f.BoolVar(&o.JSON, "json", false, "print the manifest as JSON when done")
+	return cmd
+}
+
+func (o *backupOptions) target() mariadb.Target {
+	t := mariadb.Target{DSN: o.Node, Socket: o.Socket, DefaultsFile: o.DefaultsFile, User: o.User}
+	if t.DSN == "" && t.Socket == "" {
+		if _, err := t.Config(); errors.Is(err, mariadb.ErrNoAddress) {
+			t.Socket = defaultSocket
+		}
+	}
+	return t
+}
+
+func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
+	c, err := makeCodec(o.Codec, o.Level, 2)
+	if err != nil {
+		return err
+	}
+	rs, err := o.recipients()
+	if err != nil {
+		return err
+	}
+	var fps []string
+	for _, r := range o.Recipients {
+		fps = append(fps, crypt.Fingerprint(r))
+	}
+	cat, done, err := o.catalog(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	start := time.Now()
+	m, err := backup.Run(ctx, cat, backup.Options{
+		Node:            o.target(),
+		DefaultsFile:    o.DefaultsFile,
+		Incremental:     o.Incremental,
+		Force:           o.Force,
+		Desync:          o.Desync,
+		Codec:           c,
+		Recipients:      rs,
+		KeyFingerprints: fps,
+		Parallel:        o.Parallel,
+		Logger:          g.Logger,
+		Progress: func(s meter.Snapshot) {
+			g.Logger.Info("backup progress", "bytes", s.Bytes, "rate_MBps", fmt.Sprintf("%.1f", s.Rate/1e6), "elapsed", s.Elapsed.Round(time.Second))
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("backup failed: %w", err)
+	}
+	if o.JSON {
+		return writeJSON(g, m)
+	}
+	obj := m.Objects[0]
+	fmt.Fprintf(g.Out, "backup %s (%s) complete in %s: %s read, %s stored, galera %s:%d, binlog %s:%d, gtid %s\n",
+		m.ID, m.Type, time.Since(start).Round(time.Second), humanBytes(obj.PlainSize), humanBytes(obj.Size),
+		m.Galera.UUID, m.Galera.Seqno, m.Binlog.File, m.Binlog.Position, m.Binlog.GTID)
+	return nil
+}
+
+func writeJSON(g *Globals, v any) error {
+	enc := json.NewEncoder(g.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+type listOptions struct {
+	storageOptions
+	JSON bool
+}
+
+func newListCommand(g *Globals) *cobra.Command {
+	o := &listOptions{}
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the complete backups in storage",
+		Long: `list shows every backup whose manifest is present, oldest first, with its
+type, parent, Galera position, binlog GTID and sizes. Interrupted backups (objects
+without a manifest) and unreadable manifests are reported on stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, done, err := o.catalog(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			list, bad, err := cat.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for id, err := range bad {
+				g.Logger.Warn("unreadable manifest", "backup", id, "err", err)
+			}
+			if left, err := cat.Leftovers(cmd.Context()); err == nil && len(left) > 0 {
+				g.Logger.Info("interrupted backups without a manifest (removed by the next backup)", "count", len(left))
+			}
+			if o.JSON {
+				if list == nil {
+					list = []*backup.Manifest{}
+				}
+				return writeJSON(g, list)
+			}
+			tw := tabwriter.NewWriter(g.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTYPE\tPARENT\tFINISHED\tGALERA_SEQNO\tGTID\tSTORED\tPLAIN\tENCRYPTED")
+			for _, m := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%v\n", m.ID, m.Type, dash(m.Parent),
+					m.EndTime.Format(time.RFC3339), m.Galera.Seqno, dash(m.Binlog.GTID),
+					humanBytes(m.Objects[0].Size), humanBytes(m.Objects[0].PlainSize), m.Encrypted())
+			}
+			return tw.Flush()
+		},
+	}
+	o.storageOptions.addFlags(cmd)
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the manifests as a JSON array")
+	return cmd
+}
+
+func newShowCommand(g *Globals) *cobra.Command {
+	o := &storageOptions{}
+	cmd := &cobra.Command{
+		Use:   "show ID|latest",
+		Short: "Print one backup's manifest (JSON)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, done, err := o.catalog(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			m, err := cat.Resolve(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return writeJSON(g, m)
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+type restoreOptions struct {
+	storageOptions
+	keyOptions
+	TargetDir string
+	Force     bool
+	Galera    bool
+	UseMemory string
+}
+
+func newRestoreCommand(g *Globals) *cobra.Command {
+	o := &restoreOptions{}
+	cmd := &cobra.Command{
+		Use:   "restore ID|latest --target-dir DIR",
+		Short: "Restore a backup (full + incrementals) into a datadir mariadbd starts on",
+		Long: `restore downloads the backup and, for an incremental, every backup it builds
+on; verifies every layer (stored SHA-256, age, end marker, xbstream CRCs);
+extracts with the strict extractor; runs mariabackup --prepare on the chain in a
+scratch directory next to the target; and only then moves the prepared datadir
+into --target-dir. A damaged or missing object, a wrong key or a full disk stops
+the restore before anything is written to the target.
+
+--galera writes grastate.dat with the backup's uuid:seqno, so a node started on
+the restored datadir rejoins its cluster by IST when a donor's gcache still
+holds the writes since the backup (otherwise it takes a full SST). Do not use
+--galera to bootstrap a new cluster from a backup: start that node with
+--wsrep-new-cluster and no grastate.dat so it gets a new history UUID.
+
+Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
+		Example: `  galera-backup restore latest --target-dir /var/lib/mysql --force --galera --identity /root/backup.key`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := o.identities()
+			if err != nil {
+				return err
+			}
+			if o.TargetDir == "" {
+				return &ExitError{Code: ExitUsage, Err: errors.New("--target-dir is required")}
+			}
+			cat, done, err := o.catalog(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			start := time.Now()
+			m, err := backup.Restore(cmd.Context(), cat, args[0], backup.RestoreOptions{
+				TargetDir: o.TargetDir, Force: o.Force, Galera: o.Galera, Identities: ids,
+				UseMemory: o.UseMemory, Logger: g.Logger,
+			})
+			if err != nil {
+				return fmt.Errorf("restore failed (the target was not changed unless it says otherwise): %w", err)
+			}
+			fmt.Fprintf(g.Out, "restored %s (%s) into %s in %s; galera position %s:%d; binlog %s:%d gtid %s\n",
+				m.ID, m.Type, o.TargetDir, time.Since(start).Round(time.Second), m.Galera.UUID, m.Galera.Seqno,
+				m.Binlog.File, m.Binlog.Position, m.Binlog.GTID)
+			return nil
+		},
+	}
+	o.storageOptions.addFlags(cmd)
+	o.addDecryptFlags(cmd)
+	cmd.Flags().StringVar(&o.TargetDir, "target-dir", "", "datadir to restore into (must be empty or missing unless --force)")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "replace the contents of a non-empty --target-dir")
+	cmd.Flags().BoolVar(&o.Galera, "galera", false, "write grastate.dat with the backup's position (rejoin by IST)")
+	cmd.Flags().StringVar(&o.UseMemory, "use-memory", "256M", "mariabackup --prepare buffer pool size")
+	return cmd
+}
+
+type verifyOptions struct {
+	storageOptions
+	keyOptions
+	RestoreTest bool
+	All         bool
+	JSON        bool
+}
+
+// VerifyResult is one backup's verdict.
+type VerifyResult struct {
+	ID     string               `json:"id"`
+	OK     bool                 `json:"ok"`
+	Error  string               `json:"error,omitempty"`
+	Tables []verify.TableResult `json:"tables,omitempty"`
+}
+
+func newVerifyCommand(g *Globals) *cobra.Command {
+	o := &verifyOptions{}
+	cmd := &cobra.Command{
+		Use:   "verify [ID|latest]... | --all",
+		Short: "Prove backups restore: re-read every object, optionally restore and CHECK every table",
+		Long: `verify re-reads every object of each backup and compares its size and SHA-256
+with the manifest. With --restore-test it also restores the backup (and its
+chain) into a scratch directory, starts a throwaway mariadbd on it (wsrep off,
+no network), runs CHECK TABLE on every table the manifest lists, and removes it.
+
+Prints one verdict line per backup; exits 1 if any backup failed.`,
+		Example: `  galera-backup verify latest --restore-test --identity /root/backup.key
+  galera-backup verify --all --json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerify(cmd.Context(), g, o, args)
+		},
+	}
+	o.storageOptions.addFlags(cmd)
+	o.addDecryptFlags(cmd)
+	cmd.Flags().BoolVar(&o.RestoreTest, "restore-test", false, "also restore into a scratch dir, start mariadbd and CHECK every table")
+	cmd.Flags().BoolVar(&o.All, "all", false, "verify every backup in storage")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print results as JSON")
+	return cmd
+}
+
+func runVerify(ctx context.Context, g *Globals, o *verifyOptions, args []string) error {
+	if len(args) == 0 && !o.All {
+		args = []string{"latest"}
+	}
+	ids, err := o.identities()
+	if err != nil {
+		return err
+	}
+	cat, done, err := o.catalog(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var targets []*backup.Manifest
+	var results []VerifyResult
+	if o.All {
+		list, bad, err := cat.List(ctx)
+		if err != nil {
+			return err
+		}
+		targets = list
+		for id, err := range bad {
+			results = append(results, VerifyResult{ID: id, Error: err.Error()})
+		}
+	}
+	for _, ref := range args {
+		m, err := cat.Resolve(ctx, ref)
+		if err != nil {
+			results = append(results, VerifyResult{ID: ref, Error: err.Error()})
+			continue
+		}
+		targets = append(targets, m)
+	}
+	for _, m := range targets {
+		r := VerifyResult{ID: m.ID}
+		err := verify.Objects(ctx, cat, m)
+		if err == nil && o.RestoreTest {
+			r.Tables, err = verify.RestoreTest(ctx, cat, m, verify.RestoreTestOptions{
+				RestoreOptions: backup.RestoreOptions{Identities: ids, Logger: g.Logger},
+			})
+		}
+		if err != nil {
+			r.Error = err.Error()
+		} else {
+			r.OK = true
+		}
+		results = append(results, r)
+	}
+	failed := 0
+	for _, r := range results {
+		if !r.OK {
+			failed++
+		}
+	}
+	if o.JSON {
+		if err := writeJSON(g, results); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range results {
+			if r.OK {
+				extra := ""
+				if o.RestoreTest {
+					extra = fmt.Sprintf(", restored and %d tables checked", len(r.Tables))
+				}
+				fmt.Fprintf(g.Out, "%s OK (objects verified%s)\n", r.ID, extra)
+			} else {
+				fmt.Fprintf(g.Out, "%s FAILED: %s\n", r.ID, oneLine(r.Error))
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d backups failed verification", failed, len(results))
+	}
+	if len(results) == 0 {
+		return errors.New("no backups to verify")
+	}
+	return nil
+}
+
+// openStorage opens the backend a URL names, with retries and logging.
+func openStorage(ctx context.Context, url string) (storage.Backend, error) {
+	return storage.Open(ctx, url, storage.Options{})
+}

@@ -1,0 +1,373 @@
+package backuptest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/storage"
+	"github.com/gosst/gosst/test/cluster"
+)
+
+// writer inserts numbered rows on node 1 until stopped and records the
+// GTID sequence number each row committed with.
+type writer struct {
+	mu   sync.Mutex
+	seqs []int64 // seqs[i] is the GTID seq of row id i+1
+	stop chan struct{}
+	done chan error
+}
+
+func startWriter(t *testing.T, n *cluster.Node, table string) *writer {
+	t.Helper()
+	ctx := context.Background()
+	if err := n.Exec(ctx, "CREATE DATABASE IF NOT EXISTS bk; CREATE TABLE "+table+" (id INT PRIMARY KEY, note VARCHAR(100), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{stop: make(chan struct{}), done: make(chan error, 1)}
+	conn, err := n.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer conn.Close()
+		for i := 1; ; i++ {
+			select {
+			case <-w.stop:
+				w.done <- nil
+				return
+			default:
+			}
+			if _, err := conn.ExecContext(ctx, "INSERT INTO "+table+" (id, note) VALUES (?, REPEAT('r', 80))", i); err != nil {
+				w.done <- fmt.Errorf("insert row %d: %w", i, err)
+				return
+			}
+			var g string
+			if err := conn.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&g); err != nil {
+				w.done <- err
+				return
+			}
+			var seq int64
+			if _, err := fmt.Sscanf(g[strings.LastIndex(g, "-")+1:], "%d", &seq); err != nil {
+				w.done <- fmt.Errorf("last_gtid %q: %w", g, err)
+				return
+			}
+			w.mu.Lock()
+			w.seqs = append(w.seqs, seq)
+			w.mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+func (w *writer) finish(t *testing.T) {
+	t.Helper()
+	close(w.stop)
+	if err := <-w.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rowsAt returns how many rows had committed at GTID seq (rows are
+// committed in id order by one connection).
+func (w *writer) rowsAt(seq int64) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, s := range w.seqs {
+		if s <= seq {
+			n++
+		}
+	}
+	return n
+}
+
+func listBackups(t *testing.T, store string) []*backup.Manifest {
+	t.Helper()
+	out := mustGB(t, "list", "--json", "--storage", store, "--log-level", "error")
+	var list []*backup.Manifest
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, out)
+	}
+	return list
+}
+
+// TestFullAndIncrementalsRestoreExactRows takes a full and two incremental
+// backups of node 2 while node 1 inserts rows, then restores each point and
+// checks it holds exactly the rows committed at the backup's GTID.
+func TestFullAndIncrementalsRestoreExactRows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	store := t.TempDir()
+	n2 := clu.Node(2)
+	w := startWriter(t, clu.Node(1), "bk.rows")
+	common := []string{"--storage", store, "--socket", n2.Socket, "--user", "root", "--log-level", "warn"}
+	time.Sleep(time.Second)
+	mustGB(t, append([]string{"backup"}, common...)...)
+	time.Sleep(time.Second)
+	mustGB(t, append([]string{"backup", "--incremental"}, common...)...)
+	time.Sleep(time.Second)
+	mustGB(t, append([]string{"backup", "--incremental", "--desync"}, common...)...)
+	time.Sleep(500 * time.Millisecond)
+	w.finish(t)
+
+	list := listBackups(t, store)
+	if len(list) != 3 || list[0].Type != backup.TypeFull || list[1].Parent != list[0].ID || list[2].Parent != list[1].ID {
+		t.Fatalf("want full → inc → inc, got %d backups: %+v", len(list), list)
+	}
+	if v, _ := n2.QueryString(context.Background(), "SELECT @@wsrep_desync"); v != "0" {
+		t.Fatalf("wsrep_desync left at %s after a --desync backup", v)
+	}
+	for i, m := range list {
+		if m.Binlog.GTID == "" {
+			j, _ := json.MarshalIndent(m, "", "  ")
+			t.Fatalf("backup %d has no binlog GTID:\n%s", i, j)
+		}
+		seq := gtidSeq(t, m.Binlog.GTID)
+		want := w.rowsAt(seq)
+		target := filepath.Join(t.TempDir(), "data")
+		mustGB(t, "restore", m.ID, "--target-dir", target, "--storage", store, "--log-level", "warn")
+		db := standalone(t, target)
+		var count, maxID int
+		if err := db.QueryRow("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM bk.rows").Scan(&count, &maxID); err != nil {
+			t.Fatalf("backup %d (%s): %v", i, m.ID, err)
+		}
+		if count != want || maxID != want {
+			t.Fatalf("backup %d (%s, gtid %s): restored %d rows (max id %d), want exactly %d", i, m.ID, m.Binlog.GTID, count, maxID, want)
+		}
+		t.Logf("backup %d %s (%s) at gtid %s: %d rows, exactly as committed", i, m.ID, m.Type, m.Binlog.GTID, count)
+		if want == 0 {
+			t.Fatalf("backup %d captured no rows: the writer did not run during the backups", i)
+		}
+	}
+	if list[2].Galera.Seqno <= list[0].Galera.Seqno || list[0].Galera.UUID == "" {
+		t.Fatalf("galera positions do not advance: %+v / %+v", list[0].Galera, list[2].Galera)
+	}
+}
+
+// TestRestoreWithGaleraRejoinsByIST restores a fresh backup into node 3's
+// datadir with --galera; node 3 must rejoin by IST, not SST.
+func TestRestoreWithGaleraRejoinsByIST(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ctx := context.Background()
+	store := t.TempDir()
+	n1, n3 := clu.Node(1), clu.Node(3)
+	if err := n1.Exec(ctx, "CREATE DATABASE IF NOT EXISTS bk; CREATE TABLE IF NOT EXISTS bk.ist (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"); err != nil {
+		t.Fatal(err)
+	}
+	mustGB(t, "backup", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
+	for i := 0; i < 30; i++ {
+		if err := n1.Exec(ctx, "INSERT INTO bk.ist (v) VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n3.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	mustGB(t, "restore", "latest", "--target-dir", n3.DataDir, "--galera", "--storage", store, "--log-level", "warn")
+	logBefore, _ := os.ReadFile(n3.ErrorLog)
+	if err := n3.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(n3.ErrorLog)
+	restart := string(log[len(logBefore):])
+	// The stock joiner says which path it took: the donor sent only the IST
+	// marker (its --bypass path), no data.
+	if !strings.Contains(restart, "'xtrabackup_ist' received from donor: Running IST") {
+		t.Fatalf("node3 did not rejoin by IST alone after a --galera restore:\n%s", grepLines(restart, "IST|SST|state transfer"))
+	}
+	got, err := n3.QueryString(ctx, "SELECT COUNT(*) FROM bk.ist")
+	if err != nil || got != "30" {
+		t.Fatalf("node3 has %s rows (%v), want 30", got, err)
+	}
+}
+
+func grepLines(s, alts string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, a := range strings.Split(alts, "|") {
+			if strings.Contains(l, a) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestVerifyAndDamage: verify passes on a good backup and fails, naming the
+// object, after one byte changes or the object is deleted; restore refuses
+// before writing a datadir.
+func TestVerifyAndDamage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	store := t.TempDir()
+	for _, stmt := range []string{
+		"CREATE DATABASE IF NOT EXISTS vf",
+		"CREATE TABLE IF NOT EXISTS vf.inno (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB",
+		"CREATE TABLE IF NOT EXISTS vf.aria (id INT PRIMARY KEY, v TEXT) ENGINE=Aria",
+		"CREATE TABLE IF NOT EXISTS vf.myisam (id INT PRIMARY KEY, v TEXT) ENGINE=MyISAM",
+		"REPLACE INTO vf.inno VALUES (1, 'a'), (2, 'b')",
+		"REPLACE INTO vf.aria VALUES (1, 'a')",
+		"REPLACE INTO vf.myisam VALUES (1, 'a')",
+	} {
+		if err := clu.Node(1).Exec(context.Background(), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, _ := age.GenerateX25519Identity()
+	keyFile := filepath.Join(t.TempDir(), "key.txt")
+	os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600)
+	mustGB(t, "backup", "--storage", store, "--socket", clu.Node(1).Socket, "--user", "root", "--recipient", id.Recipient().String(), "--log-level", "warn")
+	m := listBackups(t, store)[0]
+	if !m.Encrypted() || len(m.Tables) < 3 {
+		t.Fatalf("manifest: encrypted %v, %d tables", m.Encrypted(), len(m.Tables))
+	}
+	out := mustGB(t, "verify", m.ID, "--restore-test", "--identity", keyFile, "--storage", store, "--log-level", "warn")
+	if !strings.Contains(out, m.ID+" OK") || !strings.Contains(out, "tables checked") {
+		t.Fatalf("verify --restore-test: %s", out)
+	}
+
+	// Wrong identity: clear error, no datadir.
+	other, _ := age.GenerateX25519Identity()
+	wrongKey := filepath.Join(t.TempDir(), "wrong.txt")
+	os.WriteFile(wrongKey, []byte(other.String()+"\n"), 0o600)
+	target := filepath.Join(t.TempDir(), "restore")
+	out, code := gb(t, "restore", m.ID, "--target-dir", target, "--identity", wrongKey, "--storage", store)
+	if code == 0 || !strings.Contains(out, "no identity matched") {
+		t.Fatalf("restore with a wrong key: exit %d\n%s", code, out)
+	}
+	assertNoDatadir(t, target)
+
+	obj := filepath.Join(store, m.Objects[0].Key)
+	data, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := append([]byte(nil), data...)
+	flipped[len(flipped)/2] ^= 0x01
+	if err := os.WriteFile(obj, flipped, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = gb(t, "verify", m.ID, "--storage", store)
+	if code == 0 || !strings.Contains(out, "FAILED") || !strings.Contains(out, m.Objects[0].Key) {
+		t.Fatalf("verify after a flipped byte: exit %d\n%s", code, out)
+	}
+	out, code = gb(t, "restore", m.ID, "--target-dir", target, "--identity", keyFile, "--storage", store)
+	if code == 0 {
+		t.Fatalf("restore of a damaged backup succeeded\n%s", out)
+	}
+	assertNoDatadir(t, target)
+
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	out, code = gb(t, "verify", m.ID, "--storage", store)
+	if code == 0 || !strings.Contains(out, "missing") || !strings.Contains(out, m.Objects[0].Key) {
+		t.Fatalf("verify after deleting the object: exit %d\n%s", code, out)
+	}
+	out, code = gb(t, "restore", m.ID, "--target-dir", target, "--identity", keyFile, "--storage", store)
+	if code == 0 || !strings.Contains(out, "missing") {
+		t.Fatalf("restore with a missing object: exit %d\n%s", code, out)
+	}
+	assertNoDatadir(t, target)
+}
+
+// assertNoDatadir: the target holds no file that could pass for a datadir.
+func assertNoDatadir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // not even created
+	}
+	if len(entries) > 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("a failed restore left files in %s: %v", dir, names)
+	}
+}
+
+// TestKilledBackupLeavesNothing kills galera-backup mid-upload: list shows
+// nothing, and the next backup succeeds and removes the leftovers.
+func TestKilledBackupLeavesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	store := t.TempDir()
+	n1 := clu.Node(1)
+	// Slow the stream down so there is a "mid-upload" to kill.
+	cmd := exec.Command(filepath.Join(binDir, "galera-backup"), "backup", "--storage", store, "--socket", n1.Socket,
+		"--user", "root", "--parallel", "1", "--log-level", "warn")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the upload has started (the local backend stages a temp file).
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := countFiles(store); n > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Kill galera-backup and its mariabackup child (same process group).
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+	if list := listBackups(t, store); len(list) != 0 {
+		t.Fatalf("a killed backup is listed: %+v", list)
+	}
+	mustGB(t, "backup", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
+	list := listBackups(t, store)
+	if len(list) != 1 {
+		t.Fatalf("after a good backup, list shows %d backups", len(list))
+	}
+	// The good backup removed what the killed one had stored.
+	be, err := storage.Open(context.Background(), store, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	err = be.List(context.Background(), "", func(oi storage.ObjectInfo) error {
+		if !strings.HasPrefix(oi.Key, "backups/"+list[0].ID+"/") {
+			return fmt.Errorf("object %s of the killed backup is still stored", oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countFiles(dir string) int {
+	n := 0
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
