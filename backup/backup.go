@@ -28,6 +28,7 @@ import (
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
 	"github.com/gosst/gosst/stream/meter"
+	"github.com/gosst/gosst/stream/ratelimit"
 )
 
 // Options configures one backup run.
@@ -53,6 +54,9 @@ type Options struct {
 	KeyFingerprints []string
 	// Parallel is mariabackup's --parallel (default 2).
 	Parallel int
+	// RateLimit caps the bytes per second read from mariabackup (0: none),
+	// to bound the I/O a backup takes from a busy node.
+	RateLimit int64
 	// Mariabackup is the binary (default "mariabackup").
 	Mariabackup string
 	// TmpDir is mariabackup's --target-dir scratch (default os.TempDir()).
@@ -132,7 +136,11 @@ func Run(ctx context.Context, cat *Catalog, o Options) (*Manifest, error) {
 		m.KeyFingerprint = o.KeyFingerprints
 	}
 
-	// Clean up objects of earlier interrupted runs (older ids only).
+	// Make sure the storage answers before mariabackup starts, and clean
+	// up objects of earlier interrupted runs (older ids only).
+	if _, err := cat.Leftovers(ctx); err != nil {
+		return nil, fmt.Errorf("storage is not usable, no backup started: %w", err)
+	}
 	if n, err := cat.DeleteLeftovers(ctx, m.ID); err != nil {
 		log.Warn("could not remove leftovers of interrupted backups", "err", err)
 	} else if n > 0 {
@@ -263,7 +271,11 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 				return err
 			}
 			defer iw.Close()
-			src := io.TeeReader(mtr.Reader(stdout), scanW)
+			var in io.Reader = stdout
+			if o.RateLimit > 0 {
+				in = ratelimit.NewReader(gctx, in, ratelimit.NewLimiter(o.RateLimit, 0))
+			}
+			src := io.TeeReader(mtr.Reader(in), scanW)
 			if _, err := io.Copy(iw, src); err != nil {
 				return fmt.Errorf("stream backup: %w", err)
 			}

@@ -48,6 +48,7 @@ type backupOptions struct {
 	Incremental, Force, Desync       bool
 	Codec                            string
 	Level, Parallel                  int
+	RateLimit                        string
 	JSON                             bool
 }
 
@@ -89,6 +90,7 @@ Only the public age recipient is needed here; keep the identity elsewhere.`,
 	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none")
 	f.IntVar(&o.Level, "level", 1, "compression level (zstd 1..19)")
 	f.IntVar(&o.Parallel, "parallel", 2, "mariabackup --parallel copy threads")
+	f.StringVar(&o.RateLimit, "rate-limit", "", "read at most this many bytes per second from mariabackup (e.g. 100M); empty = unlimited")
 	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
 	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
 	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "encrypt with the passphrase in this file (mode 0600)")
@@ -110,6 +112,12 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 	c, err := makeCodec(o.Codec, o.Level, 2)
 	if err != nil {
 		return err
+	}
+	var rateLimit int64
+	if o.RateLimit != "" {
+		if rateLimit, err = parseBytes(o.RateLimit); err != nil || rateLimit <= 0 {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--rate-limit %q: want a byte rate such as 100M", o.RateLimit)}
+		}
 	}
 	rs, err := o.recipients()
 	if err != nil {
@@ -135,6 +143,7 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 		Recipients:      rs,
 		KeyFingerprints: fps,
 		Parallel:        o.Parallel,
+		RateLimit:       rateLimit,
 		Logger:          g.Logger,
 		Progress: func(s meter.Snapshot) {
 			g.Logger.Info("backup progress", "bytes", s.Bytes, "rate_MBps", fmt.Sprintf("%.1f", s.Rate/1e6), "elapsed", s.Elapsed.Round(time.Second))
