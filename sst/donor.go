@@ -257,9 +257,9 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		if err != nil {
 			return err
 		}
-		var src io.Reader = stdout
+		var src io.Reader = ctxReader{bctx, stdout}
 		if d.Config.RateLimit > 0 {
-			src = ratelimit.NewReader(ctx, src, ratelimit.NewLimiter(d.Config.RateLimit, 0))
+			src = ratelimit.NewReader(bctx, src, ratelimit.NewLimiter(d.Config.RateLimit, 0))
 		}
 		_, err = io.CopyBuffer(cw, prog.raw.Reader(src), make([]byte, 1<<20))
 		if err != nil {
@@ -287,7 +287,12 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	pcancel()
 	if sendErr != nil {
 		bcancel()
-		<-drained
+		_ = stdout.Close() // a writer still holding the pipe gets EPIPE
+		select {
+		case <-drained:
+		case <-time.After(15 * time.Second):
+			d.log.Warnf("mariabackup's stderr still open 15 s after it was told to stop")
+		}
 		_ = cmd.Wait()
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
@@ -379,4 +384,17 @@ func (k *keepaliveWriter) err() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.failed
+}
+
+// ctxReader stops reading once ctx is done, even if r still has data.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

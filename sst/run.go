@@ -168,12 +168,18 @@ func alive(pid int) bool {
 	return true
 }
 
-// command prepares a child that gets SIGTERM on cancellation (SIGKILL 10 s
-// later) and SIGKILL if we die first.
+// command prepares a child in its own process group that gets SIGTERM
+// (the whole group) on cancellation, SIGKILL 10 s later, and SIGKILL if we
+// die first.
 func command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.Cancel = func() error {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); err != nil {
+			return cmd.Process.Signal(syscall.SIGTERM)
+		}
+		return nil
+	}
 	cmd.WaitDelay = 10 * time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }

@@ -91,7 +91,7 @@ echo "fake mariabackup $mode" >&2
 if [ "$mode" = backup ]; then
   [ "$MYSQL_PWD" = "pw" ] || { echo "missing MYSQL_PWD" >&2; exit 1; }
   [ -n "$FAKE_FAIL_BACKUP" ] && { head -c 3000 %q; echo "simulated failure" >&2; exit 1; }
-  if [ -n "$FAKE_SLOW_BACKUP" ]; then head -c 3000 %q; sleep 3; tail -c +3001 %q; exit 0; fi
+  if [ -n "$FAKE_SLOW_BACKUP" ]; then head -c 3000 %q; sleep "$FAKE_SLOW_BACKUP"; tail -c +3001 %q; exit 0; fi
   cat %q; exit 0
 fi
 if [ "$mode" = prepare ]; then sed -i 's/full-backuped/full-prepared/' "$t/xtrabackup_checkpoints"; exit 0; fi
@@ -476,9 +476,38 @@ func TestSlowBackupKeepalive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	addr, jres := f.startJoiner(t, ctx)
-	d := f.runDonor(ctx, addr, false, map[string]string{"FAKE_SLOW_BACKUP": "1"})
+	d := f.runDonor(ctx, addr, false, map[string]string{"FAKE_SLOW_BACKUP": "3"})
 	j := <-jres
 	if d.code != 0 || j.code != 0 || lastLine(j.lines) != testUUID+":42 7" {
 		t.Fatalf("donor exit %d, joiner exit %d %q\ndonor:\n%s\njoiner:\n%s", d.code, j.code, j.lines, d.stderr, j.stderr)
 	}
+}
+
+// TestDonorNoticesDeadJoiner: the joiner dies while the backup is silent
+// (over TLS); the donor's keepalives hit the closed connection and the
+// donor fails long before its idle timeout, so its node does not stay
+// desynced.
+func TestDonorNoticesDeadJoiner(t *testing.T) {
+	f := newFixture(t)
+	c := makeTestCerts(t, f.dir)
+	f.writeCnf(t, "idle-timeout=300", "tca="+c[0], "tcert="+c[1], "tkey="+c[2], "ssl-mode=VERIFY_CA")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	jctx, jcancel := context.WithCancel(ctx)
+	addr, jres := f.startJoiner(t, jctx)
+	dch := make(chan result, 1)
+	go func() { dch <- f.runDonor(ctx, addr, false, map[string]string{"FAKE_SLOW_BACKUP": "40"}) }()
+	time.Sleep(1500 * time.Millisecond)
+	jcancel()
+	killed := time.Now()
+	j := <-jres
+	if j.code == 0 {
+		t.Fatal("joiner succeeded")
+	}
+	d := <-dch
+	took := time.Since(killed)
+	if d.code == 0 || took > 20*time.Second {
+		t.Fatalf("donor: exit %d %s after the joiner died (keepalive every 5 s)\n%s", d.code, took, d.stderr)
+	}
+	t.Logf("donor failed %s after the joiner died: %s", took.Round(100*time.Millisecond), lastErr(d.stderr))
 }
