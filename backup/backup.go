@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
@@ -231,7 +230,8 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	mtr := meter.New(meter.Options{})
 	upR, upW := io.Pipe()
 	scanR, scanW := io.Pipe()
-	stored := &hashCounter{h: sha256.New()}
+	stored := integrity.NewAsyncSHA256()
+	defer stored.Sum() // stops its goroutine on every path
 	var plain integrity.Sum
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -311,10 +311,11 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 		_ = cmd.Wait()
 		return Object{}, nil, err
 	}
+	storedSum := stored.Sum()
 	obj := Object{
 		Key:         key,
-		Size:        stored.n,
-		SHA256:      hex.EncodeToString(stored.h.Sum(nil)),
+		Size:        stored.Size(),
+		SHA256:      hex.EncodeToString(storedSum[:]),
 		PlainSize:   plain.Size,
 		PlainSHA256: hex.EncodeToString(plain.SHA256[:]),
 	}

@@ -5,6 +5,35 @@ import (
 	"hash"
 )
 
+// AsyncSHA256 is an io.Writer that computes SHA-256 on its own goroutine,
+// for callers that hash a stream on the side (e.g. the stored bytes of a
+// backup). Close (or Sum) must be called to stop the goroutine.
+type AsyncSHA256 struct {
+	a *asyncHash
+	n int64
+}
+
+// NewAsyncSHA256 starts the hashing goroutine.
+func NewAsyncSHA256() *AsyncSHA256 { return &AsyncSHA256{a: newAsyncHash()} }
+
+// Write queues p for hashing; it never fails.
+func (h *AsyncSHA256) Write(p []byte) (int, error) {
+	h.a.Write(p)
+	h.n += int64(len(p))
+	return len(p), nil
+}
+
+// Size is the number of bytes written.
+func (h *AsyncSHA256) Size() int64 { return h.n }
+
+// Sum stops the goroutine and returns the SHA-256 of everything written.
+func (h *AsyncSHA256) Sum() [32]byte {
+	h.a.Close()
+	var out [32]byte
+	copy(out[:], h.a.Sum(nil))
+	return out
+}
+
 // asyncHash computes SHA-256 on its own goroutine so hashing overlaps with
 // compression on another core. Written bytes are copied into a small ring of
 // buffers (bounded memory: hashBuffers × hashBufSize); Write blocks only

@@ -93,7 +93,25 @@ bench_xbstream() {
 # bench_time NAME CMD...: run CMD under GNU time; prints "NAME seconds peakKB".
 bench_time() {
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$BENCH_DIR/time.$name" "$@"
+  /usr/bin/time -f "%e %M" -o "$BENCH_DIR/time.$name" "$@" >"$BENCH_DIR/stdout.$name"
   read -r secs kb <"$BENCH_DIR/time.$name"
   echo "$name $secs $kb"
+}
+
+# bench_s3_start BUCKET: versitygw (built by `make tools`) on a free
+# loopback port; sets S3_URL and the AWS_* credentials.
+bench_s3_start() {
+  local gw=${GOSST_VERSITYGW:-$ROOT/.tools/versitygw}
+  [ -x "$gw" ] || { echo "versitygw missing: run 'make tools'" >&2; exit 1; }
+  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$BENCH_DIR/s3/$1"
+  export AWS_ACCESS_KEY_ID=bench$RANDOM AWS_SECRET_ACCESS_KEY=secret$RANDOM$RANDOM AWS_REGION=us-east-1
+  ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID ROOT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
+    "$gw" --port "127.0.0.1:$port" --health /health --quiet --keep-alive posix "$BENCH_DIR/s3" >"$BENCH_DIR/versitygw.log" 2>&1 &
+  BENCH_PIDS+=($!)
+  for _ in $(seq 1 50); do
+    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  S3_URL="s3://$1/bench?endpoint=http://127.0.0.1:$port&path-style=true&region=us-east-1"
 }
