@@ -71,6 +71,9 @@ type Options struct {
 	TLS bool
 	// Buckets are created (as directories of the posix backend) before start.
 	Buckets []string
+	// TempDir is where the server's directory (data, certificate, log) is
+	// made; "" for the system default.
+	TempDir string
 }
 
 // Server is a running versitygw.
@@ -101,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "gosst-s3server-")
+	dir, err := os.MkdirTemp(opts.TempDir, "gosst-s3server-")
 	if err != nil {
 		return nil, err
 	}

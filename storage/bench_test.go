@@ -1,0 +1,186 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	mgo "github.com/minio/minio-go/v7"
+
+	"github.com/gosst/gosst/storage"
+	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/storage/minio"
+	"github.com/gosst/gosst/storage/s3"
+	"github.com/gosst/gosst/storage/storagetest"
+	"github.com/gosst/gosst/test/s3server"
+)
+
+// opaqueReader hides io.Seeker/WriterTo so both sides stream.
+type opaqueReader struct{ r io.Reader }
+
+func (o opaqueReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+type phase struct {
+	name  string
+	secs  float64
+	rss   uint64
+	bytes int64
+}
+
+func measure(name string, n int64, f func() error) (phase, error) {
+	// Each phase starts with no dirty pages left by the one before (the
+	// server writes to the page cache; writeback of an earlier phase's
+	// gigabytes would otherwise be charged to the next one).
+	syscall.Sync()
+	debug.FreeOSMemory() // so the peak below is this phase's, not an earlier one's
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	start := time.Now()
+	err := f()
+	return phase{name: name, secs: time.Since(start).Seconds(), rss: storagetest.PeakRSS(), bytes: n}, err
+}
+
+func hashGet(rc io.ReadCloser, want uint64, n int64) error {
+	defer rc.Close()
+	h := storagetest.Hasher()
+	got, err := io.CopyBuffer(h, rc, make([]byte, 1<<20))
+	if err != nil {
+		return err
+	}
+	if got != n || h.Sum64() != want {
+		return fmt.Errorf("read back %d of %d bytes, hash match %v", got, n, h.Sum64() == want)
+	}
+	return nil
+}
+
+// BenchmarkThroughput (run by test/bench/storage.sh) uploads and downloads
+// a stream of $GOSST_BENCH_BYTES (default 2 GiB) through our s3 and minio
+// backends and through the same client library's plain single PUT/GET of
+// the same bytes, against versitygw over TLS, and prints MiB/s, peak RSS
+// per phase and the ratio ours/plain.
+func BenchmarkThroughput(b *testing.B) {
+	n := int64(2 << 30)
+	if v := os.Getenv("GOSST_BENCH_BYTES"); v != "" {
+		n, _ = strconv.ParseInt(v, 10, 64)
+	}
+	partSize, conc := "16MiB", "4"
+	if v := os.Getenv("GOSST_BENCH_PART_SIZE"); v != "" {
+		partSize = v
+	}
+	if v := os.Getenv("GOSST_BENCH_CONCURRENCY"); v != "" {
+		conc = v
+	}
+	srv := s3server.Require(b, s3server.Options{TLS: true, Buckets: []string{bucket}, TempDir: os.Getenv("GOSST_BENCH_TMPDIR")})
+	for _, kv := range [][2]string{{"AWS_ACCESS_KEY_ID", srv.AccessKey}, {"AWS_SECRET_ACCESS_KEY", srv.SecretKey},
+		{"AWS_EC2_METADATA_DISABLED", "true"}, {"MINIO_ACCESS_KEY", srv.AccessKey}, {"MINIO_SECRET_KEY", srv.SecretKey}} {
+		b.Setenv(kv[0], kv[1])
+	}
+	ctx := context.Background()
+	const seed = 77
+	want, err := storagetest.HashStream(seed, n) // outside the timed phases
+	if err != nil {
+		b.Fatal(err)
+	}
+	where := "disk"
+	if d := os.Getenv("GOSST_BENCH_TMPDIR"); d != "" {
+		where = d
+	}
+	fmt.Printf("stream: %d MiB, part size %s, concurrency %s, versitygw over TLS on 127.0.0.1 with data in %s, %d cores\n", n>>20, partSize, conc, where, numCPU())
+	clients := []string{"s3", "minio"}
+	if v := os.Getenv("GOSST_BENCH_CLIENTS"); v != "" {
+		clients = strings.Fields(v)
+	}
+	for _, client := range clients {
+		var raw string
+		q := url.Values{"part-size": {partSize}, "ca": {srv.CAFile}, "region": {"us-east-1"}}
+		if client == "s3" {
+			q.Set("endpoint", srv.Endpoint)
+			q.Set("path-style", "true")
+			q.Set("concurrency", conc)
+			raw = fmt.Sprintf("s3://%s/bench?%s", bucket, q.Encode())
+		} else {
+			q.Set("tls", "true")
+			q.Set("threads", conc)
+			raw = fmt.Sprintf("minio://%s/%s/bench?%s", srv.Addr, bucket, q.Encode())
+		}
+		be, err := storage.Open(ctx, raw, storage.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var plainPut, plainGet func() error
+		switch client {
+		case "s3":
+			sb, _ := backend.As[*s3.Backend](be)
+			c := sb.Client()
+			plainPut = func() error {
+				_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("bench/plain"),
+					Body: opaqueReader{storagetest.NewStream(seed, n)}, ContentLength: aws.Int64(n)})
+				return err
+			}
+			plainGet = func() error {
+				out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("bench/plain")})
+				if err != nil {
+					return err
+				}
+				return hashGet(out.Body, want, n)
+			}
+		case "minio":
+			mb, _ := backend.As[*minio.Backend](be)
+			c := mb.Core()
+			plainPut = func() error {
+				_, err := c.PutObject(ctx, bucket, "bench/plain", opaqueReader{storagetest.NewStream(seed, n)}, n, "", "", mgo.PutObjectOptions{})
+				return err
+			}
+			plainGet = func() error {
+				rc, _, _, err := c.GetObject(ctx, bucket, "bench/plain", mgo.GetObjectOptions{})
+				if err != nil {
+					return err
+				}
+				return hashGet(rc, want, n)
+			}
+		}
+		var ph []phase
+		run := func(name string, f func() error) {
+			p, err := measure(name, n, f)
+			if err != nil {
+				b.Fatalf("%s %s: %v", client, name, err)
+			}
+			ph = append(ph, p)
+		}
+		// One object at a time on the server, to keep its disk (or tmpfs)
+		// footprint at one object plus its parts.
+		run("plain single PUT", plainPut)
+		run("plain GET", plainGet)
+		_ = be.Delete(ctx, "plain")
+		run("ours Put (multipart)", func() error { return be.Put(ctx, "ours", opaqueReader{storagetest.NewStream(seed, n)}, -1) })
+		run("ours Get", func() error {
+			rc, err := be.Get(ctx, "ours", 0, -1)
+			if err != nil {
+				return err
+			}
+			return hashGet(rc, want, n)
+		})
+		ph[1], ph[2] = ph[2], ph[1] // print and compare in the order put, put, get, get
+		for _, p := range ph {
+			fmt.Printf("%-6s %-22s %8.1f MiB/s  %6.2f s  peak RSS %6.1f MiB\n", client, p.name, float64(p.bytes)/(1<<20)/p.secs, p.secs, float64(p.rss)/(1<<20))
+		}
+		fmt.Printf("%-6s ratio ours/plain: upload %.2f, download %.2f (target >= 0.90)\n", client, ph[0].secs/ph[1].secs, ph[2].secs/ph[3].secs)
+		b.ReportMetric(ph[0].secs/ph[1].secs, client+"-put-ratio")
+		b.ReportMetric(ph[2].secs/ph[3].secs, client+"-get-ratio")
+		_ = be.Delete(ctx, "ours")
+		_ = be.Delete(ctx, "plain")
+		be.Close()
+	}
+}
+
+func numCPU() int { return runtime.NumCPU() }
