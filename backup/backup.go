@@ -305,7 +305,7 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	if o.Progress != nil {
 		pctx, pcancel := context.WithCancel(ctx)
 		defer pcancel()
-		go mtr.Report(pctx, 5*time.Second, o.Progress)
+		go mtr.Report(pctx, time.Second, o.Progress)
 	}
 	if err := g.Wait(); err != nil {
 		_ = cmd.Wait()

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"filippo.io/age"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
+	"github.com/gosst/gosst/stream/meter"
 	"github.com/gosst/gosst/stream/xbstream"
 )
 
@@ -41,6 +43,10 @@ type RestoreOptions struct {
 	// Workers extracting files in parallel (default 4).
 	Workers int
 	Logger  *slog.Logger
+	// Progress, when set, is called every second with the bytes
+	// downloaded so far (Total is the size of all objects).
+	Progress func(meter.Snapshot)
+	meter    *meter.Meter
 }
 
 // ErrTargetNotEmpty is returned when the target holds files and Force is off.
@@ -117,6 +123,16 @@ func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*
 	}
 	defer os.RemoveAll(scratch)
 
+	var total int64
+	for _, b := range chain {
+		total += b.Objects[0].Size
+	}
+	o.meter = meter.New(meter.Options{Total: total})
+	if o.Progress != nil {
+		pctx, pcancel := context.WithCancel(ctx)
+		defer pcancel()
+		go o.meter.Report(pctx, time.Second, o.Progress)
+	}
 	dirs := make([]string, len(chain))
 	for i, b := range chain {
 		dirs[i] = filepath.Join(scratch, fmt.Sprintf("%02d-%s", i, b.ID))
@@ -162,7 +178,7 @@ func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o 
 	}
 	defer rc.Close()
 	hc := &hashCounter{h: sha256.New()}
-	var src io.Reader = io.TeeReader(rc, hc)
+	var src io.Reader = io.TeeReader(o.meter.Reader(rc), hc)
 	if b.Encrypted() {
 		d, err := crypt.Decrypt(src, o.Identities...)
 		if err != nil {

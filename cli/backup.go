@@ -15,7 +15,6 @@ import (
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage"
 	"github.com/gosst/gosst/stream/crypt"
-	"github.com/gosst/gosst/stream/meter"
 	"github.com/gosst/gosst/verify"
 )
 
@@ -133,6 +132,7 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 	}
 	defer done()
 	start := time.Now()
+	prog := newProgress(g, "backup")
 	m, err := backup.Run(ctx, cat, backup.Options{
 		Node:            o.target(),
 		DefaultsFile:    o.DefaultsFile,
@@ -145,10 +145,9 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 		Parallel:        o.Parallel,
 		RateLimit:       rateLimit,
 		Logger:          g.Logger,
-		Progress: func(s meter.Snapshot) {
-			g.Logger.Info("backup progress", "bytes", s.Bytes, "rate_MBps", fmt.Sprintf("%.1f", s.Rate/1e6), "elapsed", s.Elapsed.Round(time.Second))
-		},
+		Progress:        prog.Update,
 	})
+	prog.Done()
 	if err != nil {
 		return fmt.Errorf("backup failed: %w", err)
 	}
@@ -299,10 +298,12 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 			}
 			defer done()
 			start := time.Now()
+			prog := newProgress(g, "restore download")
 			m, err := backup.Restore(cmd.Context(), cat, args[0], backup.RestoreOptions{
 				TargetDir: o.TargetDir, Force: o.Force, Galera: o.Galera, Identities: ids,
-				UseMemory: o.UseMemory, Logger: g.Logger,
+				UseMemory: o.UseMemory, Logger: g.Logger, Progress: prog.Update,
 			})
+			prog.Done()
 			if err != nil {
 				return fmt.Errorf("restore failed (the target was not changed unless it says otherwise): %w", err)
 			}
