@@ -34,6 +34,7 @@ type Joiner struct {
 	// touched is set once old data has been deleted: from then on a
 	// failure must leave sst_in_progress behind.
 	touched bool
+	ic      *idleConn // the donor connection, below TLS
 }
 
 // Run does the whole joiner side. It prints the final position line only
@@ -213,6 +214,7 @@ func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config,
 			return nil, nil, Control{}, exitf(wsrep.ExitProtoNoSupport, "%s", msg)
 		}
 		ic.setIdle(j.Config.IdleTimeout)
+		j.ic = ic
 		j.log.Infof("donor %s connected (%s transfer from position %s)", peer, ctl.Kind, ctl.Position)
 		return conn, br, ctl, nil
 	}
@@ -234,6 +236,8 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 		}
 	}()
 	fail := func(err error) error {
+		// Best effort, and never blocking long on a hung donor.
+		j.ic.setIdle(5 * time.Second)
 		_ = sendMessage(conn, nil, Reply{Error: err.Error()})
 		return err
 	}
