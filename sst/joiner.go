@@ -338,7 +338,11 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 		j.log.Warnf("remove %s: %v", staging, err)
 	}
 	syncDir(j.datadir)
-	j.log.Infof("installed %d entries; the donor's binary log was not installed (the server starts a fresh one)", len(plan.Moves))
+	var skipped []string
+	for _, r := range plan.Remove {
+		skipped = append(skipped, filepath.Base(r))
+	}
+	j.log.Infof("installed %d entries; not installed: %v (the donor's binary log: the server starts a fresh one)", len(plan.Moves), skipped)
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
