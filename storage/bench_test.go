@@ -32,11 +32,27 @@ type opaqueReader struct{ r io.Reader }
 func (o opaqueReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 type phase struct {
-	name  string
-	secs  float64
-	rss   uint64
-	bytes int64
+	name                 string
+	secs                 float64
+	rss                  uint64
+	bytes                int64
+	clientCPU, serverCPU float64
 }
+
+// cpuSeconds is the user+system CPU time of a process from /proc.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+var serverPID int
 
 func measure(name string, n int64, f func() error) (phase, error) {
 	// Each phase starts with no dirty pages left by the one before (the
@@ -45,9 +61,11 @@ func measure(name string, n int64, f func() error) (phase, error) {
 	syscall.Sync()
 	debug.FreeOSMemory() // so the peak below is this phase's, not an earlier one's
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	c0, s0 := cpuSeconds(os.Getpid()), cpuSeconds(serverPID)
 	start := time.Now()
 	err := f()
-	return phase{name: name, secs: time.Since(start).Seconds(), rss: storagetest.PeakRSS(), bytes: n}, err
+	return phase{name: name, secs: time.Since(start).Seconds(), rss: storagetest.PeakRSS(), bytes: n,
+		clientCPU: cpuSeconds(os.Getpid()) - c0, serverCPU: cpuSeconds(serverPID) - s0}, err
 }
 
 func hashGet(rc io.ReadCloser, want uint64, n int64) error {
@@ -85,6 +103,7 @@ func BenchmarkThroughput(b *testing.B) {
 		{"AWS_EC2_METADATA_DISABLED", "true"}, {"MINIO_ACCESS_KEY", srv.AccessKey}, {"MINIO_SECRET_KEY", srv.SecretKey}} {
 		b.Setenv(kv[0], kv[1])
 	}
+	serverPID = srv.PID()
 	ctx := context.Background()
 	const seed = 77
 	want, err := storagetest.HashStream(seed, n) // outside the timed phases
@@ -172,7 +191,8 @@ func BenchmarkThroughput(b *testing.B) {
 		})
 		ph[1], ph[2] = ph[2], ph[1] // print and compare in the order put, put, get, get
 		for _, p := range ph {
-			fmt.Printf("%-6s %-22s %8.1f MiB/s  %6.2f s  peak RSS %6.1f MiB\n", client, p.name, float64(p.bytes)/(1<<20)/p.secs, p.secs, float64(p.rss)/(1<<20))
+			fmt.Printf("%-6s %-22s %8.1f MiB/s  %6.2f s  peak RSS %6.1f MiB  CPU s: client %5.1f, server %5.1f\n",
+				client, p.name, float64(p.bytes)/(1<<20)/p.secs, p.secs, float64(p.rss)/(1<<20), p.clientCPU, p.serverCPU)
 		}
 		fmt.Printf("%-6s ratio ours/plain: upload %.2f, download %.2f (target >= 0.90)\n", client, ph[0].secs/ph[1].secs, ph[2].secs/ph[3].secs)
 		b.ReportMetric(ph[0].secs/ph[1].secs, client+"-put-ratio")
