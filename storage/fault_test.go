@@ -167,6 +167,35 @@ func TestServerKilledMidUpload(t *testing.T) {
 				t.Fatalf("Put after the server came back: %v", err)
 			}
 			checkContent(t, be, "backup/big", 9, n)
+
+			// A rewindable source (a file, a byte slice) is retried whole by
+			// the decorator while the server is down, and lands once it is back.
+			if err := srv.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			restarted := make(chan error, 1)
+			go func() {
+				time.Sleep(1500 * time.Millisecond)
+				restarted <- srv.Restart(context.Background())
+			}()
+			var waits atomic.Int32
+			be2 := openT(t, backendURL(client, srv.Addr, "kill-"+client, 1), storage.Options{Retry: retry.Config{
+				MaxAttempts: 30, InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+				OnRetry: func(string, string, int, error, time.Duration) { waits.Add(1) },
+			}})
+			data := storagetest.Bytes(13, 7<<20)
+			err = be2.Put(context.Background(), "backup/file", bytes.NewReader(data), int64(len(data)))
+			if rerr := <-restarted; rerr != nil {
+				t.Fatal(rerr)
+			}
+			if err != nil {
+				t.Fatalf("rewindable Put across a server restart: %v", err)
+			}
+			if waits.Load() == 0 {
+				t.Error("the server was down but the decorator never retried")
+			}
+			checkContent(t, be2, "backup/file", 13, 7<<20)
+			t.Logf("rewindable Put retried %d times while the server was down, then succeeded", waits.Load())
 		})
 	}
 }

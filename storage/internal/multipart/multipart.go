@@ -73,6 +73,9 @@ func Upload(ctx context.Context, t Target, r io.Reader, size int64, c Config) (e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if size > int64(MaxParts)*int64(c.PartSize) {
+		return fmt.Errorf("object of %d bytes needs more than %d parts of %d MiB: raise the part size", size, MaxParts, c.PartSize>>20)
+	}
 	pool := make(chan []byte, c.Concurrency)
 	for range c.Concurrency {
 		pool <- nil // allocated on first use, so small objects stay small
