@@ -371,3 +371,23 @@ func countFiles(dir string) int {
 	})
 	return n
 }
+
+// TestRefusesNodeNotSynced: a desynced node is not backed up without --force.
+func TestRefusesNodeNotSynced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ctx := context.Background()
+	n2 := clu.Node(2)
+	if err := n2.Exec(ctx, "SET GLOBAL wsrep_desync = ON"); err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Exec(ctx, "SET GLOBAL wsrep_desync = OFF")
+	store := t.TempDir()
+	args := []string{"backup", "--storage", store, "--socket", n2.Socket, "--user", "root", "--log-level", "warn"}
+	out, code := gb(t, args...)
+	if code == 0 || !strings.Contains(out, "not Synced") || !strings.Contains(out, "--force") {
+		t.Fatalf("backup of a desynced node: exit %d\n%s", code, out)
+	}
+	mustGB(t, append(args, "--force")...)
+}

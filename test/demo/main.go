@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,8 +22,9 @@ import (
 func main() {
 	bin := flag.String("bin", "bin", "directory holding the built galera-backup and wsrep_sst_gosst")
 	keep := flag.Bool("keep", false, "leave the cluster running at the end until Ctrl-C")
+	sst := flag.String("sst", "gosst", "wsrep_sst_method of the demo cluster: gosst or mariabackup")
 	flag.Parse()
-	if err := run(*bin, *keep); err != nil {
+	if err := run(*bin, *keep, *sst); err != nil {
 		fmt.Fprintf(os.Stderr, "demo failed: %v\n", err)
 		os.Exit(1)
 	}
@@ -32,26 +34,29 @@ func step(format string, args ...any) {
 	fmt.Printf("\n==> "+format+"\n", args...)
 }
 
-func run(bin string, keep bool) error {
+func run(bin string, keep bool, sstMethod string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	gb, err := filepath.Abs(filepath.Join(bin, "galera-backup"))
+	gbPath, err := filepath.Abs(filepath.Join(bin, "galera-backup"))
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(gb); err != nil {
-		return fmt.Errorf("%s not built; run `make build` first", gb)
+	if _, err := os.Stat(gbPath); err != nil {
+		return fmt.Errorf("%s not built; run `make build` first", gbPath)
 	}
 	dir, err := os.MkdirTemp("", "gosst-demo-")
 	if err != nil {
 		return err
 	}
-	step("starting a 3-node MariaDB Galera cluster on 127.0.0.1 under %s", dir)
+	binAbs, _ := filepath.Abs(bin)
+	step("starting a 3-node MariaDB Galera cluster on 127.0.0.1 under %s (wsrep_sst_method=%s)", dir, sstMethod)
 	start := time.Now()
 	c, err := cluster.Start(ctx, cluster.Options{
-		Nodes: 3,
-		Dir:   dir,
-		Logf:  func(f string, a ...any) { fmt.Printf("    "+f+"\n", a...) },
+		Nodes:     3,
+		Dir:       dir,
+		SSTMethod: sstMethod,
+		BinDir:    binAbs,
+		Logf:      func(f string, a ...any) { fmt.Printf("    "+f+"\n", a...) },
 	})
 	if err != nil {
 		return err
@@ -63,7 +68,7 @@ func run(bin string, keep bool) error {
 			os.RemoveAll(dir)
 		}
 	}()
-	fmt.Printf("    cluster formed in %s (node 2 and 3 joined by full SST)\n", time.Since(start).Round(time.Second))
+	fmt.Printf("    cluster formed in %s (node 2 and 3 joined by full %s SST)\n", time.Since(start).Round(time.Second), sstMethod)
 
 	status := func() error {
 		args := []string{"status"}
@@ -71,7 +76,7 @@ func run(bin string, keep bool) error {
 			args = append(args, "--socket", n.Socket)
 		}
 		fmt.Printf("$ galera-backup %s\n", shellJoin(args))
-		cmd := exec.CommandContext(ctx, gb, args...)
+		cmd := exec.CommandContext(ctx, gbPath, args...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
 		err := cmd.Run()
 		if err != nil {
@@ -103,15 +108,99 @@ func run(bin string, keep bool) error {
 		return fmt.Errorf("status succeeded although node3 is down")
 	}
 
-	step("restarting node3: it catches up by IST from a donor's gcache")
+	sstLines := func(n *cluster.Node, from int) {
+		data, _ := os.ReadFile(n.ErrorLog)
+		for _, l := range strings.Split(string(data[from:]), "\n") {
+			if strings.Contains(l, "gosst") && (strings.Contains(l, "received and verified") || strings.Contains(l, "donor reports IST")) {
+				fmt.Println("    " + strings.TrimSpace(l))
+			}
+		}
+	}
+	logSize := func(n *cluster.Node) int {
+		fi, err := os.Stat(n.ErrorLog)
+		if err != nil {
+			return 0
+		}
+		return int(fi.Size())
+	}
+
+	step("restarting node3: it catches up by IST from a donor's gcache (gosst's --bypass path)")
+	from := logSize(n3)
 	if err := n3.Start(ctx); err != nil {
 		return err
 	}
+	sstLines(n3, from)
 	rows, err := n3.QueryString(ctx, "SELECT COUNT(*) FROM demo.t")
 	if err != nil {
 		return err
 	}
 	fmt.Printf("    node3 has %s rows written while it was down\n", rows)
+	if err := status(); err != nil {
+		return err
+	}
+
+	step("wiping node3's datadir: it rejoins by a full %s SST", sstMethod)
+	if err := n3.Stop(ctx); err != nil {
+		return err
+	}
+	if err := n3.Wipe(); err != nil {
+		return err
+	}
+	from = logSize(n3)
+	t0 := time.Now()
+	if err := n3.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("    node3 Synced again after %s\n", time.Since(t0).Round(100*time.Millisecond))
+	sstLines(n3, from)
+
+	gb := func(args ...string) error {
+		fmt.Printf("$ galera-backup %s\n", shellJoin(args))
+		cmd := exec.CommandContext(ctx, gbPath, args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+		return cmd.Run()
+	}
+	store := filepath.Join(dir, "backups")
+	common := []string{"--storage", store, "--socket", n1.Socket, "--user", "root"}
+	step("full backup of node1 to local storage (%s), then more writes and an incremental", store)
+	if err := gb(append([]string{"backup"}, common...)...); err != nil {
+		return err
+	}
+	for i := 0; i < 20; i++ {
+		if err := n1.Exec(ctx, "INSERT INTO demo.t (note) VALUES ('after the full backup')"); err != nil {
+			return err
+		}
+	}
+	if err := gb(append([]string{"backup", "--incremental"}, common...)...); err != nil {
+		return err
+	}
+	step("listing and verifying the backups (restore into a scratch dir, CHECK TABLE)")
+	if err := gb("list", "--storage", store); err != nil {
+		return err
+	}
+	if err := gb("verify", "--all", "--restore-test", "--storage", store, "--log-level", "warn"); err != nil {
+		return err
+	}
+	step("restoring the latest backup into node3's datadir with --galera: node3 rejoins by IST")
+	if err := n3.Stop(ctx); err != nil {
+		return err
+	}
+	if err := n3.Wipe(); err != nil {
+		return err
+	}
+	if err := gb("restore", "latest", "--target-dir", n3.DataDir, "--galera", "--storage", store, "--log-level", "warn"); err != nil {
+		return err
+	}
+	from = logSize(n3)
+	if err := n3.Start(ctx); err != nil {
+		return err
+	}
+	sstLines(n3, from)
+	rows, err = n3.QueryString(ctx, "SELECT COUNT(*) FROM demo.t")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    node3 has %s rows after restore + IST\n", rows)
 	if err := status(); err != nil {
 		return err
 	}
