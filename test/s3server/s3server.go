@@ -152,14 +152,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 }
 
 // Require starts a server for a test or fails it. Under -short it skips
-// when the binary is missing; otherwise a missing binary is a failure, so CI
-// cannot pass without running the S3 tests.
+// (unit tests only); otherwise a missing binary is a failure, so CI cannot
+// pass without running the S3 tests.
 func Require(tb testing.TB, opts Options) *Server {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("-short: skipping tests against a real S3 server")
+	}
 	if _, err := Binary(); err != nil {
-		if testing.Short() {
-			tb.Skipf("-short: %v", err)
-		}
 		tb.Fatalf("%v: run make tools", err)
 	}
 	s, err := Start(context.Background(), opts)
