@@ -41,6 +41,9 @@ type Config struct {
 	Auth        string // [sst] wsrep-sst-auth, fallback when the env var is empty
 	TmpDir      string // donor's mariabackup --target-dir parent
 	Secret      bool   // joiner: issue a one-time secret (default on)
+	// ListenAddress is where the joiner listens if that differs from the
+	// address it announces (NAT, containers): host:port, host or :port.
+	ListenAddress string
 
 	// Server layout of this node, from the server groups and --mysqld-args.
 	Layout Layout
@@ -74,7 +77,7 @@ var knownKeys = map[string]bool{
 	"compression-level": true, "compression-threads": true, "rlimit": true, "backup-threads": true,
 	"sst-initial-timeout": true, "idle-timeout": true, "connect-timeout": true, "progress": true,
 	"report-interval": true, "mariabackup": true, "use-memory": true, "wsrep-sst-auth": true,
-	"tmpdir": true, "secret": true,
+	"tmpdir": true, "secret": true, "listen-address": true,
 }
 
 // DefaultConfig returns the defaults.
@@ -241,6 +244,12 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	}
 	c.Auth, _ = get("wsrep-sst-auth")
 	c.TmpDir, _ = get("tmpdir")
+	if v, ok := get("listen-address"); ok {
+		if _, _, err := ParseListenAddress(v); err != nil && !strings.HasPrefix(v, ":") {
+			bad("listen-address", v, err.Error())
+		}
+		c.ListenAddress = v
+	}
 	if v, ok := get("secret"); ok {
 		b, err := parseBool(v)
 		if err != nil {

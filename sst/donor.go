@@ -233,6 +233,21 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	defer pcancel()
 	go prog.run(pctx)
 
+	// Listen for the joiner while streaming: its failure report, or the
+	// end of the connection when it dies, stops the backup at once (a
+	// donor script that outlives its joiner can have its late failure
+	// report attributed by mysqld to the next state transfer).
+	d.ic.noReadDeadline.Store(true)
+	_ = d.ic.Conn.SetReadDeadline(time.Time{})
+	replyCh := make(chan replyResult, 1)
+	go func() {
+		var r Reply
+		err := readMessage(br, nil, &r)
+		replyCh <- replyResult{r, err}
+		if err != nil || !r.OK {
+			bcancel()
+		}
+	}()
 	ka := &keepaliveWriter{w: prog.wire.Writer(conn)}
 	sendErr := func() error {
 		fw, err := wire.NewFrameWriter(ka, wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize})
@@ -298,16 +313,30 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 			return context.Cause(ctx)
 		}
 		// The joiner may have said why it hung up.
-		d.ic.setIdle(2 * time.Second)
-		var r Reply
-		if readMessage(br, nil, &r) == nil && r.Error != "" {
-			return exitf(wsrep.ExitPipe, "joiner aborted the transfer: %s (local error: %v)", r.Error, sendErr)
+		_ = d.ic.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		select {
+		case res := <-replyCh:
+			if res.err == nil && res.r.Error != "" {
+				return exitf(wsrep.ExitPipe, "joiner aborted the transfer: %s (local error: %v)", res.r.Error, sendErr)
+			}
+			if res.err != nil && !errors.Is(res.err, os.ErrDeadlineExceeded) && !errors.Is(res.err, ErrTimeout) {
+				return exitf(wsrep.ExitPipe, "joiner %s went away (%v); backup stopped", hostport, res.err)
+			}
+		case <-time.After(3 * time.Second):
 		}
 		return exitf(codeOr(sendErr, wsrep.ExitPipe), "stream to joiner %s: %w", hostport, sendErr)
 	}
 	d.log.Infof("backup sent; waiting for the joiner to verify it")
-	if err := d.awaitReply(br); err != nil {
-		return err
+	d.ic.noReadDeadline.Store(false)
+	if idle := time.Duration(d.ic.idle.Load()); idle > 0 {
+		_ = d.ic.Conn.SetReadDeadline(time.Now().Add(idle))
+	}
+	res := <-replyCh
+	if res.err != nil {
+		return exitf(codeOr(res.err, wsrep.ExitPipe), "no confirmation from the joiner: %w", res.err)
+	}
+	if !res.r.OK {
+		return exitf(wsrep.ExitPipe, "joiner refused the transfer: %s", res.r.Error)
 	}
 	prog.summary("sent")
 	return d.out.line("done " + pos.GTID())
@@ -397,4 +426,9 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+type replyResult struct {
+	r   Reply
+	err error
 }

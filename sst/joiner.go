@@ -75,10 +75,22 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	l, err := listen(ctx, host, port)
+	lhost, lport := host, port
+	if a := j.Config.ListenAddress; a != "" {
+		if strings.HasPrefix(a, ":") {
+			lhost = ""
+			lport, err = parsePort(a[1:])
+		} else {
+			lhost, lport, err = ParseListenAddress(a)
+		}
+		if err != nil {
+			return exitf(wsrep.ExitInvalid, "listen-address: %w", err)
+		}
+	}
+	l, err := listen(ctx, lhost, lport)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return exitf(wsrep.ExitBusy, "listen on port %d: %w", port, err)
+			return exitf(wsrep.ExitBusy, "listen on port %d: %w", lport, err)
 		}
 		return exitf(wsrep.ExitInvalid, "listen: %w", err)
 	}

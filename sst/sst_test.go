@@ -511,3 +511,21 @@ func TestDonorNoticesDeadJoiner(t *testing.T) {
 	}
 	t.Logf("donor failed %s after the joiner died: %s", took.Round(100*time.Millisecond), lastErr(d.stderr))
 }
+
+// TestListenAddress: the joiner listens elsewhere than it announces (a
+// forwarder in between, as with NAT).
+func TestListenAddress(t *testing.T) {
+	f := newFixture(t)
+	inner := freePort(t)
+	f.writeCnf(t, fmt.Sprintf("listen-address=127.0.0.1:%d", inner))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr, jres := f.startJoiner(t, ctx)
+	i := strings.LastIndexByte(addr, '@')
+	proxy := flipProxy(t, fmt.Sprintf("127.0.0.1:%d", inner), -1)
+	d := f.runDonor(ctx, addr[:i+1]+proxy+"/gosst/1", false, nil)
+	j := <-jres
+	if d.code != 0 || j.code != 0 || lastLine(j.lines) != testUUID+":42 7" {
+		t.Fatalf("donor exit %d, joiner exit %d %q\n%s\n%s", d.code, j.code, j.lines, d.stderr, j.stderr)
+	}
+}

@@ -23,6 +23,9 @@ var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interv
 type idleConn struct {
 	net.Conn
 	idle atomic.Int64 // nanoseconds, 0 = no deadline
+	// noReadDeadline leaves read deadlines to the caller (the donor's
+	// reply reader, which waits silently through the whole stream).
+	noReadDeadline atomic.Bool
 }
 
 func newIdleConn(c net.Conn, idle time.Duration) *idleConn {
@@ -34,6 +37,10 @@ func newIdleConn(c net.Conn, idle time.Duration) *idleConn {
 func (c *idleConn) setIdle(d time.Duration) { c.idle.Store(int64(d)) }
 
 func (c *idleConn) Read(p []byte) (int, error) {
+	if c.noReadDeadline.Load() {
+		n, err := c.Conn.Read(p)
+		return n, timeoutErr(err, time.Duration(c.idle.Load()), "receive")
+	}
 	if d := time.Duration(c.idle.Load()); d > 0 {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(d))
 	} else {
