@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gosst/gosst/mariadb"
@@ -208,7 +209,10 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	}
 	bctx, bcancel := context.WithCancel(ctx)
 	defer bcancel()
-	cmd := command(bctx, d.Config.Mariabackup, args...)
+	// A backup that is no longer wanted is killed outright: its locks go
+	// with its connections, and the sooner this script exits, the sooner
+	// mysqld learns that the transfer failed.
+	cmd := command(bctx, syscall.SIGKILL, d.Config.Mariabackup, args...)
 	cmd.Env = env
 	cmd.Dir = tmp
 	stdout, err := cmd.StdoutPipe()

@@ -390,7 +390,7 @@ func (j *Joiner) prepare(ctx context.Context, staging string) error {
 	}
 	j.log.Infof("running %s %s", j.Config.Mariabackup, strings.Join(args, " "))
 	start := time.Now()
-	cmd := command(ctx, j.Config.Mariabackup, args...)
+	cmd := command(ctx, syscall.SIGTERM, j.Config.Mariabackup, args...)
 	cmd.Dir = staging
 	pr, pw, err := os.Pipe()
 	if err != nil {

@@ -168,14 +168,14 @@ func alive(pid int) bool {
 	return true
 }
 
-// command prepares a child in its own process group that gets SIGTERM
-// (the whole group) on cancellation, SIGKILL 10 s later, and SIGKILL if we
-// die first.
-func command(ctx context.Context, name string, args ...string) *exec.Cmd {
+// command prepares a child in its own process group that gets sig (the
+// whole group) on cancellation, SIGKILL 10 s later, and SIGKILL if we die
+// first.
+func command(ctx context.Context, sig syscall.Signal, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Cancel = func() error {
-		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); err != nil {
-			return cmd.Process.Signal(syscall.SIGTERM)
+		if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
+			return cmd.Process.Signal(sig)
 		}
 		return nil
 	}

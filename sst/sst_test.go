@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -450,7 +451,7 @@ func TestParentDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// A short-lived child stands in for mysqld.
-	parent := command(ctx, "sleep", "1")
+	parent := command(ctx, syscall.SIGTERM, "sleep", "1")
 	if err := parent.Start(); err != nil {
 		t.Fatal(err)
 	}
