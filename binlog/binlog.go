@@ -33,6 +33,12 @@ const (
 // ErrFormat marks malformed binlog data.
 var ErrFormat = errors.New("binlog: malformed")
 
+// cutError marks a file that ends inside an event (still ErrFormat).
+type cutError struct{ err error }
+
+func (e *cutError) Error() string { return e.err.Error() }
+func (e *cutError) Unwrap() error { return e.err }
+
 // GTID is one MariaDB global transaction id.
 type GTID struct {
 	Domain, Server uint32
@@ -83,7 +89,7 @@ func (r *Reader) Next() (*Event, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: offset %d: event header cut short after %d bytes", ErrFormat, r.off, n)
+		return nil, &cutError{fmt.Errorf("%w: offset %d: event header cut short after %d bytes", ErrFormat, r.off, n)}
 	}
 	e := &Event{
 		Offset:    r.off,
@@ -103,7 +109,7 @@ func (r *Reader) Next() (*Event, error) {
 	buf := r.buf[:e.Size]
 	copy(buf, h[:])
 	if _, err := io.ReadFull(r.r, buf[headerLen:]); err != nil {
-		return nil, fmt.Errorf("%w: offset %d: event of %d bytes cut short", ErrFormat, r.off, e.Size)
+		return nil, &cutError{fmt.Errorf("%w: offset %d: event of %d bytes cut short", ErrFormat, r.off, e.Size)}
 	}
 	body := buf[headerLen:]
 	if !r.seenFDE && e.Type != TypeFormatDescription {
