@@ -17,17 +17,17 @@ var Magic = []byte{0xfe, 'b', 'i', 'n'}
 
 // Event types this package interprets.
 const (
-	TypeQuery              = 2
-	TypeStop               = 3
-	TypeRotate             = 4
-	TypeXid                = 16
-	TypeFormatDescription  = 15
-	TypeBinlogCheckpoint   = 161
-	TypeGtid               = 162
-	TypeGtidList           = 163
-	headerLen              = 19
-	maxEventSize           = 1 << 30
-	flagBinlogInUse uint16 = 0x0001
+	TypeQuery                    = 2
+	TypeStop                     = 3
+	TypeRotate                   = 4
+	TypeXid                      = 16
+	TypeFormatDescription        = 15
+	TypeBinlogCheckpoint         = 161
+	TypeGtid                     = 162
+	TypeGtidList                 = 163
+	headerLen                    = 19
+	maxEventSize                 = 1 << 30
+	flagBinlogInUse       uint16 = 0x0001
 )
 
 // ErrFormat marks malformed binlog data.
