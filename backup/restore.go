@@ -11,12 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"filippo.io/age"
 
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/crypt"
@@ -115,7 +115,7 @@ func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*
 		return nil, err
 	}
 	if free, err := freeBytes(filepath.Dir(target)); err == nil && free < need+need/10 {
-		return nil, fmt.Errorf("not enough disk space under %s: restore needs about %s, %s free", filepath.Dir(target), human(need+need/10), human(free))
+		return nil, fmt.Errorf("not enough disk space under %s: restore needs about %s, %s free", filepath.Dir(target), text.Bytes(need+need/10), text.Bytes(free))
 	}
 	scratch, err := os.MkdirTemp(filepath.Dir(target), "."+filepath.Base(target)+".gosst-restore-")
 	if err != nil {
@@ -236,17 +236,9 @@ func (o RestoreOptions) prepare(ctx context.Context, base, inc string) error {
 	cmd := exec.CommandContext(ctx, o.Mariabackup, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("mariabackup %s failed: %w\n%s", what, err, lastLines(string(out), 25))
+		return fmt.Errorf("mariabackup %s failed: %w\n%s", what, err, text.LastLines(string(out), 25))
 	}
 	return nil
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }
 
 // prepareTarget makes sure target exists and is empty (or Force).
@@ -325,17 +317,4 @@ func freeBytes(dir string) (int64, error) {
 		return 0, err
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil
-}
-
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

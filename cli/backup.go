@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage"
 	"github.com/gosst/gosst/stream/crypt"
@@ -156,7 +157,7 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 	}
 	obj := m.Objects[0]
 	fmt.Fprintf(g.Out, "backup %s (%s) complete in %s: %s read, %s stored, galera %s:%d, binlog %s:%d, gtid %s\n",
-		m.ID, m.Type, time.Since(start).Round(time.Second), humanBytes(obj.PlainSize), humanBytes(obj.Size),
+		m.ID, m.Type, time.Since(start).Round(time.Second), text.Bytes(obj.PlainSize), text.Bytes(obj.Size),
 		m.Galera.UUID, m.Galera.Seqno, m.Binlog.File, m.Binlog.Position, m.Binlog.GTID)
 	return nil
 }
@@ -165,19 +166,6 @@ func writeJSON(g *Globals, v any) error {
 	enc := json.NewEncoder(g.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 type listOptions struct {
@@ -221,7 +209,7 @@ without a manifest) and unreadable manifests are reported on stderr.`,
 			for _, m := range list {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%v\n", m.ID, m.Type, dash(m.Parent),
 					m.EndTime.Format(time.RFC3339), m.Galera.Seqno, dash(m.Binlog.GTID),
-					humanBytes(m.Objects[0].Size), humanBytes(m.Objects[0].PlainSize), m.Encrypted())
+					text.Bytes(m.Objects[0].Size), text.Bytes(m.Objects[0].PlainSize), m.Encrypted())
 			}
 			return tw.Flush()
 		},

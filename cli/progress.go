@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/stream/meter"
 )
 
@@ -35,9 +36,9 @@ func (p *progress) Update(s meter.Snapshot) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tty {
-		line := fmt.Sprintf("%s: %s", p.what, humanBytes(s.Bytes))
+		line := fmt.Sprintf("%s: %s", p.what, text.Bytes(s.Bytes))
 		if s.Total > 0 {
-			line += fmt.Sprintf(" of %s (%.0f%%)", humanBytes(s.Total), 100*float64(s.Bytes)/float64(s.Total))
+			line += fmt.Sprintf(" of %s (%.0f%%)", text.Bytes(s.Total), 100*float64(s.Bytes)/float64(s.Total))
 		}
 		line += fmt.Sprintf(", %.1f MB/s, %s", s.Rate/1e6, s.Elapsed.Round(time.Second))
 		if s.ETA > 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/storage/backend"
 )
 
@@ -153,7 +154,7 @@ func waitServer(ctx context.Context, sock string, exited <-chan error, errLog st
 		case err := <-exited:
 			db.Close()
 			log, _ := os.ReadFile(errLog)
-			return nil, fmt.Errorf("mariadbd exited on the restored datadir (%v):\n%s", err, lastN(string(log), 20))
+			return nil, fmt.Errorf("mariadbd exited on the restored datadir (%v):\n%s", err, text.LastLines(string(log), 20))
 		case <-ctx.Done():
 			db.Close()
 			return nil, ctx.Err()
@@ -185,12 +186,4 @@ func checkTable(ctx context.Context, db *sql.DB, name string) (string, error) {
 		}
 	}
 	return status, rows.Err()
-}
-
-func lastN(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }
