@@ -51,6 +51,9 @@ type Config struct {
 	Threads      int
 	MaxRetries   int // per request, including the first
 	ListPageSize int
+	// SinglePutMax: known-size seekable sources (files, byte slices) up to
+	// this size go in one PUT straight from the source; -1 disables.
+	SinglePutMax int64
 }
 
 // ParseURL reads a Config from a minio:// URL.
@@ -83,6 +86,13 @@ func ParseURL(u *url.URL) (Config, error) {
 			c.MaxRetries, err = strconv.Atoi(v)
 		case "list-page-size":
 			c.ListPageSize, err = strconv.Atoi(v)
+		case "single-put-max":
+			var n int
+			n, err = backend.ParseSize(v)
+			c.SinglePutMax = int64(n)
+			if n == 0 {
+				c.SinglePutMax = -1
+			}
 		default:
 			return c, fmt.Errorf("minio URL: unknown parameter %q", k)
 		}
@@ -148,7 +158,15 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.ListPageSize == 0 {
 		c.ListPageSize = DefaultListPageSize
 	}
-	mp := multipart.Config{PartSize: c.PartSize, Concurrency: c.Threads}
+	switch {
+	case c.SinglePutMax == 0:
+		c.SinglePutMax = multipart.DefaultSinglePutMax
+	case c.SinglePutMax < 0:
+		c.SinglePutMax = 0
+	case c.SinglePutMax > multipart.MaxPartSize:
+		return nil, fmt.Errorf("minio: single-put-max %d above the 5 GiB limit of one PUT", c.SinglePutMax)
+	}
+	mp := multipart.Config{PartSize: c.PartSize, Concurrency: c.Threads, SinglePutMax: c.SinglePutMax}
 	if err := mp.Check(); err != nil {
 		return nil, fmt.Errorf("minio: %w", err)
 	}
@@ -264,8 +282,12 @@ type target struct {
 }
 
 func (t target) PutSingle(ctx context.Context, body []byte) error {
+	return t.PutSection(ctx, io.NewSectionReader(bytes.NewReader(body), 0, int64(len(body))))
+}
+
+func (t target) PutSection(ctx context.Context, body *io.SectionReader) error {
 	sha, opts := "", mgo.PutObjectOptions{}
-	if len(body) == 0 {
+	if body.Size() == 0 {
 		// Over plain HTTP minio-go signs bodies with aws-chunked streaming
 		// signatures; for an empty body versitygw v1.8.0 leaves the final
 		// chunk unread and answers it as a second request (a stray 400 on a
@@ -273,7 +295,7 @@ func (t target) PutSingle(ctx context.Context, body []byte) error {
 		// A signed empty hash (no streaming signature) avoids chunking.
 		sha, opts.DisableContentSha256 = emptySHA256, true
 	}
-	_, err := t.b.core.PutObject(ctx, t.b.cfg.Bucket, t.b.ObjectKey(t.key), bytes.NewReader(body), int64(len(body)), "", sha, opts)
+	_, err := t.b.core.PutObject(ctx, t.b.cfg.Bucket, t.b.ObjectKey(t.key), body, body.Size(), "", sha, opts)
 	return t.b.mapErr("PutObject", t.key, err)
 }
 

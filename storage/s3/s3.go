@@ -60,6 +60,9 @@ type Config struct {
 	CAFile       string // extra PEM roots to trust (or $AWS_CA_BUNDLE)
 	MaxAttempts  int    // per HTTP request, including the first
 	ListPageSize int    // keys per ListObjectsV2 page, 1..1000
+	// SinglePutMax: known-size seekable sources (files, byte slices) up to
+	// this size go in one PUT straight from the source; -1 disables.
+	SinglePutMax int64
 }
 
 // ParseURL reads a Config from an s3:// URL.
@@ -102,6 +105,13 @@ func ParseURL(u *url.URL) (Config, error) {
 			c.MaxAttempts, err = strconv.Atoi(v)
 		case "list-page-size":
 			c.ListPageSize, err = strconv.Atoi(v)
+		case "single-put-max":
+			var n int
+			n, err = backend.ParseSize(v)
+			c.SinglePutMax = int64(n)
+			if n == 0 {
+				c.SinglePutMax = -1
+			}
 		default:
 			return c, fmt.Errorf("s3 URL: unknown parameter %q", k)
 		}
@@ -139,7 +149,15 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.ListPageSize == 0 {
 		c.ListPageSize = DefaultListPageSize
 	}
-	mp := multipart.Config{PartSize: c.PartSize, Concurrency: c.Concurrency}
+	switch {
+	case c.SinglePutMax == 0:
+		c.SinglePutMax = multipart.DefaultSinglePutMax
+	case c.SinglePutMax < 0:
+		c.SinglePutMax = 0
+	case c.SinglePutMax > multipart.MaxPartSize:
+		return nil, fmt.Errorf("s3: single-put-max %d above the 5 GiB limit of one PUT", c.SinglePutMax)
+	}
+	mp := multipart.Config{PartSize: c.PartSize, Concurrency: c.Concurrency, SinglePutMax: c.SinglePutMax}
 	if err := mp.Check(); err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
@@ -294,11 +312,15 @@ type target struct {
 }
 
 func (t target) PutSingle(ctx context.Context, body []byte) error {
+	return t.PutSection(ctx, io.NewSectionReader(bytes.NewReader(body), 0, int64(len(body))))
+}
+
+func (t target) PutSection(ctx context.Context, body *io.SectionReader) error {
 	in := &s3.PutObjectInput{
 		Bucket:        &t.b.cfg.Bucket,
 		Key:           aws.String(t.b.ObjectKey(t.key)),
-		Body:          bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))),
+		Body:          body,
+		ContentLength: aws.Int64(body.Size()),
 	}
 	if t.b.cfg.SSE != "" {
 		in.ServerSideEncryption = types.ServerSideEncryption(t.b.cfg.SSE)

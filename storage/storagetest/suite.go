@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -54,6 +56,7 @@ func (s Suite) Run(t *testing.T) {
 		f    func(*testing.T, backend.Backend)
 	}{
 		{"RoundTrip", s.testRoundTrip},
+		{"SeekableSource", s.testSeekable},
 		{"RangedGet", s.testRangedGet},
 		{"Missing", s.testMissing},
 		{"InvalidKeys", s.testInvalidKeys},
@@ -161,6 +164,51 @@ func (s Suite) testRoundTrip(t *testing.T, be backend.Backend) {
 	mustPut(t, ctx, be, "a/b/c/nested", []byte("deep"), -1)
 	if got := mustGet(t, ctx, be, "a/b/c/nested"); string(got) != "deep" {
 		t.Fatalf("nested key: got %q", got)
+	}
+}
+
+// testSeekable: files and byte slices of known size (the path backends may
+// send in one request without buffering) store exactly the bytes from the
+// reader's current position.
+func (s Suite) testSeekable(t *testing.T, be backend.Backend) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	for i, n := range []int64{0, 1, 1000, 1 << 20, int64(s.PartSize) + 1} {
+		data := Bytes(uint64(200+i), n+3)
+		br := bytes.NewReader(data)
+		_, _ = br.Seek(3, io.SeekStart)
+		key := fmt.Sprintf("seek/bytes-%d", n)
+		if err := be.Put(ctx, key, br, n); err != nil {
+			t.Fatalf("Put %s from a bytes.Reader at offset 3: %v", key, err)
+		}
+		if got := mustGet(t, ctx, be, key); !bytes.Equal(got, data[3:]) {
+			t.Fatalf("%s: read back %d bytes, differ from the %d written", key, len(got), n)
+		}
+		p := filepath.Join(dir, key[5:])
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = f.Seek(3, io.SeekStart)
+		key = fmt.Sprintf("seek/file-%d", n)
+		err = be.Put(ctx, key, f, n)
+		f.Close()
+		if err != nil {
+			t.Fatalf("Put %s from an *os.File: %v", key, err)
+		}
+		if got := mustGet(t, ctx, be, key); !bytes.Equal(got, data[3:]) {
+			t.Fatalf("%s: read back %d bytes, differ from the %d written", key, len(got), n)
+		}
+	}
+	for _, c := range []struct{ n, announced int64 }{{10, 11}, {10, 9}, {0, 1}} {
+		key := fmt.Sprintf("seek/mismatch-%d-%d", c.n, c.announced)
+		if err := be.Put(ctx, key, bytes.NewReader(Bytes(1, c.n)), c.announced); !errors.Is(err, backend.ErrSizeMismatch) {
+			t.Errorf("Put of a %d-byte slice announced as %d: %v; want ErrSizeMismatch", c.n, c.announced, err)
+		}
+		assertMissing(t, ctx, be, key)
 	}
 }
 

@@ -37,6 +37,9 @@ type Target interface {
 	// PutSingle stores body as the whole object in one request; used when
 	// the stream ends before the first part is full.
 	PutSingle(ctx context.Context, body []byte) error
+	// PutSection stores body (size bytes, seekable: the library rewinds it
+	// to retry) as the whole object in one request.
+	PutSection(ctx context.Context, body *io.SectionReader) error
 	Create(ctx context.Context) (uploadID string, err error)
 	UploadPart(ctx context.Context, uploadID string, n int32, body []byte) (Part, error)
 	Complete(ctx context.Context, uploadID string, parts []Part) error
@@ -47,6 +50,43 @@ type Target interface {
 type Config struct {
 	PartSize    int // bytes per part, MinPartSize..MaxPartSize
 	Concurrency int // parts in flight, and buffers allocated
+	// SinglePutMax: a source of known size up to this many bytes that is
+	// an io.ReaderAt and io.Seeker (a file, a byte slice) is sent as one
+	// PUT straight from the source: no buffer, rewound by the library on
+	// retry. 0 disables.
+	SinglePutMax int64
+}
+
+// DefaultSinglePutMax is the default Config.SinglePutMax.
+const DefaultSinglePutMax = 64 << 20
+
+type readerAtSeeker interface {
+	io.ReaderAt
+	io.Seeker
+}
+
+// section returns the rest of r as a SectionReader if r can be read at
+// offsets and its remaining length is size.
+func section(r io.Reader, size int64) (*io.SectionReader, bool, error) {
+	ras, ok := r.(readerAtSeeker)
+	if !ok {
+		return nil, false, nil
+	}
+	cur, err := ras.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, false, nil // a pipe or terminal: stream it
+	}
+	end, err := ras.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, false, nil
+	}
+	if _, err := ras.Seek(cur, io.SeekStart); err != nil {
+		return nil, false, fmt.Errorf("read source: %w", err)
+	}
+	if end-cur != size {
+		return nil, false, fmt.Errorf("%w: announced %d bytes, source has %d", backend.ErrSizeMismatch, size, end-cur)
+	}
+	return io.NewSectionReader(ras, cur, size), true, nil
 }
 
 // Check validates c.
@@ -75,6 +115,19 @@ func Upload(ctx context.Context, t Target, r io.Reader, size int64, c Config) (e
 	}
 	if size > int64(MaxParts)*int64(c.PartSize) {
 		return fmt.Errorf("object of %d bytes needs more than %d parts of %d MiB: raise the part size", size, MaxParts, c.PartSize>>20)
+	}
+	if size >= 0 && size <= c.SinglePutMax {
+		sec, ok, err := section(r, size)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := t.PutSection(ctx, sec); err != nil {
+				return err
+			}
+			_, err := r.(io.Seeker).Seek(0, io.SeekEnd) // consumed, as a streamed source would be
+			return err
+		}
 	}
 	pool := make(chan []byte, c.Concurrency)
 	for range c.Concurrency {

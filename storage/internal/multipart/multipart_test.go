@@ -30,6 +30,10 @@ func (f *fake) PutSingle(_ context.Context, b []byte) error {
 	f.single = append([]byte{}, b...)
 	return nil
 }
+func (f *fake) PutSection(_ context.Context, b *io.SectionReader) error {
+	f.single, _ = io.ReadAll(b)
+	return nil
+}
 func (f *fake) Create(context.Context) (string, error) { f.created++; return "id", nil }
 func (f *fake) UploadPart(_ context.Context, _ string, n int32, b []byte) (Part, error) {
 	c := f.inflight.Add(1)
@@ -108,3 +112,26 @@ func TestUploadLimits(t *testing.T) {
 type zero struct{}
 
 func (zero) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestSinglePutForSeekableSources(t *testing.T) {
+	data := bytes.Repeat([]byte("abcdefgh"), ps)
+	cfg := Config{PartSize: ps, Concurrency: 2, SinglePutMax: 16 * ps}
+	f := &fake{parts: map[int32][]byte{}}
+	br := bytes.NewReader(data)
+	if err := Upload(context.Background(), f, br, int64(len(data)), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if f.created != 0 || !bytes.Equal(f.single, data) || br.Len() != 0 {
+		t.Fatalf("a %d-byte slice of known size: multipart %v, single %d bytes, %d left unread", len(data), f.created != 0, len(f.single), br.Len())
+	}
+	f = &fake{parts: map[int32][]byte{}}
+	cfg.SinglePutMax = ps
+	if err := Upload(context.Background(), f, bytes.NewReader(data), int64(len(data)), cfg); err != nil || f.created != 1 {
+		t.Fatalf("above SinglePutMax: err %v, multipart %v", err, f.created == 1)
+	}
+	f = &fake{parts: map[int32][]byte{}}
+	cfg.SinglePutMax = 16 * ps
+	if err := Upload(context.Background(), f, bytes.NewReader(data), -1, cfg); err != nil || f.created != 1 {
+		t.Fatalf("unknown size: err %v, multipart %v", err, f.created == 1)
+	}
+}
