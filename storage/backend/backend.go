@@ -23,7 +23,9 @@ import (
 //     prefix/k and never shows the prefix to the caller. Never let one key be
 //     a "directory" of another (x/f and x/f/g): filesystem-backed stores
 //     cannot hold both (see docs/storage.md, key layout).
-//   - Every method takes a ctx and returns promptly once it is cancelled.
+//   - Every method takes a ctx and returns promptly once it is cancelled,
+//     except while blocked in a Read of the caller's own reader: a caller
+//     whose source can stall should close it when ctx ends.
 //   - Methods are safe for concurrent use, including concurrent Puts to
 //     different keys.
 //   - "Not found" is always reported as an error for which
