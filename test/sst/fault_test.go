@@ -369,3 +369,54 @@ func TestByteFlippedOnWire(t *testing.T) {
 	}
 	rejoin(t, ctx, n3)
 }
+
+// TestDonorNeverConnects makes node 3 listen where no donor can reach it:
+// its joiner gives up after sst-initial-timeout with exit 110 and no
+// position, the donor gives up after its connect-timeout and returns to
+// Synced, and node 3 then rejoins normally.
+func TestDonorNeverConnects(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	clusterSynced(t, ctx)
+	faultTable(t, ctx)
+	n3 := shared.Node(3)
+	if err := n3.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	orig := mustRead(t, n3.ConfigFile)
+	unused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := unused.Addr().String()
+	unused.Close()
+	editConfig(t, n3, addSST("listen-address="+elsewhere, "sst-initial-timeout=5"))
+	for _, n := range shared.Nodes[:2] {
+		editConfig(t, n, addSST("connect-timeout=10"))
+	}
+	off := logSize(n3)
+	start := time.Now()
+	log3 := expectFailedJoin(t, ctx, n3, off)
+	if l := grepLines(log3, "no donor connected within sst-initial-timeout"); len(l) == 0 || !strings.Contains(l[0], "exit 110") {
+		t.Errorf("joiner did not time out with exit 110:\n%s", tail(log3, 20))
+	} else {
+		t.Logf("after %s: %s", time.Since(start).Round(100*time.Millisecond), l[0])
+	}
+	// The donor must give up too before node 3 asks again, or mysqld could
+	// pin its late failure report on the next transfer.
+	if !waitFor(30*time.Second, func() bool { return len(sstProcs("donor")) == 0 }) {
+		t.Fatalf("donor script still running long after its connect-timeout")
+	}
+	for _, n := range shared.Nodes[:2] {
+		if err := n.WaitSynced(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(n3.ConfigFile, []byte(orig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rejoin(t, ctx, n3)
+}
