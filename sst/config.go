@@ -89,7 +89,7 @@ func DefaultConfig() Config {
 		CodecConcurrency: min(4, max(1, runtime.NumCPU())),
 		InitialTimeout:   300 * time.Second,
 		IdleTimeout:      300 * time.Second,
-		ConnectTimeout:   60 * time.Second,
+		ConnectTimeout:   20 * time.Second,
 		ReportEvery:      5 * time.Second,
 		Mariabackup:      "mariabackup",
 		Secret:           true,
