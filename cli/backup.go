@@ -171,6 +171,7 @@ func writeJSON(g *Globals, v any) error {
 type listOptions struct {
 	storageOptions
 	JSON bool
+	PITR bool
 }
 
 func newListCommand(g *Globals) *cobra.Command {
@@ -188,6 +189,9 @@ without a manifest) and unreadable manifests are reported on stderr.`,
 				return err
 			}
 			defer done()
+			if o.PITR {
+				return runListPITR(cmd.Context(), g, cat, o.JSON)
+			}
 			list, bad, err := cat.List(cmd.Context())
 			if err != nil {
 				return err
@@ -216,6 +220,7 @@ without a manifest) and unreadable manifests are reported on stderr.`,
 	}
 	o.storageOptions.addFlags(cmd)
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the manifests as a JSON array")
+	cmd.Flags().BoolVar(&o.PITR, "pitr", false, "show the point-in-time restorable windows (earliest backup → last archived commit) and gaps")
 	return cmd
 }
 
@@ -249,6 +254,8 @@ type restoreOptions struct {
 	Force     bool
 	Galera    bool
 	UseMemory string
+	PITR      string
+	PITRGTID  string
 }
 
 func newRestoreCommand(g *Globals) *cobra.Command {
@@ -270,9 +277,18 @@ holds the writes since the backup (otherwise it takes a full SST). Do not use
 --wsrep-new-cluster and no grastate.dat so it gets a new history UUID.
 
 Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
-		Example: `  galera-backup restore latest --target-dir /var/lib/mysql --force --galera --identity /root/backup.key`,
-		Args:    cobra.ExactArgs(1),
+		Example: `  galera-backup restore latest --target-dir /var/lib/mysql --force --galera --identity /root/backup.key
+  galera-backup restore --pitr '2026-11-26 14:03:27' --target-dir /srv/pitr --identity /root/backup.key
+  galera-backup restore --pitr-gtid 7-11-4711 --target-dir /srv/pitr`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			pitr := o.PITR != "" || o.PITRGTID != ""
+			if pitr && len(args) > 0 {
+				return &ExitError{Code: ExitUsage, Err: errors.New("--pitr/--pitr-gtid pick the backup themselves: give no backup id")}
+			}
+			if !pitr && len(args) != 1 {
+				return &ExitError{Code: ExitUsage, Err: errors.New("give a backup id or latest (or --pitr TIME / --pitr-gtid D-S-N)")}
+			}
 			ids, err := o.identities()
 			if err != nil {
 				return err
@@ -285,6 +301,12 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 				return err
 			}
 			defer done()
+			if pitr {
+				if o.Galera {
+					return &ExitError{Code: ExitUsage, Err: errors.New("--galera does not apply to --pitr: bootstrap a new cluster from the result (see docs/pitr.md)")}
+				}
+				return runPITR(cmd.Context(), g, o, cat, backup.RestoreOptions{TargetDir: o.TargetDir, Force: o.Force, Identities: ids, UseMemory: o.UseMemory, Logger: g.Logger})
+			}
 			start := time.Now()
 			prog := newProgress(g, "restore download")
 			m, err := backup.Restore(cmd.Context(), cat, args[0], backup.RestoreOptions{
@@ -307,6 +329,8 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 	cmd.Flags().BoolVar(&o.Force, "force", false, "replace the contents of a non-empty --target-dir")
 	cmd.Flags().BoolVar(&o.Galera, "galera", false, "write grastate.dat with the backup's position (rejoin by IST)")
 	cmd.Flags().StringVar(&o.UseMemory, "use-memory", "256M", "mariabackup --prepare buffer pool size")
+	cmd.Flags().StringVar(&o.PITR, "pitr", "", "point-in-time restore: the newest backup before TIME plus archived binlogs up to TIME (RFC 3339, or 'YYYY-MM-DD HH:MM:SS' local time); transactions committed before TIME (1 s resolution)")
+	cmd.Flags().StringVar(&o.PITRGTID, "pitr-gtid", "", "point-in-time restore up to, not including, transaction D-S-N")
 	return cmd
 }
 

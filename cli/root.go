@@ -74,7 +74,8 @@ example one node of several unreachable).`,
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())}
 	})
 	root.AddCommand(newVersionCommand(g), newStatusCommand(g), newStreamCommand(g),
-		newBackupCommand(g), newListCommand(g), newShowCommand(g), newRestoreCommand(g), newVerifyCommand(g))
+		newBackupCommand(g), newListCommand(g), newShowCommand(g), newRestoreCommand(g), newVerifyCommand(g),
+		newBinlogCommand(g))
 	return root
 }
 

@@ -1,0 +1,672 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/gosst/gosst/binlog"
+	"github.com/gosst/gosst/internal/version"
+	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream/crypt"
+	"github.com/gosst/gosst/stream/integrity"
+)
+
+// Binlog archive key layout (no key is a "directory" of another):
+//
+//	binlogs/<lineage>/<domain>/<from>-<to>/data.binlog.<codec>[.age]
+//	binlogs/<lineage>/<domain>/<from>-<to>/index.json    written last
+//
+// lineage is the Galera cluster state UUID (a new bootstrap starts a new
+// lineage: its sequence numbers restart from a restored state and reuse
+// numbers of the old history). domain is wsrep_gtid_domain_id, the domain
+// every replicated transaction is logged in with the same GTID on every
+// node. from and to are 20-digit sequence numbers in that domain: the
+// segment holds the transactions from+1 … to. Segments are keyed by GTID
+// range, not by file name, because each node logs the same transactions
+// under its own file names and offsets: archiving continues on another node
+// from the last archived GTID, and a segment that another node already
+// covers is never stored twice.
+const binlogsPrefix = "binlogs/"
+
+// SegmentFormat is the index.json version this package writes.
+const SegmentFormat = 1
+
+// Segment is the index of one archived binlog file (index.json).
+type Segment struct {
+	Format  int    `json:"format"`
+	Lineage string `json:"lineage"` // cluster state UUID
+	Domain  uint32 `json:"domain"`  // wsrep_gtid_domain_id
+	Server  uint32 `json:"server"`  // server id of the cluster's GTIDs in Domain
+	// From is the last sequence number in Domain before ReplayFrom
+	// (exclusive), To the last one in the file (inclusive).
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+	// Node and File name the source: wsrep_node_name and the binlog file
+	// name on that node. Offsets are only meaningful in this file.
+	Node string `json:"node"`
+	File string `json:"file"`
+	// ReplayFrom is the offset to start replaying this file at when the
+	// previous segment ends at From: 4 (the whole file) unless the file
+	// starts before From (archiving moved to this node), then the offset of
+	// the first transaction after From.
+	ReplayFrom int64 `json:"replay_from"`
+	// FirstCommit and LastCommit are the commit times of the transactions
+	// of the segment (1 s resolution); Closed is when the file was rotated
+	// or the server stopped: every transaction this node committed before
+	// Closed is in this file or an earlier one.
+	FirstCommit time.Time `json:"first_commit"`
+	LastCommit  time.Time `json:"last_commit"`
+	Closed      time.Time `json:"closed"`
+
+	Binlog *binlog.FileIndex `json:"binlog"`
+
+	Object         Object    `json:"object"`
+	Codecs         []string  `json:"codecs"` // ["binlog", "zstd", "age"]
+	KeyFingerprint []string  `json:"key_fingerprints,omitempty"`
+	Archived       time.Time `json:"archived"`
+	ToolVersion    string    `json:"tool_version"`
+}
+
+// Key returns the segment's directory key (without a trailing slash).
+func (s *Segment) Key() string { return segmentKey(s.Lineage, s.Domain, s.From, s.To) }
+
+// Encrypted reports whether the data object is age-encrypted.
+func (s *Segment) Encrypted() bool {
+	for _, c := range s.Codecs {
+		if c == "age" {
+			return true
+		}
+	}
+	return false
+}
+
+// EndTime is the latest time a time target may name for this segment to
+// be the last one replayed: its close time, or its last commit when the
+// file has no closing event (the server crashed).
+func (s *Segment) EndTime() time.Time {
+	if !s.Closed.IsZero() {
+		return s.Closed
+	}
+	return s.LastCommit
+}
+
+func segmentKey(lineage string, domain uint32, from, to uint64) string {
+	return fmt.Sprintf("%s%s/%d/%020d-%020d", binlogsPrefix, lineage, domain, from, to)
+}
+
+func (s *Segment) validate() error {
+	if s.Format < 1 || s.Format > SegmentFormat {
+		return fmt.Errorf("segment index format %d not understood (upgrade gosst)", s.Format)
+	}
+	if s.Lineage == "" || s.To <= s.From || s.Binlog == nil || s.Object.Key == "" || len(s.Object.SHA256) != 64 || len(s.Object.PlainSHA256) != 64 {
+		return fmt.Errorf("segment index %s is incomplete", s.Key())
+	}
+	if s.ReplayFrom < 4 || s.ReplayFrom > s.Object.PlainSize {
+		return fmt.Errorf("segment %s: replay offset %d outside the file", s.Key(), s.ReplayFrom)
+	}
+	return nil
+}
+
+// Archive reads and writes the binlog archive in a storage backend.
+type Archive struct {
+	Store backend.Backend
+}
+
+// Segments returns every segment with a readable index, ordered by
+// lineage, domain, From, To. Unreadable indexes are returned in bad, keyed
+// by key; data objects without an index (an interrupted upload) are
+// ignored.
+func (a *Archive) Segments(ctx context.Context) (segs []*Segment, bad map[string]error, err error) {
+	var keys []string
+	err = a.Store.List(ctx, binlogsPrefix, func(oi backend.ObjectInfo) error {
+		if strings.HasSuffix(oi.Key, "/index.json") {
+			keys = append(keys, oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list the binlog archive: %w", err)
+	}
+	sort.Strings(keys)
+	bad = map[string]error{}
+	for _, k := range keys {
+		s, err := a.load(ctx, k)
+		if err != nil {
+			bad[k] = err
+			continue
+		}
+		segs = append(segs, s)
+	}
+	sort.Slice(segs, func(i, j int) bool {
+		a, b := segs[i], segs[j]
+		if a.Lineage != b.Lineage {
+			return a.Lineage < b.Lineage
+		}
+		if a.Domain != b.Domain {
+			return a.Domain < b.Domain
+		}
+		if a.From != b.From {
+			return a.From < b.From
+		}
+		return a.To < b.To
+	})
+	return segs, bad, nil
+}
+
+func (a *Archive) load(ctx context.Context, key string) (*Segment, error) {
+	rc, err := a.Store.Get(ctx, key, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	var s Segment
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	if s.Key()+"/index.json" != key {
+		return nil, fmt.Errorf("%s describes segment %s", key, s.Key())
+	}
+	return &s, nil
+}
+
+// ArchiveOptions configures binlog archiving.
+type ArchiveOptions struct {
+	// Node is the local server whose binlogs are archived: the files are
+	// read from its @@log_bin_basename directory, so it must be local.
+	Node mariadb.Target
+	// BinlogDir overrides the directory the files are read from.
+	BinlogDir string
+	// Codec compresses (default zstd level 1); Recipients encrypt (age).
+	Codec           codec.Codec
+	Recipients      []age.Recipient
+	KeyFingerprints []string
+	Logger          *slog.Logger
+}
+
+// Gap is a range of transactions missing from the archive.
+type Gap struct {
+	Lineage string `json:"lineage"`
+	Domain  uint32 `json:"domain"`
+	// Transactions After+1 … Through are missing; Reason says why (not
+	// archived, or a data object is missing).
+	After   uint64 `json:"after"`
+	Through uint64 `json:"through"`
+	Reason  string `json:"reason"`
+}
+
+func (g Gap) String() string {
+	return fmt.Sprintf("%d-*-%d … %d-*-%d missing (%s)", g.Domain, g.After+1, g.Domain, g.Through, g.Reason)
+}
+
+// ArchiveReport says what one archiving pass did.
+type ArchiveReport struct {
+	Node     string     `json:"node"`
+	Lineage  string     `json:"lineage"`
+	Domain   uint32     `json:"domain"`
+	Archived []*Segment `json:"archived"`
+	Skipped  []string   `json:"skipped"` // "file: reason"
+	Gaps     []Gap      `json:"gaps"`
+	Last     uint64     `json:"last"` // last archived sequence number in Domain
+}
+
+// ErrGTIDSplit means the node logs the cluster's transactions under GTIDs
+// other nodes do not use (seen after a crash-rejoin): its binlogs cannot
+// continue a GTID-keyed archive.
+var ErrGTIDSplit = errors.New("GTID split")
+
+// nodeInfo is what archiving needs to know about the node.
+type nodeInfo struct {
+	name, lineage, basename string
+	domain, serverID        uint32
+	localDomain             uint32
+	checkpoint              string // wsrep_se_checkpoint
+	galera                  bool
+}
+
+func readNodeInfo(ctx context.Context, db *sql.DB) (nodeInfo, error) {
+	var ni nodeInfo
+	var base, name sql.NullString
+	var gtidMode sql.NullString
+	var wdom, sid, ldom sql.NullInt64
+	row := db.QueryRowContext(ctx, "SELECT @@log_bin_basename, @@wsrep_node_name, @@wsrep_gtid_domain_id, @@server_id, @@gtid_domain_id, @@wsrep_gtid_mode, @@wsrep_on")
+	var wsrepOn sql.NullString
+	if err := row.Scan(&base, &name, &wdom, &sid, &ldom, &gtidMode, &wsrepOn); err != nil {
+		return ni, fmt.Errorf("read binlog settings: %w", err)
+	}
+	if !base.Valid || base.String == "" {
+		return ni, errors.New("binary logging is off on this node (log_bin): nothing to archive")
+	}
+	ni.basename, ni.name = base.String, name.String
+	ni.serverID, ni.localDomain = uint32(sid.Int64), uint32(ldom.Int64)
+	ni.galera = wsrepOn.String == "1" || strings.EqualFold(wsrepOn.String, "ON")
+	if ni.galera {
+		if gtidMode.String != "1" && !strings.EqualFold(gtidMode.String, "ON") {
+			return ni, errors.New("wsrep_gtid_mode is OFF: nodes assign their own GTIDs, so binlogs cannot be archived by GTID; set wsrep_gtid_mode=ON and wsrep_gtid_domain_id")
+		}
+		ni.domain = uint32(wdom.Int64)
+		st, err := mariadb.GlobalStatus(ctx, db, "wsrep_cluster_state_uuid", "wsrep_se_checkpoint", "wsrep_local_state_comment")
+		if err != nil {
+			return ni, err
+		}
+		ni.lineage = st["wsrep_cluster_state_uuid"]
+		ni.checkpoint = st["wsrep_se_checkpoint"]
+		if ni.lineage == "" || strings.HasPrefix(ni.lineage, "00000000-") {
+			return ni, fmt.Errorf("node has no cluster state UUID yet (state %s)", st["wsrep_local_state_comment"])
+		}
+	} else {
+		ni.domain = ni.localDomain
+		ni.lineage = fmt.Sprintf("server-%d", ni.serverID)
+	}
+	if ni.name == "" {
+		h, _ := os.Hostname()
+		ni.name = h
+	}
+	return ni, nil
+}
+
+// checkSplit refuses a node whose storage-engine checkpoint shows a GTID
+// outside the cluster's domain/server: the crash-rejoin GTID split.
+func (ni nodeInfo) checkSplit(server uint32) error {
+	if !ni.galera || ni.checkpoint == "" {
+		return nil
+	}
+	f := strings.Fields(ni.checkpoint)
+	if len(f) < 2 {
+		return nil // no GTID yet
+	}
+	g, err := binlog.ParseGTID(f[1])
+	if err != nil {
+		return nil
+	}
+	if g.Domain != ni.domain || (server != 0 && g.Server != server) {
+		want := fmt.Sprintf("%d-%d-N", ni.domain, server)
+		if server == 0 {
+			want = fmt.Sprintf("%d-*-N", ni.domain)
+		}
+		return fmt.Errorf("%w on node %s: wsrep_se_checkpoint is %q, the cluster's transactions are archived as %s; this node logs them under other GTIDs (a crash-rejoin without SST), so its binlogs are refused. Archive from another node; repair this one with a full SST",
+			ErrGTIDSplit, ni.name, ni.checkpoint, want)
+	}
+	return nil
+}
+
+// closedBinlogs returns the node's binlog files except the active one.
+func closedBinlogs(ctx context.Context, db *sql.DB) ([]string, error) {
+	rows, err := db.QueryContext(ctx, "SHOW BINARY LOGS")
+	if err != nil {
+		return nil, fmt.Errorf("SHOW BINARY LOGS (needs BINLOG MONITOR): %w", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var names []string
+	for rows.Next() {
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		names = append(names, string(vals[0]))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	return names[:len(names)-1], nil
+}
+
+// ArchivePass uploads every closed binlog file of the node that the
+// archive does not cover yet. It is idempotent: a file whose GTID range is
+// archived (from this or another node) is skipped, a data object without
+// its index (an interrupted pass) is overwritten. Gaps are reported, and
+// the file after a gap is still archived.
+func ArchivePass(ctx context.Context, a *Archive, o ArchiveOptions) (*ArchiveReport, error) {
+	if o.Codec == nil {
+		c, err := codec.NewZstd(codec.ZstdOptions{Level: 1})
+		if err != nil {
+			return nil, err
+		}
+		o.Codec = c
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	db, err := mariadb.Open(ctx, o.Node)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the node whose binlogs to archive: %w", err)
+	}
+	defer db.Close()
+	return archivePass(ctx, a, o, db)
+}
+
+func archivePass(ctx context.Context, a *Archive, o ArchiveOptions, db *sql.DB) (*ArchiveReport, error) {
+	log := o.Logger
+	ni, err := readNodeInfo(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	// Closed files first, node state second: a file listed as closed stays
+	// closed.
+	files, err := closedBinlogs(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	dir := o.BinlogDir
+	if dir == "" {
+		dir = filepath.Dir(ni.basename)
+	}
+	segs, bad, err := a.Segments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for k, e := range bad {
+		log.Warn("unreadable binlog index in the archive", "key", k, "err", e)
+	}
+	rep := &ArchiveReport{Node: ni.name, Lineage: ni.lineage, Domain: ni.domain, Skipped: []string{}, Gaps: []Gap{}}
+	var last uint64
+	var server uint32
+	have := false
+	done := map[string]bool{} // node/file already archived
+	for _, s := range segs {
+		if s.Lineage != ni.lineage || s.Domain != ni.domain {
+			continue
+		}
+		if !have || s.To > last {
+			last, server = s.To, s.Server
+		}
+		have = true
+		done[s.Node+"/"+s.File] = true
+	}
+	if err := ni.checkSplit(server); err != nil {
+		return nil, err
+	}
+	for _, name := range files {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if done[ni.name+"/"+name] {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		x, sum, err := indexFile(path)
+		if err != nil {
+			return rep, fmt.Errorf("read binlog %s: %w", path, err)
+		}
+		dr, _ := x.Domain(ni.domain)
+		before, to := dr.Before.Seq, dr.Last.Seq
+		if dr.Transactions == 0 {
+			to = before
+		}
+		if dr.Transactions > 0 {
+			want := server
+			if want == 0 {
+				want = dr.First.Server
+			}
+			if dr.First.Server != want || dr.Last.Server != want {
+				return rep, fmt.Errorf("%w in %s on node %s: transactions of domain %d are logged as %s…%s, the archive has server id %d; this node's binlogs are refused (archive from another node, repair this one with a full SST)",
+					ErrGTIDSplit, name, ni.name, ni.domain, dr.First, dr.Last, want)
+			}
+		}
+		if x.InUse && x.End == binlog.EndNone {
+			log.Warn("binlog was the active file when the server crashed: archiving its complete events", "file", name, "valid_bytes", x.ValidSize, "bytes", x.Size)
+		}
+		switch {
+		case have && to <= last:
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %d-%d-%d and earlier already archived", name, ni.domain, server, last))
+			continue
+		case to == before:
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: no transactions in domain %d", name, ni.domain))
+			continue
+		}
+		seg := &Segment{
+			Format: SegmentFormat, Lineage: ni.lineage, Domain: ni.domain, Server: dr.Last.Server,
+			From: before, To: to, Node: ni.name, File: name, ReplayFrom: 4,
+			FirstCommit: x.FirstCommit, LastCommit: x.LastCommit, Closed: x.Closed, Binlog: x,
+			Codecs: []string{"binlog", o.Codec.Name()}, KeyFingerprint: o.KeyFingerprints,
+			ToolVersion: version.String(),
+		}
+		if have && before > last {
+			g := Gap{Lineage: ni.lineage, Domain: ni.domain, After: last, Through: before, Reason: fmt.Sprintf("not in the binlogs of node %s (purged, or lost at an SST)", ni.name)}
+			rep.Gaps = append(rep.Gaps, g)
+			log.Error("gap in the binlog archive", "gap", g.String(), "next_file", name)
+		}
+		if have && before < last {
+			// Archiving moved to this node: start after the last archived
+			// transaction.
+			f, err := os.Open(path)
+			if err != nil {
+				return rep, err
+			}
+			tx, found, err := binlog.FindGTID(f, ni.domain, last+1)
+			f.Close()
+			if err != nil || !found {
+				return rep, fmt.Errorf("find %d-*-%d in %s: %v", ni.domain, last+1, name, err)
+			}
+			seg.From, seg.ReplayFrom, seg.FirstCommit = last, tx.Offset, tx.Commit
+		}
+		if len(o.Recipients) > 0 {
+			seg.Codecs = append(seg.Codecs, "age")
+		}
+		if err := a.upload(ctx, seg, path, sum, o); err != nil {
+			return rep, err
+		}
+		log.Info("archived binlog", "file", name, "node", ni.name, "gtids", fmt.Sprintf("%d-%d-%d…%d", seg.Domain, seg.Server, seg.From+1, seg.To),
+			"bytes", seg.Object.PlainSize, "stored", seg.Object.Size)
+		rep.Archived = append(rep.Archived, seg)
+		last, server, have = seg.To, seg.Server, true
+	}
+	rep.Last = last
+	return rep, nil
+}
+
+// indexFile indexes a local binlog file and hashes it.
+func indexFile(path string) (*binlog.FileIndex, [32]byte, error) {
+	var sum [32]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	x, err := binlog.Index(io.TeeReader(f, h), binlog.IndexOptions{AllowTruncated: true})
+	if err != nil {
+		return nil, sum, err
+	}
+	if x.ValidSize < x.Size && !x.InUse {
+		return nil, sum, fmt.Errorf("%w: file ends inside an event but was closed cleanly", binlog.ErrFormat)
+	}
+	// Index stops reading at a cut event: hash the rest too.
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, sum, err
+	}
+	copy(sum[:], h.Sum(nil))
+	return x, sum, nil
+}
+
+// upload stores the file (sealed, compressed, optionally encrypted), then
+// its index.
+func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSum [32]byte, o ArchiveOptions) error {
+	ext := "." + o.Codec.Name()
+	if len(o.Recipients) > 0 {
+		ext += ".age"
+	}
+	key := seg.Key() + "/data.binlog" + ext
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pr, pw := io.Pipe()
+	stored := &hashCounter{h: sha256.New()}
+	var plain integrity.Sum
+	go func() {
+		err := func() error {
+			var dst io.Writer = io.MultiWriter(pw, stored)
+			var enc io.WriteCloser
+			if len(o.Recipients) > 0 {
+				e, err := crypt.Encrypt(dst, o.Recipients...)
+				if err != nil {
+					return err
+				}
+				enc, dst = e, e
+			}
+			iw, err := integrity.NewWriter(dst, o.Codec)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(iw, f); err != nil {
+				iw.Close()
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+			if err := iw.Close(); err != nil {
+				return err
+			}
+			if enc != nil {
+				if err := enc.Close(); err != nil {
+					return err
+				}
+			}
+			plain = iw.Sum()
+			return nil
+		}()
+		pw.CloseWithError(err)
+	}()
+	if err := a.Store.Put(ctx, key, pr, -1); err != nil {
+		pr.CloseWithError(err)
+		return fmt.Errorf("upload %s: %w", key, err)
+	}
+	if plain.SHA256 != plainSum || plain.Size != seg.Binlog.Size {
+		return fmt.Errorf("binlog %s changed while it was archived (%d bytes indexed, %d uploaded)", path, seg.Binlog.Size, plain.Size)
+	}
+	seg.Object = Object{Key: key, Size: stored.n, SHA256: hex.EncodeToString(stored.h.Sum(nil)),
+		PlainSize: plain.Size, PlainSHA256: hex.EncodeToString(plain.SHA256[:])}
+	seg.Archived = time.Now().UTC()
+	data, err := json.MarshalIndent(seg, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := seg.validate(); err != nil {
+		return err
+	}
+	if err := a.Store.Put(ctx, seg.Key()+"/index.json", bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("write index of %s (the data is stored, the next pass writes it again): %w", seg.File, err)
+	}
+	return nil
+}
+
+// FollowOptions configures Follow.
+type FollowOptions struct {
+	ArchiveOptions
+	// MaxLag bounds how long a committed transaction may stay unarchived:
+	// the active binlog is rotated (FLUSH LOCAL BINARY LOGS) when it holds
+	// transactions older than this (default 60 s).
+	MaxLag time.Duration
+	// OnPass, when set, is called after every pass.
+	OnPass func(*ArchiveReport, error)
+}
+
+// Follow archives until ctx is cancelled: a pass every MaxLag/4 (at most
+// 15 s), rotating the active binlog when its first transaction is MaxLag
+// old. A node that is unreachable is retried; a GTID split stops it.
+func Follow(ctx context.Context, a *Archive, o FollowOptions) error {
+	if o.MaxLag <= 0 {
+		o.MaxLag = 60 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Codec == nil {
+		c, err := codec.NewZstd(codec.ZstdOptions{Level: 1})
+		if err != nil {
+			return err
+		}
+		o.Codec = c
+	}
+	tick := o.MaxLag / 4
+	if tick > 15*time.Second {
+		tick = 15 * time.Second
+	}
+	if tick < 100*time.Millisecond {
+		tick = 100 * time.Millisecond
+	}
+	log := o.Logger
+	var lastPos string
+	var dirtySince time.Time
+	for {
+		err := func() error {
+			db, err := mariadb.Open(ctx, o.Node)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			var pos string
+			if err := db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
+				return err
+			}
+			now := time.Now()
+			if pos != lastPos && dirtySince.IsZero() {
+				dirtySince = now
+			}
+			if !dirtySince.IsZero() && now.Sub(dirtySince) >= o.MaxLag {
+				if _, err := db.ExecContext(ctx, "FLUSH LOCAL BINARY LOGS"); err != nil {
+					return fmt.Errorf("rotate the binlog (needs RELOAD): %w", err)
+				}
+				lastPos, dirtySince = pos, time.Time{}
+			}
+			rep, err := archivePass(ctx, a, o.ArchiveOptions, db)
+			if o.OnPass != nil {
+				o.OnPass(rep, err)
+			}
+			return err
+		}()
+		if errors.Is(err, ErrGTIDSplit) {
+			return err
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("archive pass failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(tick):
+		}
+	}
+}
+
+// seqOf returns the sequence number of domain d in a GTID list "d-s-n,…".
+func seqOf(list string, d uint32) (uint64, bool) {
+	for _, p := range strings.Split(list, ",") {
+		g, err := binlog.ParseGTID(p)
+		if err == nil && g.Domain == d {
+			return g.Seq, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,633 @@
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"filippo.io/age"
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/gosst/gosst/binlog"
+	"github.com/gosst/gosst/internal/text"
+	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream/crypt"
+	"github.com/gosst/gosst/stream/integrity"
+)
+
+// Window is one restorable range: from the earliest backup whose position
+// the archive covers to the last archived transaction, without a gap.
+type Window struct {
+	Lineage string `json:"lineage"`
+	Domain  uint32 `json:"domain"`
+	// Backups that can start a PITR in this window, oldest first.
+	Backups   []*Manifest `json:"-"`
+	BackupIDs []string    `json:"backups"`
+	// FromSeq/FromTime: the earliest backup's GTID sequence number and end
+	// time. A time target must not be before FromTime, a GTID target must
+	// be after FromSeq.
+	FromSeq  uint64    `json:"from_seq"`
+	FromTime time.Time `json:"from_time"`
+	// ToSeq is the last archived transaction; ToTime the close time of the
+	// file holding it (the latest time target).
+	ToSeq    uint64     `json:"to_seq"`
+	ToTime   time.Time  `json:"to_time"`
+	Segments []*Segment `json:"-"`
+}
+
+func (w Window) String() string {
+	return fmt.Sprintf("%s … %s (GTID %d-*-%d … %d-*-%d; after backup %s; lineage %s)",
+		w.FromTime.Format(time.RFC3339), w.ToTime.Format(time.RFC3339), w.Domain, w.FromSeq+1, w.Domain, w.ToSeq,
+		w.BackupIDs[0], w.Lineage)
+}
+
+// Coverage is what the archive and the backups allow restoring to.
+type Coverage struct {
+	Windows []Window `json:"windows"`
+	Gaps    []Gap    `json:"gaps"`
+	// Notes: archived ranges no backup can start from, unreadable indexes.
+	Notes []string `json:"notes"`
+}
+
+// Describe prints the windows and gaps for an operator.
+func (c *Coverage) Describe() string {
+	var b strings.Builder
+	if len(c.Windows) == 0 {
+		b.WriteString("restorable windows: none\n")
+	} else {
+		b.WriteString("restorable windows:\n")
+	}
+	for _, w := range c.Windows {
+		fmt.Fprintf(&b, "  %s\n", w)
+	}
+	for _, g := range c.Gaps {
+		fmt.Fprintf(&b, "  gap: %s\n", g)
+	}
+	for _, n := range c.Notes {
+		fmt.Fprintf(&b, "  note: %s\n", n)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// backupSeq returns the backup's sequence number in domain d.
+func backupSeq(m *Manifest, d uint32) (uint64, bool) { return seqOf(m.Binlog.GTID, d) }
+
+// Coverage computes the restorable windows. Every segment's data object is
+// checked with Stat: a missing object is a gap.
+func (a *Archive) Coverage(ctx context.Context, cat *Catalog) (*Coverage, error) {
+	segs, bad, err := a.Segments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	backups, _, err := cat.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cov := &Coverage{Windows: []Window{}, Gaps: []Gap{}, Notes: []string{}}
+	for k, e := range bad {
+		cov.Notes = append(cov.Notes, fmt.Sprintf("unreadable index %s: %v", k, e))
+	}
+	type group struct {
+		lineage string
+		domain  uint32
+	}
+	var order []group
+	byGroup := map[group][]*Segment{}
+	for _, s := range segs {
+		g := group{s.Lineage, s.Domain}
+		if _, ok := byGroup[g]; !ok {
+			order = append(order, g)
+		}
+		byGroup[g] = append(byGroup[g], s)
+	}
+	for _, g := range order {
+		var runs [][]*Segment
+		var missing []*Segment
+		var run []*Segment
+		var runTo uint64
+		for _, s := range byGroup[g] {
+			oi, err := a.Store.Stat(ctx, s.Object.Key)
+			if err != nil || oi.Size != s.Object.Size {
+				why := "missing"
+				if err == nil {
+					why = fmt.Sprintf("%d bytes, index says %d", oi.Size, s.Object.Size)
+				} else if !errors.Is(err, backend.ErrNotExist) {
+					return nil, fmt.Errorf("check %s: %w", s.Object.Key, err)
+				}
+				missing = append(missing, s)
+				cov.Notes = append(cov.Notes, fmt.Sprintf("data object %s is %s", s.Object.Key, why))
+				continue
+			}
+			switch {
+			case len(run) == 0:
+				run, runTo = []*Segment{s}, s.To
+			case s.From <= runTo:
+				if s.To > runTo {
+					run, runTo = append(run, s), s.To
+				}
+			default:
+				reason := "not archived"
+				for _, m := range missing {
+					if m.To > runTo && m.From < s.From {
+						reason = "data object " + m.Object.Key + " missing"
+					}
+				}
+				cov.Gaps = append(cov.Gaps, Gap{Lineage: g.lineage, Domain: g.domain, After: runTo, Through: s.From, Reason: reason})
+				runs = append(runs, run)
+				run, runTo = []*Segment{s}, s.To
+			}
+		}
+		if len(run) > 0 {
+			runs = append(runs, run)
+		}
+		for _, run := range runs {
+			from, to := run[0].From, run[len(run)-1].To
+			w := Window{Lineage: g.lineage, Domain: g.domain, ToSeq: to, ToTime: run[len(run)-1].EndTime(), Segments: run}
+			for _, m := range backups {
+				if m.Galera.UUID != g.lineage && !(strings.HasPrefix(g.lineage, "server-") && m.Galera.UUID == "") {
+					continue
+				}
+				seq, ok := backupSeq(m, g.domain)
+				if !ok || seq < from || seq > to {
+					continue
+				}
+				w.Backups = append(w.Backups, m)
+				w.BackupIDs = append(w.BackupIDs, m.ID)
+			}
+			if len(w.Backups) == 0 {
+				cov.Notes = append(cov.Notes, fmt.Sprintf("archived %d-*-%d … %d-*-%d (lineage %s) has no backup to start from", g.domain, from+1, g.domain, to, g.lineage))
+				continue
+			}
+			w.FromSeq, _ = backupSeq(w.Backups[0], g.domain)
+			w.FromTime = w.Backups[0].EndTime
+			cov.Windows = append(cov.Windows, w)
+		}
+	}
+	return cov, nil
+}
+
+// PITROptions configures a point-in-time restore. Exactly one of Time and
+// GTID is set.
+type PITROptions struct {
+	RestoreOptions
+	// Time: restore the transactions committed before this instant (commit
+	// times have 1 s resolution: a transaction is included when its commit
+	// second is before Time).
+	Time time.Time
+	// GTID: restore everything before this transaction (exclusive).
+	GTID *binlog.GTID
+	// Binaries (defaults: mariadbd from /usr/sbin, mariadb-binlog and
+	// mariadb from PATH).
+	Mariadbd, MariadbBinlog, Mariadb string
+}
+
+// PITRResult reports a point-in-time restore.
+type PITRResult struct {
+	Backup       *Manifest     `json:"-"`
+	BackupID     string        `json:"backup"`
+	Window       Window        `json:"window"`
+	Transactions int           `json:"transactions"` // replayed
+	First        string        `json:"first_gtid,omitempty"`
+	Last         string        `json:"last_gtid,omitempty"`
+	LastCommit   time.Time     `json:"last_commit,omitempty"`
+	Files        int           `json:"files"`
+	ReplayTime   time.Duration `json:"replay_ns"`
+}
+
+// ErrOutsideWindow means the target cannot be restored from what is stored.
+var ErrOutsideWindow = errors.New("target outside the restorable window")
+
+// step replays one archived file from start to stop (-1: its end).
+type step struct {
+	seg         *Segment
+	path        string
+	start, stop int64
+}
+
+// PITR restores the newest backup before the target into o.TargetDir and
+// replays archived binlogs from the backup's position up to the target on a
+// temporary mariadbd (wsrep off, no network, its own socket), then shuts
+// it down cleanly. Targets outside a gap-free window are refused before
+// anything is written, with the windows in the error.
+func PITR(ctx context.Context, cat *Catalog, a *Archive, o PITROptions) (*PITRResult, error) {
+	if (o.GTID == nil) == o.Time.IsZero() {
+		return nil, errors.New("give exactly one target: a time or a GTID")
+	}
+	if o.Mariadbd == "" {
+		o.Mariadbd = "/usr/sbin/mariadbd"
+	}
+	if o.MariadbBinlog == "" {
+		o.MariadbBinlog = "mariadb-binlog"
+	}
+	if o.Mariadb == "" {
+		o.Mariadb = "mariadb"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := o.Logger
+	if o.TargetDir == "" {
+		return nil, errors.New("restore needs --target-dir")
+	}
+	target, err := filepath.Abs(o.TargetDir)
+	if err != nil {
+		return nil, err
+	}
+	cov, err := a.Coverage(ctx, cat)
+	if err != nil {
+		return nil, err
+	}
+	w, base, err := pick(cov, o)
+	if err != nil {
+		return nil, err
+	}
+	baseSeq, _ := backupSeq(base, w.Domain)
+	res := &PITRResult{Backup: base, BackupID: base.ID, Window: *w}
+	log.Info("point-in-time restore", "backup", base.ID, "backup_gtid", base.Binlog.GTID, "target", describeTarget(o))
+
+	// Download and plan before touching the target: a damaged segment
+	// stops the restore here.
+	if err := prepareTarget(target, o.Force); err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp(filepath.Dir(target), "."+filepath.Base(target)+".gosst-pitr-")
+	if err != nil {
+		return nil, fmt.Errorf("create scratch dir next to the target: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	steps, err := plan(ctx, a, w, base, baseSeq, o, scratch, res)
+	if err != nil {
+		return nil, err
+	}
+	ro := o.RestoreOptions
+	ro.TargetDir, ro.Galera = target, false
+	if _, err := Restore(ctx, cat, base.ID, ro); err != nil {
+		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
+	}
+	if len(steps) == 0 {
+		log.Info("nothing to replay: the backup is the target state")
+		return res, nil
+	}
+	start := time.Now()
+	if err := replay(ctx, target, scratch, steps, o); err != nil {
+		return nil, fmt.Errorf("replay binlogs into %s (the datadir holds the backup plus part of the replay; run the restore again): %w", target, err)
+	}
+	res.ReplayTime = time.Since(start)
+	return res, nil
+}
+
+func describeTarget(o PITROptions) string {
+	if o.GTID != nil {
+		return "before GTID " + o.GTID.String()
+	}
+	return "before " + o.Time.UTC().Format(time.RFC3339Nano)
+}
+
+// pick finds the window holding the target and the newest backup in it
+// before the target.
+func pick(cov *Coverage, o PITROptions) (*Window, *Manifest, error) {
+	for i := range cov.Windows {
+		w := &cov.Windows[i]
+		var best *Manifest
+		for _, m := range w.Backups {
+			seq, _ := backupSeq(m, w.Domain)
+			if o.GTID != nil {
+				if o.GTID.Domain == w.Domain && seq < o.GTID.Seq && o.GTID.Seq <= w.ToSeq {
+					best = m
+				}
+			} else if !o.Time.Before(m.EndTime) && !o.Time.After(w.ToTime) {
+				best = m
+			}
+		}
+		if best != nil {
+			return w, best, nil
+		}
+	}
+	why := ""
+	if o.GTID != nil {
+		doms := map[uint32]bool{}
+		for _, w := range cov.Windows {
+			doms[w.Domain] = true
+		}
+		if len(doms) > 0 && !doms[o.GTID.Domain] {
+			why = fmt.Sprintf(" (domain %d is not archived: use the wsrep_gtid_domain_id domain)", o.GTID.Domain)
+		}
+	}
+	return nil, nil, fmt.Errorf("%w: %s%s\n%s", ErrOutsideWindow, describeTarget(o), why, cov.Describe())
+}
+
+// plan downloads the segments needed and turns them into replay steps.
+func plan(ctx context.Context, a *Archive, w *Window, base *Manifest, baseSeq uint64, o PITROptions, dir string, res *PITRResult) ([]step, error) {
+	var steps []step
+	cur := baseSeq
+	if o.GTID != nil && o.GTID.Seq == cur+1 {
+		return nil, nil
+	}
+	for i, s := range w.Segments {
+		if s.To <= cur {
+			continue
+		}
+		path := filepath.Join(dir, fmt.Sprintf("%04d-%s", i, s.File))
+		if err := a.download(ctx, s, path, o.Identities); err != nil {
+			return nil, err
+		}
+		st := step{seg: s, path: path, start: s.ReplayFrom, stop: -1}
+		switch {
+		case base.Node == s.Node && filepath.Base(base.Binlog.File) == s.File && base.Binlog.Position >= 4:
+			// The backup's own coordinates, on the node it was taken from.
+			st.start = base.Binlog.Position
+		case s.From < cur:
+			tx, found, err := findIn(path, func(p io.Reader) (binlog.Tx, bool, error) { return binlog.FindGTID(p, w.Domain, cur+1) })
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				return nil, fmt.Errorf("segment %s does not hold %d-*-%d", s.Key(), w.Domain, cur+1)
+			}
+			st.start = tx.Offset
+		}
+		// Find the stop and count what this step applies.
+		done := false
+		var scanErr error
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		end, err := binlog.Scan(f, func(tx binlog.Tx) bool {
+			if tx.Offset < st.start {
+				return true
+			}
+			if o.GTID != nil && tx.GTID.Domain == w.Domain && tx.GTID.Seq >= o.GTID.Seq {
+				if tx.GTID != *o.GTID {
+					scanErr = fmt.Errorf("%w: the archive has %s where %s was asked for (wrong server id?)", ErrOutsideWindow, tx.GTID, o.GTID)
+				}
+				st.stop, done = tx.Offset, true
+				return false
+			}
+			if o.GTID == nil && !tx.Commit.Before(o.Time) {
+				st.stop, done = tx.Offset, true
+				return false
+			}
+			if res.First == "" {
+				res.First = tx.GTID.String()
+			}
+			res.Last, res.LastCommit = tx.GTID.String(), tx.Commit
+			res.Transactions++
+			return true
+		})
+		f.Close()
+		if err == nil {
+			err = scanErr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read archived %s: %w", s.File, err)
+		}
+		if st.stop < 0 && end < s.Object.PlainSize {
+			st.stop = end // a crashed file: stop after its last complete event
+		}
+		if st.stop < 0 || st.stop > st.start {
+			steps = append(steps, st)
+			res.Files++
+		}
+		cur = s.To
+		if done {
+			break
+		}
+	}
+	return steps, nil
+}
+
+func findIn(path string, fn func(io.Reader) (binlog.Tx, bool, error)) (binlog.Tx, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return binlog.Tx{}, false, err
+	}
+	defer f.Close()
+	return fn(f)
+}
+
+// download fetches one segment's data into path, verifying the stored
+// SHA-256, the end marker and the plain SHA-256.
+func (a *Archive) download(ctx context.Context, s *Segment, path string, ids []age.Identity) error {
+	rc, err := a.Store.Get(ctx, s.Object.Key, 0, -1)
+	if errors.Is(err, backend.ErrNotExist) {
+		return fmt.Errorf("%w: data object %s is missing", ErrOutsideWindow, s.Object.Key)
+	}
+	if err != nil {
+		return fmt.Errorf("download %s: %w", s.Object.Key, err)
+	}
+	defer rc.Close()
+	hc := &hashCounter{h: sha256.New()}
+	var src io.Reader = io.TeeReader(rc, hc)
+	if s.Encrypted() {
+		if len(ids) == 0 {
+			return fmt.Errorf("archived binlog %s is encrypted: give --identity FILE or --passphrase-file FILE", s.Object.Key)
+		}
+		d, err := crypt.Decrypt(src, ids...)
+		if err != nil {
+			return fmt.Errorf("object %s: %w", s.Object.Key, err)
+		}
+		src = d
+	}
+	var opts []integrity.Option
+	if sum, err := plainSum(s.Object); err == nil {
+		opts = append(opts, integrity.WithExpected(sum))
+	}
+	c, br, err := codec.Detect(src)
+	if err != nil {
+		return fmt.Errorf("object %s: %w", s.Object.Key, err)
+	}
+	ir, err := integrity.NewReader(br, c, opts...)
+	if err != nil {
+		return fmt.Errorf("object %s: %w", s.Object.Key, err)
+	}
+	defer ir.Close()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, contextReader{ctx, ir}); err != nil {
+		f.Close()
+		return fmt.Errorf("object %s: %w", s.Object.Key, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return fmt.Errorf("object %s: %w", s.Object.Key, err)
+	}
+	if hc.n != s.Object.Size || hex.EncodeToString(hc.h.Sum(nil)) != s.Object.SHA256 {
+		return fmt.Errorf("object %s: stored bytes differ from the index (size %d, want %d, or SHA-256 differs)", s.Object.Key, hc.n, s.Object.Size)
+	}
+	return nil
+}
+
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// replay starts a temporary mariadbd on datadir and pipes
+// mariadb-binlog (one invocation per run of consecutive files of one node)
+// into one mariadb client.
+func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROptions) error {
+	log := o.Logger
+	sock := filepath.Join(scratch, "pitr.sock")
+	errLog := filepath.Join(scratch, "pitr-mariadbd.err")
+	args := []string{"--no-defaults", "--datadir=" + datadir, "--socket=" + sock, "--skip-networking",
+		"--wsrep-on=0", "--skip-grant-tables", "--innodb-buffer-pool-size=128M", "--log-error=" + errLog,
+		"--pid-file=" + filepath.Join(scratch, "pitr.pid"), "--skip-log-bin", "--tmpdir=" + scratch,
+		"--skip-slave-start", "--innodb-flush-log-at-trx-commit=2", "--max-allowed-packet=1G"}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root")
+	}
+	srv := exec.Command(o.Mariadbd, args...)
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("start mariadbd on the restored datadir: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		_ = srv.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				l, _ := os.ReadFile(errLog)
+				return fmt.Errorf("mariadbd did not shut down cleanly (%v):\n%s", err, text.LastLines(string(l), 15))
+			}
+			return nil
+		case <-time.After(10 * time.Minute):
+			_ = srv.Process.Kill()
+			<-exited
+			return errors.New("mariadbd did not shut down within 10 minutes; killed (InnoDB recovers at the next start)")
+		}
+	}
+	defer stop()
+	db, err := waitSocket(ctx, sock, exited, errLog)
+	if err != nil {
+		stopped = true
+		return err
+	}
+	db.Close()
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	client := exec.CommandContext(ctx, o.Mariadb, "--no-defaults", "--socket="+sock, "--user=root", "--binary-mode")
+	client.Stdin = pr
+	var clientOut tail
+	client.Stdout, client.Stderr = &clientOut, &clientOut
+	if err := client.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return fmt.Errorf("start %s: %w", o.Mariadb, err)
+	}
+	pr.Close()
+	clientDone := make(chan error, 1)
+	go func() { clientDone <- client.Wait() }()
+	var feedErr error
+	for i := 0; i < len(steps) && feedErr == nil; {
+		j := i + 1
+		for j < len(steps) && steps[j-1].stop < 0 && steps[j].start == 4 && steps[j].seg.Node == steps[j-1].seg.Node &&
+			steps[j-1].seg.Binlog.RotateTo == steps[j].seg.File {
+			j++
+		}
+		bargs := []string{"--no-defaults", fmt.Sprintf("--start-position=%d", steps[i].start)}
+		if steps[j-1].stop >= 0 {
+			bargs = append(bargs, fmt.Sprintf("--stop-position=%d", steps[j-1].stop))
+		}
+		for _, s := range steps[i:j] {
+			bargs = append(bargs, s.path)
+		}
+		log.Info("replaying", "files", j-i, "first", steps[i].seg.File, "node", steps[i].seg.Node, "start", steps[i].start, "stop", steps[j-1].stop)
+		bl := exec.CommandContext(ctx, o.MariadbBinlog, bargs...)
+		bl.Stdout = pw
+		var blErr tail
+		bl.Stderr = &blErr
+		bl.Env = append(os.Environ(), "TZ=UTC")
+		if err := bl.Run(); err != nil {
+			feedErr = fmt.Errorf("mariadb-binlog %s: %w\n%s", strings.Join(bargs[1:], " "), err, blErr.String())
+		}
+		i = j
+	}
+	pw.Close()
+	cerr := <-clientDone
+	if cerr != nil {
+		return fmt.Errorf("mariadb client applying the binlogs failed: %w\n%s", cerr, clientOut.String())
+	}
+	if feedErr != nil {
+		return feedErr
+	}
+	return stop()
+}
+
+// waitSocket waits for mariadbd to accept connections on sock.
+func waitSocket(ctx context.Context, sock string, exited <-chan error, errLog string) (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
+	cfg.Timeout = 2 * time.Second
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		if err := db.PingContext(ctx); err == nil {
+			return db, nil
+		}
+		select {
+		case err := <-exited:
+			db.Close()
+			l, _ := os.ReadFile(errLog)
+			return nil, fmt.Errorf("mariadbd exited on the restored datadir (%v):\n%s", err, text.LastLines(string(l), 20))
+		case <-ctx.Done():
+			db.Close()
+			return nil, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			db.Close()
+			return nil, errors.New("mariadbd on the restored datadir did not accept connections within 5 minutes")
+		}
+	}
+}
+
+// tail keeps the last 8 KiB written to it.
+type tail struct{ b []byte }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 8<<10 {
+		t.b = t.b[len(t.b)-8<<10:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string { return string(t.b) }
