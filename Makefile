@@ -45,7 +45,6 @@ deps:
 	else echo "deps: all Debian packages present"; fi
 	@command -v $(GO) >/dev/null || { echo "deps: Go 1.26 or newer is required (https://go.dev/doc/install)"; exit 1; }
 	$(GO) mod download
-	@$(MAKE) -s tools
 
 ## tools: versitygw (S3 test server), only when missing or another version.
 tools:
@@ -56,7 +55,7 @@ tools:
 
 ## test: lint, then every test (unit, fuzz seeds, and integration tests
 ## against real MariaDB Galera clusters on loopback).
-test: deps lint
+test: deps tools lint
 	GOSST_VERSITYGW=$(VERSITYGW) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## test-short: unit tests only (no clusters).
