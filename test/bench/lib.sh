@@ -31,6 +31,7 @@ socket=$d/mysqld.sock
 skip-networking
 log-error=$d/error.log
 pid-file=$d/mysqld.pid
+tmpdir=$d
 innodb_buffer_pool_size=256M
 innodb_log_file_size=256M
 innodb_flush_log_at_trx_commit=2
