@@ -241,6 +241,11 @@ func PITR(ctx context.Context, cat *Catalog, a *Archive, o PITROptions) (*PITRRe
 	if o.TargetDir == "" {
 		return nil, errors.New("restore needs --target-dir")
 	}
+	// Commit times have 1 s resolution: a transaction stamped with second
+	// S committed somewhere in [S, S+1). Only transactions certainly
+	// committed before the target are restored, so a target with a
+	// fraction excludes its whole second.
+	o.Time = o.Time.Truncate(time.Second)
 	target, err := filepath.Abs(o.TargetDir)
 	if err != nil {
 		return nil, err
@@ -345,7 +350,7 @@ func plan(ctx context.Context, a *Archive, w *Window, base *Manifest, baseSeq ui
 		}
 		st := step{seg: s, path: path, start: s.ReplayFrom, stop: -1}
 		switch {
-		case base.Node == s.Node && filepath.Base(base.Binlog.File) == s.File && base.Binlog.Position >= 4:
+		case len(steps) == 0 && base.Node == s.Node && filepath.Base(base.Binlog.File) == s.File && base.Binlog.Position >= 4 && s.From <= cur:
 			// The backup's own coordinates, on the node it was taken from.
 			st.start = base.Binlog.Position
 		case s.From < cur:

@@ -212,6 +212,8 @@ func parsePITRTarget(at, gtid string) (time.Time, *binlog.GTID, error) {
 			return time.Time{}, nil, fmt.Errorf("--pitr-gtid: %w", err)
 		}
 		return time.Time{}, &g, nil
+	case at == "":
+		return time.Time{}, nil, errors.New("no target")
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"} {
 		var t time.Time
@@ -243,14 +245,15 @@ func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Cat
 	if gtid != nil {
 		target = "before GTID " + gtid.String()
 	} else {
-		target = "before " + at.UTC().Format(time.RFC3339Nano)
+		target = "committed before " + at.UTC().Truncate(time.Second).Format(time.RFC3339) + " (1 s resolution)"
 	}
-	last := res.Last
-	if last == "" {
-		last = res.Backup.Binlog.GTID + " (the backup itself)"
+	if res.Transactions == 0 {
+		fmt.Fprintf(g.Out, "restored %s into %s in %s: backup %s (gtid %s) is the target state, nothing to replay\n",
+			target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID)
+		return nil
 	}
-	fmt.Fprintf(g.Out, "restored %s into %s at %s in %s: backup %s (gtid %s) + %d transactions replayed from %d archived binlog files (%s … %s, last commit %s) in %s\n",
-		target, ro.TargetDir, last, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID, res.Transactions, res.Files,
+	fmt.Fprintf(g.Out, "restored %s into %s in %s: backup %s (gtid %s) + %d transactions replayed from %d archived binlog files (%s … %s, last commit %s) in %s\n",
+		target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID, res.Transactions, res.Files,
 		dash(res.First), dash(res.Last), res.LastCommit.Format(time.RFC3339), res.ReplayTime.Round(time.Millisecond))
 	return nil
 }
