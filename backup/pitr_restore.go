@@ -48,6 +48,10 @@ type Window struct {
 }
 
 func (w Window) String() string {
+	if w.ToSeq <= w.FromSeq {
+		return fmt.Sprintf("%s … %s (GTID %d-*-%d, the backup %s only: nothing archived after it yet; lineage %s)",
+			w.FromTime.Format(time.RFC3339), w.ToTime.Format(time.RFC3339), w.Domain, w.FromSeq, w.BackupIDs[0], w.Lineage)
+	}
 	return fmt.Sprintf("%s … %s (GTID %d-*-%d … %d-*-%d; after backup %s; lineage %s)",
 		w.FromTime.Format(time.RFC3339), w.ToTime.Format(time.RFC3339), w.Domain, w.FromSeq+1, w.Domain, w.ToSeq,
 		w.BackupIDs[0], w.Lineage)
