@@ -207,7 +207,7 @@ type PITRResult struct {
 	Last         string        `json:"last_gtid,omitempty"`
 	LastCommit   time.Time     `json:"last_commit,omitempty"`
 	Files        int           `json:"files"`
-	ReplayTime   time.Duration `json:"replay_ns"`
+	ReplayTime   time.Duration `json:"replay_ns"` // mariadb-binlog | mariadb only, without server start/stop
 }
 
 // ErrOutsideWindow means the target cannot be restored from what is stored.
@@ -289,11 +289,9 @@ func PITR(ctx context.Context, cat *Catalog, a *Archive, o PITROptions) (*PITRRe
 		log.Info("nothing to replay: the backup is the target state")
 		return res, nil
 	}
-	start := time.Now()
-	if err := replay(ctx, target, scratch, steps, o); err != nil {
+	if err := replay(ctx, target, scratch, steps, o, &res.ReplayTime); err != nil {
 		return nil, fmt.Errorf("replay binlogs into %s (the datadir holds the backup plus part of the replay; run the restore again): %w", target, err)
 	}
-	res.ReplayTime = time.Since(start)
 	return res, nil
 }
 
@@ -498,7 +496,7 @@ func (c contextReader) Read(p []byte) (int, error) {
 // replay starts a temporary mariadbd on datadir and pipes
 // mariadb-binlog (one invocation per run of consecutive files of one node)
 // into one mariadb client.
-func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROptions) error {
+func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROptions, took *time.Duration) error {
 	log := o.Logger
 	sock := filepath.Join(scratch, "pitr.sock")
 	errLog := filepath.Join(scratch, "pitr-mariadbd.err")
@@ -544,6 +542,7 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 	}
 	db.Close()
 
+	start := time.Now()
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
@@ -593,6 +592,7 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 	if feedErr != nil {
 		return feedErr
 	}
+	*took = time.Since(start)
 	return stop()
 }
 
