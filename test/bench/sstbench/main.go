@@ -1,0 +1,137 @@
+// Command sstbench times a full SST of the same dataset with several
+// wsrep_sst_method values in one run: a 2-node cluster on loopback, node 1
+// filled with sysbench-shaped InnoDB tables, node 2 wiped and rejoined once
+// per method. test/bench/sst.sh runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gosst/gosst/test/cluster"
+)
+
+func main() {
+	sizeMB := flag.Int("size-mb", 2048, "approximate InnoDB data size to transfer")
+	methods := flag.String("methods", "mariabackup,rsync,gosst", "SST methods to time, in order")
+	bin := flag.String("bin", "bin", "directory with the built wsrep_sst_gosst")
+	keep := flag.Bool("keep", false, "keep the cluster directory")
+	flag.Parse()
+	if err := run(*sizeMB, strings.Split(*methods, ","), *bin, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "sstbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(sizeMB int, methods []string, bin string, keep bool) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "gosst-sstbench-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	binAbs, _ := filepath.Abs(bin)
+	c, err := cluster.Start(ctx, cluster.Options{
+		Nodes: 2, Dir: dir, SSTMethod: "gosst", BinDir: binAbs, GcacheSize: "128M",
+		SyncTimeout: 30 * time.Minute,
+		ExtraConfig: []string{"innodb_buffer_pool_size=256M", "innodb_log_file_size=256M"},
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n1, n2 := c.Node(1), c.Node(2)
+	fmt.Fprintf(os.Stderr, "filling node1 with ~%d MB ...\n", sizeMB)
+	if err := fill(ctx, n1, sizeMB); err != nil {
+		return err
+	}
+	size, _ := n1.QueryString(ctx, "SELECT ROUND(SUM(data_length+index_length)/1048576) FROM information_schema.TABLES WHERE table_schema='sbtest'")
+	results := map[string]time.Duration{}
+	for _, m := range methods {
+		if err := n2.Stop(ctx); err != nil {
+			return err
+		}
+		if err := n2.Wipe(); err != nil {
+			return err
+		}
+		if err := setMethod(n2.ConfigFile, m); err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := n2.Start(ctx); err != nil {
+			return fmt.Errorf("%s SST: %w", m, err)
+		}
+		d := time.Since(start)
+		results[m] = d
+		fmt.Fprintf(os.Stderr, "%-12s full SST of %s MiB: %.1f s\n", m, size, d.Seconds())
+	}
+	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster on loopback, %d cores\n", size, numCPU())
+	for _, m := range methods {
+		fmt.Printf("%-12s %7.1f s (node 2 wiped → Synced)\n", m, results[m].Seconds())
+	}
+	if g, ok := results["gosst"]; ok {
+		for _, m := range methods {
+			if m != "gosst" {
+				fmt.Printf("gosst / %s = %.2f\n", m, g.Seconds()/results[m].Seconds())
+			}
+		}
+	}
+	return nil
+}
+
+var methodRE = regexp.MustCompile(`(?m)^wsrep_sst_method=.*$`)
+
+func setMethod(cnf, m string) error {
+	data, err := os.ReadFile(cnf)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(cnf, methodRE.ReplaceAll(data, []byte("wsrep_sst_method="+m)), 0o600)
+}
+
+func fill(ctx context.Context, n *cluster.Node, sizeMB int) error {
+	if err := n.Exec(ctx, `CREATE DATABASE sbtest; CREATE TABLE sbtest.sbtest1 (
+		id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, k INT NOT NULL DEFAULT 0,
+		c CHAR(120) NOT NULL DEFAULT '', pad CHAR(60) NOT NULL DEFAULT '', KEY k_1 (k)) ENGINE=InnoDB`); err != nil {
+		return err
+	}
+	if err := n.Exec(ctx, `INSERT INTO sbtest.sbtest1 (k, c, pad) SELECT FLOOR(RAND()*1000000),
+		CONCAT_WS('-', LPAD(FLOOR(RAND()*1e11),11,'0'), LPAD(FLOOR(RAND()*1e11),11,'0'), LPAD(FLOOR(RAND()*1e11),11,'0'),
+		LPAD(FLOOR(RAND()*1e11),11,'0'), LPAD(FLOOR(RAND()*1e11),11,'0'), LPAD(FLOOR(RAND()*1e11),11,'0'),
+		LPAD(FLOOR(RAND()*1e11),11,'0'), LPAD(FLOOR(RAND()*1e11),11,'0'), LPAD(FLOOR(RAND()*1e11),11,'0'),
+		LPAD(FLOOR(RAND()*1e11),11,'0')),
+		CONCAT_WS('-', LPAD(FLOOR(RAND()*1e11),11,'0'), LPAD(FLOOR(RAND()*1e11),11,'0'), LPAD(FLOOR(RAND()*1e11),11,'0'),
+		LPAD(FLOOR(RAND()*1e11),11,'0'), LPAD(FLOOR(RAND()*1e11),11,'0'))
+		FROM sbtest.seq_1_to_20000`); err != nil {
+		return err
+	}
+	for {
+		v, err := n.QueryString(ctx, "SELECT SUM(data_length+index_length) FROM information_schema.TABLES WHERE table_schema='sbtest'")
+		if err != nil {
+			return err
+		}
+		var have int64
+		fmt.Sscan(v, &have)
+		if have >= int64(sizeMB)<<20 {
+			return nil
+		}
+		// Galera caps a write-set (wsrep_max_ws_size, 2 GiB) and big ones
+		// are slow: grow in chunks of 100k rows.
+		if err := n.Exec(ctx, "INSERT INTO sbtest.sbtest1 (k, c, pad) SELECT FLOOR(RAND()*1000000), REVERSE(c), pad FROM sbtest.sbtest1 LIMIT 100000"); err != nil {
+			return err
+		}
+	}
+}
+
+func numCPU() int {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(data), "processor\t:")
+}
