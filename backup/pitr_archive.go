@@ -313,8 +313,8 @@ func (ni nodeInfo) checkSplit(server uint32) error {
 	return nil
 }
 
-// closedBinlogs returns the node's binlog files except the active one.
-func closedBinlogs(ctx context.Context, db *sql.DB) ([]string, error) {
+// binlogFiles returns the node's binlog files; the last one is active.
+func binlogFiles(ctx context.Context, db *sql.DB) ([]string, error) {
 	rows, err := db.QueryContext(ctx, "SHOW BINARY LOGS")
 	if err != nil {
 		return nil, fmt.Errorf("SHOW BINARY LOGS (needs BINLOG MONITOR): %w", err)
@@ -336,10 +336,7 @@ func closedBinlogs(ctx context.Context, db *sql.DB) ([]string, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(names) == 0 {
-		return nil, nil
-	}
-	return names[:len(names)-1], nil
+	return names, nil
 }
 
 // ArchivePass uploads every closed binlog file of the node that the
@@ -374,7 +371,7 @@ func archivePass(ctx context.Context, a *Archive, o ArchiveOptions, db *sql.DB) 
 	}
 	// Closed files first, node state second: a file listed as closed stays
 	// closed.
-	files, err := closedBinlogs(ctx, db)
+	files, err := binlogFiles(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +390,6 @@ func archivePass(ctx context.Context, a *Archive, o ArchiveOptions, db *sql.DB) 
 	var last uint64
 	var server uint32
 	have := false
-	done := map[string]bool{} // node/file already archived
 	for _, s := range segs {
 		if s.Lineage != ni.lineage || s.Domain != ni.domain {
 			continue
@@ -402,17 +398,21 @@ func archivePass(ctx context.Context, a *Archive, o ArchiveOptions, db *sql.DB) 
 			last, server = s.To, s.Server
 		}
 		have = true
-		done[s.Node+"/"+s.File] = true
 	}
 	if err := ni.checkSplit(server); err != nil {
 		return nil, err
 	}
-	for _, name := range files {
+	for i := 0; i+1 < len(files); i++ { // the last file is active
+		name := files[i]
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if done[ni.name+"/"+name] {
-			continue
+		// Cheap skip: the next file's Gtid_list is this file's end state.
+		// (Not the file name: a node's names restart after an SST.)
+		if have {
+			if end, ok := endSeq(filepath.Join(dir, files[i+1]), ni.domain); ok && end <= last {
+				continue
+			}
 		}
 		path := filepath.Join(dir, name)
 		x, sum, err := indexFile(path)
@@ -484,6 +484,21 @@ func archivePass(ctx context.Context, a *Archive, o ArchiveOptions, db *sql.DB) 
 	}
 	rep.Last = last
 	return rep, nil
+}
+
+// endSeq reads the Gtid_list at the start of a binlog file: the sequence
+// number of domain d at the end of the file before it.
+func endSeq(path string, d uint32) (uint64, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	gl, err := binlog.FirstGtidList(f)
+	if err != nil {
+		return 0, false
+	}
+	return seqOf(binlog.Position(gl), d)
 }
 
 // indexFile indexes a local binlog file and hashes it.

@@ -559,7 +559,11 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 	pr.Close()
 	clientDone := make(chan error, 1)
 	go func() { clientDone <- client.Wait() }()
-	var feedErr error
+	// The server runs with --skip-grant-tables (no credentials needed), which
+	// refuses account statements (CREATE USER, GRANT) the binlogs may hold.
+	// FLUSH PRIVILEGES loads the grant tables; this session keeps the
+	// privileges it connected with.
+	_, feedErr := io.WriteString(pw, "FLUSH PRIVILEGES;\n")
 	for i := 0; i < len(steps) && feedErr == nil; {
 		j := i + 1
 		for j < len(steps) && steps[j-1].stop < 0 && steps[j].start == 4 && steps[j].seg.Node == steps[j-1].seg.Node &&

@@ -145,6 +145,11 @@ func TestPITR(t *testing.T) {
 	flush(t, n3)
 	time.Sleep(time.Second)
 	mustGB(t, "backup", "--storage", store, "--socket", n3.Socket, "--user", "root", "--log-level", "warn")
+	// Account statements in the replayed range (the temporary server
+	// must accept them).
+	if err := n1.Exec(ctx, "CREATE USER IF NOT EXISTS pitr_app@localhost IDENTIFIED BY 'x-Pw-1'; GRANT SELECT ON pitr.* TO pitr_app@localhost"); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(1500 * time.Millisecond)
 	// The archiver dies (kill -9) twice at arbitrary moments and is restarted.
 	a.kill()
