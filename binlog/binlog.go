@@ -47,6 +47,19 @@ type GTID struct {
 
 func (g GTID) String() string { return fmt.Sprintf("%d-%d-%d", g.Domain, g.Server, g.Seq) }
 
+// MarshalText writes "domain-server-seq" (JSON indexes stay readable).
+func (g GTID) MarshalText() ([]byte, error) { return []byte(g.String()), nil }
+
+// UnmarshalText parses "domain-server-seq".
+func (g *GTID) UnmarshalText(b []byte) error {
+	v, err := ParseGTID(string(b))
+	if err != nil {
+		return err
+	}
+	*g = v
+	return nil
+}
+
 // Event is one event with its header fields and body (without checksum).
 type Event struct {
 	Offset    int64

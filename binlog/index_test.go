@@ -3,9 +3,12 @@ package binlog
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -191,6 +194,25 @@ func TestFind(t *testing.T) {
 		if err != nil || found != c.found || (found && tx.Offset != c.off) {
 			t.Errorf("%s: %+v %v %v", c.name, tx, found, err)
 		}
+	}
+}
+
+func TestIndexJSON(t *testing.T) {
+	data, _ := sampleFile()
+	x, err := Index(bytes.NewReader(data), IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := json.Marshal(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(j), `"first":"7-11-11"`) {
+		t.Fatalf("GTIDs are not written as text: %s", j)
+	}
+	var back FileIndex
+	if err := json.Unmarshal(j, &back); err != nil || !reflect.DeepEqual(&back, x) {
+		t.Fatalf("round trip: %v\n%+v\n%+v", err, back, x)
 	}
 }
 
