@@ -53,7 +53,7 @@ start_bytes=$(binlog_bytes)
 while [ $(( $(binlog_bytes) - start_bytes )) -lt $((BINLOG_MB * 1024 * 1024)) ]; do
   for _ in $(seq 1 50); do
     echo "USE b; BEGIN; INSERT INTO b.t (k, c) SELECT FLOOR(RAND()*1e6), REPEAT('y', 120) FROM seq_1_to_100;
-          UPDATE b.t SET k = k + 1 ORDER BY RAND() LIMIT 100; COMMIT;"
+          SET @s = FLOOR(RAND()*10000); UPDATE b.t SET k = k + 1 WHERE id BETWEEN @s AND @s + 99; COMMIT;"
   done | mariadb --defaults-file="$BENCH_CNF"
 done
 SQL "FLUSH BINARY LOGS"
