@@ -65,6 +65,18 @@ func run(sizeMB int, methods []string, bin string, keep bool) error {
 		if err := setMethod(n2.ConfigFile, m); err != nil {
 			return err
 		}
+		if m == "rsync" {
+			// The stock rsync joiner runs an rsync daemon that drops to
+			// "nobody" when started by root: it must reach the datadir.
+			for _, d := range []string{dir, n2.Dir} {
+				if err := os.Chmod(d, 0o755); err != nil {
+					return err
+				}
+			}
+			if err := os.Chown(n2.DataDir, 65534, 65534); err != nil { // nobody:nogroup
+				return err
+			}
+		}
 		start := time.Now()
 		if err := n2.Start(ctx); err != nil {
 			return fmt.Errorf("%s SST: %w", m, err)
