@@ -199,15 +199,19 @@ type PITROptions struct {
 
 // PITRResult reports a point-in-time restore.
 type PITRResult struct {
-	Backup       *Manifest     `json:"-"`
-	BackupID     string        `json:"backup"`
-	Window       Window        `json:"window"`
-	Transactions int           `json:"transactions"` // replayed
-	First        string        `json:"first_gtid,omitempty"`
-	Last         string        `json:"last_gtid,omitempty"`
-	LastCommit   time.Time     `json:"last_commit,omitempty"`
-	Files        int           `json:"files"`
-	ReplayTime   time.Duration `json:"replay_ns"` // mariadb-binlog | mariadb only, without server start/stop
+	Backup       *Manifest `json:"-"`
+	BackupID     string    `json:"backup"`
+	Window       Window    `json:"window"`
+	Transactions int       `json:"transactions"` // replayed
+	First        string    `json:"first_gtid,omitempty"`
+	Last         string    `json:"last_gtid,omitempty"`
+	LastCommit   time.Time `json:"last_commit,omitempty"`
+	Files        int       `json:"files"`
+	// Start says where the replay started: the backup's own binlog
+	// coordinates, or the first transaction after its GTID in another
+	// node's file.
+	Start      string        `json:"start,omitempty"`
+	ReplayTime time.Duration `json:"replay_ns"` // mariadb-binlog | mariadb only, without server start/stop
 }
 
 // ErrOutsideWindow means the target cannot be restored from what is stored.
@@ -355,6 +359,7 @@ func plan(ctx context.Context, a *Archive, w *Window, base *Manifest, baseSeq ui
 		case len(steps) == 0 && base.Node == s.Node && filepath.Base(base.Binlog.File) == s.File && base.Binlog.Position >= 4 && s.From <= cur:
 			// The backup's own coordinates, on the node it was taken from.
 			st.start = base.Binlog.Position
+			res.Start = fmt.Sprintf("backup position %s:%d on %s", s.File, st.start, s.Node)
 		case s.From < cur:
 			tx, found, err := findIn(path, func(p io.Reader) (binlog.Tx, bool, error) { return binlog.FindGTID(p, w.Domain, cur+1) })
 			if err != nil {
@@ -364,6 +369,11 @@ func plan(ctx context.Context, a *Archive, w *Window, base *Manifest, baseSeq ui
 				return nil, fmt.Errorf("segment %s does not hold %d-*-%d", s.Key(), w.Domain, cur+1)
 			}
 			st.start = tx.Offset
+			res.Start = fmt.Sprintf("after GTID %d-*-%d: %s:%d on %s", w.Domain, cur, s.File, st.start, s.Node)
+		default:
+			if len(steps) == 0 {
+				res.Start = fmt.Sprintf("after GTID %d-*-%d: %s:%d on %s (start of the segment)", w.Domain, cur, s.File, st.start, s.Node)
+			}
 		}
 		// Find the stop and count what this step applies.
 		done := false

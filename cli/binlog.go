@@ -252,8 +252,8 @@ func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Cat
 			target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID)
 		return nil
 	}
-	fmt.Fprintf(g.Out, "restored %s into %s in %s: backup %s (gtid %s) + %d transactions replayed from %d archived binlog files (%s … %s, last commit %s) in %s\n",
+	fmt.Fprintf(g.Out, "restored %s into %s in %s: backup %s (gtid %s) + %d transactions replayed from %d archived binlog files (%s … %s, last commit %s; started at %s) in %s\n",
 		target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID, res.Transactions, res.Files,
-		dash(res.First), dash(res.Last), res.LastCommit.Format(time.RFC3339), res.ReplayTime.Round(time.Millisecond))
+		dash(res.First), dash(res.Last), res.LastCommit.Format(time.RFC3339), res.Start, res.ReplayTime.Round(time.Millisecond))
 	return nil
 }

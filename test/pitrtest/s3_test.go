@@ -2,7 +2,6 @@ package pitrtest
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -59,15 +58,24 @@ func TestPITRThroughS3Encrypted(t *testing.T) {
 			seqs[i] = g
 		}
 	}
+	// A second, local storage holds the same backup point and node 2's own
+	// binlogs: there the replay starts at the backup's file/position.
+	local := t.TempDir()
+	// node 1's binlog is not rotated here: its file holds transactions on
+	// both sides of the backup point. The local backup is taken last, so
+	// node 2's binlog file it names holds the rows after it.
 	insert(1, 50)
-	flush(t, n1)
 	mustGB(t, "backup", "--storage", store, "--socket", n2.Socket, "--user", "root", "--recipient", id.Recipient().String(), "--log-level", "warn")
+	mustGB(t, "backup", "--storage", local, "--socket", n2.Socket, "--user", "root", "--log-level", "warn")
 	insert(51, 100)
 	flush(t, n1)
 	insert(101, 150)
 	flush(t, n1)
+	flush(t, n2)
 	out := mustGB(t, "binlog", "archive", "--storage", store, "--socket", n1.Socket, "--user", "root", "--recipient", id.Recipient().String(), "--log-level", "warn")
 	t.Logf("archive: %s", out)
+	out = mustGB(t, "binlog", "archive", "--storage", local, "--socket", n2.Socket, "--user", "root", "--log-level", "warn")
+	t.Logf("archive of node2 (local): %s", out)
 	out = mustGB(t, "list", "--pitr", "--storage", store)
 	t.Logf("list --pitr:\n%s", out)
 
@@ -80,6 +88,22 @@ func TestPITRThroughS3Encrypted(t *testing.T) {
 	dir = filepath.Join(t.TempDir(), "data")
 	out = mustGB(t, "restore", "--pitr-gtid", seqs[120], "--target-dir", dir, "--storage", store, "--identity", keyFile, "--log-level", "warn")
 	t.Logf("restore: %s", out)
+	if !strings.Contains(out, "started at after GTID") || !strings.Contains(out, "on "+n1.Name) || strings.Contains(out, "start of the segment") {
+		t.Fatalf("the replay should start by GTID in node1's files: %s", out)
+	}
+	checkS3Rows(t, dir, 119, seqs[120])
+
+	dir = filepath.Join(t.TempDir(), "data")
+	out = mustGB(t, "restore", "--pitr-gtid", seqs[120], "--target-dir", dir, "--storage", local, "--log-level", "warn")
+	t.Logf("restore (local, node2 binlogs): %s", out)
+	if !strings.Contains(out, "started at backup position") || !strings.Contains(out, "on "+n2.Name) {
+		t.Fatalf("the replay should start at the backup's own position in node2's files: %s", out)
+	}
+	checkS3Rows(t, dir, 119, seqs[120])
+}
+
+func checkS3Rows(t *testing.T, dir string, want int, target string) {
+	t.Helper()
 	db, stop := standalone(t, dir)
 	defer stop()
 	rs, err := db.Query("SELECT id FROM pitr.s3 ORDER BY id")
@@ -98,8 +122,7 @@ func TestPITRThroughS3Encrypted(t *testing.T) {
 			t.Fatalf("row %d has id %d", n, id)
 		}
 	}
-	if n != 119 {
-		t.Fatalf("restored %d rows before %s, want exactly 119", n, seqs[120])
+	if n != want {
+		t.Fatalf("restored %d rows before %s, want exactly %d", n, target, want)
 	}
-	fmt.Fprint(os.Stderr)
 }
