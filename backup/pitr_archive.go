@@ -603,8 +603,80 @@ type FollowOptions struct {
 	// the active binlog is rotated (FLUSH LOCAL BINARY LOGS) when it holds
 	// transactions older than this (default 60 s).
 	MaxLag time.Duration
+	// StandbyAfter, when set, makes archivers on several nodes share the
+	// work: the one holding the lease (binlogs/<lineage>/archiver.json)
+	// archives and renews it every pass; the others stand by and take over
+	// when it has not been renewed for StandbyAfter (its node or process
+	// went away). The new holder continues from the last archived GTID.
+	StandbyAfter time.Duration
 	// OnPass, when set, is called after every pass.
 	OnPass func(*ArchiveReport, error)
+}
+
+// Lease names the archiver currently doing the work for a lineage.
+type Lease struct {
+	Node    string    `json:"node"`
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Renewed time.Time `json:"renewed"`
+}
+
+func leaseKey(lineage string) string { return binlogsPrefix + lineage + "/archiver.json" }
+
+func (a *Archive) readLease(ctx context.Context, lineage string) (*Lease, error) {
+	rc, err := a.Store.Get(ctx, leaseKey(lineage), 0, -1)
+	if errors.Is(err, backend.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var l Lease
+	if err := json.NewDecoder(io.LimitReader(rc, 1<<16)).Decode(&l); err != nil {
+		return nil, nil // unreadable: treat as absent
+	}
+	return &l, nil
+}
+
+func (a *Archive) writeLease(ctx context.Context, lineage string, l Lease) error {
+	data, _ := json.Marshal(l)
+	return a.Store.Put(ctx, leaseKey(lineage), bytes.NewReader(data), int64(len(data)))
+}
+
+// claim renews or takes the lease for node; it reports whether this
+// archiver may work, and the current holder otherwise.
+func (a *Archive) claim(ctx context.Context, lineage, node string, standbyAfter time.Duration) (bool, *Lease, error) {
+	cur, err := a.readLease(ctx, lineage)
+	if err != nil {
+		return false, nil, fmt.Errorf("read the archiver lease: %w", err)
+	}
+	now := time.Now().UTC()
+	if cur != nil && cur.Node != node && now.Sub(cur.Renewed) < standbyAfter {
+		return false, cur, nil
+	}
+	host, _ := os.Hostname()
+	me := Lease{Node: node, Host: host, PID: os.Getpid(), Renewed: now}
+	if err := a.writeLease(ctx, lineage, me); err != nil {
+		return false, nil, fmt.Errorf("write the archiver lease: %w", err)
+	}
+	if cur != nil && cur.Node == node {
+		return true, nil, nil
+	}
+	// Taking over: let a competing standby's write land, then see who won.
+	select {
+	case <-ctx.Done():
+		return false, nil, ctx.Err()
+	case <-time.After(time.Second):
+	}
+	got, err := a.readLease(ctx, lineage)
+	if err != nil {
+		return false, nil, fmt.Errorf("read the archiver lease: %w", err)
+	}
+	if got == nil || got.Node != node || got.PID != me.PID {
+		return false, got, nil
+	}
+	return true, nil, nil
 }
 
 // Follow archives until ctx is cancelled: a pass every MaxLag/4 (at most
@@ -634,6 +706,7 @@ func Follow(ctx context.Context, a *Archive, o FollowOptions) error {
 	log := o.Logger
 	var lastPos string
 	var dirtySince time.Time
+	standing := false
 	for {
 		err := func() error {
 			db, err := mariadb.Open(ctx, o.Node)
@@ -641,6 +714,27 @@ func Follow(ctx context.Context, a *Archive, o FollowOptions) error {
 				return err
 			}
 			defer db.Close()
+			if o.StandbyAfter > 0 {
+				ni, err := readNodeInfo(ctx, db)
+				if err != nil {
+					return err
+				}
+				ok, holder, err := a.claim(ctx, ni.lineage, ni.name, o.StandbyAfter)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					if !standing && holder != nil {
+						log.Info("standing by: another archiver holds the lease", "holder", holder.Node, "host", holder.Host, "renewed", holder.Renewed)
+					}
+					standing = true
+					return nil
+				}
+				if standing {
+					log.Warn("taking over binlog archiving: the previous archiver stopped renewing its lease", "node", ni.name)
+				}
+				standing = false
+			}
 			var pos string
 			if err := db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
 				return err

@@ -30,9 +30,10 @@ backup. See docs/pitr.md.`,
 
 type binlogArchiveOptions struct {
 	backupOptions
-	BinlogDir string
-	Follow    bool
-	MaxLag    time.Duration
+	BinlogDir    string
+	Follow       bool
+	MaxLag       time.Duration
+	StandbyAfter time.Duration
 }
 
 func newBinlogArchiveCommand(g *Globals) *cobra.Command {
@@ -56,7 +57,9 @@ split) is refused.
 
 --follow keeps running: a pass every few seconds, and FLUSH LOCAL BINARY LOGS
 when the active binlog holds transactions older than --max-lag, which bounds
-what a lost node can take with it.
+what a lost node can take with it. With --standby-after, run it on every node:
+the holder of a lease object archives, the others stand by and take over
+(continuing from the last archived GTID) when the lease is not renewed.
 
 Credentials: --defaults-file or MYSQL_PWD; the user needs BINLOG MONITOR,
 RELOAD (for --follow) and SELECT on information_schema; the archiver reads the
@@ -78,6 +81,7 @@ them.`,
 	f.StringVar(&o.BinlogDir, "binlog-dir", "", "read binlog files from here instead of the directory of @@log_bin_basename")
 	f.BoolVar(&o.Follow, "follow", false, "keep archiving until interrupted")
 	f.DurationVar(&o.MaxLag, "max-lag", 60*time.Second, "with --follow: rotate the active binlog when it holds transactions older than this")
+	f.DurationVar(&o.StandbyAfter, "standby-after", 0, "with --follow on several nodes: only the lease holder archives; the others take over when it has not renewed the lease for this long (e.g. 2m)")
 	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none")
 	f.IntVar(&o.Level, "level", 1, "compression level (zstd 1..19)")
 	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
@@ -112,7 +116,7 @@ func runBinlogArchive(ctx context.Context, g *Globals, o *binlogArchiveOptions) 
 			return &ExitError{Code: ExitUsage, Err: errors.New("--max-lag must be at least 1s")}
 		}
 		g.Logger.Info("archiving binlogs until interrupted", "node", ao.Node.Label(), "max_lag", o.MaxLag)
-		err := backup.Follow(ctx, a, backup.FollowOptions{ArchiveOptions: ao, MaxLag: o.MaxLag, OnPass: func(rep *backup.ArchiveReport, err error) {
+		err := backup.Follow(ctx, a, backup.FollowOptions{ArchiveOptions: ao, MaxLag: o.MaxLag, StandbyAfter: o.StandbyAfter, OnPass: func(rep *backup.ArchiveReport, err error) {
 			if rep != nil {
 				for _, gap := range rep.Gaps {
 					fmt.Fprintf(g.Out, "GAP in the archive: %s\n", gap)

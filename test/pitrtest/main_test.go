@@ -139,11 +139,11 @@ type archiver struct {
 	done chan error
 }
 
-func startArchiver(t *testing.T, store string, n *cluster.Node, maxLag string) *archiver {
+func startArchiver(t *testing.T, store string, n *cluster.Node, maxLag string, extra ...string) *archiver {
 	t.Helper()
 	var out strings.Builder
-	cmd := exec.Command(filepath.Join(binDir, "galera-backup"), "binlog", "archive", "--follow", "--max-lag", maxLag,
-		"--storage", store, "--socket", n.Socket, "--user", "root", "--log-level", "info")
+	cmd := exec.Command(filepath.Join(binDir, "galera-backup"), append([]string{"binlog", "archive", "--follow", "--max-lag", maxLag,
+		"--storage", store, "--socket", n.Socket, "--user", "root", "--log-level", "info"}, extra...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout, cmd.Stderr = &syncWriter{b: &out}, &syncWriter{b: &out}
 	if err := cmd.Start(); err != nil {

@@ -81,6 +81,22 @@ type row struct {
 	at time.Time
 }
 
+// waitLease waits until the archiver lease names node.
+func waitLease(t *testing.T, store, node string) {
+	t.Helper()
+	for i := 0; i < 1200; i++ {
+		files, _ := filepath.Glob(filepath.Join(store, "binlogs", "*", "archiver.json"))
+		for _, f := range files {
+			var l backup.Lease
+			if data, err := os.ReadFile(f); err == nil && json.Unmarshal(data, &l) == nil && l.Node == node {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the archiver lease never named %s", node)
+}
+
 func flush(t *testing.T, n *cluster.Node) {
 	t.Helper()
 	if err := n.Exec(context.Background(), "FLUSH BINARY LOGS"); err != nil {
@@ -140,7 +156,12 @@ func TestPITR(t *testing.T) {
 	store := t.TempDir()
 	n1, n2, n3 := clu.Node(1), clu.Node(2), clu.Node(3)
 	w := startWriter(t, n2)
-	a := startArchiver(t, store, n3, "1s")
+	// Archivers on node 3 and node 1 share a lease: node 3's archives,
+	// node 1's stands by.
+	standby := []string{"--standby-after", "3s"}
+	a := startArchiver(t, store, n3, "1s", standby...)
+	waitLease(t, store, n3.Name)
+	b := startArchiver(t, store, n1, "1s", standby...)
 	time.Sleep(1500 * time.Millisecond)
 	flush(t, n3)
 	time.Sleep(time.Second)
@@ -153,22 +174,21 @@ func TestPITR(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	// The archiver dies (kill -9) twice at arbitrary moments and is restarted.
 	a.kill()
-	a = startArchiver(t, store, n3, "1s")
+	a = startArchiver(t, store, n3, "1s", standby...)
 	time.Sleep(1700 * time.Millisecond)
 	flush(t, n3)
 	time.Sleep(300 * time.Millisecond)
 	a.kill()
-	a = startArchiver(t, store, n3, "1s")
+	a = startArchiver(t, store, n3, "1s", standby...)
 	time.Sleep(1500 * time.Millisecond)
-	// The archived node goes away: continue on node 1.
+	// The archived node goes away: node 1's archiver takes over.
 	if err := n3.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitLease(t, store, n1.Name)
+	time.Sleep(2500 * time.Millisecond)
 	a.kill()
 	t.Logf("archiver on node3:\n%s", a.output())
-	b := startArchiver(t, store, n1, "1s")
-	time.Sleep(2500 * time.Millisecond)
 	w.finish(t)
 	restarted := make(chan error, 1)
 	go func() { restarted <- n3.Start(ctx) }()
@@ -178,6 +198,10 @@ func TestPITR(t *testing.T) {
 		}
 	}()
 	b.kill()
+	t.Logf("archiver on node1:\n%s", b.output())
+	if !strings.Contains(b.output(), "taking over binlog archiving") {
+		t.Fatalf("node1's archiver did not take over")
+	}
 	flush(t, n1)
 	out := mustGB(t, "binlog", "archive", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
 	t.Logf("final pass: %s", out)
