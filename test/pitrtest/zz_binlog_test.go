@@ -161,3 +161,56 @@ func TestCrashRejoinedNode(t *testing.T) {
 	checkArchive(t, segs, seq)
 	t.Logf("no split this time; node3 continued the archive: %s", out)
 }
+
+// TestArchiverReportsGap: node 2 purges a binlog nobody archived; archiving
+// from it reports the missing GTIDs (exit 3), still archives what follows,
+// and list --pitr shows the gap.
+func TestArchiverReportsGap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ctx := context.Background()
+	store := t.TempDir()
+	n1, n2 := clu.Node(1), clu.Node(2)
+	if err := n1.Exec(ctx, "FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	mustGB(t, "binlog", "archive", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
+	if err := n1.Exec(ctx, "CREATE DATABASE IF NOT EXISTS pitr; CREATE TABLE IF NOT EXISTS pitr.gap (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(from int) {
+		for i := from; i < from+10; i++ {
+			if err := n2.Exec(ctx, "INSERT INTO pitr.gap VALUES (?)", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	insert(1)
+	if err := n2.Exec(ctx, "FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	insert(11)
+	var file string
+	if err := n2.DB().QueryRowContext(ctx, "SHOW MASTER STATUS").Scan(&file, new(any), new(any), new(any)); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Exec(ctx, "FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	// Drop every file before the one holding rows 11..20: rows 1..10 (and
+	// the CREATE TABLE) exist in no binlog of node 2 any more.
+	if err := n2.Exec(ctx, "PURGE BINARY LOGS TO '"+file+"'"); err != nil {
+		t.Fatal(err)
+	}
+	out, code := gb(t, "binlog", "archive", "--storage", store, "--socket", n2.Socket, "--user", "root", "--log-level", "warn")
+	if code != 3 || !strings.Contains(out, "GAP") {
+		t.Fatalf("archive across purged binlogs: exit %d\n%s", code, out)
+	}
+	t.Logf("archive from node2: exit %d\n%s", code, out)
+	out = mustGB(t, "list", "--pitr", "--storage", store)
+	if !strings.Contains(out, "gap:") || !strings.Contains(out, "not archived") {
+		t.Fatalf("list --pitr does not show the gap:\n%s", out)
+	}
+	t.Logf("list --pitr:\n%s", out)
+}
