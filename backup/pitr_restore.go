@@ -271,8 +271,11 @@ func PITR(ctx context.Context, cat *Catalog, a *Archive, o PITROptions) (*PITRRe
 	log.Info("point-in-time restore", "backup", base.ID, "backup_gtid", base.Binlog.GTID, "target", describeTarget(o))
 
 	// Download and plan before touching the target: a damaged segment
-	// stops the restore here.
-	if err := prepareTarget(target, o.Force); err != nil {
+	// stops the restore here (Restore clears a --force target later).
+	if entries, err := os.ReadDir(target); err == nil && len(entries) > 0 && !o.Force {
+		return nil, fmt.Errorf("%w: %s has %d entries; restore into an empty directory, or use --force to replace its contents", ErrTargetNotEmpty, target, len(entries))
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 		return nil, err
 	}
 	scratch, err := os.MkdirTemp(filepath.Dir(target), "."+filepath.Base(target)+".gosst-pitr-")
