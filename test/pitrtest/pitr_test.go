@@ -363,6 +363,30 @@ func TestPITR(t *testing.T) {
 		t.Logf("refused:\n%s", out)
 	})
 
+	t.Run("damaged binlog object is refused", func(t *testing.T) {
+		mid := segs[len(segs)/2]
+		obj := filepath.Join(store, mid.Object.Key)
+		data, err := os.ReadFile(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.WriteFile(obj, data, 0o600)
+		bad := append([]byte(nil), data...)
+		bad[len(bad)/2] ^= 0x01
+		if err := os.WriteFile(obj, bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "data")
+		out, code := gb(t, "restore", "--pitr-gtid", fmt.Sprintf("7-11-%d", win.ToSeq), "--target-dir", dir, "--storage", store)
+		if code == 0 || !strings.Contains(out, mid.Object.Key) {
+			t.Fatalf("restore over a damaged binlog object: exit %d\n%s", code, out)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			t.Fatalf("a refused restore wrote into %s", dir)
+		}
+		t.Logf("refused: %s", out)
+	})
+
 	t.Run("interrupted upload is redone once", func(t *testing.T) {
 		// A crash between data and index: the index is missing. The next
 		// pass writes the same segment again, nothing else.
