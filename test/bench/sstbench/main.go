@@ -62,10 +62,18 @@ func run(sizeMB int, methods []string, bin string, keep bool) error {
 		if err := n2.Wipe(); err != nil {
 			return err
 		}
-		if err := setMethod(n2.ConfigFile, m); err != nil {
+		// "gosst:compression=none;backup-threads=4" is gosst with those
+		// [sst] options on both nodes (the donor reads its own file).
+		method, opts, _ := strings.Cut(m, ":")
+		for _, n := range c.Nodes {
+			if err := setSST(n.ConfigFile, opts); err != nil {
+				return err
+			}
+		}
+		if err := setMethod(n2.ConfigFile, method); err != nil {
 			return err
 		}
-		if m == "rsync" {
+		if method == "rsync" {
 			// The stock rsync joiner runs an rsync daemon that drops to
 			// "nobody" when started by root: it must reach the datadir.
 			for _, d := range []string{dir, n2.Dir} {
@@ -87,12 +95,15 @@ func run(sizeMB int, methods []string, bin string, keep bool) error {
 	}
 	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster on loopback, %d cores\n", size, numCPU())
 	for _, m := range methods {
-		fmt.Printf("%-12s %7.1f s (node 2 wiped → Synced)\n", m, results[m].Seconds())
+		fmt.Printf("%-40s %7.1f s (node 2 wiped → Synced)\n", m, results[m].Seconds())
 	}
-	if g, ok := results["gosst"]; ok {
+	for _, g := range methods {
+		if !strings.HasPrefix(g, "gosst") {
+			continue
+		}
 		for _, m := range methods {
-			if m != "gosst" {
-				fmt.Printf("gosst / %s = %.2f\n", m, g.Seconds()/results[m].Seconds())
+			if !strings.HasPrefix(m, "gosst") {
+				fmt.Printf("%s / %s = %.2f\n", g, m, results[g].Seconds()/results[m].Seconds())
 			}
 		}
 	}
@@ -100,6 +111,21 @@ func run(sizeMB int, methods []string, bin string, keep bool) error {
 }
 
 var methodRE = regexp.MustCompile(`(?m)^wsrep_sst_method=.*$`)
+
+const sstMarker = "\n# sstbench options\n"
+
+// setSST replaces the benchmark's [sst] options at the end of a my.cnf.
+func setSST(cnf, opts string) error {
+	data, err := os.ReadFile(cnf)
+	if err != nil {
+		return err
+	}
+	text, _, _ := strings.Cut(string(data), sstMarker)
+	if opts != "" {
+		text += sstMarker + "[sst]\n" + strings.ReplaceAll(opts, ";", "\n") + "\n"
+	}
+	return os.WriteFile(cnf, []byte(text), 0o600)
+}
 
 func setMethod(cnf, m string) error {
 	data, err := os.ReadFile(cnf)
