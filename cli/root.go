@@ -47,8 +47,12 @@ func NewRootCommand(out, errOut io.Writer) *cobra.Command {
 		Use:   "galera-backup",
 		Short: "State transfer, backup and point-in-time restore for MariaDB Galera Cluster",
 		Long: `galera-backup looks after a MariaDB Galera cluster's data: it shows node
-state, and (in later releases) takes full and incremental mariabackup backups to
-local disk, S3 or MinIO, archives binlogs, and restores to any point in time.
+state; takes full and incremental mariabackup backups, compressed and
+age-encrypted, to a local directory, S3 or MinIO; archives binlogs; proves
+backups restore (verify); and restores a backup or any point in time.
+
+Start with: status, backup, list, verify, restore, binlog archive.
+The SST method for mysqld is the separate program wsrep_sst_gosst.
 
 Credentials are never taken from the command line: give them in a
 --defaults-file (mode 0600, [client] user= and password=) or in MYSQL_PWD.
