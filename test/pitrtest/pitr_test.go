@@ -286,7 +286,7 @@ func TestPITR(t *testing.T) {
 		gtidTarget(last),          // everything but the last row
 		timeTarget(win.ToTime),    // the newest restorable time
 	)
-	for i := 0; i < 2; i++ {
+	for i := 0; i < 3; i++ { // with the three above and the one below: 10 targets
 		targets = append(targets, gtidTarget(after[rnd.Intn(len(after))]))
 		targets = append(targets, timeTarget(first.Add(time.Duration(rnd.Int63n(span+1))*time.Second)))
 	}
