@@ -22,7 +22,7 @@ type Config struct {
 	CA, Cert, Key string
 	SSLMode       string // DISABLED (default), REQUIRED, VERIFY_CA, VERIFY_IDENTITY
 
-	Codec            string // zstd (default), s2, none
+	Codec            string // s2 (default), zstd, none
 	CodecLevel       int    // zstd level (default 1)
 	CodecConcurrency int    // compressing goroutines (default min(4, NumCPU))
 
@@ -84,7 +84,7 @@ var knownKeys = map[string]bool{
 func DefaultConfig() Config {
 	return Config{
 		SSLMode:          "DISABLED",
-		Codec:            "zstd",
+		Codec:            "s2",
 		CodecLevel:       1,
 		CodecConcurrency: min(4, max(1, runtime.NumCPU())),
 		InitialTimeout:   300 * time.Second,
