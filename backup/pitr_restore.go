@@ -3,7 +3,6 @@ package backup
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,14 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"filippo.io/age"
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/gosst/gosst/binlog"
-	"github.com/gosst/gosst/internal/text"
+	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/crypt"
@@ -511,49 +508,15 @@ func (c contextReader) Read(p []byte) (int, error) {
 // into one mariadb client.
 func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROptions, took *time.Duration) error {
 	log := o.Logger
-	sock := filepath.Join(scratch, "pitr.sock")
-	errLog := filepath.Join(scratch, "pitr-mariadbd.err")
-	args := []string{"--no-defaults", "--datadir=" + datadir, "--socket=" + sock, "--skip-networking",
-		"--wsrep-on=0", "--skip-grant-tables", "--innodb-buffer-pool-size=128M", "--log-error=" + errLog,
-		"--pid-file=" + filepath.Join(scratch, "pitr.pid"), "--skip-log-bin", "--tmpdir=" + scratch,
-		"--skip-slave-start", "--innodb-flush-log-at-trx-commit=2", "--max-allowed-packet=1G"}
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root")
-	}
-	srv := exec.Command(o.Mariadbd, args...)
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("start mariadbd on the restored datadir: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		_ = srv.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				l, _ := os.ReadFile(errLog)
-				return fmt.Errorf("mariadbd did not shut down cleanly (%v):\n%s", err, text.LastLines(string(l), 15))
-			}
-			return nil
-		case <-time.After(10 * time.Minute):
-			_ = srv.Process.Kill()
-			<-exited
-			return errors.New("mariadbd did not shut down within 10 minutes; killed (InnoDB recovers at the next start)")
-		}
-	}
-	defer stop()
-	db, err := waitSocket(ctx, sock, exited, errLog)
+	srv, err := mariadb.StartScratch(ctx, mariadb.ScratchOptions{
+		DataDir: datadir, RunDir: scratch, Mariadbd: o.Mariadbd, BufferPool: "128M",
+		ExtraArgs: []string{"--innodb-flush-log-at-trx-commit=2", "--max-allowed-packet=1G"},
+	})
 	if err != nil {
-		stopped = true
 		return err
 	}
-	db.Close()
+	defer srv.Stop()
+	sock := srv.Socket
 
 	start := time.Now()
 	pr, pw, err := os.Pipe()
@@ -610,39 +573,7 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 		return feedErr
 	}
 	*took = time.Since(start)
-	return stop()
-}
-
-// waitSocket waits for mariadbd to accept connections on sock.
-func waitSocket(ctx context.Context, sock string, exited <-chan error, errLog string) (*sql.DB, error) {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
-	cfg.Timeout = 2 * time.Second
-	conn, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, err
-	}
-	db := sql.OpenDB(conn)
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		if err := db.PingContext(ctx); err == nil {
-			return db, nil
-		}
-		select {
-		case err := <-exited:
-			db.Close()
-			l, _ := os.ReadFile(errLog)
-			return nil, fmt.Errorf("mariadbd exited on the restored datadir (%v):\n%s", err, text.LastLines(string(l), 20))
-		case <-ctx.Done():
-			db.Close()
-			return nil, ctx.Err()
-		case <-time.After(300 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			db.Close()
-			return nil, errors.New("mariadbd on the restored datadir did not accept connections within 5 minutes")
-		}
-	}
+	return srv.Stop()
 }
 
 // tail keeps the last 8 KiB written to it.

@@ -13,16 +13,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/gosst/gosst/backup"
-	"github.com/gosst/gosst/internal/text"
+	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
 )
 
@@ -73,9 +68,6 @@ type TableResult struct {
 // scratch directory afterwards. The error says what failed; the table
 // results are returned either way.
 func RestoreTest(ctx context.Context, cat *backup.Catalog, m *backup.Manifest, o RestoreTestOptions) ([]TableResult, error) {
-	if o.Mariadbd == "" {
-		o.Mariadbd = "/usr/sbin/mariadbd"
-	}
 	scratch, err := os.MkdirTemp(o.ScratchDir, "gosst-verify-")
 	if err != nil {
 		return nil, err
@@ -88,31 +80,12 @@ func RestoreTest(ctx context.Context, cat *backup.Catalog, m *backup.Manifest, o
 	if _, err := backup.Restore(ctx, cat, m.ID, ro); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	sock := filepath.Join(scratch, "mysqld.sock")
-	errLog := filepath.Join(scratch, "error.log")
-	args := []string{"--no-defaults", "--datadir=" + ro.TargetDir, "--socket=" + sock, "--skip-networking",
-		"--wsrep-on=0", "--skip-grant-tables", "--innodb-buffer-pool-size=64M", "--log-error=" + errLog,
-		"--pid-file=" + filepath.Join(scratch, "mysqld.pid"), "--skip-log-bin", "--tmpdir=" + scratch}
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root")
+	srv, err := mariadb.StartScratch(ctx, mariadb.ScratchOptions{DataDir: ro.TargetDir, Mariadbd: o.Mariadbd})
+	if err != nil {
+		return nil, err
 	}
-	cmd := exec.Command(o.Mariadbd, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start mariadbd on the restored datadir: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	db, err := waitServer(ctx, sock, exited, errLog)
+	defer srv.Stop()
+	db, err := srv.DB()
 	if err != nil {
 		return nil, err
 	}
@@ -134,37 +107,6 @@ func RestoreTest(ctx context.Context, cat *backup.Catalog, m *backup.Manifest, o
 		return results, fmt.Errorf("%d of %d tables failed CHECK TABLE: %s", len(bad), len(m.Tables), strings.Join(bad, "; "))
 	}
 	return results, nil
-}
-
-func waitServer(ctx context.Context, sock string, exited <-chan error, errLog string) (*sql.DB, error) {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
-	cfg.Timeout = 2 * time.Second
-	conn, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, err
-	}
-	db := sql.OpenDB(conn)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		if err := db.PingContext(ctx); err == nil {
-			return db, nil
-		}
-		select {
-		case err := <-exited:
-			db.Close()
-			log, _ := os.ReadFile(errLog)
-			return nil, fmt.Errorf("mariadbd exited on the restored datadir (%v):\n%s", err, text.LastLines(string(log), 20))
-		case <-ctx.Done():
-			db.Close()
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			db.Close()
-			return nil, errors.New("mariadbd on the restored datadir did not accept connections within 3 minutes")
-		}
-	}
 }
 
 func checkTable(ctx context.Context, db *sql.DB, name string) (string, error) {

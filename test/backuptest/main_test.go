@@ -11,13 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/gosst/gosst/cli"
+	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/test/cluster"
 )
 
@@ -81,44 +79,17 @@ func mustGB(t *testing.T, args ...string) string {
 // and returns a connection; it is stopped in t.Cleanup.
 func standalone(t *testing.T, datadir string) *sql.DB {
 	t.Helper()
-	sock := filepath.Join(filepath.Dir(datadir), filepath.Base(datadir)+".sock")
-	errLog := datadir + ".err"
-	cmd := exec.Command("/usr/sbin/mariadbd", "--no-defaults", "--datadir="+datadir, "--socket="+sock,
-		"--skip-networking", "--wsrep-on=0", "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
-		"--log-error="+errLog, "--pid-file="+datadir+".pid", "--user=root", "--skip-log-bin")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	srv, err := mariadb.StartScratch(context.Background(), mariadb.ScratchOptions{DataDir: datadir, BufferPool: "32M"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
-	conn, _ := mysql.NewConnector(cfg)
-	db := sql.OpenDB(conn)
-	t.Cleanup(func() { db.Close() })
-	for i := 0; i < 240; i++ {
-		if db.Ping() == nil {
-			return db
-		}
-		select {
-		case err := <-done:
-			log, _ := os.ReadFile(errLog)
-			t.Fatalf("mariadbd exited on the restored datadir: %v\n%s", err, log)
-		case <-time.After(500 * time.Millisecond):
-		}
+	t.Cleanup(func() { srv.Stop() })
+	db, err := srv.DB()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("mariadbd on the restored datadir did not start")
-	return nil
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // gtidSeq returns the sequence number of domain 7 in a GTID list.

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/test/cluster"
 )
 
@@ -258,28 +259,19 @@ func run(bin string, keep bool, sstMethod string) error {
 // countRows starts a throwaway mariadbd (wsrep off, no network) on a
 // restored datadir and counts the rows of table.
 func countRows(ctx context.Context, datadir, table string) (int, error) {
-	sock := datadir + ".sock"
-	cmd := exec.CommandContext(ctx, "/usr/sbin/mariadbd", "--no-defaults", "--datadir="+datadir, "--socket="+sock,
-		"--skip-networking", "--wsrep-on=0", "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
-		"--log-error="+datadir+".err", "--pid-file="+datadir+".pid", "--user=root", "--skip-log-bin")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	srv, err := mariadb.StartScratch(ctx, mariadb.ScratchOptions{DataDir: datadir, BufferPool: "32M"})
+	if err != nil {
 		return 0, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	for i := 0; i < 120; i++ {
-		out, err := exec.CommandContext(ctx, "mariadb", "-S", sock, "-u", "root", "-N", "-e", "SELECT COUNT(*) FROM "+table).Output()
-		if err == nil {
-			var n int
-			_, err = fmt.Sscan(string(out), &n)
-			return n, err
-		}
-		time.Sleep(500 * time.Millisecond)
+	defer srv.Stop()
+	db, err := srv.DB()
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("mariadbd on %s did not start; see %s.err", datadir, datadir)
+	defer db.Close()
+	var n int
+	err = db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n)
+	return n, err
 }
 
 func shellJoin(args []string) string {

@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/gosst/gosst/cli"
+	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/test/cluster"
 )
 
@@ -81,55 +80,21 @@ func mustGB(t *testing.T, args ...string) string {
 // and returns a connection and a stop function (also run in t.Cleanup).
 func standalone(t *testing.T, datadir string) (*sql.DB, func()) {
 	t.Helper()
-	sock := filepath.Join(filepath.Dir(datadir), filepath.Base(datadir)+".sock")
-	errLog := datadir + ".err"
-	args := []string{"--no-defaults", "--datadir=" + datadir, "--socket=" + sock,
-		"--skip-networking", "--wsrep-on=0", "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
-		"--log-error=" + errLog, "--pid-file=" + datadir + ".pid", "--skip-log-bin"}
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root")
-	}
-	cmd := exec.Command("/usr/sbin/mariadbd", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	srv, err := mariadb.StartScratch(context.Background(), mariadb.ScratchOptions{DataDir: datadir, BufferPool: "32M"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
-	cfg.ParseTime = true
-	conn, _ := mysql.NewConnector(cfg)
-	db := sql.OpenDB(conn)
-	stopped := false
+	db, err := srv.DB()
+	if err != nil {
+		srv.Stop()
+		t.Fatal(err)
+	}
 	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
 		db.Close()
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		srv.Stop()
 	}
 	t.Cleanup(stop)
-	for i := 0; i < 240; i++ {
-		if db.Ping() == nil {
-			return db, stop
-		}
-		select {
-		case err := <-done:
-			log, _ := os.ReadFile(errLog)
-			t.Fatalf("mariadbd exited on the restored datadir: %v\n%s", err, log)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	t.Fatal("mariadbd on the restored datadir did not start")
-	return nil, nil
+	return db, stop
 }
 
 // archiver is a galera-backup binlog archive --follow child process.
