@@ -103,6 +103,15 @@ func expectFailedJoin(t *testing.T, ctx context.Context, n *cluster.Node, off in
 // rejoin restarts n after a failure and checks the data.
 func rejoin(t *testing.T, ctx context.Context, n *cluster.Node) {
 	t.Helper()
+	// After a failed SST mariadbd aborts; galera-4 26.4.23 sometimes
+	// deadlocks in that abort and never exits (seen in CI). An operator's
+	// systemd kills it after TimeoutStopSec; so do we.
+	if n.Running() {
+		t.Logf("%s: mariadbd still running after its failed SST (pid %d): killing it", n.Name, n.PID())
+		if err := n.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := n.Start(ctx); err != nil {
 		t.Fatalf("%s: restart after the failure: %v", n.Name, err)
 	}
