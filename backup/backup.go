@@ -270,7 +270,12 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 			if err != nil {
 				return err
 			}
-			defer iw.Close()
+			ok := false
+			defer func() {
+				if !ok {
+					iw.Abort() // a failed stream gets no end marker
+				}
+			}()
 			var in io.Reader = stdout
 			if o.RateLimit > 0 {
 				in = ratelimit.NewReader(gctx, in, ratelimit.NewLimiter(o.RateLimit, 0))
@@ -292,6 +297,7 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 				}
 			}
 			plain = iw.Sum()
+			ok = true
 			return nil
 		}()
 		scanW.CloseWithError(err)

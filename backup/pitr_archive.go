@@ -557,7 +557,7 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 				return err
 			}
 			if _, err := io.Copy(iw, f); err != nil {
-				iw.Close()
+				iw.Abort() // never seal a partly read file
 				return fmt.Errorf("read %s: %w", path, err)
 			}
 			if err := iw.Close(); err != nil {

@@ -87,6 +87,23 @@ func (w *Writer) Close() error {
 	return w.err
 }
 
+// ErrAborted is returned by a Writer after Abort.
+var ErrAborted = errors.New("integrity: stream aborted")
+
+// Abort ends a stream that failed: it releases the codec and the hashing
+// goroutine but writes **no** end marker, so a reader of whatever reached
+// the destination sees a truncated stream, never a sealed one. Close after
+// Abort returns ErrAborted.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.h.Close()
+	_ = w.enc.Close()
+	w.err = ErrAborted
+}
+
 // Sum returns the size and SHA-256 of the plaintext written so far; after
 // Close it is the value in the marker, to be recorded in the manifest.
 func (w *Writer) Sum() Sum {

@@ -343,3 +343,29 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestAbortWritesNoMarker: an aborted stream must read as truncated.
+func TestAbortWritesNoMarker(t *testing.T) {
+	for _, c := range codecs(t) {
+		if c.Name() == codec.NameNone {
+			continue
+		}
+		var b bytes.Buffer
+		w, err := NewWriter(&b, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(testData(5000, 3))
+		w.Abort()
+		if err := w.Close(); !errors.Is(err, ErrAborted) {
+			t.Fatalf("%s: Close after Abort: %v", c.Name(), err)
+		}
+		r, err := NewReader(bytes.NewReader(b.Bytes()), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(r); err == nil {
+			t.Fatalf("%s: an aborted stream read back as complete", c.Name())
+		}
+	}
+}
