@@ -20,7 +20,9 @@
 //   - [Writer] produces chunks; its output is extractable by `mbstream -x`.
 //   - [Extract] applies a stream to a directory, with checks stricter than
 //     `mbstream -x` (path traversal, symlinks, pre-existing files, offsets,
-//     truncation, files left open) and fsyncs everything it wrote.
+//     truncation, files left open) and makes everything it wrote durable
+//     before it returns (fsync per file; optionally O_DIRECT and one
+//     syncfs on Linux).
 //
 // All malformed-stream conditions are reported as *[FormatError], which
 // names the byte offset of the offending chunk in the stream and its path.

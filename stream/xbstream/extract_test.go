@@ -489,3 +489,47 @@ func TestExtractRealMariabackup(t *testing.T) {
 		}
 	}
 }
+
+// TestExtractLargeChunks covers the O_DIRECT path (large page-aligned
+// payloads, as mariabackup sends InnoDB files) mixed with unaligned
+// payloads, seeks and small files, with and without direct I/O.
+func TestExtractLargeChunks(t *testing.T) {
+	big := func(n int, seed byte) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = seed + byte(i*7)
+		}
+		return string(b)
+	}
+	a := big(1<<20, 1)      // aligned offset and length
+	u := big(300<<10+13, 2) // unaligned length: the next offset is unaligned
+	c := big(512<<10, 3)    // aligned length at an unaligned offset
+	d := big(1<<20, 4)      // aligned again after a seek
+	stream := cat(
+		rawP("db/t.ibd", 0, a), rawP("db/t.ibd", 1<<20, a),
+		rawP("db/t.ibd", 2<<20, u), rawP("db/t.ibd", 2<<20+int64(len(u)), c),
+		rawS("db/t.ibd", 8<<20), rawP("db/t.ibd", 8<<20, d), rawE("db/t.ibd"),
+		file("db/small", "tiny"),
+		rawP("log", 0, d), rawE("log"),
+	)
+	hole := strings.Repeat("\x00", 8<<20-(2<<20+len(u)+len(c)))
+	want := map[string]string{
+		"db/":      "",
+		"db/t.ibd": a + a + u + c + hole + d,
+		"db/small": "tiny",
+		"log":      d,
+	}
+	for _, direct := range []bool{true, false} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			defer func(v bool) { useDirectIO = v }(useDirectIO)
+			useDirectIO = direct && directSupported
+			dir := t.TempDir()
+			if _, err := extractBytes(t, stream, dir, ExtractOptions{Workers: 2, DirectIO: direct}); err != nil {
+				t.Fatal(err)
+			}
+			if d := diffTrees(want, readTree(t, dir)); d != "" {
+				t.Error(d)
+			}
+		})
+	}
+}
