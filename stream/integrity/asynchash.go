@@ -26,6 +26,17 @@ func (h *AsyncSHA256) Write(p []byte) (int, error) {
 // Size is the number of bytes written.
 func (h *AsyncSHA256) Size() int64 { return h.n }
 
+// Current waits until everything written so far is hashed and returns its
+// SHA-256; writing may continue afterwards.
+func (h *AsyncSHA256) Current() [32]byte {
+	var out [32]byte
+	copy(out[:], h.a.Sum(nil))
+	return out
+}
+
+// Close stops the goroutine; Sum and Current keep returning the final sum.
+func (h *AsyncSHA256) Close() { h.a.Close() }
+
 // Sum stops the goroutine and returns the SHA-256 of everything written.
 func (h *AsyncSHA256) Sum() [32]byte {
 	h.a.Close()

@@ -2,8 +2,8 @@
 // and joiner (normally inside TLS).
 //
 // A stream is the 8-byte magic "GSSTWIRE", a hello frame, any number of data
-// frames and one end frame that carries the byte count and SHA-256 of all
-// data. Every frame is a 1-byte type and a 4-byte big-endian payload length
+// frames and one end frame that carries the byte count and SHA-256 (or,
+// with FlagCRC32C, CRC-32C) of all data. Every frame is a 1-byte type and a 4-byte big-endian payload length
 // followed by the payload; docs/format.md has the byte layout.
 //
 // The reader trusts nothing: a wrong magic, an unknown version, a frame
@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 
 	"github.com/gosst/gosst/stream/integrity"
@@ -46,8 +47,20 @@ const (
 	// MaxCodecNameSize bounds the codec name in the hello frame.
 	MaxCodecNameSize = 32
 
-	endPayloadSize = 8 + sha256.Size
+	endPayloadSize    = 8 + sha256.Size
+	endPayloadSizeCRC = 8 + 4
 )
+
+// FlagCRC32C in the hello says the end frame carries the CRC-32C
+// (Castagnoli) of the data instead of its SHA-256. It is for transfers
+// whose content is already checked elsewhere — TLS authenticates every
+// record, and an xbstream carries a checksum per chunk — where SHA-256 is
+// otherwise the most expensive thing done per byte on each side (an SST
+// on two cores). Without TLS neither sum resists a deliberate forger: both
+// are unkeyed. The end frame's byte count is checked either way.
+const FlagCRC32C uint16 = 0x0001
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Frame types. Types 0x80-0xFF are extensions: a reader skips those it does
 // not know. An unknown type below 0x80 is an error.
@@ -71,9 +84,8 @@ var (
 // Hello is the handshake frame's content.
 type Hello struct {
 	Version uint16
-	// Flags are capability bits. None are defined in version 1; a reader
-	// refuses a hello with unknown bits, since a flag may change how the
-	// data must be read.
+	// Flags are capability bits (FlagCRC32C); a reader refuses a hello
+	// with unknown bits, since a flag may change how the data must be read.
 	Flags uint16
 	// Codec names the compression of the data ("zstd", "s2", "none"); the
 	// framing does not interpret it.
@@ -133,6 +145,52 @@ type WriterOptions struct {
 	Codec     string // recorded in the hello frame
 	Token     []byte // optional auth token, at most MaxTokenSize bytes
 	FrameSize int    // data payload per frame; 0 means DefaultFrameSize
+	// AsyncHash computes the stream's SHA-256 on a goroutine of its own,
+	// so it overlaps with the caller's reads and writes (bulk transfers on
+	// few cores). Close ends that goroutine.
+	AsyncHash bool
+	// CRC32C ends the stream with a CRC-32C instead of a SHA-256 (see
+	// FlagCRC32C).
+	CRC32C bool
+}
+
+// hasher is the running checksum of the data: SHA-256 inline or on its
+// own goroutine, or CRC-32C.
+type hasher interface {
+	Write(p []byte) (int, error)
+	Current() [32]byte // a CRC-32C is in the first 4 bytes, big-endian
+	Close()
+}
+
+type crcHash struct{ crc uint32 }
+
+func (c *crcHash) Write(p []byte) (int, error) {
+	c.crc = crc32.Update(c.crc, castagnoli, p)
+	return len(p), nil
+}
+func (c *crcHash) Current() (out [32]byte) {
+	binary.BigEndian.PutUint32(out[:], c.crc)
+	return out
+}
+func (c *crcHash) Close() {}
+
+type syncHash struct{ h hash.Hash }
+
+func (s syncHash) Write(p []byte) (int, error) { return s.h.Write(p) }
+func (s syncHash) Current() (out [32]byte) {
+	s.h.Sum(out[:0])
+	return out
+}
+func (s syncHash) Close() {}
+
+func newHasher(async, crc bool) hasher {
+	if crc {
+		return &crcHash{}
+	}
+	if async {
+		return integrity.NewAsyncSHA256()
+	}
+	return syncHash{sha256.New()}
 }
 
 // FrameWriter writes a framed stream. It is not safe for concurrent use.
@@ -140,7 +198,8 @@ type FrameWriter struct {
 	w    io.Writer
 	buf  []byte // header space + pending data
 	size int
-	h    hash.Hash
+	h    hasher
+	crc  bool
 	n    int64
 	err  error
 	done bool
@@ -157,7 +216,11 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 	if o.FrameSize < 1 || o.FrameSize > HardMaxFrameSize {
 		return nil, fmt.Errorf("wire: frame size %d out of range 1-%d", o.FrameSize, HardMaxFrameSize)
 	}
-	hello, err := Hello{Version: Version, Codec: o.Codec, Token: o.Token}.appendPayload(nil)
+	var flags uint16
+	if o.CRC32C {
+		flags |= FlagCRC32C
+	}
+	hello, err := Hello{Version: Version, Flags: flags, Codec: o.Codec, Token: o.Token}.appendPayload(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +230,8 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 	if _, err := w.Write(msg); err != nil {
 		return nil, err
 	}
-	return &FrameWriter{w: w, size: o.FrameSize, buf: make([]byte, headerSize, headerSize+o.FrameSize), h: sha256.New()}, nil
+	return &FrameWriter{w: w, size: o.FrameSize, buf: make([]byte, headerSize, headerSize+o.FrameSize),
+		h: newHasher(o.AsyncHash, o.CRC32C), crc: o.CRC32C}, nil
 }
 
 // Write buffers p and sends every full frame.
@@ -217,24 +281,31 @@ func (fw *FrameWriter) Close() error {
 		return fw.err
 	}
 	fw.done = true
+	defer fw.h.Close()
 	if err := fw.Flush(); err != nil {
 		return err
 	}
-	s := fw.Sum()
+	sum := fw.h.Current()
 	end := []byte{FrameEnd, 0, 0, 0, endPayloadSize}
-	end = binary.BigEndian.AppendUint64(end, uint64(s.Size))
-	end = append(end, s.SHA256[:]...)
+	digest := sum[:]
+	if fw.crc {
+		end[4], digest = endPayloadSizeCRC, sum[:4]
+	}
+	end = binary.BigEndian.AppendUint64(end, uint64(fw.n))
+	end = append(end, digest...)
 	if _, err := fw.w.Write(end); err != nil {
 		fw.err = err
 	}
 	return fw.err
 }
 
-// Sum returns the count and SHA-256 of the data written so far.
+// Sum returns the count and SHA-256 of the data written so far (a zero
+// SHA-256 when the stream uses CRC-32C).
 func (fw *FrameWriter) Sum() integrity.Sum {
-	s := integrity.Sum{Size: fw.n}
-	fw.h.Sum(s.SHA256[:0])
-	return s
+	if fw.crc {
+		return integrity.Sum{Size: fw.n}
+	}
+	return integrity.Sum{Size: fw.n, SHA256: fw.h.Current()}
 }
 
 // ReaderOptions configures a FrameReader.
@@ -245,6 +316,9 @@ type ReaderOptions struct {
 	// MaxFrameSize is the largest frame payload accepted; 0 means
 	// DefaultMaxFrameSize. It must cover the writer's FrameSize.
 	MaxFrameSize int
+	// AsyncHash: as WriterOptions.AsyncHash. The goroutine ends with the
+	// first error Read returns, io.EOF included.
+	AsyncHash bool
 }
 
 // FrameReader reads a framed stream. It is not safe for concurrent use.
@@ -253,7 +327,8 @@ type FrameReader struct {
 	hello Hello
 	max   int
 	left  int // unread bytes of the current data frame
-	h     hash.Hash
+	h     hasher
+	crc   bool // FlagCRC32C
 	n     int64
 	err   error // sticky; io.EOF after a verified end frame
 }
@@ -266,7 +341,7 @@ func NewFrameReader(r io.Reader, o ReaderOptions) (*FrameReader, error) {
 	if o.MaxFrameSize < 1 || o.MaxFrameSize > HardMaxFrameSize {
 		return nil, fmt.Errorf("wire: max frame size %d out of range 1-%d", o.MaxFrameSize, HardMaxFrameSize)
 	}
-	fr := &FrameReader{r: r, max: o.MaxFrameSize, h: sha256.New()}
+	fr := &FrameReader{r: r, max: o.MaxFrameSize}
 	var magic [len(Magic)]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
 		return nil, fr.readErr("magic", err)
@@ -295,13 +370,15 @@ func NewFrameReader(r io.Reader, o ReaderOptions) (*FrameReader, error) {
 	if h.Version != Version {
 		return nil, fmt.Errorf("%w %d (this build speaks version %d)", ErrVersion, h.Version, Version)
 	}
-	if h.Flags != 0 {
-		return nil, fmt.Errorf("%w: unknown capability flags 0x%04x", ErrVersion, h.Flags)
+	if h.Flags&^FlagCRC32C != 0 {
+		return nil, fmt.Errorf("%w: unknown capability flags 0x%04x", ErrVersion, h.Flags&^FlagCRC32C)
 	}
 	if o.Token != nil && subtle.ConstantTimeCompare(o.Token, h.Token) != 1 {
 		return nil, ErrAuth
 	}
 	fr.hello = h
+	fr.crc = h.Flags&FlagCRC32C != 0
+	fr.h = newHasher(o.AsyncHash, fr.crc) // only now: no goroutine for a refused stream
 	return fr, nil
 }
 
@@ -309,11 +386,13 @@ func NewFrameReader(r io.Reader, o ReaderOptions) (*FrameReader, error) {
 func (fr *FrameReader) Hello() Hello { return fr.hello }
 
 // Sum returns the count and SHA-256 of the data read so far; after io.EOF it
-// is the verified sum of the whole stream.
+// is the verified sum of the whole stream. The SHA-256 is zero when the
+// writer chose CRC-32C (Hello().Flags has FlagCRC32C).
 func (fr *FrameReader) Sum() integrity.Sum {
-	s := integrity.Sum{Size: fr.n}
-	fr.h.Sum(s.SHA256[:0])
-	return s
+	if fr.crc {
+		return integrity.Sum{Size: fr.n}
+	}
+	return integrity.Sum{Size: fr.n, SHA256: fr.h.Current()}
 }
 
 // readErr maps an end of input to ErrTruncated.
@@ -342,7 +421,9 @@ func (fr *FrameReader) Read(p []byte) (int, error) {
 		if fr.err != nil {
 			return 0, fr.err
 		}
-		fr.err = fr.next()
+		if fr.err = fr.next(); fr.err != nil {
+			defer fr.h.Close() // after the end frame's check
+		}
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -353,6 +434,7 @@ func (fr *FrameReader) Read(p []byte) (int, error) {
 	fr.n += int64(n)
 	if err != nil && (fr.left > 0 || err != io.EOF) {
 		fr.err = fr.readErr("data frame", err)
+		fr.h.Close()
 		return n, fr.err
 	}
 	return n, nil
@@ -373,19 +455,23 @@ func (fr *FrameReader) next() error {
 		fr.left = size
 		return nil
 	case typ == FrameEnd:
-		if size != endPayloadSize {
-			return fmt.Errorf("%w: end frame of %d bytes, want %d", ErrMalformed, size, endPayloadSize)
+		want, name := endPayloadSize, "SHA-256"
+		if fr.crc {
+			want, name = endPayloadSizeCRC, "CRC-32C"
+		}
+		if size != want {
+			return fmt.Errorf("%w: end frame of %d bytes, want %d", ErrMalformed, size, want)
 		}
 		var b [endPayloadSize]byte
-		if _, err := io.ReadFull(fr.r, b[:]); err != nil {
+		if _, err := io.ReadFull(fr.r, b[:want]); err != nil {
 			return fr.readErr("end frame", err)
 		}
-		got := fr.Sum()
-		if n := binary.BigEndian.Uint64(b[:8]); n != uint64(got.Size) {
-			return fmt.Errorf("%w: end frame says %d bytes, received %d", ErrMismatch, n, got.Size)
+		if n := binary.BigEndian.Uint64(b[:8]); n != uint64(fr.n) {
+			return fmt.Errorf("%w: end frame says %d bytes, received %d", ErrMismatch, n, fr.n)
 		}
-		if subtle.ConstantTimeCompare(b[8:], got.SHA256[:]) != 1 {
-			return fmt.Errorf("%w: SHA-256 differs", ErrMismatch)
+		sum := fr.h.Current()
+		if subtle.ConstantTimeCompare(b[8:want], sum[:want-8]) != 1 {
+			return fmt.Errorf("%w: %s differs", ErrMismatch, name)
 		}
 		return io.EOF
 	case typ == FrameHello:

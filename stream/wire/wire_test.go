@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"strings"
 	"testing"
@@ -50,18 +51,28 @@ func TestRoundTrip(t *testing.T) {
 			if fs == 1 && size > 1000 {
 				continue
 			}
+			// Every writer/reader hashing combination speaks the same stream.
+			async := [2]bool{size%2 == 0, fs == 4096}
+			crc := size == 1000 || size == 256<<10
 			data := payload(size)
 			var buf bytes.Buffer
-			frame(&buf, WriterOptions{Codec: "zstd", Token: []byte("t0k"), FrameSize: fs}, data)
-			out, fr, err := unframe(buf.Bytes(), ReaderOptions{Token: []byte("t0k")})
+			frame(&buf, WriterOptions{Codec: "zstd", Token: []byte("t0k"), FrameSize: fs, AsyncHash: async[0], CRC32C: crc}, data)
+			out, fr, err := unframe(buf.Bytes(), ReaderOptions{Token: []byte("t0k"), AsyncHash: async[1]})
 			if err != nil || !bytes.Equal(out, data) {
-				t.Fatalf("size %d frame %d: %v", size, fs, err)
+				t.Fatalf("size %d frame %d async %v: %v", size, fs, async, err)
 			}
 			if h := fr.Hello(); h.Codec != "zstd" || string(h.Token) != "t0k" || h.Version != Version {
 				t.Fatalf("hello %+v", h)
 			}
-			if s := fr.Sum(); s.Size != int64(size) || s.SHA256 != sha256.Sum256(data) {
+			wantSum := sha256.Sum256(data)
+			if crc {
+				wantSum = [32]byte{}
+			}
+			if s := fr.Sum(); s.Size != int64(size) || s.SHA256 != wantSum {
 				t.Fatalf("sum %v", s)
+			}
+			if got := fr.Hello().Flags&FlagCRC32C != 0; got != crc {
+				t.Fatalf("CRC-32C flag %v, want %v", got, crc)
 			}
 			if n, err := fr.Read(make([]byte, 10)); n != 0 || err != io.EOF {
 				t.Fatalf("read after end: %d %v", n, err)
@@ -183,23 +194,29 @@ func TestTruncationEverywhere(t *testing.T) {
 // TestFlipEverywhere: a flipped byte after the hello is always an error; in
 // the hello it is an error or a visibly different hello.
 func TestFlipEverywhere(t *testing.T) {
+	for _, crc := range []bool{false, true} {
+		flipEverywhere(t, crc)
+	}
+}
+
+func flipEverywhere(t *testing.T, crc bool) {
 	data := payload(3000)
 	var buf bytes.Buffer
-	frame(&buf, WriterOptions{Codec: "zstd", FrameSize: 700}, data)
+	frame(&buf, WriterOptions{Codec: "zstd", FrameSize: 700, CRC32C: crc}, data)
 	in := buf.Bytes()
 	helloEnd := len(Magic) + headerSize + 7 + len("zstd")
 	for off := range in {
 		for _, bit := range []byte{0x01, 0x80} {
 			bad := bytes.Clone(in)
 			bad[off] ^= bit
-			out, fr, err := unframe(bad, ReaderOptions{})
+			out, fr, err := unframe(bad, ReaderOptions{AsyncHash: off%2 == 1})
 			if err != nil {
 				continue
 			}
 			if off < helloEnd && fr.Hello().Codec != "zstd" && bytes.Equal(out, data) {
 				continue
 			}
-			t.Fatalf("flip 0x%02x at %d/%d accepted", bit, off, len(in))
+			t.Fatalf("crc %v: flip 0x%02x at %d/%d accepted", crc, bit, off, len(in))
 		}
 	}
 }
@@ -219,8 +236,11 @@ func FuzzFrameReader(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Add(build(Magic, Hello{Version: 1}, raw(0x90, []byte("ext")), raw(FrameData, []byte("x")), end([]byte("x"))))
 	f.Add([]byte(Magic))
+	buf.Reset()
+	frame(&buf, WriterOptions{Codec: "none", FrameSize: 16, CRC32C: true}, payload(100))
+	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, in []byte) {
-		fr, err := NewFrameReader(bytes.NewReader(in), ReaderOptions{MaxFrameSize: 4096})
+		fr, err := NewFrameReader(bytes.NewReader(in), ReaderOptions{MaxFrameSize: 4096, AsyncHash: len(in)%2 == 1})
 		if err != nil {
 			return
 		}
@@ -231,7 +251,15 @@ func FuzzFrameReader(f *testing.F) {
 			}
 			return
 		}
-		if s := fr.Sum(); s.Size != int64(len(out)) || s.SHA256 != sha256.Sum256(out) {
+		want := sha256.Sum256(out)
+		if fr.Hello().Flags&FlagCRC32C != 0 {
+			c := crc32.Checksum(out, crc32.MakeTable(crc32.Castagnoli))
+			if fr.h.Current() != [32]byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)} {
+				t.Fatal("accepted stream whose CRC-32C differs from its output")
+			}
+			want = [32]byte{}
+		}
+		if s := fr.Sum(); s.Size != int64(len(out)) || s.SHA256 != want {
 			t.Fatal("accepted stream whose sum differs from its output")
 		}
 	})
