@@ -18,7 +18,6 @@ import (
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
-	"github.com/gosst/gosst/stream/integrity"
 	"github.com/gosst/gosst/stream/ratelimit"
 	"github.com/gosst/gosst/stream/wire"
 )
@@ -223,6 +222,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	if err != nil {
 		return err
 	}
+	growPipe(stdout)
 	d.log.Infof("streaming to joiner %s: %s %s (compression %s level %d, %d threads)", hostport, d.Config.Mariabackup,
 		strings.Join(args, " "), cd.Name(), d.Config.CodecLevel, d.Config.CodecConcurrency)
 	if err := cmd.Start(); err != nil {
@@ -254,7 +254,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	}()
 	ka := &keepaliveWriter{w: prog.wire.Writer(conn)}
 	sendErr := func() error {
-		fw, err := wire.NewFrameWriter(ka, wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize})
+		fw, err := wire.NewFrameWriter(ka, wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize, CRC32C: true})
 		if err != nil {
 			return err
 		}
@@ -265,14 +265,12 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		defer kstop()
 		go ka.run(kctx, keepaliveEvery(d.Config.IdleTimeout), bcancel)
 		defer ka.stop()
-		// Compressed streams also carry the plaintext's length and SHA-256
-		// in an end marker the codec's decoders skip (docs/format.md §3).
-		var cw io.WriteCloser
-		if cd.Name() == codec.NameNone {
-			cw, err = cd.NewWriter(fw)
-		} else {
-			cw, err = integrity.NewWriter(fw, cd)
-		}
+		// No end marker with the plaintext's SHA-256 here (backups have
+		// one): mariabackup's CRC-32 on every xbstream chunk, checked by
+		// the joiner's extractor, already covers the plaintext end to end,
+		// the codec checks its own frames (s2 block CRCs, zstd content
+		// checksums), and the wire's end frame covers length and bytes.
+		cw, err := cd.NewWriter(fw)
 		if err != nil {
 			return err
 		}

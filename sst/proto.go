@@ -32,8 +32,9 @@ const (
 //     IST marker was taken (IST) or after the data was received, verified
 //     and fsynced (SST). The donor prints "done" only after an OK reply.
 //
-// Every stream ends in an end frame with the byte count and SHA-256, so a
-// cut or corrupted transfer is never mistaken for a complete one.
+// Every stream ends in an end frame with the byte count and a checksum
+// (SHA-256; CRC-32C for the data stream, see wire.FlagCRC32C), so a cut or
+// corrupted transfer is never mistaken for a complete one.
 
 // Control is the donor's first message.
 type Control struct {

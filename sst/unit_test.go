@@ -120,12 +120,13 @@ compression=s2
 [gosst]
 idle-timeout=2m
 compression-level=3
+direct-io=on
 `, &wsrep.Args{DefaultsGroupSuffix: ".2", MysqldArgs: []string{"--aria-log-dir-path=/aria", "--innodb-undo-directory=/u2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Codec != "s2" || c.CodecLevel != 3 || c.InitialTimeout != 0 || c.IdleTimeout != 2*time.Minute ||
-		c.RateLimit != 10<<20 || c.BackupThreads != 4 || !c.ProgressOff {
+		c.RateLimit != 10<<20 || c.BackupThreads != 4 || !c.ProgressOff || !c.DirectIO {
 		t.Errorf("config: %+v", c)
 	}
 	want := Layout{DataHome: "/ibd", UndoDir: "/u2", AriaDir: "/aria", Binlog: "/binlogs/mysql-bin"}
@@ -140,7 +141,7 @@ compression-level=3
 	for _, bad := range []string{
 		"[sst]\nrlimit=fast", "[sst]\nssl-mode=PARANOID", "[sst]\nbackup-threads=0", "[gosst]\ncompression=lz4",
 		"[sst]\nsst-initial-timeout=-5", "[sst]\nssl-mode=REQUIRED", "[sst]\ntcert=/nonexistent\ntkey=/nonexistent",
-		"[sst]\ntcert=/etc/hostname", "[gosst]\nsecret=maybe",
+		"[sst]\ntcert=/etc/hostname", "[gosst]\nsecret=maybe", "[gosst]\ndirect-io=sometimes",
 	} {
 		if _, err := parseCnf(t, bad, nil); !errors.Is(err, ErrConfig) {
 			t.Errorf("%q: err %v, want ErrConfig", bad, err)

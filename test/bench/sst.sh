@@ -3,6 +3,11 @@
 # stock rsync method and gosst, in one run (2-node cluster on loopback).
 #
 #   test/bench/sst.sh [SIZE_MB]     (default 2048)
+#   METHODS="gosst,gosst:compression=none" ROUNDS=3 test/bench/sst.sh
+#
+# ROUNDS (default 1) repeats every method, alternating, and reports medians
+# (single SSTs on a shared 2-core VM vary by ±15 %). After each gosst SST the
+# joiner's own receive/prepare/total times are printed.
 # Target: gosst <= 0.4x the stock mariabackup method's time, and faster than rsync.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -10,4 +15,5 @@ cd "$ROOT"
 command -v rsync >/dev/null || { echo "rsync missing (apt-get install rsync)" >&2; exit 1; }
 command -v socat >/dev/null || { echo "socat missing (apt-get install socat)" >&2; exit 1; }
 make -s build >/dev/null
-go run ./test/bench/sstbench -size-mb "${1:-2048}" -bin bin
+go run ./test/bench/sstbench -size-mb "${1:-2048}" -bin bin -rounds "${ROUNDS:-1}" \
+  -methods "${METHODS:-mariabackup,rsync,gosst,gosst:compression=none}"

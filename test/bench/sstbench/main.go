@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -22,14 +23,15 @@ func main() {
 	methods := flag.String("methods", "mariabackup,rsync,gosst", "SST methods to time, in order")
 	bin := flag.String("bin", "bin", "directory with the built wsrep_sst_gosst")
 	keep := flag.Bool("keep", false, "keep the cluster directory")
+	rounds := flag.Int("rounds", 1, "SSTs per method (alternating methods); the median counts")
 	flag.Parse()
-	if err := run(*sizeMB, strings.Split(*methods, ","), *bin, *keep); err != nil {
+	if err := run(*sizeMB, strings.Split(*methods, ","), *bin, *keep, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "sstbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizeMB int, methods []string, bin string, keep bool) error {
+func run(sizeMB int, methods []string, bin string, keep bool, rounds int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gosst-sstbench-")
 	if err != nil {
@@ -54,48 +56,31 @@ func run(sizeMB int, methods []string, bin string, keep bool) error {
 		return err
 	}
 	size, _ := n1.QueryString(ctx, "SELECT ROUND(SUM(data_length+index_length)/1048576) FROM information_schema.TABLES WHERE table_schema='sbtest'")
-	results := map[string]time.Duration{}
-	for _, m := range methods {
-		if err := n2.Stop(ctx); err != nil {
-			return err
-		}
-		if err := n2.Wipe(); err != nil {
-			return err
-		}
-		// "gosst:compression=none;backup-threads=4" is gosst with those
-		// [sst] options on both nodes (the donor reads its own file).
-		method, opts, _ := strings.Cut(m, ":")
-		for _, n := range c.Nodes {
-			if err := setSST(n.ConfigFile, opts); err != nil {
+	results := map[string][]time.Duration{}
+	for r := 0; r < rounds; r++ {
+		for _, m := range methods {
+			d, err := sst(ctx, c, dir, m)
+			if err != nil {
 				return err
 			}
-		}
-		if err := setMethod(n2.ConfigFile, method); err != nil {
-			return err
-		}
-		if method == "rsync" {
-			// The stock rsync joiner runs an rsync daemon that drops to
-			// "nobody" when started by root: it must reach the datadir.
-			for _, d := range []string{dir, n2.Dir} {
-				if err := os.Chmod(d, 0o755); err != nil {
-					return err
-				}
-			}
-			if err := os.Chown(n2.DataDir, 65534, 65534); err != nil { // nobody:nogroup
-				return err
+			results[m] = append(results[m], d)
+			fmt.Fprintf(os.Stderr, "%-12s full SST of %s MiB: %.1f s\n", m, size, d.Seconds())
+			if strings.HasPrefix(m, "gosst") {
+				phases(n2.Dir)
 			}
 		}
-		start := time.Now()
-		if err := n2.Start(ctx); err != nil {
-			return fmt.Errorf("%s SST: %w", m, err)
-		}
-		d := time.Since(start)
-		results[m] = d
-		fmt.Fprintf(os.Stderr, "%-12s full SST of %s MiB: %.1f s\n", m, size, d.Seconds())
 	}
-	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster on loopback, %d cores\n", size, numCPU())
+	med := map[string]float64{}
+	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster on loopback, %d cores, %d round(s)\n", size, numCPU(), rounds)
 	for _, m := range methods {
-		fmt.Printf("%-40s %7.1f s (node 2 wiped → Synced)\n", m, results[m].Seconds())
+		ds := append([]time.Duration(nil), results[m]...)
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		med[m] = ds[(len(ds)-1)/2].Seconds()
+		all := make([]string, len(results[m]))
+		for i, d := range results[m] {
+			all[i] = fmt.Sprintf("%.1f", d.Seconds())
+		}
+		fmt.Printf("%-40s %7.1f s (node 2 wiped → Synced; runs: %s)\n", m, med[m], strings.Join(all, " "))
 	}
 	for _, g := range methods {
 		if !strings.HasPrefix(g, "gosst") {
@@ -103,11 +88,65 @@ func run(sizeMB int, methods []string, bin string, keep bool) error {
 		}
 		for _, m := range methods {
 			if !strings.HasPrefix(m, "gosst") {
-				fmt.Printf("%s / %s = %.2f\n", g, m, results[g].Seconds()/results[m].Seconds())
+				fmt.Printf("%s / %s = %.2f\n", g, m, med[g]/med[m])
 			}
 		}
 	}
 	return nil
+}
+
+// phaseRE picks the joiner's own timings out of node 2's error log.
+var phaseRE = regexp.MustCompile(`gosst: joiner: (received and verified.*|prepare done in.*|finished in.*)`)
+
+// phases prints the last gosst joiner's receive, prepare and total times.
+func phases(nodeDir string) {
+	data, err := os.ReadFile(filepath.Join(nodeDir, "error.log"))
+	if err != nil {
+		return
+	}
+	ms := phaseRE.FindAllStringSubmatch(string(data), -1)
+	for _, m := range ms[max(0, len(ms)-3):] {
+		fmt.Fprintf(os.Stderr, "    %s\n", m[1])
+	}
+}
+
+// sst wipes node 2 and times its rejoin by method m.
+func sst(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Duration, error) {
+	n2 := c.Node(2)
+	if err := n2.Stop(ctx); err != nil {
+		return 0, err
+	}
+	if err := n2.Wipe(); err != nil {
+		return 0, err
+	}
+	// "gosst:compression=none;backup-threads=4" is gosst with those
+	// [sst] options on both nodes (the donor reads its own file).
+	method, opts, _ := strings.Cut(m, ":")
+	for _, n := range c.Nodes {
+		if err := setSST(n.ConfigFile, opts); err != nil {
+			return 0, err
+		}
+	}
+	if err := setMethod(n2.ConfigFile, method); err != nil {
+		return 0, err
+	}
+	if method == "rsync" {
+		// The stock rsync joiner runs an rsync daemon that drops to
+		// "nobody" when started by root: it must reach the datadir.
+		for _, d := range []string{dir, n2.Dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				return 0, err
+			}
+		}
+		if err := os.Chown(n2.DataDir, 65534, 65534); err != nil { // nobody:nogroup
+			return 0, err
+		}
+	}
+	start := time.Now()
+	if err := n2.Start(ctx); err != nil {
+		return 0, fmt.Errorf("%s SST: %w", m, err)
+	}
+	return time.Since(start), nil
 }
 
 var methodRE = regexp.MustCompile(`(?m)^wsrep_sst_method=.*$`)

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package sst
+
+import "io"
+
+func growPipe(io.Reader) {}
