@@ -60,6 +60,15 @@ func measure(name string, n int64, f func() error) (phase, error) {
 	// server writes to the page cache; writeback of an earlier phase's
 	// gigabytes would otherwise be charged to the next one).
 	syscall.Sync()
+	if os.Getenv("GOSST_BENCH_DROP_CACHES") != "" {
+		// Every phase reads cold: on the reflink XFS an object made by
+		// CompleteMultipartUpload shares the parts' disk blocks but not
+		// their cached pages, while a single PUT's pages stay cached, so
+		// GETs would otherwise compare a cold read with a warm one.
+		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0); err != nil {
+			return phase{}, fmt.Errorf("drop caches (needs root): %w", err)
+		}
+	}
 	debug.FreeOSMemory() // so the peak below is this phase's, not an earlier one's
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	c0, s0 := cpuSeconds(os.Getpid()), cpuSeconds(serverPID)
