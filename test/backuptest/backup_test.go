@@ -18,6 +18,7 @@ import (
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/storage"
 	"github.com/gosst/gosst/test/cluster"
+	"github.com/gosst/gosst/test/gbtest"
 )
 
 // writer inserts numbered rows on node 1 until stopped and records the
@@ -140,7 +141,7 @@ func TestFullAndIncrementalsRestoreExactRows(t *testing.T) {
 		want := w.rowsAt(seq)
 		target := filepath.Join(t.TempDir(), "data")
 		mustGB(t, "restore", m.ID, "--target-dir", target, "--storage", store, "--log-level", "warn")
-		db := standalone(t, target)
+		db, _ := gbtest.Standalone(t, target)
 		var count, maxID int
 		if err := db.QueryRow("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM bk.rows").Scan(&count, &maxID); err != nil {
 			t.Fatalf("backup %d (%s): %v", i, m.ID, err)

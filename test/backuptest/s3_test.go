@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosst/gosst/test/gbtest"
 	"github.com/gosst/gosst/test/s3server"
 )
 
@@ -62,7 +63,7 @@ func TestBackupRestoreThroughS3(t *testing.T) {
 	}
 	target := filepath.Join(t.TempDir(), "data")
 	mustGB(t, "restore", "latest", "--target-dir", target, "--storage", store, "--log-level", "warn")
-	db := standalone(t, target)
+	db, _ := gbtest.Standalone(t, target)
 	var n int
 	if err := db.QueryRow("SELECT COUNT(*) FROM s3t.t").Scan(&n); err != nil || n != 250 {
 		t.Fatalf("restored %d rows (%v), want 250", n, err)

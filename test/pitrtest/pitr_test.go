@@ -14,6 +14,7 @@ import (
 
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/test/cluster"
+	"github.com/gosst/gosst/test/gbtest"
 )
 
 // writer inserts numbered rows on one node until stopped and records the
@@ -295,7 +296,7 @@ func TestPITR(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
 		out := mustGB(t, append([]string{"restore", "--target-dir", dir, "--storage", store, "--log-level", "warn"}, tg.args...)...)
 		t.Logf("target %d (%s): %s", i, tg.what, strings.TrimSpace(out))
-		db, stop := standalone(t, dir)
+		db, stop := gbtest.Standalone(t, dir)
 		rs, err := db.Query("SELECT id, at FROM pitr.rows ORDER BY id")
 		if err != nil {
 			t.Fatalf("target %s: %v", tg.what, err)

@@ -10,6 +10,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/gosst/gosst/test/gbtest"
 	"github.com/gosst/gosst/test/s3server"
 )
 
@@ -104,7 +105,7 @@ func TestPITRThroughS3Encrypted(t *testing.T) {
 
 func checkS3Rows(t *testing.T, dir string, want int, target string) {
 	t.Helper()
-	db, stop := standalone(t, dir)
+	db, stop := gbtest.Standalone(t, dir)
 	defer stop()
 	rs, err := db.Query("SELECT id FROM pitr.s3 ORDER BY id")
 	if err != nil {
