@@ -10,8 +10,11 @@ LDFLAGS := -s -w -X github.com/gosst/gosst/internal/version.Version=$(VERSION)
 # Whole-suite limit; CI has 90 minutes, we aim for well under 30.
 TEST_TIMEOUT ?= 25m
 
-# Debian packages the tests and the demo use (binary -> package).
-DEB_PACKAGES := mariadb-server galera-4 mariadb-backup mariadb-client zstd age time
+# Debian packages the tests, the demo and the benchmarks use: the server
+# stack, zstd/age (interop tests), time (peak RSS), rsync/socat (the stock
+# SST methods test/bench/sst.sh compares against), xfsprogs (the reflink
+# XFS test/bench/storage.sh gives its S3 server).
+DEB_PACKAGES := mariadb-server galera-4 mariadb-backup mariadb-client zstd age time rsync socat xfsprogs
 
 # Tools built from the Go module proxy into ./.tools (git-ignored), kept
 # out of go.mod: the real S3-compatible server the storage tests run.

@@ -43,7 +43,10 @@ export GOSST_BENCH_CONCURRENCY=${CONCURRENCY:-4}
 [ -z "${CLIENTS:-}" ] || export GOSST_BENCH_CLIENTS=$CLIENTS
 export GOSST_BENCH_ROUNDS=${ROUNDS:-3}
 if [ -z "${DATA:-}" ]; then
-  if [ "$(id -u)" = 0 ] && command -v mkfs.xfs >/dev/null; then DATA=xfs; else DATA=tmpfs; fi
+  if [ "$(id -u)" = 0 ] && command -v mkfs.xfs >/dev/null; then DATA=xfs; else
+    DATA=tmpfs
+    echo "no root or no mkfs.xfs (make deps installs xfsprogs): the server's multipart copy is measured too" >&2
+  fi
   echo "server data: DATA=$DATA (see the header of $0)" >&2
 fi
 if [ "$DATA" = xfs ]; then
