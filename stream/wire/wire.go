@@ -145,10 +145,6 @@ type WriterOptions struct {
 	Codec     string // recorded in the hello frame
 	Token     []byte // optional auth token, at most MaxTokenSize bytes
 	FrameSize int    // data payload per frame; 0 means DefaultFrameSize
-	// AsyncHash computes the stream's SHA-256 on a goroutine of its own,
-	// so it overlaps with the caller's reads and writes (bulk transfers on
-	// few cores). Close ends that goroutine.
-	AsyncHash bool
 	// CRC32C ends the stream with a CRC-32C instead of a SHA-256 (see
 	// FlagCRC32C).
 	CRC32C bool
@@ -231,7 +227,7 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 		return nil, err
 	}
 	return &FrameWriter{w: w, size: o.FrameSize, buf: make([]byte, headerSize, headerSize+o.FrameSize),
-		h: newHasher(o.AsyncHash, o.CRC32C), crc: o.CRC32C}, nil
+		h: newHasher(false, o.CRC32C), crc: o.CRC32C}, nil
 }
 
 // Write buffers p and sends every full frame.
@@ -281,7 +277,6 @@ func (fw *FrameWriter) Close() error {
 		return fw.err
 	}
 	fw.done = true
-	defer fw.h.Close()
 	if err := fw.Flush(); err != nil {
 		return err
 	}
@@ -316,8 +311,9 @@ type ReaderOptions struct {
 	// MaxFrameSize is the largest frame payload accepted; 0 means
 	// DefaultMaxFrameSize. It must cover the writer's FrameSize.
 	MaxFrameSize int
-	// AsyncHash: as WriterOptions.AsyncHash. The goroutine ends with the
-	// first error Read returns, io.EOF included.
+	// AsyncHash computes a SHA-256 stream's hash on a goroutine of its
+	// own, so it overlaps with the caller's work (bulk transfers on few
+	// cores); it ends with the first error Read returns, io.EOF included.
 	AsyncHash bool
 }
 

@@ -121,7 +121,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 	if err := ctx.Err(); err != nil {
 		return x.stats, err
 	}
-	if x.syncfs {
+	if x.direct {
 		// One flush of the filesystem instead of one per file: the
 		// hundreds of small files of a backup each cost a journal commit
 		// when fsynced one by one, and those waits hold up the stream.
@@ -257,8 +257,7 @@ type extractor struct {
 	budget  int64
 	maxOpen int
 	free    freeList
-	direct  bool // try O_DIRECT for large aligned payloads
-	syncfs  bool // one syncfs at the end instead of fsync per file
+	direct  bool // O_DIRECT for large aligned payloads, and one syncfs at the end instead of fsync per file
 
 	// Owned by the dispatch goroutine.
 	open  map[string]*openFile
@@ -284,7 +283,6 @@ func newExtractor(root *os.Root, opts ExtractOptions) *extractor {
 	x := &extractor{
 		root:    root,
 		direct:  useDirectIO && opts.DirectIO,
-		syncfs:  useDirectIO && opts.DirectIO,
 		sem:     semaphore.NewWeighted(budget),
 		budget:  budget,
 		free:    freeList{max: budget},
@@ -695,7 +693,7 @@ func (x *extractor) do(w *worker, o op) error {
 	if o.close {
 		delete(w.files, o.path)
 		err := f.closeDirect()
-		if !x.syncfs {
+		if !x.direct {
 			if serr := f.Sync(); err == nil {
 				err = serr
 			}
