@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,83 +16,8 @@ import (
 
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/storage"
-	"github.com/gosst/gosst/test/cluster"
 	"github.com/gosst/gosst/test/gbtest"
 )
-
-// writer inserts numbered rows on node 1 until stopped and records the
-// GTID sequence number each row committed with.
-type writer struct {
-	mu   sync.Mutex
-	seqs []int64 // seqs[i] is the GTID seq of row id i+1
-	stop chan struct{}
-	done chan error
-}
-
-func startWriter(t *testing.T, n *cluster.Node, table string) *writer {
-	t.Helper()
-	ctx := context.Background()
-	if err := n.Exec(ctx, "CREATE DATABASE IF NOT EXISTS bk; CREATE TABLE "+table+" (id INT PRIMARY KEY, note VARCHAR(100), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"); err != nil {
-		t.Fatal(err)
-	}
-	w := &writer{stop: make(chan struct{}), done: make(chan error, 1)}
-	conn, err := n.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer conn.Close()
-		for i := 1; ; i++ {
-			select {
-			case <-w.stop:
-				w.done <- nil
-				return
-			default:
-			}
-			if _, err := conn.ExecContext(ctx, "INSERT INTO "+table+" (id, note) VALUES (?, REPEAT('r', 80))", i); err != nil {
-				w.done <- fmt.Errorf("insert row %d: %w", i, err)
-				return
-			}
-			var g string
-			if err := conn.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&g); err != nil {
-				w.done <- err
-				return
-			}
-			var seq int64
-			if _, err := fmt.Sscanf(g[strings.LastIndex(g, "-")+1:], "%d", &seq); err != nil {
-				w.done <- fmt.Errorf("last_gtid %q: %w", g, err)
-				return
-			}
-			w.mu.Lock()
-			w.seqs = append(w.seqs, seq)
-			w.mu.Unlock()
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	return w
-}
-
-func (w *writer) finish(t *testing.T) {
-	t.Helper()
-	close(w.stop)
-	if err := <-w.done; err != nil {
-		t.Fatal(err)
-	}
-}
-
-// rowsAt returns how many rows had committed at GTID seq (rows are
-// committed in id order by one connection).
-func (w *writer) rowsAt(seq int64) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for _, s := range w.seqs {
-		if s <= seq {
-			n++
-		}
-	}
-	return n
-}
 
 func listBackups(t *testing.T, store string) []*backup.Manifest {
 	t.Helper()
@@ -114,7 +38,7 @@ func TestFullAndIncrementalsRestoreExactRows(t *testing.T) {
 	}
 	store := t.TempDir()
 	n2 := clu.Node(2)
-	w := startWriter(t, clu.Node(1), "bk.rows")
+	w := gbtest.StartWriter(t, clu.Node(1), "bk.rows", 5*time.Millisecond)
 	common := []string{"--storage", store, "--socket", n2.Socket, "--user", "root", "--log-level", "warn"}
 	time.Sleep(time.Second)
 	mustGB(t, append([]string{"backup"}, common...)...)
@@ -123,7 +47,7 @@ func TestFullAndIncrementalsRestoreExactRows(t *testing.T) {
 	time.Sleep(time.Second)
 	mustGB(t, append([]string{"backup", "--incremental", "--desync"}, common...)...)
 	time.Sleep(500 * time.Millisecond)
-	w.finish(t)
+	w.Finish(t)
 
 	list := listBackups(t, store)
 	if len(list) != 3 || list[0].Type != backup.TypeFull || list[1].Parent != list[0].ID || list[2].Parent != list[1].ID {
@@ -138,7 +62,7 @@ func TestFullAndIncrementalsRestoreExactRows(t *testing.T) {
 			t.Fatalf("backup %d has no binlog GTID:\n%s", i, j)
 		}
 		seq := gtidSeq(t, m.Binlog.GTID)
-		want := w.rowsAt(seq)
+		want := w.RowsAt(seq)
 		target := filepath.Join(t.TempDir(), "data")
 		mustGB(t, "restore", m.ID, "--target-dir", target, "--storage", store, "--log-level", "warn")
 		db, _ := gbtest.Standalone(t, target)

@@ -27,12 +27,12 @@ var (
 )
 
 // gtidSeq returns the sequence number of domain 7 in a GTID list.
-func gtidSeq(t *testing.T, list string) int64 {
+func gtidSeq(t *testing.T, list string) uint64 {
 	t.Helper()
 	for _, g := range strings.Split(list, ",") {
 		p := strings.Split(strings.TrimSpace(g), "-")
 		if len(p) == 3 && p[0] == "7" {
-			n, err := strconv.ParseInt(p[2], 10, 64)
+			n, err := strconv.ParseUint(p[2], 10, 64)
 			if err == nil {
 				return n
 			}

@@ -20,7 +20,8 @@ bench_cleanup() {
   [ -n "${KEEP:-}" ] || rm -rf "$BENCH_DIR"
 }
 
-# bench_mariadb_start: a standalone mariadbd (wsrep off) on a private socket.
+# bench_mariadb_start [OPTION...]: a standalone mariadbd (wsrep off) on a
+# private socket; each argument is one more [mysqld] line (log_bin=...).
 bench_mariadb_start() {
   local d=$BENCH_DIR/db
   mkdir -p "$d/data"
@@ -32,6 +33,7 @@ skip-networking
 log-error=$d/error.log
 pid-file=$d/mysqld.pid
 tmpdir=$d
+$(printf '%s\n' "$@")
 innodb_buffer_pool_size=256M
 innodb_log_file_size=256M
 innodb_flush_log_at_trx_commit=2

@@ -14,33 +14,8 @@ cd "$ROOT" && make -s build >/dev/null
 GB="$ROOT/bin/galera-backup"
 
 # A standalone server with binary logging (wsrep off).
+bench_mariadb_start server_id=1 log_bin=mysql-bin binlog_format=ROW max_binlog_size=64M
 d=$BENCH_DIR/db
-mkdir -p "$d/data"
-cat >"$d/my.cnf" <<CNF
-[mysqld]
-datadir=$d/data
-socket=$d/mysqld.sock
-skip-networking
-log-error=$d/error.log
-pid-file=$d/mysqld.pid
-tmpdir=$d
-server_id=1
-log_bin=mysql-bin
-binlog_format=ROW
-max_binlog_size=64M
-innodb_buffer_pool_size=256M
-innodb_log_file_size=256M
-innodb_flush_log_at_trx_commit=2
-performance_schema=OFF
-[client]
-socket=$d/mysqld.sock
-user=root
-CNF
-mariadb-install-db --defaults-file="$d/my.cnf" --user="$(id -un)" --auth-root-authentication-method=normal --skip-test-db >/dev/null
-setsid mariadbd --defaults-file="$d/my.cnf" --user="$(id -un)" &
-BENCH_PIDS+=($!)
-BENCH_CNF=$d/my.cnf
-for _ in $(seq 1 60); do mariadb --defaults-file="$BENCH_CNF" -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
 SQL() { mariadb --defaults-file="$BENCH_CNF" -N -e "$1"; }
 SQL "CREATE DATABASE b; CREATE TABLE b.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, k INT, c CHAR(120), KEY(k)) ENGINE=InnoDB;
      USE b; INSERT INTO b.t (k, c) SELECT seq, REPEAT('x', 120) FROM seq_1_to_10000"

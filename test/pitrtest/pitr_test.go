@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,66 +15,6 @@ import (
 	"github.com/gosst/gosst/test/cluster"
 	"github.com/gosst/gosst/test/gbtest"
 )
-
-// writer inserts numbered rows on one node until stopped and records the
-// GTID sequence number each row committed with.
-type writer struct {
-	mu   sync.Mutex
-	seqs []uint64 // seqs[i] is the GTID seq of row id i+1
-	stop chan struct{}
-	done chan error
-}
-
-func startWriter(t *testing.T, n *cluster.Node) *writer {
-	t.Helper()
-	ctx := context.Background()
-	if err := n.Exec(ctx, "CREATE DATABASE IF NOT EXISTS pitr; CREATE TABLE pitr.rows (id INT PRIMARY KEY, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), note VARCHAR(40)) ENGINE=InnoDB"); err != nil {
-		t.Fatal(err)
-	}
-	w := &writer{stop: make(chan struct{}), done: make(chan error, 1)}
-	conn, err := n.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer conn.Close()
-		for i := 1; ; i++ {
-			select {
-			case <-w.stop:
-				w.done <- nil
-				return
-			default:
-			}
-			if _, err := conn.ExecContext(ctx, "INSERT INTO pitr.rows (id, note) VALUES (?, ?)", i, fmt.Sprintf("row %d", i)); err != nil {
-				w.done <- fmt.Errorf("insert row %d: %w", i, err)
-				return
-			}
-			var g string
-			if err := conn.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&g); err != nil {
-				w.done <- err
-				return
-			}
-			var seq uint64
-			if _, err := fmt.Sscanf(g[strings.LastIndex(g, "-")+1:], "%d", &seq); err != nil || !strings.HasPrefix(g, "7-") {
-				w.done <- fmt.Errorf("last_gtid %q: %v", g, err)
-				return
-			}
-			w.mu.Lock()
-			w.seqs = append(w.seqs, seq)
-			w.mu.Unlock()
-			time.Sleep(15 * time.Millisecond)
-		}
-	}()
-	return w
-}
-
-func (w *writer) finish(t *testing.T) {
-	t.Helper()
-	close(w.stop)
-	if err := <-w.done; err != nil {
-		t.Fatal(err)
-	}
-}
 
 type row struct {
 	id int
@@ -156,7 +95,7 @@ func TestPITR(t *testing.T) {
 	ctx := context.Background()
 	store := t.TempDir()
 	n1, n2, n3 := clu.Node(1), clu.Node(2), clu.Node(3)
-	w := startWriter(t, n2)
+	w := gbtest.StartWriter(t, n2, "pitr.rows", 15*time.Millisecond)
 	// Archivers on node 3 and node 1 share a lease: node 3's archives,
 	// node 1's stands by.
 	standby := []string{"--standby-after", "3s"}
@@ -190,7 +129,8 @@ func TestPITR(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	a.kill()
 	t.Logf("archiver on node3:\n%s", a.output())
-	w.finish(t)
+	w.Finish(t)
+	seqs := w.Seqs()
 	restarted := make(chan error, 1)
 	go func() { restarted <- n3.Start(ctx) }()
 	defer func() {
@@ -206,7 +146,7 @@ func TestPITR(t *testing.T) {
 	flush(t, n1)
 	out := mustGB(t, "binlog", "archive", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
 	t.Logf("final pass: %s", out)
-	last := w.seqs[len(w.seqs)-1]
+	last := seqs[len(seqs)-1]
 	segs := segments(t, store)
 	checkArchive(t, segs, last)
 	nodes := map[string]bool{}
@@ -231,8 +171,8 @@ func TestPITR(t *testing.T) {
 		rows = append(rows, r)
 	}
 	rs.Close()
-	if len(rows) != len(w.seqs) {
-		t.Fatalf("%d rows, writer recorded %d", len(rows), len(w.seqs))
+	if len(rows) != len(seqs) {
+		t.Fatalf("%d rows, writer recorded %d", len(rows), len(seqs))
 	}
 
 	cov := coverage(t, store)
@@ -250,7 +190,7 @@ func TestPITR(t *testing.T) {
 	var targets []target
 	gtidTarget := func(seq uint64) target {
 		n := 0
-		for _, s := range w.seqs {
+		for _, s := range seqs {
 			if s < seq {
 				n++
 			}
@@ -272,7 +212,7 @@ func TestPITR(t *testing.T) {
 	rnd := rand.New(rand.NewSource(seed))
 	t.Logf("random seed %d", seed)
 	var after []uint64
-	for _, s := range w.seqs {
+	for _, s := range seqs {
 		if s > win.FromSeq+1 {
 			after = append(after, s)
 		}

@@ -1,0 +1,96 @@
+package gbtest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gosst/gosst/test/cluster"
+)
+
+// Writer inserts numbered rows (id 1, 2, …; columns id, at, note) into a
+// table on one node, one transaction per row on one connection, until
+// Finish, and records the GTID sequence number each row committed with.
+type Writer struct {
+	mu   sync.Mutex
+	seqs []uint64 // seqs[i] is the GTID seq (domain 7) of row id i+1
+	stop chan struct{}
+	done chan error
+}
+
+// StartWriter creates db.table and starts writing, pausing between rows.
+func StartWriter(t testing.TB, n *cluster.Node, table string, pause time.Duration) *Writer {
+	t.Helper()
+	ctx := context.Background()
+	db, _, _ := strings.Cut(table, ".")
+	if err := n.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db+"; CREATE TABLE "+table+
+		" (id INT PRIMARY KEY, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), note VARCHAR(100)) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	w := &Writer{stop: make(chan struct{}), done: make(chan error, 1)}
+	conn, err := n.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer conn.Close()
+		for i := 1; ; i++ {
+			select {
+			case <-w.stop:
+				w.done <- nil
+				return
+			default:
+			}
+			if _, err := conn.ExecContext(ctx, "INSERT INTO "+table+" (id, note) VALUES (?, REPEAT('r', 80))", i); err != nil {
+				w.done <- fmt.Errorf("insert row %d: %w", i, err)
+				return
+			}
+			var g string
+			if err := conn.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&g); err != nil {
+				w.done <- err
+				return
+			}
+			var seq uint64
+			if _, err := fmt.Sscanf(g[strings.LastIndex(g, "-")+1:], "%d", &seq); err != nil || !strings.HasPrefix(g, "7-") {
+				w.done <- fmt.Errorf("last_gtid %q: %v", g, err)
+				return
+			}
+			w.mu.Lock()
+			w.seqs = append(w.seqs, seq)
+			w.mu.Unlock()
+			time.Sleep(pause)
+		}
+	}()
+	return w
+}
+
+// Finish stops the writer and fails the test if a write failed.
+func (w *Writer) Finish(t testing.TB) {
+	t.Helper()
+	close(w.stop)
+	if err := <-w.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Seqs returns the GTID sequence numbers of the rows written so far, in
+// row id order.
+func (w *Writer) Seqs() []uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]uint64(nil), w.seqs...)
+}
+
+// RowsAt returns how many rows had committed at GTID seq.
+func (w *Writer) RowsAt(seq uint64) int {
+	n := 0
+	for _, s := range w.Seqs() {
+		if s <= seq {
+			n++
+		}
+	}
+	return n
+}
