@@ -24,7 +24,6 @@ import (
 	"github.com/gosst/gosst/internal/version"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/stream/codec"
-	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
 	"github.com/gosst/gosst/stream/meter"
 	"github.com/gosst/gosst/stream/ratelimit"
@@ -257,23 +256,14 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	})
 	g.Go(func() error { // mariabackup → tee → codec → age → upload
 		err := func() error {
-			var dst io.Writer = io.MultiWriter(upW, stored)
-			var enc io.WriteCloser
-			if len(o.Recipients) > 0 {
-				e, err := crypt.Encrypt(dst, o.Recipients...)
-				if err != nil {
-					return err
-				}
-				enc, dst = e, e
-			}
-			iw, err := integrity.NewWriter(dst, o.Codec)
+			sw, err := newSealer(io.MultiWriter(upW, stored), o.Codec, o.Recipients)
 			if err != nil {
 				return err
 			}
 			ok := false
 			defer func() {
 				if !ok {
-					iw.Abort() // a failed stream gets no end marker
+					sw.Abort() // a failed stream gets no end marker
 				}
 			}()
 			var in io.Reader = stdout
@@ -281,22 +271,16 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 				in = ratelimit.NewReader(gctx, in, ratelimit.NewLimiter(o.RateLimit, 0))
 			}
 			src := io.TeeReader(mtr.Reader(in), scanW)
-			if _, err := io.Copy(iw, src); err != nil {
+			if _, err := io.Copy(sw, src); err != nil {
 				return fmt.Errorf("stream backup: %w", err)
 			}
 			// The stream is complete only if mariabackup says so.
 			if err := cmd.Wait(); err != nil {
 				return fmt.Errorf("mariabackup failed: %w\n%s", err, tail.String())
 			}
-			if err := iw.Close(); err != nil {
+			if plain, err = sw.Close(); err != nil {
 				return err
 			}
-			if enc != nil {
-				if err := enc.Close(); err != nil {
-					return err
-				}
-			}
-			plain = iw.Sum()
 			ok = true
 			return nil
 		}()

@@ -24,7 +24,6 @@ import (
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/stream/codec"
-	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
 )
 
@@ -543,33 +542,16 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 	var plain integrity.Sum
 	go func() {
 		err := func() error {
-			var dst io.Writer = io.MultiWriter(pw, stored)
-			var enc io.WriteCloser
-			if len(o.Recipients) > 0 {
-				e, err := crypt.Encrypt(dst, o.Recipients...)
-				if err != nil {
-					return err
-				}
-				enc, dst = e, e
-			}
-			iw, err := integrity.NewWriter(dst, o.Codec)
+			sw, err := newSealer(io.MultiWriter(pw, stored), o.Codec, o.Recipients)
 			if err != nil {
 				return err
 			}
-			if _, err := io.Copy(iw, f); err != nil {
-				iw.Abort() // never seal a partly read file
+			if _, err := io.Copy(sw, f); err != nil {
+				sw.Abort() // never seal a partly read file
 				return fmt.Errorf("read %s: %w", path, err)
 			}
-			if err := iw.Close(); err != nil {
-				return err
-			}
-			if enc != nil {
-				if err := enc.Close(); err != nil {
-					return err
-				}
-			}
-			plain = iw.Sum()
-			return nil
+			plain, err = sw.Close()
+			return err
 		}()
 		pw.CloseWithError(err)
 	}()

@@ -19,9 +19,6 @@ import (
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
-	"github.com/gosst/gosst/stream/codec"
-	"github.com/gosst/gosst/stream/crypt"
-	"github.com/gosst/gosst/stream/integrity"
 )
 
 // Window is one restorable range: from the earliest backup whose position
@@ -448,25 +445,10 @@ func (a *Archive) download(ctx context.Context, s *Segment, path string, ids []a
 	defer rc.Close()
 	hc := &hashCounter{h: sha256.New()}
 	var src io.Reader = io.TeeReader(rc, hc)
-	if s.Encrypted() {
-		if len(ids) == 0 {
-			return fmt.Errorf("archived binlog %s is encrypted: give --identity FILE or --passphrase-file FILE", s.Object.Key)
-		}
-		d, err := crypt.Decrypt(src, ids...)
-		if err != nil {
-			return fmt.Errorf("object %s: %w", s.Object.Key, err)
-		}
-		src = d
+	if s.Encrypted() && len(ids) == 0 {
+		return fmt.Errorf("archived binlog %s is encrypted: give --identity FILE or --passphrase-file FILE", s.Object.Key)
 	}
-	var opts []integrity.Option
-	if sum, err := plainSum(s.Object); err == nil {
-		opts = append(opts, integrity.WithExpected(sum))
-	}
-	c, br, err := codec.Detect(src)
-	if err != nil {
-		return fmt.Errorf("object %s: %w", s.Object.Key, err)
-	}
-	ir, err := integrity.NewReader(br, c, opts...)
+	ir, err := unseal(src, s.Object, s.Encrypted(), ids)
 	if err != nil {
 		return fmt.Errorf("object %s: %w", s.Object.Key, err)
 	}

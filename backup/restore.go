@@ -18,8 +18,6 @@ import (
 
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/storage/backend"
-	"github.com/gosst/gosst/stream/codec"
-	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
 	"github.com/gosst/gosst/stream/meter"
 	"github.com/gosst/gosst/stream/xbstream"
@@ -179,22 +177,7 @@ func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o 
 	defer rc.Close()
 	hc := &hashCounter{h: sha256.New()}
 	var src io.Reader = io.TeeReader(o.meter.Reader(rc), hc)
-	if b.Encrypted() {
-		d, err := crypt.Decrypt(src, o.Identities...)
-		if err != nil {
-			return fmt.Errorf("object %s: %w", obj.Key, err)
-		}
-		src = d
-	}
-	var opts []integrity.Option
-	if sum, err := plainSum(obj); err == nil {
-		opts = append(opts, integrity.WithExpected(sum))
-	}
-	c, br, err := codec.Detect(src)
-	if err != nil {
-		return fmt.Errorf("object %s: %w", obj.Key, err)
-	}
-	ir, err := integrity.NewReader(br, c, opts...)
+	ir, err := unseal(src, obj, b.Encrypted(), o.Identities)
 	if err != nil {
 		return fmt.Errorf("object %s: %w", obj.Key, err)
 	}

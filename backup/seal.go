@@ -1,0 +1,80 @@
+package backup
+
+import (
+	"io"
+
+	"filippo.io/age"
+
+	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream/crypt"
+	"github.com/gosst/gosst/stream/integrity"
+)
+
+// sealer writes the stored form of a backup stream or an archived binlog:
+// plaintext → codec with end marker (integrity) → age, when there are
+// recipients → dst.
+type sealer struct {
+	iw  *integrity.Writer
+	enc io.WriteCloser // nil without encryption
+}
+
+func newSealer(dst io.Writer, c codec.Codec, recipients []age.Recipient) (*sealer, error) {
+	s := &sealer{}
+	if len(recipients) > 0 {
+		e, err := crypt.Encrypt(dst, recipients...)
+		if err != nil {
+			return nil, err
+		}
+		s.enc, dst = e, e
+	}
+	iw, err := integrity.NewWriter(dst, c)
+	if err != nil {
+		return nil, err
+	}
+	s.iw = iw
+	return s, nil
+}
+
+func (s *sealer) Write(p []byte) (int, error) { return s.iw.Write(p) }
+
+// Close writes the end marker and finishes the encryption; it returns the
+// plaintext's size and SHA-256.
+func (s *sealer) Close() (integrity.Sum, error) {
+	if err := s.iw.Close(); err != nil {
+		return integrity.Sum{}, err
+	}
+	if s.enc != nil {
+		if err := s.enc.Close(); err != nil {
+			return integrity.Sum{}, err
+		}
+	}
+	return s.iw.Sum(), nil
+}
+
+// Abort ends a failed stream without an end marker, so it can never pass
+// for complete.
+func (s *sealer) Abort() { s.iw.Abort() }
+
+// unseal reads the stored form back: age (when encrypted) → codec, checking
+// the end marker against the plaintext size and SHA-256 recorded for obj
+// (when there are any). The returned reader yields the plaintext; reading
+// to its end verifies it. src is read by it, so whatever follows the
+// marker is still in src for the caller to drain.
+func unseal(src io.Reader, obj Object, encrypted bool, ids []age.Identity) (io.ReadCloser, error) {
+	if encrypted {
+		d, err := crypt.Decrypt(src, ids...)
+		if err != nil {
+			return nil, err
+		}
+		src = d
+	}
+	var opts []integrity.Option
+	if sum, err := plainSum(obj); err == nil {
+		opts = append(opts, integrity.WithExpected(sum))
+	}
+	c, br, err := codec.Detect(src)
+	if err != nil {
+		return nil, err
+	}
+	return integrity.NewReader(br, c, opts...)
+}
