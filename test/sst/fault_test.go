@@ -124,6 +124,25 @@ func rejoin(t *testing.T, ctx context.Context, n *cluster.Node) {
 	converge(t, ctx, "sstfault.t", w)
 }
 
+// wipedJoiner is every fault test's start: a synced cluster with a table
+// to check afterwards, and node 3 stopped and wiped so that its next start
+// needs a full SST. The context bounds the test (10 minutes).
+func wipedJoiner(t *testing.T) (context.Context, *cluster.Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	clusterSynced(t, ctx)
+	faultTable(t, ctx)
+	n3 := shared.Node(3)
+	if err := n3.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, n3
+}
+
 func faultTable(t *testing.T, ctx context.Context) {
 	t.Helper()
 	n1 := shared.Node(1)
@@ -136,17 +155,7 @@ func faultTable(t *testing.T, ctx context.Context) {
 // sides refuse the handshake with a clear message, nothing is sent, and
 // node 3 rejoins once its certificates are fixed.
 func TestTLSWrongCA(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	clusterSynced(t, ctx)
-	faultTable(t, ctx)
-	n3 := shared.Node(3)
-	if err := n3.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := n3.Wipe(); err != nil {
-		t.Fatal(err)
-	}
+	ctx, n3 := wipedJoiner(t)
 	editConfig(t, n3, func(s string) string {
 		s = strings.Replace(s, "tca="+certs.CA, "tca="+certs.OtherCA, 1)
 		s = strings.Replace(s, "tcert="+certs.Cert, "tcert="+certs.OtherCert, 1)
@@ -202,17 +211,7 @@ func throttleDonors(t *testing.T) {
 // streams: the joiner reports failure without a position, the donor node
 // returns to Synced, and a later restart of the joiner succeeds.
 func TestDonorKilledMidStream(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	clusterSynced(t, ctx)
-	faultTable(t, ctx)
-	n3 := shared.Node(3)
-	if err := n3.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := n3.Wipe(); err != nil {
-		t.Fatal(err)
-	}
+	ctx, n3 := wipedJoiner(t)
 	throttleDonors(t)
 	off := logSize(n3)
 	if err := n3.StartNoWait(ctx); err != nil {
@@ -253,17 +252,7 @@ func TestDonorKilledMidStream(t *testing.T) {
 // and returns to Synced well within its idle timeout, and the next start
 // succeeds.
 func TestJoinerKilledMidStream(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	clusterSynced(t, ctx)
-	faultTable(t, ctx)
-	n3 := shared.Node(3)
-	if err := n3.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := n3.Wipe(); err != nil {
-		t.Fatal(err)
-	}
+	ctx, n3 := wipedJoiner(t)
 	throttleDonors(t)
 	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2))}
 	if err := n3.StartNoWait(ctx); err != nil {
@@ -347,17 +336,7 @@ func flipProxy(t *testing.T, listenAddr, target string, flipAt int64) func() {
 // first; without TLS the stream checksums do, see sst.TestFlippedByte),
 // reports no position, keeps its datadir, and a later restart succeeds.
 func TestByteFlippedOnWire(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	clusterSynced(t, ctx)
-	faultTable(t, ctx)
-	n3 := shared.Node(3)
-	if err := n3.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := n3.Wipe(); err != nil {
-		t.Fatal(err)
-	}
+	ctx, n3 := wipedJoiner(t)
 	orig := mustRead(t, n3.ConfigFile)
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -384,17 +363,7 @@ func TestByteFlippedOnWire(t *testing.T) {
 // position, the donor gives up after its connect-timeout and returns to
 // Synced, and node 3 then rejoins normally.
 func TestDonorNeverConnects(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	clusterSynced(t, ctx)
-	faultTable(t, ctx)
-	n3 := shared.Node(3)
-	if err := n3.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := n3.Wipe(); err != nil {
-		t.Fatal(err)
-	}
+	ctx, n3 := wipedJoiner(t)
 	orig := mustRead(t, n3.ConfigFile)
 	unused, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
