@@ -318,6 +318,9 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 		checks += ", " + cd.Name() + " frame checksums"
 	}
 	prog.summary(fmt.Sprintf("received and verified %d files (%s, CRC-32 of every chunk),", stats.Files, checks))
+	if j.Config.DirectIO {
+		j.log.Infof("direct-io: %s of %s written with O_DIRECT", human(stats.DirectBytes), human(stats.Bytes))
+	}
 	j.log.Infof("backup position %s (donor was at %s when the SST began)", pos.Line(), donorPos.GTID())
 	if pos.Domain < 0 {
 		pos.Domain = donorPos.Domain

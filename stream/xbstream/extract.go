@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -56,6 +57,8 @@ type Stats struct {
 	Renames int64 // R chunks applied
 	Removes int64 // D chunks applied (including those for absent files)
 	Skipped int64 // ignorable chunks of unknown type
+	// DirectBytes of Bytes were written with O_DIRECT (ExtractOptions.DirectIO).
+	DirectBytes int64
 }
 
 // Extract reads the xbstream r and creates its files under dir, which must
@@ -115,7 +118,9 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		}
 		return err
 	})
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	x.stats.DirectBytes = x.directBytes.Load()
+	if err != nil {
 		return x.stats, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -189,6 +194,7 @@ const (
 func (f *wfile) write(x *extractor, path string, b []byte, at int64) error {
 	if f.useDirect(x, path, b, at) {
 		if _, err := f.direct.WriteAt(b, at); err == nil {
+			x.directBytes.Add(int64(len(b)))
 			return nil
 		}
 		// Some filesystems accept O_DIRECT at open and refuse the
@@ -257,7 +263,9 @@ type extractor struct {
 	budget  int64
 	maxOpen int
 	free    freeList
-	direct  bool // O_DIRECT for large aligned payloads, and one syncfs at the end instead of fsync per file
+
+	directBytes atomic.Int64 // payload bytes written with O_DIRECT, by the workers
+	direct      bool         // O_DIRECT for large aligned payloads, and one syncfs at the end instead of fsync per file
 
 	// Owned by the dispatch goroutine.
 	open  map[string]*openFile
