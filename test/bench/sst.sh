@@ -7,7 +7,12 @@
 #
 # ROUNDS (default 1) repeats every method, alternating, and reports medians
 # (single SSTs on a shared 2-core VM vary by ±15 %). After each gosst SST the
-# joiner's own receive/prepare/total times are printed.
+# joiner's own receive/prepare/total times and both scripts' CPU are printed.
+#
+# JOINER_DISK=shared (default) keeps both nodes' datadirs on one disk, which
+# must then carry the donor's reads and the joiner's writes at once.
+# JOINER_DISK=ram gives node 2 its own ext4 on a RAM-backed loop device (as
+# root), the way donor and joiner have separate disks in a real cluster.
 # Target: gosst <= 0.4x the stock mariabackup method's time, and faster than rsync.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,5 +20,5 @@ cd "$ROOT"
 command -v rsync >/dev/null || { echo "rsync missing (apt-get install rsync)" >&2; exit 1; }
 command -v socat >/dev/null || { echo "socat missing (apt-get install socat)" >&2; exit 1; }
 make -s build >/dev/null
-go run ./test/bench/sstbench -size-mb "${1:-2048}" -bin bin -rounds "${ROUNDS:-1}" \
+go run ./test/bench/sstbench -size-mb "${1:-2048}" -bin bin -rounds "${ROUNDS:-1}" -joiner-disk "${JOINER_DISK:-shared}" \
   -methods "${METHODS:-mariabackup,rsync,gosst,gosst:compression=none}"

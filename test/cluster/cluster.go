@@ -680,16 +680,26 @@ func (n *Node) Kill() error {
 	return nil
 }
 
-// Wipe deletes the node's datadir so the next Start takes a full SST.
+// Wipe empties the node's datadir so the next Start takes a full SST. The
+// directory itself stays: it may be a mount point (test/bench/sstbench).
 // The node must be stopped.
 func (n *Node) Wipe() error {
 	if n.Running() {
 		return fmt.Errorf("%s: wipe of a running node refused", n.Name)
 	}
-	if err := os.RemoveAll(n.DataDir); err != nil {
+	if err := os.MkdirAll(n.DataDir, 0o750); err != nil {
 		return err
 	}
-	return os.MkdirAll(n.DataDir, 0o750)
+	entries, err := os.ReadDir(n.DataDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(n.DataDir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErrorLogTail returns the last lines of the node's error log.

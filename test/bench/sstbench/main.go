@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -24,14 +25,20 @@ func main() {
 	bin := flag.String("bin", "bin", "directory with the built wsrep_sst_gosst")
 	keep := flag.Bool("keep", false, "keep the cluster directory")
 	rounds := flag.Int("rounds", 1, "SSTs per method (alternating methods); the median counts")
+	joinerDisk := flag.String("joiner-disk", "shared", "node 2's datadir: shared (the same disk as node 1) or ram (its own ext4 on a RAM-backed loop device; needs root)")
+	flag.StringVar(&pauseFile, "pause", "", "before each SST, wait while this file exists (swap binaries between SSTs)")
 	flag.Parse()
-	if err := run(*sizeMB, strings.Split(*methods, ","), *bin, *keep, *rounds); err != nil {
+	if *joinerDisk != "shared" && *joinerDisk != "ram" {
+		fmt.Fprintln(os.Stderr, "sstbench: -joiner-disk must be shared or ram")
+		os.Exit(2)
+	}
+	if err := run(*sizeMB, strings.Split(*methods, ","), *bin, *keep, *rounds, *joinerDisk); err != nil {
 		fmt.Fprintln(os.Stderr, "sstbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizeMB int, methods []string, bin string, keep bool, rounds int) error {
+func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joinerDisk string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gosst-sstbench-")
 	if err != nil {
@@ -51,6 +58,23 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int) error 
 	}
 	defer c.Close()
 	n1, n2 := c.Node(1), c.Node(2)
+	if joinerDisk == "ram" {
+		// Node 2 joined by SST at start; every round wipes it anyway.
+		if err := n2.Stop(ctx); err != nil {
+			return err
+		}
+		if err := n2.Wipe(); err != nil {
+			return err
+		}
+		unmount, err := ramDisk(ctx, n2.DataDir, sizeMB)
+		if err != nil {
+			return err
+		}
+		defer func() { // before c.Close: node 2 must be down to unmount
+			_ = n2.Stop(ctx)
+			unmount()
+		}()
+	}
 	fmt.Fprintf(os.Stderr, "filling node1 with ~%d MB ...\n", sizeMB)
 	if err := fill(ctx, n1, sizeMB); err != nil {
 		return err
@@ -66,12 +90,17 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int) error 
 			results[m] = append(results[m], d)
 			fmt.Fprintf(os.Stderr, "%-12s full SST of %s MiB: %.1f s\n", m, size, d.Seconds())
 			if strings.HasPrefix(m, "gosst") {
-				phases(n2.Dir)
+				phases(n2.Dir, joinerRE, 3)
+				phases(n1.Dir, donorRE, 1)
 			}
 		}
 	}
 	med := map[string]float64{}
-	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster on loopback, %d cores, %d round(s)\n", size, numCPU(), rounds)
+	layout := "both datadirs on one disk"
+	if joinerDisk == "ram" {
+		layout = "node 2's datadir on its own RAM-backed ext4"
+	}
+	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster on loopback (%s), %d cores, %d round(s)\n", size, layout, numCPU(), rounds)
 	for _, m := range methods {
 		ds := append([]time.Duration(nil), results[m]...)
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
@@ -95,23 +124,45 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int) error 
 	return nil
 }
 
-// phaseRE picks the joiner's own timings out of node 2's error log.
-var phaseRE = regexp.MustCompile(`gosst: joiner: (received and verified.*|prepare done in.*|finished in.*)`)
+// joinerRE and donorRE pick gosst's own timings out of the error logs.
+var (
+	joinerRE = regexp.MustCompile(`gosst: (joiner: (?:received and verified.*|prepare done in.*|finished in.*))`)
+	donorRE  = regexp.MustCompile(`gosst: (donor: sent .*)`)
+)
 
-// phases prints the last gosst joiner's receive, prepare and total times.
-func phases(nodeDir string) {
+// phases prints the last n matches of re in a node's error log.
+func phases(nodeDir string, re *regexp.Regexp, n int) {
 	data, err := os.ReadFile(filepath.Join(nodeDir, "error.log"))
 	if err != nil {
 		return
 	}
-	ms := phaseRE.FindAllStringSubmatch(string(data), -1)
-	for _, m := range ms[max(0, len(ms)-3):] {
+	ms := re.FindAllStringSubmatch(string(data), -1)
+	for _, m := range ms[max(0, len(ms)-n):] {
 		fmt.Fprintf(os.Stderr, "    %s\n", m[1])
+	}
+}
+
+var pauseFile string
+
+// pause waits while pauseFile exists.
+func pause() {
+	if pauseFile == "" {
+		return
+	}
+	for said := false; ; said = true {
+		if _, err := os.Stat(pauseFile); err != nil {
+			return
+		}
+		if !said {
+			fmt.Fprintf(os.Stderr, "paused: remove %s to go on\n", pauseFile)
+		}
+		time.Sleep(time.Second)
 	}
 }
 
 // sst wipes node 2 and times its rejoin by method m.
 func sst(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Duration, error) {
+	pause()
 	n2 := c.Node(2)
 	if err := n2.Stop(ctx); err != nil {
 		return 0, err
@@ -211,4 +262,47 @@ func fill(ctx context.Context, n *cluster.Node, sizeMB int) error {
 func numCPU() int {
 	data, _ := os.ReadFile("/proc/cpuinfo")
 	return strings.Count(string(data), "processor\t:")
+}
+
+// ramDisk mounts a fresh ext4 on a loop device backed by a sparse file in
+// /dev/shm at dir, so that the joiner's writes do not share the donor's
+// disk: in a real cluster donor and joiner are different machines. The
+// filesystem is mounted with discard, so wiped data gives its RAM back.
+func ramDisk(ctx context.Context, dir string, sizeMB int) (func(), error) {
+	img, err := os.CreateTemp("/dev/shm", "gosst-sstbench-*.img")
+	if err != nil {
+		return nil, err
+	}
+	name := img.Name()
+	size := int64(max(3*sizeMB, 2048)) << 20
+	err = img.Truncate(size)
+	img.Close()
+	if err == nil {
+		err = runCmd(ctx, "mkfs.ext4", "-q", "-F", name)
+	}
+	if err == nil {
+		err = runCmd(ctx, "mount", "-o", "loop,discard", name, dir)
+	}
+	if err != nil {
+		os.Remove(name)
+		return nil, fmt.Errorf("joiner RAM disk (needs root and mkfs.ext4): %w", err)
+	}
+	if err := os.Chmod(dir, 0o750); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "node 2's datadir: ext4 on loop device backed by %s (%d MiB)\n", name, size>>20)
+	return func() {
+		if err := runCmd(context.Background(), "umount", dir); err != nil {
+			fmt.Fprintln(os.Stderr, "sstbench:", err)
+		}
+		os.Remove(name)
+	}, nil
+}
+
+func runCmd(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
