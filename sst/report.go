@@ -141,8 +141,16 @@ func (p *progress) summary(verb string) {
 	if w > 0 {
 		ratio = float64(raw) / float64(w)
 	}
-	p.log.Infof("%s %s of backup data as %s on the wire in %.1f s (%s/s, compression ratio %.2f)",
-		verb, human(raw), human(w), d.Seconds(), human(int64(float64(raw)/max(d.Seconds(), 0.001))), ratio)
+	cpu := ""
+	if self, children := cpuTime(); self > 0 {
+		// Where a slow transfer spent its CPU: this script or mariabackup.
+		cpu = fmt.Sprintf("; CPU %.1f s", self.Seconds())
+		if children > 0 {
+			cpu += fmt.Sprintf(", mariabackup %.1f s", children.Seconds())
+		}
+	}
+	p.log.Infof("%s %s of backup data as %s on the wire in %.1f s (%s/s, compression ratio %.2f%s)",
+		verb, human(raw), human(w), d.Seconds(), human(int64(float64(raw)/max(d.Seconds(), 0.001))), ratio, cpu)
 	if p.lines {
 		_ = p.out.line(fmt.Sprintf("complete %d", raw))
 	}
