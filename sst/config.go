@@ -14,6 +14,12 @@ import (
 	"github.com/gosst/gosst/sst/wsrep"
 )
 
+// CodecAuto is compression=auto, the default: the donor compresses the
+// stream frame by frame (S2 blocks on the wire, FlagBlocks), and only
+// while that moves the data faster than sending it as it is. On a fast
+// link it costs nothing; on a slow one it compresses.
+const CodecAuto = "auto"
+
 // Config is what wsrep_sst_gosst reads from the option files mysqld used:
 // the [sst] keys of the stock scripts that make sense for gosst, then the
 // [gosst] group (which wins), each also with the --defaults-group-suffix.
@@ -22,7 +28,7 @@ type Config struct {
 	CA, Cert, Key string
 	SSLMode       string // DISABLED (default), REQUIRED, VERIFY_CA, VERIFY_IDENTITY
 
-	Codec            string // s2 (default), zstd, none
+	Codec            string // auto (default; see CodecAuto), s2, zstd, none
 	CodecLevel       int    // zstd level (default 1)
 	CodecConcurrency int    // compressing goroutines (default min(4, NumCPU))
 
@@ -88,7 +94,7 @@ var knownKeys = map[string]bool{
 func DefaultConfig() Config {
 	return Config{
 		SSLMode:          "DISABLED",
-		Codec:            "s2",
+		Codec:            CodecAuto,
 		CodecLevel:       1,
 		CodecConcurrency: min(4, max(1, runtime.NumCPU())),
 		InitialTimeout:   300 * time.Second,
@@ -146,7 +152,7 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 			case !known:
 				c.Warnings = append(c.Warnings, fmt.Sprintf("[%s] %s (%s:%d) is not a gosst option; ignored", g, s.Name, s.File, s.Line))
 			case !used:
-				c.Warnings = append(c.Warnings, fmt.Sprintf("[%s] %s is a stock-script option gosst does not use; set [gosst] compression=zstd|s2|none instead", g, s.Name))
+				c.Warnings = append(c.Warnings, fmt.Sprintf("[%s] %s is a stock-script option gosst does not use; set [gosst] compression=auto|s2|zstd|none instead", g, s.Name))
 			}
 		}
 	}
@@ -192,10 +198,10 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	}
 	if v, ok := get("compression"); ok {
 		switch v {
-		case "zstd", "s2", "none":
+		case "auto", "zstd", "s2", "none":
 			c.Codec = v
 		default:
-			bad("compression", v, "want zstd, s2 or none")
+			bad("compression", v, "want auto, s2, zstd or none")
 		}
 	}
 	intKey := func(key string, lo, hi int, dst *int) {

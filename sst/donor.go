@@ -124,6 +124,9 @@ func (d *Donor) codec() (codec.Codec, error) {
 		return codec.NewZstd(codec.ZstdOptions{Level: c.CodecLevel, Concurrency: c.CodecConcurrency, Window: 1 << 20})
 	case codec.NameS2:
 		return codec.NewS2(codec.S2Options{Concurrency: c.CodecConcurrency})
+	case CodecAuto:
+		// Compression happens frame by frame in the wire layer.
+		return codec.None(), nil
 	}
 	return codec.Lookup(c.Codec)
 }
@@ -223,8 +226,16 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		return err
 	}
 	growPipe(stdout)
-	d.log.Infof("streaming to joiner %s: %s %s (compression %s level %d, %d threads)", hostport, d.Config.Mariabackup,
-		strings.Join(args, " "), cd.Name(), d.Config.CodecLevel, d.Config.CodecConcurrency)
+	how := cd.Name()
+	switch d.Config.Codec {
+	case CodecAuto:
+		how = "auto: S2 frame by frame, only while that moves the data faster"
+	case codec.NameZstd:
+		how = fmt.Sprintf("zstd level %d, %d threads", d.Config.CodecLevel, d.Config.CodecConcurrency)
+	case codec.NameS2:
+		how = fmt.Sprintf("s2, %d threads", d.Config.CodecConcurrency)
+	}
+	d.log.Infof("streaming to joiner %s: %s %s (compression %s)", hostport, d.Config.Mariabackup, strings.Join(args, " "), how)
 	if err := cmd.Start(); err != nil {
 		return exitf(wsrep.ExitNoEnt, "start %s: %w", d.Config.Mariabackup, err)
 	}
@@ -253,10 +264,18 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		}
 	}()
 	ka := &keepaliveWriter{w: prog.wire.Writer(conn)}
+	var auto func() wire.AdaptiveStats // compression=auto's frame counts
 	sendErr := func() error {
-		fw, err := wire.NewFrameWriter(ka, wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize, CRC32C: true})
+		wo := wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize, CRC32C: true}
+		if d.Config.Codec == CodecAuto {
+			wo.Adaptive = &wire.AdaptiveOptions{}
+		}
+		fw, err := wire.NewFrameWriter(ka, wo)
 		if err != nil {
 			return err
+		}
+		if wo.Adaptive != nil {
+			auto = fw.AdaptiveStats
 		}
 		// Highly compressible data (empty InnoDB pages) or a backup stuck
 		// on a lock can keep the wire silent for long; keepalive frames
@@ -341,6 +360,11 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		return exitf(wsrep.ExitPipe, "joiner refused the transfer: %s", res.r.Error)
 	}
 	prog.summary("sent")
+	if auto != nil {
+		st := auto()
+		d.log.Infof("compression=auto sent %d of %d frames compressed (it compresses only while that moves the data faster; compression=s2 or zstd always compress, e.g. to save bandwidth)",
+			st.Compressed, st.Compressed+st.Plain)
+	}
 	return d.out.line("done " + pos.GTID())
 }
 

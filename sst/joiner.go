@@ -258,8 +258,10 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 		}
 	}
 
-	// Receive.
-	fr, err := wire.NewFrameReader(br, wire.ReaderOptions{AsyncHash: true})
+	// Receive. The wire meter sits beneath the frame reader, which
+	// decodes block frames (compression=auto).
+	prog := newProgress(j.log, j.out, j.Args.Progress && !j.Config.ProgressOff, "receiving", ctl.Total, j.Config.ReportEvery)
+	fr, err := wire.NewFrameReader(prog.wire.Reader(br), wire.ReaderOptions{AsyncHash: true})
 	if err != nil {
 		return fail(exitf(ExitCode(err), "data stream: %w", err))
 	}
@@ -267,12 +269,18 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	if err != nil {
 		return fail(exitf(wsrep.ExitProtoNoSupport, "data stream: %w", err))
 	}
-	j.log.Infof("receiving %s-compressed xbstream into %s (donor estimates %s)", cd.Name(), staging, human(ctl.Total))
-	prog := newProgress(j.log, j.out, j.Args.Progress && !j.Config.ProgressOff, "receiving", ctl.Total, j.Config.ReportEvery)
+	how := cd.Name() + "-compressed"
+	switch {
+	case fr.Hello().Flags&wire.FlagBlocks != 0:
+		how = "compression=auto (S2 frame by frame where the donor found it faster)"
+	case cd.Name() == codec.NameNone:
+		how = "uncompressed"
+	}
+	j.log.Infof("receiving xbstream, %s, into %s (donor estimates %s)", how, staging, human(ctl.Total))
 	// The plaintext is checked by the extractor (mariabackup's CRC-32 on
 	// every chunk) and the decoder (its frame checksums); an end marker
 	// from an older donor is a block the decoder skips.
-	dec, err := cd.NewReader(prog.wire.Reader(fr))
+	dec, err := cd.NewReader(fr)
 	if err != nil {
 		return fail(exitf(wsrep.ExitPipe, "data stream: %w", err))
 	}

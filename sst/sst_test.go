@@ -278,6 +278,9 @@ func TestFullSSTInProcess(t *testing.T) {
 			t.Errorf("joiner log lacks %q:\n%s", want, j.stderr)
 		}
 	}
+	if !strings.Contains(d.stderr, "compression=auto sent") || !strings.Contains(j.stderr, "compression=auto (S2 frame by frame") {
+		t.Errorf("default compression is not auto, or not logged:\n%s\njoiner:\n%s", d.stderr, j.stderr)
+	}
 	if !strings.Contains(d.stderr, "compression ratio") || !strings.Contains(d.stderr, "mariabackup: fake mariabackup backup") {
 		t.Errorf("donor log lacks summary or mariabackup's stderr:\n%s", d.stderr)
 	}
@@ -415,7 +418,7 @@ func flipProxy(t *testing.T, target string, flipAt int64) string {
 }
 
 func TestFlippedByte(t *testing.T) {
-	for _, comp := range []string{"zstd", "none"} {
+	for _, comp := range []string{"auto", "zstd", "none"} {
 		t.Run(comp, func(t *testing.T) {
 			f := newFixture(t)
 			f.writeCnf(t, "compression="+comp)

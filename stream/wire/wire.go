@@ -25,6 +25,7 @@ import (
 	"io"
 
 	"github.com/gosst/gosst/stream/integrity"
+	"github.com/klauspost/compress/s2"
 )
 
 // Format constants.
@@ -60,6 +61,15 @@ const (
 // are unkeyed. The end frame's byte count is checked either way.
 const FlagCRC32C uint16 = 0x0001
 
+// FlagBlocks in the hello says data may also come in block frames: one
+// frame's data compressed as a single S2 block (klauspost/compress/s2,
+// block format). A writer with AdaptiveOptions sends them only where
+// compressing moves the data faster. The end frame's count and checksum
+// cover the frame payloads as sent.
+const FlagBlocks uint16 = 0x0002
+
+const knownFlags = FlagCRC32C | FlagBlocks
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Frame types. Types 0x80-0xFF are extensions: a reader skips those it does
@@ -68,6 +78,7 @@ const (
 	FrameHello byte = 0x01
 	FrameData  byte = 0x02
 	FrameEnd   byte = 0x03
+	FrameBlock byte = 0x04 // with FlagBlocks: one S2 block of data
 )
 
 // Errors, to be tested with errors.Is.
@@ -148,6 +159,9 @@ type WriterOptions struct {
 	// CRC32C ends the stream with a CRC-32C instead of a SHA-256 (see
 	// FlagCRC32C).
 	CRC32C bool
+	// Adaptive, if not nil, sets FlagBlocks and compresses frames while
+	// that is faster (see AdaptiveOptions).
+	Adaptive *AdaptiveOptions
 }
 
 // hasher is the running checksum of the data: SHA-256 inline or on its
@@ -196,9 +210,13 @@ type FrameWriter struct {
 	size int
 	h    hasher
 	crc  bool
-	n    int64
+	n    int64 // payload bytes sent
 	err  error
 	done bool
+
+	ch    *chooser // with AdaptiveOptions
+	enc   []byte   // header space + compressed frame
+	stats AdaptiveStats
 }
 
 // NewFrameWriter writes the magic and the hello frame to w and returns a
@@ -216,6 +234,9 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 	if o.CRC32C {
 		flags |= FlagCRC32C
 	}
+	if o.Adaptive != nil {
+		flags |= FlagBlocks
+	}
 	hello, err := Hello{Version: Version, Flags: flags, Codec: o.Codec, Token: o.Token}.appendPayload(nil)
 	if err != nil {
 		return nil, err
@@ -226,8 +247,13 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 	if _, err := w.Write(msg); err != nil {
 		return nil, err
 	}
-	return &FrameWriter{w: w, size: o.FrameSize, buf: make([]byte, headerSize, headerSize+o.FrameSize),
-		h: newHasher(false, o.CRC32C), crc: o.CRC32C}, nil
+	fw := &FrameWriter{w: w, size: o.FrameSize, buf: make([]byte, headerSize, headerSize+o.FrameSize),
+		h: newHasher(false, o.CRC32C), crc: o.CRC32C}
+	if o.Adaptive != nil {
+		fw.ch = newChooser(*o.Adaptive)
+		fw.enc = make([]byte, headerSize, headerSize+s2.MaxEncodedLen(o.FrameSize))
+	}
+	return fw, nil
 }
 
 // Write buffers p and sends every full frame.
@@ -242,8 +268,6 @@ func (fw *FrameWriter) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		k := min(len(p), fw.size-(len(fw.buf)-headerSize))
 		fw.buf = append(fw.buf, p[:k]...)
-		fw.h.Write(p[:k])
-		fw.n += int64(k)
 		n += k
 		p = p[k:]
 		if len(fw.buf)-headerSize == fw.size {
@@ -255,20 +279,45 @@ func (fw *FrameWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Flush sends buffered data as one data frame.
+// Flush sends buffered data as one data frame (or block frame).
 func (fw *FrameWriter) Flush() error {
 	if fw.err != nil || len(fw.buf) == headerSize {
 		return fw.err
 	}
-	fw.buf[0] = FrameData
-	binary.BigEndian.PutUint32(fw.buf[1:], uint32(len(fw.buf)-headerSize))
-	if _, err := fw.w.Write(fw.buf); err != nil {
+	frame, typ := fw.buf, FrameData
+	data := fw.buf[headerSize:]
+	if fw.ch != nil {
+		if fw.ch.compress() {
+			enc := s2.Encode(fw.enc[headerSize:cap(fw.enc)], data)
+			// Only a block that saves something is worth its decoding.
+			if len(enc) < len(data)-len(data)/32 {
+				frame, typ = fw.enc[:headerSize+len(enc)], FrameBlock
+			}
+		}
+		if typ == FrameBlock {
+			fw.stats.Compressed++
+		} else {
+			fw.stats.Plain++
+		}
+	}
+	frame[0] = typ
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(frame)-headerSize))
+	fw.h.Write(frame[headerSize:])
+	fw.n += int64(len(frame) - headerSize)
+	if _, err := fw.w.Write(frame); err != nil {
 		fw.err = err
 		return err
+	}
+	if fw.ch != nil {
+		fw.ch.done(int64(len(data)))
 	}
 	fw.buf = fw.buf[:headerSize]
 	return nil
 }
+
+// AdaptiveStats counts the data frames sent plain and compressed (zero
+// without WriterOptions.Adaptive).
+func (fw *FrameWriter) AdaptiveStats() AdaptiveStats { return fw.stats }
 
 // Close flushes and writes the end frame. It does not close the underlying
 // writer. It is safe to call more than once.
@@ -294,8 +343,9 @@ func (fw *FrameWriter) Close() error {
 	return fw.err
 }
 
-// Sum returns the count and SHA-256 of the data written so far (a zero
-// SHA-256 when the stream uses CRC-32C).
+// Sum returns the count and SHA-256 of the frame payloads sent so far (a
+// zero SHA-256 when the stream uses CRC-32C). Without block frames these
+// are the data bytes.
 func (fw *FrameWriter) Sum() integrity.Sum {
 	if fw.crc {
 		return integrity.Sum{Size: fw.n}
@@ -327,6 +377,10 @@ type FrameReader struct {
 	crc   bool // FlagCRC32C
 	n     int64
 	err   error // sticky; io.EOF after a verified end frame
+
+	blocks   bool   // FlagBlocks
+	raw, dec []byte // a block frame's payload and its decoded data
+	pending  []byte // decoded data not yet returned
 }
 
 // NewFrameReader reads and checks the magic and the hello frame.
@@ -366,14 +420,15 @@ func NewFrameReader(r io.Reader, o ReaderOptions) (*FrameReader, error) {
 	if h.Version != Version {
 		return nil, fmt.Errorf("%w %d (this build speaks version %d)", ErrVersion, h.Version, Version)
 	}
-	if h.Flags&^FlagCRC32C != 0 {
-		return nil, fmt.Errorf("%w: unknown capability flags 0x%04x", ErrVersion, h.Flags&^FlagCRC32C)
+	if h.Flags&^knownFlags != 0 {
+		return nil, fmt.Errorf("%w: unknown capability flags 0x%04x", ErrVersion, h.Flags&^knownFlags)
 	}
 	if o.Token != nil && subtle.ConstantTimeCompare(o.Token, h.Token) != 1 {
 		return nil, ErrAuth
 	}
 	fr.hello = h
 	fr.crc = h.Flags&FlagCRC32C != 0
+	fr.blocks = h.Flags&FlagBlocks != 0
 	fr.h = newHasher(o.AsyncHash, fr.crc) // only now: no goroutine for a refused stream
 	return fr, nil
 }
@@ -413,7 +468,7 @@ func (fr *FrameReader) header() (byte, int, error) {
 
 // Read reads data. See the package documentation for the error contract.
 func (fr *FrameReader) Read(p []byte) (int, error) {
-	for fr.left == 0 {
+	for fr.left == 0 && len(fr.pending) == 0 {
 		if fr.err != nil {
 			return 0, fr.err
 		}
@@ -423,6 +478,11 @@ func (fr *FrameReader) Read(p []byte) (int, error) {
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if len(fr.pending) > 0 {
+		n := copy(p, fr.pending)
+		fr.pending = fr.pending[n:]
+		return n, nil
 	}
 	n, err := fr.r.Read(p[:min(len(p), fr.left)])
 	fr.left -= n
@@ -450,6 +510,8 @@ func (fr *FrameReader) next() error {
 		}
 		fr.left = size
 		return nil
+	case typ == FrameBlock && fr.blocks:
+		return fr.block(size)
 	case typ == FrameEnd:
 		want, name := endPayloadSize, "SHA-256"
 		if fr.crc {
@@ -481,4 +543,33 @@ func (fr *FrameReader) next() error {
 	default:
 		return fmt.Errorf("%w: unknown frame type 0x%02x", ErrMalformed, typ)
 	}
+}
+
+// block reads a block frame of size bytes and decodes it into fr.pending.
+func (fr *FrameReader) block(size int) error {
+	if size == 0 {
+		return fmt.Errorf("%w: empty block frame", ErrMalformed)
+	}
+	if cap(fr.raw) < size {
+		fr.raw = make([]byte, size)
+	}
+	raw := fr.raw[:size]
+	if _, err := io.ReadFull(fr.r, raw); err != nil {
+		return fr.readErr("block frame", err)
+	}
+	fr.h.Write(raw)
+	fr.n += int64(size)
+	n, err := s2.DecodedLen(raw)
+	if err != nil || n == 0 || n > fr.max {
+		return fmt.Errorf("%w: block frame decodes to %d bytes (limit %d): %v", ErrMalformed, n, fr.max, err)
+	}
+	if cap(fr.dec) < n {
+		fr.dec = make([]byte, n)
+	}
+	dec, err := s2.Decode(fr.dec[:n], raw)
+	if err != nil {
+		return fmt.Errorf("%w: block frame: %v", ErrMalformed, err)
+	}
+	fr.pending = dec
+	return nil
 }

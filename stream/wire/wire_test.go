@@ -238,6 +238,9 @@ func FuzzFrameReader(f *testing.F) {
 	buf.Reset()
 	frame(&buf, WriterOptions{Codec: "none", FrameSize: 16, CRC32C: true}, payload(100))
 	f.Add(buf.Bytes())
+	buf.Reset()
+	frame(&buf, WriterOptions{Codec: "none", FrameSize: 64, CRC32C: true, Adaptive: slowLink(new(fakeClock), 64)}, bytes.Repeat([]byte("galera "), 100))
+	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, in []byte) {
 		fr, err := NewFrameReader(bytes.NewReader(in), ReaderOptions{MaxFrameSize: 4096, AsyncHash: len(in)%2 == 1})
 		if err != nil {
@@ -249,6 +252,9 @@ func FuzzFrameReader(f *testing.F) {
 				t.Fatalf("error does not name the layer: %v", err)
 			}
 			return
+		}
+		if fr.Hello().Flags&FlagBlocks != 0 {
+			return // the sums cover the payloads as sent, not the output
 		}
 		want := sha256.Sum256(out)
 		if fr.Hello().Flags&FlagCRC32C != 0 {

@@ -1,0 +1,104 @@
+package wire
+
+import "time"
+
+// AdaptiveOptions turns on block frames (FlagBlocks): the writer decides,
+// frame by frame, whether to send the data compressed. The zero value
+// means the defaults.
+//
+// The decision is measured, not guessed. After a first epoch of plain
+// frames (a source's start is rarely typical), the writer sends one epoch
+// of plain frames and one of compressed frames, compares how many data
+// bytes per second got through (its Write calls are paced by the source
+// and by the connection), and keeps the faster mode for the next RunEpochs
+// epochs before measuring again. On a fast link, or when the source or the
+// receiver's CPU is the limit, plain frames win and cost nothing extra; on
+// a slow link compression wins. A tie sends plain frames.
+type AdaptiveOptions struct {
+	// EpochBytes is how many data bytes each measurement covers (0 means
+	// 64 MiB).
+	EpochBytes int64
+	// RunEpochs is how many epochs the chosen mode runs before both modes
+	// are measured again (0 means 32).
+	RunEpochs int
+	// Margin is how much faster compressing must be to be chosen: 1.1
+	// means 10 % more data bytes per second (0 means 1.1).
+	Margin float64
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// AdaptiveStats counts a writer's data frames by kind.
+type AdaptiveStats struct {
+	Plain, Compressed int64
+}
+
+// chooser decides per frame whether to compress. After one unmeasured
+// plain epoch it measures one epoch plain, one compressed, then runs the
+// faster mode for runEpochs epochs, and measures again.
+type chooser struct {
+	epoch     int64
+	runEpochs int
+	margin    float64
+	now       func() time.Time
+
+	probing   bool
+	probeStep int // 0: measuring plain, 1: measuring compressed
+	mode      bool
+	left      int // epochs before the next probe
+	bytes     int64
+	start     time.Time
+	rate      [2]float64 // data bytes per second: plain, compressed
+}
+
+func newChooser(o AdaptiveOptions) *chooser {
+	c := &chooser{epoch: o.EpochBytes, runEpochs: o.RunEpochs, margin: o.Margin, now: o.Now, left: 1}
+	if c.epoch <= 0 {
+		c.epoch = 64 << 20
+	}
+	if c.runEpochs <= 0 {
+		c.runEpochs = 32
+	}
+	if c.margin <= 0 {
+		c.margin = 1.1
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// compress says whether the next frame should be compressed.
+func (c *chooser) compress() bool {
+	if c.start.IsZero() {
+		c.start = c.now()
+	}
+	if c.probing {
+		return c.probeStep == 1
+	}
+	return c.mode
+}
+
+// done records that n data bytes were handed on.
+func (c *chooser) done(n int64) {
+	c.bytes += n
+	if c.bytes < c.epoch {
+		return
+	}
+	rate := float64(c.bytes) / max(c.now().Sub(c.start).Seconds(), 1e-9)
+	c.bytes, c.start = 0, time.Time{}
+	if !c.probing {
+		if c.left--; c.left <= 0 {
+			c.probing, c.probeStep = true, 0
+		}
+		return
+	}
+	c.rate[c.probeStep] = rate
+	if c.probeStep == 0 {
+		c.probeStep = 1
+		return
+	}
+	c.probing = false
+	c.mode = c.rate[1] > c.rate[0]*c.margin
+	c.left = c.runEpochs
+}

@@ -1,0 +1,198 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock moves only when a test's sink says so.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// slowLink returns adaptive options on clock with small epochs.
+func slowLink(clock *fakeClock, epoch int64) *AdaptiveOptions {
+	return &AdaptiveOptions{EpochBytes: epoch, RunEpochs: 4, Now: clock.Now}
+}
+
+// pacedSink models what paces the writer: a link that takes perByte for
+// every byte sent, and a source that takes perWrite for every frame
+// whatever its size.
+type pacedSink struct {
+	bytes.Buffer
+	clock    *fakeClock
+	perByte  time.Duration
+	perWrite time.Duration
+}
+
+func (s *pacedSink) Write(p []byte) (int, error) {
+	s.clock.advance(s.perWrite + time.Duration(len(p))*s.perByte)
+	return s.Buffer.Write(p)
+}
+
+func text(n int) []byte {
+	words := strings.Fields("galera wsrep innodb page redo log donor joiner seqno uuid gtid binlog 0 1 2 3 4 5 6 7 8 9")
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		b.WriteString(words[(i*7+i/5)%len(words)])
+		b.WriteByte(' ')
+	}
+	return b.Bytes()[:n]
+}
+
+// TestAdaptiveChooses: against a modelled slow link (bytes cost time) the
+// writer ends up compressing; against a modelled slow source (each frame
+// costs the same whatever its size) it sends plain frames. Either way the
+// stream reads back unchanged.
+func TestAdaptiveChooses(t *testing.T) {
+	data := text(4 << 20)
+	for _, tc := range []struct {
+		name              string
+		perByte, perWrite time.Duration
+		wantCompressed    bool
+	}{
+		{"slow link", time.Microsecond, 0, true},
+		{"slow source", 0, time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &fakeClock{}
+			sink := &pacedSink{clock: clock, perByte: tc.perByte, perWrite: tc.perWrite}
+			fw, err := NewFrameWriter(sink, WriterOptions{Codec: "none", FrameSize: 16 << 10, CRC32C: true, Adaptive: slowLink(clock, 128<<10)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fw.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := fw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			st := fw.AdaptiveStats()
+			if st.Plain+st.Compressed != int64(len(data)/(16<<10)) {
+				t.Fatalf("stats %+v do not add up to %d frames", st, len(data)/(16<<10))
+			}
+			// The warm-up and the probes cost one epoch of each mode in
+			// six; the chosen mode must hold the clear majority.
+			if tc.wantCompressed && st.Compressed < 3*st.Plain || !tc.wantCompressed && st.Plain < 3*st.Compressed {
+				t.Errorf("stats %+v, want mostly compressed=%v", st, tc.wantCompressed)
+			}
+			out, fr, err := unframe(sink.Bytes(), ReaderOptions{})
+			if err != nil || !bytes.Equal(out, data) {
+				t.Fatalf("round trip: err=%v equal=%v", err, bytes.Equal(out, data))
+			}
+			if fr.Hello().Flags != FlagCRC32C|FlagBlocks {
+				t.Errorf("hello flags %#x", fr.Hello().Flags)
+			}
+		})
+	}
+}
+
+func TestChooser(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 2, Margin: 1.1, Now: func() time.Time { return now }})
+	for i, e := range []struct {
+		took     time.Duration
+		compress bool
+	}{
+		{time.Second, false},            // warm-up, plain, not measured
+		{10 * time.Millisecond, false},  // probe: plain
+		{5 * time.Millisecond, true},    // probe: compressed, twice as fast
+		{time.Second, true},             // run
+		{time.Second, true},             // run
+		{10 * time.Millisecond, false},  // probe again: plain
+		{10 * time.Millisecond, true},   // compressed: a tie
+		{time.Second, false},            // a tie sends plain frames
+		{time.Second, false},            //
+		{10 * time.Millisecond, false},  // probe: plain
+		{9500 * time.Microsecond, true}, // 5 % faster: within the margin
+		{time.Second, false},
+	} {
+		got := c.compress()
+		now = now.Add(e.took)
+		c.done(100)
+		if got != e.compress {
+			t.Fatalf("epoch %d: compress=%v, want %v", i, got, e.compress)
+		}
+	}
+}
+
+// blockStream is a small stream with block frames (compressed from the
+// third frame on: warm-up and plain probe are one frame each).
+func blockStream(t *testing.T, data []byte) []byte {
+	t.Helper()
+	clock := &fakeClock{}
+	sink := &pacedSink{clock: clock, perByte: time.Microsecond}
+	fw, err := NewFrameWriter(sink, WriterOptions{Codec: "none", FrameSize: 700, CRC32C: true, Adaptive: slowLink(clock, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fw.AdaptiveStats().Compressed == 0 {
+		t.Fatal("no block frames")
+	}
+	return sink.Bytes()
+}
+
+// TestBlocksDamaged: every cut and every flipped byte of a stream with
+// block frames is an error naming the layer (or, in the hello, a visibly
+// different hello).
+func TestBlocksDamaged(t *testing.T) {
+	data := text(5000)
+	in := blockStream(t, data)
+	helloEnd := len(Magic) + headerSize + 7 + len("none")
+	for cut := range in {
+		if _, _, err := unframe(in[:cut], ReaderOptions{}); err == nil || !strings.HasPrefix(err.Error(), "wire:") {
+			t.Fatalf("cut at %d/%d: %v", cut, len(in), err)
+		}
+	}
+	for off := range in {
+		bad := bytes.Clone(in)
+		bad[off] ^= 0x10
+		out, fr, err := unframe(bad, ReaderOptions{})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "wire:") {
+				t.Fatalf("flip at %d: %v", off, err)
+			}
+			continue
+		}
+		if off < helloEnd && fr.Hello().Codec != "none" && bytes.Equal(out, data) {
+			continue
+		}
+		t.Fatalf("flip at %d/%d accepted", off, len(in))
+	}
+}
+
+// TestBlockFrameNeedsFlag: a block frame in a stream whose hello did not
+// announce them is malformed, and an old reader refuses the flag itself.
+func TestBlockFrameNeedsFlag(t *testing.T) {
+	in := build(Magic, Hello{Version: 1}, raw(FrameBlock, []byte{1, 0, 'x'}), end([]byte("x")))
+	if _, _, err := unframe(in, ReaderOptions{}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("err = %v, want ErrMalformed", err)
+	}
+	in = build(Magic, Hello{Version: 1, Flags: 0x0004}, end(nil))
+	if _, _, err := unframe(in, ReaderOptions{}); !errors.Is(err, ErrVersion) {
+		t.Fatalf("unknown flag: err = %v, want ErrVersion", err)
+	}
+}
