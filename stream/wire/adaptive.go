@@ -11,7 +11,9 @@ import "time"
 // of plain frames and one of compressed frames, compares how many data
 // bytes per second got through (its Write calls are paced by the source
 // and by the connection), and keeps the faster mode for the next RunEpochs
-// epochs before measuring again. On a fast link, or when the source or the
+// epochs before measuring again. An epoch of the chosen mode that is
+// slower than the other mode's measurement triggers a new measurement at
+// once, so a decision taken on a fluke does not last. On a fast link, or when the source or the
 // receiver's CPU is the limit, plain frames win and cost nothing extra; on
 // a slow link compression wins. A tie sends plain frames.
 type AdaptiveOptions struct {
@@ -35,7 +37,8 @@ type AdaptiveStats struct {
 
 // chooser decides per frame whether to compress. After one unmeasured
 // plain epoch it measures one epoch plain, one compressed, then runs the
-// faster mode for runEpochs epochs, and measures again.
+// faster mode for runEpochs epochs, and measures again; sooner if a
+// running epoch is slower than the other mode's last measurement.
 type chooser struct {
 	epoch     int64
 	runEpochs int
@@ -88,7 +91,12 @@ func (c *chooser) done(n int64) {
 	rate := float64(c.bytes) / max(c.now().Sub(c.start).Seconds(), 1e-9)
 	c.bytes, c.start = 0, time.Time{}
 	if !c.probing {
-		if c.left--; c.left <= 0 {
+		// A running epoch slower than the other mode's last measurement
+		// means that measurement is out of date, or this mode's one was
+		// a fluke (a single epoch on a busy machine can be): measure
+		// again now rather than after runEpochs.
+		behind := c.rate[0] > 0 && (c.mode && rate < c.rate[0] || !c.mode && rate*c.margin < c.rate[1])
+		if c.left--; c.left <= 0 || behind {
 			c.probing, c.probeStep = true, 0
 		}
 		return

@@ -72,19 +72,7 @@ func TestAdaptiveChooses(t *testing.T) {
 		{"slow source", 0, time.Millisecond, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &fakeClock{}
-			sink := &pacedSink{clock: clock, perByte: tc.perByte, perWrite: tc.perWrite}
-			fw, err := NewFrameWriter(sink, WriterOptions{Codec: "none", FrameSize: 16 << 10, CRC32C: true, Adaptive: slowLink(clock, 128<<10)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := fw.Write(data); err != nil {
-				t.Fatal(err)
-			}
-			if err := fw.Close(); err != nil {
-				t.Fatal(err)
-			}
-			st := fw.AdaptiveStats()
+			stream, st := pacedStream(t, data, 16<<10, 128<<10, &pacedSink{perByte: tc.perByte, perWrite: tc.perWrite})
 			if st.Plain+st.Compressed != int64(len(data)/(16<<10)) {
 				t.Fatalf("stats %+v do not add up to %d frames", st, len(data)/(16<<10))
 			}
@@ -93,7 +81,7 @@ func TestAdaptiveChooses(t *testing.T) {
 			if tc.wantCompressed && st.Compressed < 3*st.Plain || !tc.wantCompressed && st.Plain < 3*st.Compressed {
 				t.Errorf("stats %+v, want mostly compressed=%v", st, tc.wantCompressed)
 			}
-			out, fr, err := unframe(sink.Bytes(), ReaderOptions{})
+			out, fr, err := unframe(stream, ReaderOptions{})
 			if err != nil || !bytes.Equal(out, data) {
 				t.Fatalf("round trip: err=%v equal=%v", err, bytes.Equal(out, data))
 			}
@@ -114,15 +102,22 @@ func TestChooser(t *testing.T) {
 		{time.Second, false},            // warm-up, plain, not measured
 		{10 * time.Millisecond, false},  // probe: plain
 		{5 * time.Millisecond, true},    // probe: compressed, twice as fast
-		{time.Second, true},             // run
-		{time.Second, true},             // run
-		{10 * time.Millisecond, false},  // probe again: plain
-		{10 * time.Millisecond, true},   // compressed: a tie
-		{time.Second, false},            // a tie sends plain frames
-		{time.Second, false},            //
+		{5 * time.Millisecond, true},    // run
+		{5 * time.Millisecond, true},    // run (RunEpochs 2): probe next
 		{10 * time.Millisecond, false},  // probe: plain
-		{9500 * time.Microsecond, true}, // 5 % faster: within the margin
-		{time.Second, false},
+		{10 * time.Millisecond, true},   // probe: compressed, a tie
+		{10 * time.Millisecond, false},  // a tie sends plain frames
+		{10 * time.Millisecond, false},  // run: probe next
+		{10 * time.Millisecond, false},  // probe: plain
+		{9500 * time.Microsecond, true}, // probe: 5 % faster, within the margin
+		{10 * time.Millisecond, false},  // run
+		{10 * time.Millisecond, false},  // run: probe next
+		{20 * time.Millisecond, false},  // probe: plain (a slow fluke)
+		{10 * time.Millisecond, true},   // probe: compressed wins
+		{25 * time.Millisecond, true},   // run, slower than plain was: probe next
+		{10 * time.Millisecond, false},  // probe: plain
+		{20 * time.Millisecond, true},   // probe: compressed loses
+		{10 * time.Millisecond, false},  // run
 	} {
 		got := c.compress()
 		now = now.Add(e.took)
@@ -137,9 +132,19 @@ func TestChooser(t *testing.T) {
 // third frame on: warm-up and plain probe are one frame each).
 func blockStream(t *testing.T, data []byte) []byte {
 	t.Helper()
-	clock := &fakeClock{}
-	sink := &pacedSink{clock: clock, perByte: time.Microsecond}
-	fw, err := NewFrameWriter(sink, WriterOptions{Codec: "none", FrameSize: 700, CRC32C: true, Adaptive: slowLink(clock, 1)})
+	stream, st := pacedStream(t, data, 700, 1, &pacedSink{perByte: time.Microsecond})
+	if st.Compressed == 0 {
+		t.Fatal("no block frames")
+	}
+	return stream
+}
+
+// pacedStream frames data with an adaptive writer whose clock only sink
+// moves.
+func pacedStream(t *testing.T, data []byte, frameSize int, epoch int64, sink *pacedSink) ([]byte, AdaptiveStats) {
+	t.Helper()
+	sink.clock = &fakeClock{}
+	fw, err := NewFrameWriter(sink, WriterOptions{Codec: "none", FrameSize: frameSize, CRC32C: true, Adaptive: slowLink(sink.clock, epoch)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,10 +154,7 @@ func blockStream(t *testing.T, data []byte) []byte {
 	if err := fw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if fw.AdaptiveStats().Compressed == 0 {
-		t.Fatal("no block frames")
-	}
-	return sink.Bytes()
+	return sink.Bytes(), fw.AdaptiveStats()
 }
 
 // TestBlocksDamaged: every cut and every flipped byte of a stream with
