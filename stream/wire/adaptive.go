@@ -36,9 +36,13 @@ type AdaptiveStats struct {
 }
 
 // chooser decides per frame whether to compress. After one unmeasured
-// plain epoch it measures one epoch plain, one compressed, then runs the
-// faster mode for runEpochs epochs, and measures again; sooner if a
-// running epoch is slower than the other mode's last measurement.
+// plain epoch it measures one epoch plain and one compressed. Compressing
+// is chosen only when it wins two such pairs in a row (one epoch of a
+// busy disk or CPU can make either mode look fast); plain frames are
+// chosen as soon as compressing loses one. The chosen mode runs for
+// runEpochs epochs (a quarter of that for compressing, the costly mistake
+// on a fast link) and is measured again; at once if a running epoch is
+// slower than the other mode's last measurement.
 type chooser struct {
 	epoch     int64
 	runEpochs int
@@ -47,6 +51,7 @@ type chooser struct {
 
 	probing   bool
 	probeStep int // 0: measuring plain, 1: measuring compressed
+	wins      int // consecutive probe pairs compressing won
 	mode      bool
 	left      int // epochs before the next probe
 	bytes     int64
@@ -91,10 +96,6 @@ func (c *chooser) done(n int64) {
 	rate := float64(c.bytes) / max(c.now().Sub(c.start).Seconds(), 1e-9)
 	c.bytes, c.start = 0, time.Time{}
 	if !c.probing {
-		// A running epoch slower than the other mode's last measurement
-		// means that measurement is out of date, or this mode's one was
-		// a fluke (a single epoch on a busy machine can be): measure
-		// again now rather than after runEpochs.
 		behind := c.rate[0] > 0 && (c.mode && rate < c.rate[0] || !c.mode && rate*c.margin < c.rate[1])
 		if c.left--; c.left <= 0 || behind {
 			c.probing, c.probeStep = true, 0
@@ -106,7 +107,13 @@ func (c *chooser) done(n int64) {
 		c.probeStep = 1
 		return
 	}
-	c.probing = false
-	c.mode = c.rate[1] > c.rate[0]*c.margin
-	c.left = c.runEpochs
+	c.probeStep = 0
+	if c.rate[1] <= c.rate[0]*c.margin {
+		c.wins, c.mode, c.probing, c.left = 0, false, false, c.runEpochs
+		return
+	}
+	if c.wins++; c.wins < 2 && !c.mode {
+		return // one more pair before compressing
+	}
+	c.mode, c.probing, c.left = true, false, max(1, c.runEpochs/4)
 }

@@ -29,7 +29,7 @@ func (c *fakeClock) advance(d time.Duration) {
 
 // slowLink returns adaptive options on clock with small epochs.
 func slowLink(clock *fakeClock, epoch int64) *AdaptiveOptions {
-	return &AdaptiveOptions{EpochBytes: epoch, RunEpochs: 4, Now: clock.Now}
+	return &AdaptiveOptions{EpochBytes: epoch, RunEpochs: 16, Now: clock.Now}
 }
 
 // pacedSink models what paces the writer: a link that takes perByte for
@@ -99,25 +99,28 @@ func TestChooser(t *testing.T) {
 		took     time.Duration
 		compress bool
 	}{
-		{time.Second, false},            // warm-up, plain, not measured
-		{10 * time.Millisecond, false},  // probe: plain
-		{5 * time.Millisecond, true},    // probe: compressed, twice as fast
-		{5 * time.Millisecond, true},    // run
-		{5 * time.Millisecond, true},    // run (RunEpochs 2): probe next
-		{10 * time.Millisecond, false},  // probe: plain
-		{10 * time.Millisecond, true},   // probe: compressed, a tie
-		{10 * time.Millisecond, false},  // a tie sends plain frames
-		{10 * time.Millisecond, false},  // run: probe next
-		{10 * time.Millisecond, false},  // probe: plain
-		{9500 * time.Microsecond, true}, // probe: 5 % faster, within the margin
-		{10 * time.Millisecond, false},  // run
-		{10 * time.Millisecond, false},  // run: probe next
-		{20 * time.Millisecond, false},  // probe: plain (a slow fluke)
-		{10 * time.Millisecond, true},   // probe: compressed wins
-		{25 * time.Millisecond, true},   // run, slower than plain was: probe next
-		{10 * time.Millisecond, false},  // probe: plain
-		{20 * time.Millisecond, true},   // probe: compressed loses
-		{10 * time.Millisecond, false},  // run
+		{time.Second, false},           // 0 warm-up, plain, not measured
+		{10 * time.Millisecond, false}, // 1 probe: plain
+		{5 * time.Millisecond, true},   // 2 probe: compressed, twice as fast
+		{10 * time.Millisecond, false}, // 3 a second pair before compressing: plain
+		{5 * time.Millisecond, true},   // 4 compressed wins again
+		{25 * time.Millisecond, true},  // 5 run, slower than plain was: measure at once
+		{10 * time.Millisecond, false}, // 6 probe: plain
+		{10 * time.Millisecond, true},  // 7 probe: compressed, a tie
+		{10 * time.Millisecond, false}, // 8 a tie sends plain frames
+		{10 * time.Millisecond, false}, // 9 run (RunEpochs 2)
+		{20 * time.Millisecond, false}, // 10 probe: plain, a slow fluke
+		{10 * time.Millisecond, true},  // 11 compressed wins once: not enough
+		{10 * time.Millisecond, false}, // 12 probe: plain
+		{10 * time.Millisecond, true},  // 13 a tie: stay plain
+		{10 * time.Millisecond, false}, // 14 run
+		{40 * time.Millisecond, false}, // 15 run, far below compressed's rate: measure at once
+		{10 * time.Millisecond, false}, // 16 probe: plain
+		{5 * time.Millisecond, true},   // 17 compressed wins
+		{10 * time.Millisecond, false}, // 18 probe: plain
+		{5 * time.Millisecond, true},   // 19 and wins again
+		{5 * time.Millisecond, true},   // 20 run: compressed runs RunEpochs/4 (at least 1)
+		{10 * time.Millisecond, false}, // 21 probe: plain
 	} {
 		got := c.compress()
 		now = now.Add(e.took)
