@@ -2,8 +2,9 @@
 // and joiner (normally inside TLS).
 //
 // A stream is the 8-byte magic "GSSTWIRE", a hello frame, any number of data
-// frames and one end frame that carries the byte count and SHA-256 (or,
-// with FlagCRC32C, CRC-32C) of all data. Every frame is a 1-byte type and a 4-byte big-endian payload length
+// frames (and, with FlagBlocks, block frames: S2-compressed data) and one
+// end frame that carries the byte count and SHA-256 (or, with FlagCRC32C,
+// CRC-32C) of all frame payloads as sent. Every frame is a 1-byte type and a 4-byte big-endian payload length
 // followed by the payload; docs/format.md has the byte layout.
 //
 // The reader trusts nothing: a wrong magic, an unknown version, a frame
