@@ -1,7 +1,0 @@
-//go:build !linux
-
-package sst
-
-import "io"
-
-func growPipe(io.Reader) {}
