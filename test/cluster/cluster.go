@@ -522,6 +522,9 @@ func (n *Node) WaitSynced(ctx context.Context, timeout time.Duration) error {
 			n.mu.Unlock()
 			return fmt.Errorf("%s: mariadbd exited before reaching Synced (%v)\n--- %s error log tail ---\n%s", n.Name, err, n.Name, n.ErrorLogTail(40))
 		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%s: waiting for Synced: %w (last state: %s)", n.Name, ctx.Err(), last)
+			}
 			return fmt.Errorf("%s: not Synced after %s (last state: %s)\n--- %s error log tail ---\n%s", n.Name, timeout, last, n.Name, n.ErrorLogTail(40))
 		case <-tick.C:
 		}

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gosst/gosst/test/cluster"
@@ -39,7 +41,10 @@ func main() {
 }
 
 func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joinerDisk string) error {
-	ctx := context.Background()
+	// Ctrl-C or a kill ends the run through the deferred clean-up below:
+	// both mariadbd processes stopped, the RAM disk unmounted and freed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	dir, err := os.MkdirTemp("", "gosst-sstbench-")
 	if err != nil {
 		return err
@@ -71,7 +76,12 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 			return err
 		}
 		defer func() { // before c.Close: node 2 must be down to unmount
-			_ = n2.Stop(ctx)
+			// Not ctx, which may be the cancelled one; and briefly: a
+			// joiner stopped mid-SST may never exit on SIGTERM (see
+			// cluster.Node.Stop), and Stop kills it when this ends.
+			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			_ = n2.Stop(sctx)
 			unmount()
 		}()
 	}
