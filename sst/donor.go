@@ -113,7 +113,9 @@ func (d *Donor) awaitReply(br *bufio.Reader) error {
 	return nil
 }
 
-func (d *Donor) codec() (codec.Codec, error) {
+// codec returns the stream codec of the configured compression and how
+// the log describes it.
+func (d *Donor) codec() (codec.Codec, string, error) {
 	c := d.Config
 	switch c.Codec {
 	case codec.NameZstd:
@@ -121,14 +123,17 @@ func (d *Donor) codec() (codec.Codec, error) {
 		// input (the default 8 MiB window buffers 32 MiB jobs), so a slow
 		// or rate-limited backup still keeps the connection busy and a
 		// dead joiner is noticed at the next write.
-		return codec.NewZstd(codec.ZstdOptions{Level: c.CodecLevel, Concurrency: c.CodecConcurrency, Window: 1 << 20})
+		cd, err := codec.NewZstd(codec.ZstdOptions{Level: c.CodecLevel, Concurrency: c.CodecConcurrency, Window: 1 << 20})
+		return cd, fmt.Sprintf("zstd level %d, %d threads", c.CodecLevel, c.CodecConcurrency), err
 	case codec.NameS2:
-		return codec.NewS2(codec.S2Options{Concurrency: c.CodecConcurrency})
+		cd, err := codec.NewS2(codec.S2Options{Concurrency: c.CodecConcurrency})
+		return cd, fmt.Sprintf("s2, %d threads", c.CodecConcurrency), err
 	case CodecAuto:
 		// Compression happens frame by frame in the wire layer.
-		return codec.None(), nil
+		return codec.None(), "auto: S2 frame by frame, only while that moves the data faster", nil
 	}
-	return codec.Lookup(c.Codec)
+	cd, err := codec.Lookup(c.Codec)
+	return cd, c.Codec, err
 }
 
 // backupArgs is mariabackup's command line (no secrets: the password goes
@@ -185,7 +190,7 @@ func (d *Donor) auth() (user, password string) {
 func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token []byte, pos Position, hostport string) error {
 	datadir := strings.TrimRight(d.Args.DataDir, "/")
 	total := dataSize(datadir)
-	cd, err := d.codec()
+	cd, how, err := d.codec()
 	if err != nil {
 		return exitf(wsrep.ExitInvalid, "compression: %w", err)
 	}
@@ -226,15 +231,6 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		return err
 	}
 	growPipe(stdout)
-	how := cd.Name()
-	switch d.Config.Codec {
-	case CodecAuto:
-		how = "auto: S2 frame by frame, only while that moves the data faster"
-	case codec.NameZstd:
-		how = fmt.Sprintf("zstd level %d, %d threads", d.Config.CodecLevel, d.Config.CodecConcurrency)
-	case codec.NameS2:
-		how = fmt.Sprintf("s2, %d threads", d.Config.CodecConcurrency)
-	}
 	d.log.Infof("streaming to joiner %s: %s %s (compression %s)", hostport, d.Config.Mariabackup, strings.Join(args, " "), how)
 	if err := cmd.Start(); err != nil {
 		return exitf(wsrep.ExitNoEnt, "start %s: %w", d.Config.Mariabackup, err)
