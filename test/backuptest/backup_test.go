@@ -245,6 +245,7 @@ func TestKilledBackupLeavesNothing(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binDir, "galera-backup"), "backup", "--storage", store, "--socket", n1.Socket,
 		"--user", "root", "--parallel", "1", "--log-level", "warn")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // the killed run's scratch dir goes with the test
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

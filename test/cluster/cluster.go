@@ -251,6 +251,9 @@ func (n *Node) prepare(ctx context.Context) error {
 	if err := os.MkdirAll(n.DataDir, 0o750); err != nil {
 		return fmt.Errorf("%s: %w", n.Name, err)
 	}
+	if err := os.MkdirAll(n.tmpDir(), 0o750); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
 	o := n.c.opts
 	if o.BinDir != "" {
 		bin := filepath.Join(n.baseDir(), "bin")
@@ -374,9 +377,14 @@ func (n *Node) env() []string {
 		abs, _ := filepath.Abs(d)
 		path = abs + ":" + path
 	}
-	env := []string{"PATH=" + path, "HOME=" + n.Dir, "LANG=C", "TZ=UTC"}
+	// TMPDIR inside the node's directory: scratch directories of SST
+	// scripts that a fault test kills go away with the cluster.
+	env := []string{"PATH=" + path, "HOME=" + n.Dir, "TMPDIR=" + n.tmpDir(), "LANG=C", "TZ=UTC"}
 	return env
 }
+
+// tmpDir is the TMPDIR of the node's processes.
+func (n *Node) tmpDir() string { return filepath.Join(n.Dir, "tmp") }
 
 // Running reports whether the node's mariadbd process is alive.
 func (n *Node) Running() bool {

@@ -154,25 +154,31 @@ func phases(nodeDir string, re *regexp.Regexp, n int) {
 
 var pauseFile string
 
-// pause waits while pauseFile exists.
-func pause() {
+// pause waits while pauseFile exists, or until ctx is done.
+func pause(ctx context.Context) error {
 	if pauseFile == "" {
-		return
+		return nil
 	}
 	for said := false; ; said = true {
 		if _, err := os.Stat(pauseFile); err != nil {
-			return
+			return nil
 		}
 		if !said {
 			fmt.Fprintf(os.Stderr, "paused: remove %s to go on\n", pauseFile)
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 }
 
 // sst wipes node 2 and times its rejoin by method m.
 func sst(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Duration, error) {
-	pause()
+	if err := pause(ctx); err != nil {
+		return 0, err
+	}
 	n2 := c.Node(2)
 	if err := n2.Stop(ctx); err != nil {
 		return 0, err
