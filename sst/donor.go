@@ -20,6 +20,7 @@ import (
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/ratelimit"
 	"github.com/gosst/gosst/stream/wire"
+	"github.com/klauspost/readahead"
 )
 
 // Donor sends a state transfer to a joiner.
@@ -259,6 +260,17 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 			bcancel()
 		}
 	}()
+	// mariabackup reads a chunk, then writes it into the pipe, which
+	// holds 1 MiB; without a reader draining the pipe at once its next
+	// read waits for each network send. Read ahead of the sender, into
+	// up to 16 MiB: 25 % off a 2 GiB SST (docs/benchmarks.md).
+	ra, err := readahead.NewReaderSize(ctxReader{bctx, stdout}, 16, 1<<20)
+	if err != nil {
+		return err
+	}
+	// Close waits for the read-ahead goroutine, which ends when its read
+	// of the pipe returns: the pipe is closed first.
+	defer func() { _ = stdout.Close(); _ = ra.Close() }()
 	ka := &keepaliveWriter{w: prog.wire.Writer(conn)}
 	var auto func() wire.AdaptiveStats // compression=auto's frame counts
 	sendErr := func() error {
@@ -289,7 +301,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		if err != nil {
 			return err
 		}
-		var src io.Reader = ctxReader{bctx, stdout}
+		var src io.Reader = ra
 		if d.Config.RateLimit > 0 {
 			src = ratelimit.NewReader(bctx, src, ratelimit.NewLimiter(d.Config.RateLimit, 0))
 		}
