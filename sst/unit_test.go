@@ -120,14 +120,17 @@ compression=s2
 [gosst]
 idle-timeout=2m
 compression-level=3
-direct-io=on
+direct-io=off
 `, &wsrep.Args{DefaultsGroupSuffix: ".2", MysqldArgs: []string{"--aria-log-dir-path=/aria", "--innodb-undo-directory=/u2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Codec != "s2" || c.CodecLevel != 3 || c.InitialTimeout != 0 || c.IdleTimeout != 2*time.Minute ||
-		c.RateLimit != 10<<20 || c.BackupThreads != 4 || !c.ProgressOff || !c.DirectIO {
+		c.RateLimit != 10<<20 || c.BackupThreads != 4 || !c.ProgressOff || c.DirectIO {
 		t.Errorf("config: %+v", c)
+	}
+	if d := DefaultConfig(); !d.DirectIO || d.Codec != CodecAuto {
+		t.Errorf("defaults: direct-io %v, compression %q; want on, auto", d.DirectIO, d.Codec)
 	}
 	want := Layout{DataHome: "/ibd", UndoDir: "/u2", AriaDir: "/aria", Binlog: "/binlogs/mysql-bin"}
 	if c.Layout != want {

@@ -37,9 +37,10 @@ type ExtractOptions struct {
 
 	// DirectIO (Linux) writes large aligned payloads with O_DIRECT and
 	// replaces the fsync per file by one syncfs at the end. It saves the
-	// CPU the copy into the page cache, but each write then waits for the
-	// disk: on the 2-core test VM a 2 GiB SST was ~1 s slower with it
-	// (docs/benchmarks.md), so it is off by default.
+	// CPU the copy into the page cache (2-4 s per 2 GiB on the 2-core
+	// test VM); each write then waits for the disk while the bounded
+	// buffer keeps reading. Payloads the filesystem refuses go through
+	// the page cache. Off in the zero value; the SST joiner turns it on.
 	DirectIO bool
 
 	// MaxOpenFiles bounds the number of files open at once (paths with a
