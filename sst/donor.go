@@ -273,6 +273,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	defer func() { _ = stdout.Close(); _ = ra.Close() }()
 	ka := &keepaliveWriter{w: prog.wire.Writer(conn)}
 	var auto func() wire.AdaptiveStats // compression=auto's frame counts
+	streamStart := time.Now()
 	sendErr := func() error {
 		wo := wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize, CRC32C: true}
 		if d.Config.Codec == CodecAuto {
@@ -370,8 +371,9 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	prog.summary("sent")
 	if auto != nil {
 		st := auto()
-		d.log.Infof("compression=auto sent %d of %d frames compressed (it compresses only while that moves the data faster; compression=s2 or zstd always compress, e.g. to save bandwidth)",
-			st.Compressed, st.Compressed+st.Plain)
+		share := 100 * st.Wait.Seconds() / max(time.Since(streamStart).Seconds(), 1e-9)
+		d.log.Infof("compression=auto sent %d of %d frames compressed; sending to the joiner took %.0f%% of the time (it tries compressing only while the connection is the limit, over half the time, and keeps it only while that moves the data faster; compression=s2 or zstd always compress, e.g. to save bandwidth)",
+			st.Compressed, st.Compressed+st.Plain, share)
 	}
 	return d.out.line("done " + pos.GTID())
 }

@@ -6,16 +6,19 @@ import "time"
 // frame by frame, whether to send the data compressed. The zero value
 // means the defaults.
 //
-// The decision is measured, not guessed. After a first epoch of plain
-// frames (a source's start is rarely typical), the writer sends one epoch
-// of plain frames and one of compressed frames, compares how many data
-// bytes per second got through (its Write calls are paced by the source
-// and by the connection), and keeps the faster mode for the next RunEpochs
-// epochs before measuring again. An epoch of the chosen mode that is
-// slower than the other mode's measurement triggers a new measurement at
-// once, so a decision taken on a fluke does not last. On a fast link, or when the source or the
-// receiver's CPU is the limit, plain frames win and cost nothing extra; on
-// a slow link compression wins. A tie sends plain frames.
+// The decision is measured, not guessed. Compression can only help when
+// the connection sets the pace, so while plain frames are sent the writer
+// times its writes to the connection: in an epoch where they took less
+// than half the time (the source, e.g. mariabackup reading the disk, set
+// the pace) it does not even try compressing. Otherwise, after a first
+// epoch of plain frames (a source's start is rarely typical), it sends one
+// epoch of plain frames and one of compressed frames, compares how many
+// data bytes per second got through, and keeps the faster mode for the
+// next RunEpochs epochs before measuring again. An epoch of the chosen
+// mode that is slower than the other mode's measurement triggers a new
+// measurement at once, so a decision taken on a fluke does not last. On a
+// fast link, or when the receiver is the limit, plain frames win and cost
+// nothing extra; on a slow link compression wins. A tie sends plain frames.
 type AdaptiveOptions struct {
 	// EpochBytes is how many data bytes each measurement covers (0 means
 	// 64 MiB).
@@ -26,6 +29,10 @@ type AdaptiveOptions struct {
 	// Margin is how much faster compressing must be to be chosen: 1.1
 	// means 10 % more data bytes per second (0 means 1.1).
 	Margin float64
+	// LinkBound is the share of an epoch's time spent in writes to the
+	// connection from which the connection counts as the limit and
+	// compressing is worth measuring (0 means 0.5).
+	LinkBound float64
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -33,10 +40,14 @@ type AdaptiveOptions struct {
 // AdaptiveStats counts a writer's data frames by kind.
 type AdaptiveStats struct {
 	Plain, Compressed int64
+	// Wait is the time spent in writes of data frames to the connection.
+	Wait time.Duration
 }
 
-// chooser decides per frame whether to compress. After one unmeasured
-// plain epoch it measures one epoch plain and one compressed. Compressing
+// chooser decides per frame whether to compress. A plain epoch whose
+// writes to the connection took less than linkBound of its time starts no
+// measurement: the source set the pace. Otherwise, after one unmeasured
+// plain epoch, it measures one epoch plain and one compressed. Compressing
 // is chosen only when it wins two such pairs in a row (one epoch of a
 // busy disk or CPU can make either mode look fast); plain frames are
 // chosen as soon as compressing loses one. The chosen mode runs for
@@ -47,6 +58,7 @@ type chooser struct {
 	epoch     int64
 	runEpochs int
 	margin    float64
+	linkBound float64
 	now       func() time.Time
 
 	probing   bool
@@ -56,11 +68,12 @@ type chooser struct {
 	left      int // epochs before the next probe
 	bytes     int64
 	start     time.Time
-	rate      [2]float64 // data bytes per second: plain, compressed
+	wait      time.Duration // in writes to the connection, this epoch
+	rate      [2]float64    // data bytes per second: plain, compressed
 }
 
 func newChooser(o AdaptiveOptions) *chooser {
-	c := &chooser{epoch: o.EpochBytes, runEpochs: o.RunEpochs, margin: o.Margin, now: o.Now, left: 1}
+	c := &chooser{epoch: o.EpochBytes, runEpochs: o.RunEpochs, margin: o.Margin, linkBound: o.LinkBound, now: o.Now, left: 1}
 	if c.epoch <= 0 {
 		c.epoch = 64 << 20
 	}
@@ -69,6 +82,9 @@ func newChooser(o AdaptiveOptions) *chooser {
 	}
 	if c.margin <= 0 {
 		c.margin = 1.1
+	}
+	if c.linkBound <= 0 {
+		c.linkBound = 0.5
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -87,17 +103,24 @@ func (c *chooser) compress() bool {
 	return c.mode
 }
 
-// done records that n data bytes were handed on.
-func (c *chooser) done(n int64) {
+// done records that n data bytes were handed on, their write to the
+// connection having taken wait.
+func (c *chooser) done(n int64, wait time.Duration) {
 	c.bytes += n
+	c.wait += wait
 	if c.bytes < c.epoch {
 		return
 	}
-	rate := float64(c.bytes) / max(c.now().Sub(c.start).Seconds(), 1e-9)
-	c.bytes, c.start = 0, time.Time{}
+	took := max(c.now().Sub(c.start).Seconds(), 1e-9)
+	rate := float64(c.bytes) / took
+	linkBound := c.wait.Seconds() >= c.linkBound*took
+	c.bytes, c.start, c.wait = 0, time.Time{}, 0
 	if !c.probing {
 		behind := c.rate[0] > 0 && (c.mode && rate < c.rate[0] || !c.mode && rate*c.margin < c.rate[1])
-		if c.left--; c.left <= 0 || behind {
+		c.left--
+		// Sending plain frames faster than the connection takes them
+		// leaves nothing for compression to win.
+		if (c.left <= 0 || behind) && (c.mode || linkBound) {
 			c.probing, c.probeStep = true, 0
 		}
 		return

@@ -32,14 +32,16 @@ func slowLink(clock *fakeClock, epoch int64) *AdaptiveOptions {
 	return &AdaptiveOptions{EpochBytes: epoch, RunEpochs: 16, Now: clock.Now}
 }
 
-// pacedSink models what paces the writer: a link that takes perByte for
-// every byte sent, and a source that takes perWrite for every frame
-// whatever its size.
+// pacedSink models what paces the writer from the connection's side: a
+// link that takes perByte for every byte sent, and a receiver that takes
+// perWrite for every frame whatever its size. perRead models the source:
+// it passes between the writer's Write calls, not inside them.
 type pacedSink struct {
 	bytes.Buffer
 	clock    *fakeClock
 	perByte  time.Duration
 	perWrite time.Duration
+	perRead  time.Duration
 }
 
 func (s *pacedSink) Write(p []byte) (int, error) {
@@ -58,21 +60,24 @@ func text(n int) []byte {
 }
 
 // TestAdaptiveChooses: against a modelled slow link (bytes cost time) the
-// writer ends up compressing; against a modelled slow source (each frame
-// costs the same whatever its size) it sends plain frames. Either way the
-// stream reads back unchanged.
+// writer ends up compressing; against a modelled slow receiver (each frame
+// costs the same whatever its size) it sends plain frames; with a slow
+// source (the connection waits for data) it does not even try compressing.
+// Either way the stream reads back unchanged.
 func TestAdaptiveChooses(t *testing.T) {
 	data := text(4 << 20)
 	for _, tc := range []struct {
-		name              string
-		perByte, perWrite time.Duration
-		wantCompressed    bool
+		name                       string
+		perByte, perWrite, perRead time.Duration
+		wantCompressed             bool
 	}{
-		{"slow link", time.Microsecond, 0, true},
-		{"slow source", 0, time.Millisecond, false},
+		{"slow link", time.Microsecond, 0, 0, true},
+		{"slow receiver", 0, time.Millisecond, 0, false},
+		{"slow source", 0, 0, time.Millisecond, false},
+		{"slow source, fast link", time.Nanosecond, 0, time.Millisecond, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stream, st := pacedStream(t, data, 16<<10, 128<<10, &pacedSink{perByte: tc.perByte, perWrite: tc.perWrite})
+			stream, st := pacedStream(t, data, 16<<10, 128<<10, &pacedSink{perByte: tc.perByte, perWrite: tc.perWrite, perRead: tc.perRead})
 			if st.Plain+st.Compressed != int64(len(data)/(16<<10)) {
 				t.Fatalf("stats %+v do not add up to %d frames", st, len(data)/(16<<10))
 			}
@@ -80,6 +85,9 @@ func TestAdaptiveChooses(t *testing.T) {
 			// six; the chosen mode must hold the clear majority.
 			if tc.wantCompressed && st.Compressed < 3*st.Plain || !tc.wantCompressed && st.Plain < 3*st.Compressed {
 				t.Errorf("stats %+v, want mostly compressed=%v", st, tc.wantCompressed)
+			}
+			if tc.perRead > 0 && st.Compressed != 0 {
+				t.Errorf("stats %+v: compressed frames although the source set the pace", st)
 			}
 			out, fr, err := unframe(stream, ReaderOptions{})
 			if err != nil || !bytes.Equal(out, data) {
@@ -124,9 +132,33 @@ func TestChooser(t *testing.T) {
 	} {
 		got := c.compress()
 		now = now.Add(e.took)
-		c.done(100)
+		c.done(100, e.took) // the connection sets the pace
 		if got != e.compress {
 			t.Fatalf("epoch %d: compress=%v, want %v", i, got, e.compress)
+		}
+	}
+}
+
+// TestChooserSourceBound: while writes to the connection take less than
+// half of the time, plain frames are sent without measuring compression;
+// once the connection becomes the limit, measuring starts.
+func TestChooserSourceBound(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 2, Now: func() time.Time { return now }})
+	epoch := func(took, wait time.Duration) bool {
+		got := c.compress()
+		now = now.Add(took)
+		c.done(100, wait)
+		return got
+	}
+	for i := range 40 {
+		if epoch(10*time.Millisecond, 4*time.Millisecond) {
+			t.Fatalf("epoch %d compressed while the source set the pace", i)
+		}
+	}
+	for i, want := range []bool{false, false, true} { // link-bound plain; probe plain; probe compressed
+		if got := epoch(10*time.Millisecond, 9*time.Millisecond); got != want {
+			t.Fatalf("link-bound epoch %d: compress=%v, want %v", i, got, want)
 		}
 	}
 }
@@ -151,8 +183,13 @@ func pacedStream(t *testing.T, data []byte, frameSize int, epoch int64, sink *pa
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fw.Write(data); err != nil {
-		t.Fatal(err)
+	for p := data; len(p) > 0; {
+		sink.clock.advance(sink.perRead)
+		k := min(len(p), frameSize)
+		if _, err := fw.Write(p[:k]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[k:]
 	}
 	if err := fw.Close(); err != nil {
 		t.Fatal(err)

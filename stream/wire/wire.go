@@ -24,6 +24,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"time"
 
 	"github.com/gosst/gosst/stream/integrity"
 	"github.com/klauspost/compress/s2"
@@ -305,12 +306,18 @@ func (fw *FrameWriter) Flush() error {
 	binary.BigEndian.PutUint32(frame[1:], uint32(len(frame)-headerSize))
 	fw.h.Write(frame[headerSize:])
 	fw.n += int64(len(frame) - headerSize)
+	var t0 time.Time
+	if fw.ch != nil {
+		t0 = fw.ch.now()
+	}
 	if _, err := fw.w.Write(frame); err != nil {
 		fw.err = err
 		return err
 	}
 	if fw.ch != nil {
-		fw.ch.done(int64(len(data)))
+		wait := fw.ch.now().Sub(t0)
+		fw.stats.Wait += wait
+		fw.ch.done(int64(len(data)), wait)
 	}
 	fw.buf = fw.buf[:headerSize]
 	return nil
