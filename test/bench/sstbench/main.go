@@ -13,7 +13,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,7 +28,7 @@ func main() {
 	methods := flag.String("methods", "mariabackup,rsync,gosst", "SST methods to time, in order")
 	bin := flag.String("bin", "bin", "directory with the built wsrep_sst_gosst")
 	keep := flag.Bool("keep", false, "keep the cluster directory")
-	rounds := flag.Int("rounds", 1, "SSTs per method (alternating methods); the median counts")
+	rounds := flag.Int("rounds", 1, "SSTs per method (methods alternate, each round starting one later); the median counts")
 	joinerDisk := flag.String("joiner-disk", "shared", "node 2's datadir: shared (the same disk as node 1) or ram (its own ext4 on a RAM-backed loop device; needs root)")
 	flag.StringVar(&pauseFile, "pause", "", "before each SST, wait while this file exists (swap binaries between SSTs)")
 	flag.Parse()
@@ -92,7 +94,10 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 	size, _ := n1.QueryString(ctx, "SELECT ROUND(SUM(data_length+index_length)/1048576) FROM information_schema.TABLES WHERE table_schema='sbtest'")
 	results := map[string][]time.Duration{}
 	for r := 0; r < rounds; r++ {
-		for _, m := range methods {
+		// Each round starts one method later, so that no method always
+		// follows the same one (and inherits its after-effects).
+		order := append(slices.Clone(methods[r%len(methods):]), methods[:r%len(methods)]...)
+		for _, m := range order {
 			d, err := sst(ctx, c, dir, m)
 			if err != nil {
 				return err
@@ -211,8 +216,13 @@ func sst(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Duration,
 	}
 	// The stock methods leave their data in the page cache; without a
 	// flush here the next SST, whichever method, would pay for writing
-	// it back.
+	// it back. Then wait until the disks are quiet: whatever a previous
+	// SST left running (InnoDB flushing, a stock script cleaning up)
+	// must not be charged to this one.
 	syscall.Sync()
+	if err := quiet(ctx); err != nil {
+		return 0, err
+	}
 	start := time.Now()
 	if err := n2.Start(ctx); err != nil {
 		return 0, fmt.Errorf("%s SST: %w", m, err)
@@ -325,4 +335,44 @@ func runCmd(ctx context.Context, name string, args ...string) error {
 		return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// quiet waits until the machine's block devices move less than 4 MB/s
+// for two seconds in a row (at most a minute).
+func quiet(ctx context.Context) error {
+	calm := 0
+	last := diskBytes()
+	for deadline := time.Now().Add(time.Minute); calm < 4 && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		now := diskBytes()
+		if now-last < 2<<20 {
+			calm++
+		} else {
+			calm = 0
+		}
+		last = now
+	}
+	return nil
+}
+
+// diskBytes is the bytes read and written so far by disk devices
+// (/proc/diskstats: vd*, sd*, nvme*; loop devices are left out, the
+// bench's is backed by RAM).
+func diskBytes() int64 {
+	data, _ := os.ReadFile("/proc/diskstats")
+	var total int64
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || !strings.HasPrefix(f[2], "vd") && !strings.HasPrefix(f[2], "sd") && !strings.HasPrefix(f[2], "nvme") {
+			continue
+		}
+		rd, _ := strconv.ParseInt(f[5], 10, 64)
+		wr, _ := strconv.ParseInt(f[9], 10, 64)
+		total += (rd + wr) * 512
+	}
+	return total
 }
