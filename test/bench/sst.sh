@@ -5,9 +5,11 @@
 #   test/bench/sst.sh [SIZE_MB]     (default 2048)
 #   METHODS="gosst,gosst:compression=none" ROUNDS=3 test/bench/sst.sh
 #
-# ROUNDS (default 1) repeats every method, alternating, and reports medians
-# (single SSTs on a shared 2-core VM vary by ±15 %). After each gosst SST the
-# joiner's own receive/prepare/total times and both scripts' CPU are printed.
+# ROUNDS (default 1) repeats every method, alternating (each round starts one
+# method later), and reports medians (single SSTs on a shared 2-core VM vary
+# by ±15 %). Every SST starts after a sync and once the disks are quiet.
+# After each gosst SST the joiner's own receive/prepare/total times and both
+# scripts' CPU are printed.
 #
 # JOINER_DISK=shared (default) keeps both nodes' datadirs on one disk, which
 # must then carry the donor's reads and the joiner's writes at once.
