@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -761,13 +760,6 @@ func abbreviate(q string) string {
 
 // freePorts finds n distinct free TCP ports on 127.0.0.1.
 func freePorts(n int) ([]int, error) {
-	// Not port 0: the kernel hands those out of its ephemeral range, where
-	// any outgoing connection (another test's client, a galera link) may
-	// take the port before mariadbd binds it ("Address already in use").
-	lo, hi := 20000, ephemeralLow()
-	if hi-lo < 2000 {
-		lo = max(1024, hi-10000)
-	}
 	ls := make([]net.Listener, 0, n)
 	defer func() {
 		for _, l := range ls {
@@ -775,32 +767,15 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	ports := make([]int, 0, n)
-	for tries := 0; len(ports) < n; tries++ {
-		if tries == 10000 {
-			return nil, fmt.Errorf("cluster: no free port in %d-%d", lo, hi-1)
-		}
-		p := lo + rand.IntN(hi-lo)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			continue // in use
+			return nil, fmt.Errorf("cluster: find free port: %w", err)
 		}
 		ls = append(ls, l)
-		ports = append(ports, p)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range.
-func ephemeralLow() int {
-	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	var lo int
-	if _, err := fmt.Sscan(string(data), &lo); err != nil || lo <= 1024 {
-		return 32768
-	}
-	return lo
 }
 
 func (n *Node) createSSTUser(ctx context.Context) error {
