@@ -262,6 +262,22 @@ func TestDonorKilledMidStream(t *testing.T) {
 				t.Logf("%s: %v", n.Name, err)
 			}
 		}
+		// A crashed donor leaves the one other node without quorum (1 of
+		// 2): bootstrap its primary component again, as an operator would.
+		for _, o := range shared.Nodes[:2] {
+			if o == n || !o.Running() {
+				continue
+			}
+			if st, _ := o.Status(ctx, "wsrep_cluster_status"); st != "Primary" {
+				t.Logf("%s: cluster status %q; pc.bootstrap=YES", o.Name, st)
+				if err := o.Exec(ctx, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
+					t.Fatal(err)
+				}
+				if err := o.WaitSynced(ctx, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		if err := n.Start(ctx); err != nil {
 			t.Fatalf("%s: restart after the galera failure: %v", n.Name, err)
 		}
