@@ -356,6 +356,9 @@ func quiet(ctx context.Context) error {
 		}
 		last = now
 	}
+	if calm < 4 {
+		fmt.Fprintln(os.Stderr, "sstbench: disks still busy after a minute; timing the next SST anyway")
+	}
 	return nil
 }
 
