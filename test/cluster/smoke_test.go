@@ -37,7 +37,10 @@ func TestSmoke(t *testing.T) {
 	mustExec(t, n2, ctx, "CREATE DATABASE smoke; CREATE TABLE smoke.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB")
 	mustExec(t, n2, ctx, "INSERT INTO smoke.t VALUES (1, 'written on node2')")
 	for _, n := range []*cluster.Node{n3, n1} {
-		v, err := n.QueryString(ctx, "SELECT v FROM smoke.t WHERE id = 1")
+		// A causal read: galera applies remote writes asynchronously, and
+		// without wsrep_sync_wait a read right after the commit elsewhere
+		// may not see it yet (seen once in CI).
+		v, err := n.QueryString(ctx, "SET STATEMENT wsrep_sync_wait=1 FOR SELECT v FROM smoke.t WHERE id = 1")
 		if err != nil || v != "written on node2" {
 			t.Fatalf("%s: read row written on node2: %q, %v", n.Name, v, err)
 		}
