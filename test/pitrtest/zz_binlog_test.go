@@ -184,7 +184,7 @@ func TestArchiverReportsGap(t *testing.T) {
 			// The table was created on node 1: wait for node 2 to have
 			// applied that (wsrep_sync_wait 4 covers INSERT), or the
 			// INSERT can lose certification against the DDL (error 1213).
-			if err := n2.Exec(ctx, "SET STATEMENT wsrep_sync_wait=4 FOR INSERT INTO pitr.gap VALUES (?)", i); err != nil {
+			if err := n2.Exec(ctx, fmt.Sprintf("SET STATEMENT wsrep_sync_wait=4 FOR INSERT INTO pitr.gap VALUES (%d)", i)); err != nil {
 				t.Fatal(err)
 			}
 		}
