@@ -84,6 +84,12 @@ func readMessage(r io.Reader, token []byte, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeMessage(fr, v)
+}
+
+// decodeMessage reads the rest of a message stream whose hello was read
+// into v: at most maxMessage bytes of JSON.
+func decodeMessage(fr *wire.FrameReader, v any) error {
 	b, err := io.ReadAll(io.LimitReader(fr, maxMessage+1))
 	if err != nil {
 		return err
