@@ -40,7 +40,7 @@ type Config struct {
 	// connection to finish its TLS handshake and send the secret and
 	// header; a peer that does not is dropped, and the joiner keeps
 	// waiting for the donor until InitialTimeout.
-	HelloTimeout time.Duration
+	HelloTimeout   time.Duration
 	IdleTimeout    time.Duration // both: no byte for this long = dead peer
 	ConnectTimeout time.Duration // donor: keep retrying the connection this long
 
