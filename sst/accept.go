@@ -38,10 +38,18 @@ const (
 	maxReportedDrops = 3
 )
 
+// lingerAfterRefusal is how long the joiner reads on after telling a
+// peer why it refused it (see handshake).
+const lingerAfterRefusal = 2 * time.Second
+
 // dropError is a failed handshake of a peer that did not prove the
 // one-time secret: the joiner logs it, closes the connection and keeps
 // waiting for the donor.
-type dropError struct{ reason string }
+type dropError struct {
+	reason   string
+	reported bool // already passed to the report function
+	ours     bool // the joiner closed the connection (the donor won, or it stops)
+}
 
 func (e *dropError) Error() string { return e.reason }
 
@@ -139,14 +147,21 @@ func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config,
 				defer func() { <-slots }()
 				peer := raw.RemoteAddr().String()
 				unwatch := context.AfterFunc(gctx, func() { raw.Close() })
-				a, err := j.handshake(gctx, raw, peer, tlsCfg, token)
-				if !unwatch() {
-					// Another connection won, or the joiner is stopping:
-					// this one was closed under the handshake.
-					return nil
-				}
+				a, err := j.handshake(gctx, raw, peer, tlsCfg, token, func(reason string) { drop(peer, reason) })
+				watched := unwatch()
 				var de *dropError
 				switch {
+				case errors.As(err, &de):
+					raw.Close()
+					if !de.reported && !de.ours {
+						drop(peer, de.reason)
+					}
+					return nil
+				case !watched:
+					// Another connection won, or the joiner is stopping:
+					// this one was closed under the handshake.
+					raw.Close()
+					return nil
 				case err == nil:
 					if !claim(a) {
 						raw.Close()
@@ -154,10 +169,6 @@ func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config,
 						return nil
 					}
 					won() // stop accepting, close the others
-					return nil
-				case errors.As(err, &de):
-					raw.Close()
-					drop(peer, de.reason)
 					return nil
 				default:
 					raw.Close()
@@ -209,7 +220,11 @@ func plural(n int) string {
 // handshake runs one connection's handshake within hello-timeout. It
 // returns the donor's connection, a *dropError for a peer that did not
 // prove the secret, or the error that fails the SST for one that did.
-func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCfg *tls.Config, token []byte) (*accepted, error) {
+//
+// A drop decided by what the peer sent is reported before the peer is told
+// and the connection closed, so that a peer that sees its connection end
+// can rely on the drop having been counted.
+func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCfg *tls.Config, token []byte, report func(reason string)) (*accepted, error) {
 	ic := newIdleConn(raw, j.Config.IdleTimeout)
 	var until time.Time
 	if d := j.Config.HelloTimeout; d > 0 {
@@ -219,14 +234,16 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 	// dropped names what a peer did wrong before it proved anything.
 	dropped := func(what string, err error) error {
 		switch {
+		case errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled):
+			return &dropError{reason: "closed by the joiner", ours: true}
 		case !until.IsZero() && !time.Now().Before(until):
-			return &dropError{fmt.Sprintf("did not complete the handshake within hello-timeout (%s)", j.Config.HelloTimeout)}
-		case errors.Is(err, wire.ErrTruncated), errors.Is(err, net.ErrClosed):
-			return &dropError{"closed the connection during the handshake"}
+			return &dropError{reason: fmt.Sprintf("did not complete the handshake within hello-timeout (%s)", j.Config.HelloTimeout)}
+		case errors.Is(err, wire.ErrTruncated):
+			return &dropError{reason: "closed the connection during the handshake"}
 		case errors.Is(err, wire.ErrBadMagic):
-			return &dropError{"is not a gosst donor (" + err.Error() + ")"}
+			return &dropError{reason: "is not a gosst donor (" + err.Error() + ")"}
 		}
-		return &dropError{what + ": " + err.Error()}
+		return &dropError{reason: what + ": " + err.Error()}
 	}
 	var conn net.Conn = ic
 	if tlsCfg != nil {
@@ -248,25 +265,46 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 		// secret, so it is the donor, and it speaks another protocol.
 		authed = true
 	}
-	refuse := func(msg string) {
+	refuse := func(msg string, de *dropError) {
+		if de != nil {
+			report(de.reason)
+			de.reported = true
+		}
 		// Tell a donor why, so that it fails at once with the reason
 		// instead of streaming into a closed connection.
-		_ = sendMessage(conn, nil, Reply{Error: msg})
+		if sendMessage(conn, nil, Reply{Error: msg}) != nil {
+			return
+		}
+		// Then close only our side and read on for a moment: closing with
+		// the peer's bytes unread resets the connection, and a donor still
+		// sending its header would fail on the reset without reading why.
+		if tc, ok := conn.(*tls.Conn); ok {
+			_ = tc.CloseWrite()
+		}
+		if cw, ok := raw.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		if linger := time.Now().Add(lingerAfterRefusal); until.IsZero() || linger.Before(until) {
+			ic.setUntil(linger)
+		}
+		_, _ = io.Copy(io.Discard, ic)
 	}
 	if err != nil {
 		switch {
 		case authed:
 			msg := fmt.Sprintf("the donor speaks another gosst protocol: %v; update the older node", err)
-			refuse(msg)
+			refuse(msg, nil)
 			return nil, exitf(wsrep.ExitProtoNoSupport, "donor %s knows this joiner's one-time secret, but %s", peer, msg)
 		case errors.Is(err, wire.ErrAuth):
-			refuse("wrong one-time secret: this connection is not the donor of this joiner's current SST")
-			return nil, &dropError{"did not know the one-time secret"}
+			de := &dropError{reason: "did not know the one-time secret"}
+			refuse("wrong one-time secret: this connection is not the donor of this joiner's current SST", de)
+			return nil, de
 		case errors.Is(err, wire.ErrVersion):
 			// No secret to prove (secret=off): a peer of another version
 			// may be a stranger, and is dropped; a donor learns why.
-			refuse(fmt.Sprintf("this joiner speaks gosst protocol %d/wire %d: %v", ProtoVersion, wire.Version, err))
-			return nil, &dropError{err.Error()}
+			de := &dropError{reason: err.Error()}
+			refuse(fmt.Sprintf("this joiner speaks gosst protocol %d/wire %d: %v", ProtoVersion, wire.Version, err), de)
+			return nil, de
 		}
 		return nil, dropped("bad hello", err)
 	}
@@ -279,11 +317,13 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 	}
 	if ctl.Proto != ProtoVersion {
 		msg := fmt.Sprintf("donor speaks gosst protocol %d, this joiner %d", ctl.Proto, ProtoVersion)
-		refuse(msg)
 		if authed {
+			refuse(msg, nil)
 			return nil, exitf(wsrep.ExitProtoNoSupport, "donor %s: %s; update the older node", peer, msg)
 		}
-		return nil, &dropError{msg}
+		de := &dropError{reason: msg}
+		refuse(msg, de)
+		return nil, de
 	}
 	return &accepted{conn: conn, ic: ic, ctl: ctl, peer: peer}, nil
 }

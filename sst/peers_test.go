@@ -276,6 +276,7 @@ func TestDonorRefusedFailsClearly(t *testing.T) {
 	if d.code == 0 || !strings.Contains(d.stderr, "wrong one-time secret") {
 		t.Errorf("donor: exit %d, want a failure naming the secret:\n%s", d.code, d.stderr)
 	}
+	t.Logf("donor with a stale secret: %s", lastErr(d.stderr))
 	// The joiner is still waiting: the real donor gets through.
 	if d := f.runDonor(ctx, addr, false, nil); d.code != 0 {
 		t.Fatalf("donor: exit %d\n%s", d.code, d.stderr)
@@ -283,4 +284,76 @@ func TestDonorRefusedFailsClearly(t *testing.T) {
 	if j := <-jres; j.code != 0 {
 		t.Fatalf("joiner: exit %d\n%s", j.code, j.stderr)
 	}
+}
+
+func TestHelloTimeoutConfig(t *testing.T) {
+	if d := DefaultConfig().HelloTimeout; d != DefaultHelloTimeout || d < 10*time.Second || d > 30*time.Second {
+		t.Errorf("default hello-timeout %s", d)
+	}
+	for _, tc := range []struct {
+		cnf  string
+		want time.Duration
+	}{
+		{"[sst]\nhello-timeout=5", 5 * time.Second},
+		{"[gosst]\nhello_timeout=90s", 90 * time.Second},
+	} {
+		c, err := parseCnf(t, tc.cnf, nil)
+		if err != nil || c.HelloTimeout != tc.want || len(c.Warnings) != 0 {
+			t.Errorf("%q: %s %v %v, want %s", tc.cnf, c.HelloTimeout, err, c.Warnings, tc.want)
+		}
+	}
+	for _, bad := range []string{"[sst]\nhello-timeout=0", "[sst]\nhello-timeout=-1", "[sst]\nhello-timeout=soon"} {
+		if _, err := parseCnf(t, bad, nil); !errors.Is(err, ErrConfig) {
+			t.Errorf("%q: err %v, want ErrConfig", bad, err)
+		}
+	}
+}
+
+// FuzzJoinerHandshake feeds arbitrary bytes to the joiner's handshake as a
+// peer would send them: it must never panic, and a peer whose bytes do
+// not contain the one-time secret is only ever dropped.
+func FuzzJoinerHandshake(f *testing.F) {
+	token := "0123456789abcdef0123456789abcdef"
+	var ok strings.Builder
+	if err := sendMessage(&ok, []byte(token), Control{Proto: ProtoVersion, Kind: KindSST, Position: testUUID + ":1", Domain: 7}); err != nil {
+		f.Fatal(err)
+	}
+	var proto2 strings.Builder
+	if err := sendMessage(&proto2, []byte(token), Control{Proto: 2, Kind: KindSST}); err != nil {
+		f.Fatal(err)
+	}
+	var wrong strings.Builder
+	if err := sendMessage(&wrong, []byte("nope"), Control{Proto: ProtoVersion, Kind: KindIST}); err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][]byte{
+		nil, []byte("GET / HTTP/1.1\r\n\r\n"), []byte(ok.String()), []byte(proto2.String()), []byte(wrong.String()),
+		[]byte(ok.String())[:20], rawHello(2, token), rawHello(2, ""), rawHello(1, token),
+		append(rawHello(1, token), wire.FrameData, 0xff, 0xff, 0xff, 0xff),
+	} {
+		f.Add(seed)
+	}
+	j := &Joiner{Config: DefaultConfig()}
+	j.Config.HelloTimeout = 5 * time.Second // a safety net: the peer below always ends
+	f.Fuzz(func(t *testing.T, in []byte) {
+		server, client := net.Pipe()
+		drained := make(chan struct{})
+		go func() { _, _ = io.Copy(io.Discard, client); close(drained) }()
+		go func() {
+			_, _ = client.Write(in)
+			client.Close()
+		}()
+		a, err := j.handshake(context.Background(), server, "fuzz", nil, []byte(token), func(string) {})
+		server.Close()
+		<-drained
+		var de *dropError
+		switch {
+		case err == nil:
+			if a == nil || a.ctl.Proto != ProtoVersion || !strings.Contains(string(in), token) {
+				t.Fatalf("accepted %+v from %q", a, in)
+			}
+		case !errors.As(err, &de) && !strings.Contains(string(in), token):
+			t.Fatalf("a peer without the secret failed the SST: %v", err)
+		}
+	})
 }
