@@ -32,6 +32,9 @@ const (
 //     IST marker was taken (IST) or after the data was received, verified
 //     and fsynced (SST). The donor prints "done" only after an OK reply.
 //
+// The joiner believes nothing in stream 1 before its hello token matched
+// the one-time secret (accept.go): a peer without it is only dropped.
+//
 // Every stream ends in an end frame with the byte count and a checksum
 // (SHA-256; CRC-32C for the data stream, see wire.FlagCRC32C), so a cut or
 // corrupted transfer is never mistaken for a complete one.
