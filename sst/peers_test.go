@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -356,4 +357,106 @@ func FuzzJoinerHandshake(f *testing.F) {
 			t.Fatalf("a peer without the secret failed the SST: %v", err)
 		}
 	})
+}
+
+// countingListener counts the connections accept has open at once.
+type countingListener struct {
+	net.Listener
+	mu            sync.Mutex
+	open, maxOpen int
+	accepted      chan struct{} // one send per Accept
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.open++
+	l.maxOpen = max(l.maxOpen, l.open)
+	l.mu.Unlock()
+	l.accepted <- struct{}{}
+	return &countedConn{Conn: c, l: l}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	l    *countingListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.l.open--
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// TestPendingHandshakesBounded: however many connections wait, the joiner
+// holds at most maxPendingHandshakes of them open; when the donor is in,
+// it has closed all others.
+func TestPendingHandshakesBounded(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &countingListener{Listener: inner, accepted: make(chan struct{}, 100)}
+	j := &Joiner{Config: DefaultConfig(), log: &logger{w: io.Discard, role: "joiner"}}
+	j.Config.InitialTimeout = 0
+	j.Config.HelloTimeout = time.Hour // only the peers' own actions free a slot
+	token := "0123456789abcdef0123456789abcdef"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type res struct {
+		ctl Control
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		conn, _, ctl, err := j.accept(ctx, l, nil, []byte(token))
+		if conn != nil {
+			conn.Close()
+		}
+		done <- res{ctl, err}
+	}()
+	var silent []net.Conn
+	for range 2 * maxPendingHandshakes {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	for range maxPendingHandshakes {
+		<-l.accepted
+	}
+	// All slots are taken; the donor queues behind the silent peers, which
+	// now hang up one by one, each freeing a slot.
+	donor, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer donor.Close()
+	if err := sendMessage(donor, []byte(token), Control{Proto: ProtoVersion, Kind: KindIST, Position: testUUID + ":5"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range silent {
+		c.Close()
+	}
+	r := <-done
+	if r.err != nil || r.ctl.Kind != KindIST {
+		t.Fatalf("accept: %+v %v", r.ctl, r.err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.maxOpen > maxPendingHandshakes {
+		t.Errorf("%d connections open at once, want at most %d", l.maxOpen, maxPendingHandshakes)
+	}
+	if l.open != 0 {
+		t.Errorf("%d connections still open after accept returned", l.open)
+	}
 }
