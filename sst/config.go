@@ -36,6 +36,11 @@ type Config struct {
 	BackupThreads int   // mariabackup --parallel (backup-threads), 0 = mariabackup's default
 
 	InitialTimeout time.Duration // joiner: wait for the donor's first bytes (sst-initial-timeout), 0 = none
+	// HelloTimeout (hello-timeout) is the joiner's limit for each
+	// connection to finish its TLS handshake and send the secret and
+	// header; a peer that does not is dropped, and the joiner keeps
+	// waiting for the donor until InitialTimeout.
+	HelloTimeout   time.Duration
 	IdleTimeout    time.Duration // both: no byte for this long = dead peer
 	ConnectTimeout time.Duration // donor: keep retrying the connection this long
 
@@ -90,6 +95,7 @@ var knownKeys = map[string]bool{
 	"sst-initial-timeout": true, "idle-timeout": true, "connect-timeout": true, "progress": true,
 	"report-interval": true, "mariabackup": true, "use-memory": true, "wsrep-sst-auth": true,
 	"tmpdir": true, "secret": true, "listen-address": true, "direct-io": true,
+	"hello-timeout": true,
 }
 
 // DefaultConfig returns the defaults.
@@ -100,6 +106,7 @@ func DefaultConfig() Config {
 		CodecLevel:       1,
 		CodecConcurrency: min(4, max(1, runtime.NumCPU())),
 		InitialTimeout:   300 * time.Second,
+		HelloTimeout:     DefaultHelloTimeout,
 		IdleTimeout:      300 * time.Second,
 		ConnectTimeout:   20 * time.Second,
 		ReportEvery:      5 * time.Second,
@@ -240,6 +247,7 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	}
 	durKey("sst-initial-timeout", true, &c.InitialTimeout)
 	durKey("idle-timeout", true, &c.IdleTimeout)
+	durKey("hello-timeout", false, &c.HelloTimeout)
 	durKey("connect-timeout", false, &c.ConnectTimeout)
 	durKey("report-interval", false, &c.ReportEvery)
 	if v, ok := get("progress"); ok && strings.EqualFold(v, "none") {

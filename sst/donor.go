@@ -32,6 +32,7 @@ type Donor struct {
 	getenv  func(string) string
 	environ []string
 	ic      *idleConn
+	total   int64 // estimated backup size, measured before connecting
 }
 
 // Run does the whole donor side. It prints "done <uuid:seqno>" only after
@@ -66,6 +67,12 @@ func (d *Donor) Run(parent context.Context) error {
 	tlsCfg, err := tlsConfig(d.Config, false, host)
 	if err != nil {
 		return err
+	}
+	if !d.Args.Bypass {
+		// Measured before connecting: the joiner gives a connection only
+		// hello-timeout to send its header, and a walk of a large datadir
+		// can take longer.
+		d.total = dataSize(strings.TrimRight(d.Args.DataDir, "/"))
 	}
 	raw, err := dial(ctx, hostport, d.Config.ConnectTimeout, d.log.Warnf)
 	if err != nil {
@@ -189,8 +196,7 @@ func (d *Donor) auth() (user, password string) {
 
 // full streams mariabackup's backup to the joiner.
 func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token []byte, pos Position, hostport string) error {
-	datadir := strings.TrimRight(d.Args.DataDir, "/")
-	total := dataSize(datadir)
+	total := d.total
 	cd, how, err := d.codec()
 	if err != nil {
 		return exitf(wsrep.ExitInvalid, "compression: %w", err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -154,81 +153,6 @@ func durStr(d time.Duration) string {
 		return "forever"
 	}
 	return d.String()
-}
-
-// accept waits for the donor: the first connection that completes the TLS
-// handshake (if configured) and sends a control message with the right
-// secret. Other connections are logged and dropped.
-func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config, token []byte) (net.Conn, *bufio.Reader, Control, error) {
-	var deadline time.Time
-	if d := j.Config.InitialTimeout; d > 0 {
-		deadline = time.Now().Add(d)
-		_ = l.(*net.TCPListener).SetDeadline(deadline)
-	}
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	for {
-		raw, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, Control{}, context.Cause(ctx)
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, nil, Control{}, exitf(ExitTimedOut, "no donor connected within sst-initial-timeout (%s)", j.Config.InitialTimeout)
-			}
-			return nil, nil, Control{}, fmt.Errorf("accept: %w", err)
-		}
-		peer := raw.RemoteAddr().String()
-		wait := j.Config.IdleTimeout
-		if !deadline.IsZero() {
-			wait = max(time.Until(deadline), time.Second)
-		}
-		ic := newIdleConn(raw, wait)
-		var conn net.Conn = ic
-		if tlsCfg != nil {
-			tc := tls.Server(ic, tlsCfg)
-			hctx, cancel := context.WithTimeout(ctx, min(wait, 60*time.Second))
-			err := tc.HandshakeContext(hctx)
-			cancel()
-			if err != nil {
-				j.log.Errorf("refused connection from %s: TLS handshake failed: %v", peer, err)
-				raw.Close()
-				continue
-			}
-			conn = tc
-		}
-		br := bufio.NewReaderSize(conn, 1<<20)
-		var ctl Control
-		var tok []byte
-		if len(token) > 0 {
-			tok = token
-		}
-		if err := readMessage(br, tok, &ctl); err != nil {
-			switch {
-			case errors.Is(err, wire.ErrAuth):
-				j.log.Errorf("refused connection from %s: it does not know this joiner's one-time secret", peer)
-			case errors.Is(err, wire.ErrVersion):
-				j.log.Errorf("refused connection from %s: %v", peer, err)
-				_ = sendMessage(conn, nil, Reply{Error: err.Error()})
-				conn.Close()
-				return nil, nil, Control{}, exitf(wsrep.ExitProtoNoSupport, "donor %s: %w", peer, err)
-			default:
-				j.log.Errorf("refused connection from %s: %v", peer, err)
-			}
-			conn.Close()
-			continue
-		}
-		if ctl.Proto != ProtoVersion {
-			msg := fmt.Sprintf("donor speaks gosst protocol %d, this joiner %d", ctl.Proto, ProtoVersion)
-			_ = sendMessage(conn, nil, Reply{Error: msg})
-			conn.Close()
-			return nil, nil, Control{}, exitf(wsrep.ExitProtoNoSupport, "%s", msg)
-		}
-		ic.setIdle(j.Config.IdleTimeout)
-		j.ic = ic
-		j.log.Infof("donor %s connected (%s transfer from position %s)", peer, ctl.Kind, ctl.Position)
-		return conn, br, ctl, nil
-	}
 }
 
 // full receives, verifies, prepares and installs a full SST.

@@ -32,6 +32,9 @@ const (
 //     IST marker was taken (IST) or after the data was received, verified
 //     and fsynced (SST). The donor prints "done" only after an OK reply.
 //
+// The joiner believes nothing in stream 1 before its hello token matched
+// the one-time secret (accept.go): a peer without it is only dropped.
+//
 // Every stream ends in an end frame with the byte count and a checksum
 // (SHA-256; CRC-32C for the data stream, see wire.FlagCRC32C), so a cut or
 // corrupted transfer is never mistaken for a complete one.
@@ -84,6 +87,12 @@ func readMessage(r io.Reader, token []byte, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeMessage(fr, v)
+}
+
+// decodeMessage reads the rest of a message stream whose hello was read
+// into v: at most maxMessage bytes of JSON.
+func decodeMessage(fr *wire.FrameReader, v any) error {
 	b, err := io.ReadAll(io.LimitReader(fr, maxMessage+1))
 	if err != nil {
 		return err

@@ -26,6 +26,10 @@ type idleConn struct {
 	// noReadDeadline leaves read deadlines to the caller (the donor's
 	// reply reader, which waits silently through the whole stream).
 	noReadDeadline atomic.Bool
+	// until, if not zero, is an absolute limit (Unix nanoseconds) on every
+	// Read and Write besides the idle time: the joiner's hello deadline,
+	// which a peer trickling bytes must not stretch.
+	until atomic.Int64
 }
 
 func newIdleConn(c net.Conn, idle time.Duration) *idleConn {
@@ -36,26 +40,42 @@ func newIdleConn(c net.Conn, idle time.Duration) *idleConn {
 
 func (c *idleConn) setIdle(d time.Duration) { c.idle.Store(int64(d)) }
 
+// setUntil sets the absolute limit; the zero time removes it.
+func (c *idleConn) setUntil(t time.Time) {
+	if t.IsZero() {
+		c.until.Store(0)
+		return
+	}
+	c.until.Store(t.UnixNano())
+}
+
+// deadline is the deadline for an operation starting now: the idle time
+// from now, capped by the absolute limit; zero for none.
+func (c *idleConn) deadline() time.Time {
+	var t time.Time
+	if d := time.Duration(c.idle.Load()); d > 0 {
+		t = time.Now().Add(d)
+	}
+	if u := c.until.Load(); u != 0 {
+		if ut := time.Unix(0, u); t.IsZero() || ut.Before(t) {
+			t = ut
+		}
+	}
+	return t
+}
+
 func (c *idleConn) Read(p []byte) (int, error) {
 	if c.noReadDeadline.Load() {
 		n, err := c.Conn.Read(p)
 		return n, timeoutErr(err, time.Duration(c.idle.Load()), "receive")
 	}
-	if d := time.Duration(c.idle.Load()); d > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(d))
-	} else {
-		_ = c.Conn.SetReadDeadline(time.Time{})
-	}
+	_ = c.Conn.SetReadDeadline(c.deadline())
 	n, err := c.Conn.Read(p)
 	return n, timeoutErr(err, time.Duration(c.idle.Load()), "receive")
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
-	if d := time.Duration(c.idle.Load()); d > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(d))
-	} else {
-		_ = c.Conn.SetWriteDeadline(time.Time{})
-	}
+	_ = c.Conn.SetWriteDeadline(c.deadline())
 	n, err := c.Conn.Write(p)
 	return n, timeoutErr(err, time.Duration(c.idle.Load()), "send")
 }

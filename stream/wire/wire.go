@@ -364,7 +364,9 @@ func (fw *FrameWriter) Sum() integrity.Sum {
 // ReaderOptions configures a FrameReader.
 type ReaderOptions struct {
 	// Token, if not nil, must equal the hello's token (compared in constant
-	// time), else NewFrameReader fails with ErrAuth.
+	// time), else NewFrameReader fails with ErrAuth. The token is checked
+	// before the version and flags: with a Token, ErrVersion means the
+	// peer knew the token.
 	Token []byte
 	// MaxFrameSize is the largest frame payload accepted; 0 means
 	// DefaultMaxFrameSize. It must cover the writer's FrameSize.
@@ -425,14 +427,17 @@ func NewFrameReader(r io.Reader, o ReaderOptions) (*FrameReader, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The token first: nothing else a peer says counts before it has
+	// proven it knows the secret, so a stranger's hello with another
+	// version is ErrAuth, never ErrVersion.
+	if o.Token != nil && subtle.ConstantTimeCompare(o.Token, h.Token) != 1 {
+		return nil, ErrAuth
+	}
 	if h.Version != Version {
 		return nil, fmt.Errorf("%w %d (this build speaks version %d)", ErrVersion, h.Version, Version)
 	}
 	if h.Flags&^knownFlags != 0 {
 		return nil, fmt.Errorf("%w: unknown capability flags 0x%04x", ErrVersion, h.Flags&^knownFlags)
-	}
-	if o.Token != nil && subtle.ConstantTimeCompare(o.Token, h.Token) != 1 {
-		return nil, ErrAuth
 	}
 	fr.hello = h
 	fr.crc = h.Flags&FlagCRC32C != 0

@@ -154,6 +154,13 @@ func TestMalformed(t *testing.T) {
 		{"unknown flag", build(Magic, Hello{Version: 1, Flags: 4}, end(nil)), ReaderOptions{}, ErrVersion},
 		{"wrong token", build(Magic, Hello{Version: 1, Token: []byte("a")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrAuth},
 		{"missing token", build(Magic, v1, end(nil)), ReaderOptions{Token: []byte("b")}, ErrAuth},
+		// The token is checked before anything else in the hello: a
+		// stranger's other version or flags are ErrAuth, a peer that
+		// knows the token gets the real reason.
+		{"version 2, wrong token", build(Magic, Hello{Version: 2, Token: []byte("a")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrAuth},
+		{"unknown flag, wrong token", build(Magic, Hello{Version: 1, Flags: 4, Token: []byte("a")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrAuth},
+		{"version 2, right token", build(Magic, Hello{Version: 2, Token: []byte("b")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrVersion},
+		{"unknown flag, right token", build(Magic, Hello{Version: 1, Flags: 4, Token: []byte("b")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrVersion},
 		{"first frame not hello", append([]byte(Magic), end(nil)...), ReaderOptions{}, ErrMalformed},
 		{"oversized frame", build(Magic, v1, big), ReaderOptions{}, ErrFrameTooLarge},
 		{"small limit", build(Magic, v1, raw(FrameData, make([]byte, 100)), end(make([]byte, 100))), ReaderOptions{MaxFrameSize: 99}, ErrFrameTooLarge},
