@@ -103,8 +103,9 @@ type Move struct {
 
 // Plan is how a prepared backup in the staging directory is installed.
 type Plan struct {
-	Moves  []Move
-	Remove []string // staging entries not installed (the donor's binlog)
+	Staging string // the prepared backup, fsynced before the swap begins
+	Moves   []Move
+	Remove  []string // staging entries not installed (the donor's binlog)
 }
 
 // PlanInstall decides where each top-level entry of the prepared staging
@@ -127,7 +128,7 @@ func PlanInstall(staging, datadir string, l Layout) (Plan, error) {
 			binlog = filepath.Base(f[0])
 		}
 	}
-	var p Plan
+	p := Plan{Staging: staging}
 	var system [4][]Move // undo, aria, redo, data
 	for _, e := range entries {
 		name := e.Name()
@@ -220,7 +221,8 @@ const (
 func swapBegun(content []byte) bool { return string(content) != markerReceive }
 
 // Swap replaces the old server files by the planned new ones so that no
-// intermediate state carries a usable position: it marks the swap and
+// intermediate state carries a usable position: it first makes the
+// staged files durable (mariabackup --prepare rewrites them), marks the swap and
 // invalidates grastate.dat durably, removes the old system files first,
 // then the rest, installs the new ordinary files, and the new system
 // files last. Every directory it touches is fsynced before the next step.
@@ -229,6 +231,11 @@ func swapBegun(content []byte) bool { return string(content) != markerReceive }
 func Swap(datadir string, l Layout, p Plan, step func(string)) (removed int, err error) {
 	if step == nil {
 		step = func(string) {}
+	}
+	if p.Staging != "" {
+		if err := syncTree(p.Staging); err != nil {
+			return 0, fmt.Errorf("make the new data durable before the old is deleted: %w", err)
+		}
 	}
 	if err := invalidatePosition(datadir); err != nil {
 		return 0, err
@@ -472,9 +479,8 @@ func Install(p Plan) error {
 }
 
 // install moves the plan's system or ordinary entries (the ordinary pass
-// also drops p.Remove) and fsyncs the files it moves if they are system
-// files, and every directory it changes. half is called after about half
-// of the moves, once they are durable.
+// also drops p.Remove) and fsyncs every directory it changes. half is
+// called after about half of the moves, once they are durable.
 func install(p Plan, system bool, half func()) error {
 	if !system {
 		for _, r := range p.Remove {
@@ -521,13 +527,6 @@ func install(p Plan, system bool, half func()) error {
 		if err := os.RemoveAll(m.To); err != nil {
 			return err
 		}
-		if system {
-			// Renaming keeps the inode; make sure its content is on disk
-			// before the name that makes it count.
-			if err := syncFile(m.From); err != nil {
-				return fmt.Errorf("install %s: %w", m.To, err)
-			}
-		}
 		err := os.Rename(m.From, m.To)
 		if errors.Is(err, syscall.EXDEV) {
 			err = copyFile(m.From, m.To)
@@ -544,13 +543,25 @@ func install(p Plan, system bool, half func()) error {
 	return sync()
 }
 
-func syncFile(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+// syncTree fsyncs every regular file and directory under root.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", p, err)
+		}
+		return nil
+	})
 }
 
 // syncDir fsyncs a directory so that the entries created, renamed or

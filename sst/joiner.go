@@ -174,7 +174,8 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 // and the next start takes a full SST.
 func (j *Joiner) refuseIST(conn net.Conn, pos Position) error {
 	msg := fmt.Sprintf("refusing IST to %s: an earlier SST into %s was interrupted while replacing the data (%s is present), so the data cannot be trusted", pos.GTID(), j.datadir, InProgressFile)
-	_ = sendMessage(conn, nil, Reply{Error: msg})
+	// The position goes first: the donor's failure makes mysqld abort at
+	// once, and a service manager may then kill this script too.
 	err := invalidatePosition(j.datadir)
 	if err == nil {
 		var removed []string
@@ -183,6 +184,7 @@ func (j *Joiner) refuseIST(conn net.Conn, pos Position) error {
 			j.log.Warnf("removed the interrupted swap's system files %v so that no position can be recovered from them", removed)
 		}
 	}
+	_ = sendMessage(conn, nil, Reply{Error: msg})
 	if err != nil {
 		return exitf(wsrep.ExitInvalid, "%s; making the position unusable also failed: %w (remove grastate.dat and ibdata* by hand before the next start)", msg, err)
 	}
