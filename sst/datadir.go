@@ -93,13 +93,19 @@ func isBinlogName(name string) bool {
 	return reBinlogNo.MatchString(name) && !reAria.MatchString(name)
 }
 
-// Move is one rename of the install plan.
-type Move struct{ From, To string }
+// Move is one rename of the install plan. System moves carry the InnoDB
+// system tablespace, redo, undo and the Aria logs: the files from which a
+// position can be recovered, installed last.
+type Move struct {
+	From, To string
+	System   bool
+}
 
 // Plan is how a prepared backup in the staging directory is installed.
 type Plan struct {
-	Moves  []Move
-	Remove []string // staging entries not installed (the donor's binlog)
+	Staging string // the prepared backup, fsynced before the swap begins
+	Moves   []Move
+	Remove  []string // staging entries not installed (the donor's binlog)
 }
 
 // PlanInstall decides where each top-level entry of the prepared staging
@@ -107,7 +113,10 @@ type Plan struct {
 // this node's own directories, the donor's binary log nowhere (MDEV-38147:
 // the joiner starts a fresh binlog seeded from the engine checkpoint),
 // everything else into the datadir. Entries whose target name is one
-// the datadir keeps (Keep) are not installed.
+// the datadir keeps (Keep) are not installed. Moves are ordered for the
+// swap: ordinary entries first, then undo, Aria logs, redo, and the
+// system tablespace last, so that InnoDB can only yield a position once
+// everything else is in place.
 func PlanInstall(staging, datadir string, l Layout) (Plan, error) {
 	entries, err := os.ReadDir(staging)
 	if err != nil {
@@ -119,76 +128,292 @@ func PlanInstall(staging, datadir string, l Layout) (Plan, error) {
 			binlog = filepath.Base(f[0])
 		}
 	}
-	var p Plan
+	p := Plan{Staging: staging}
+	var system [4][]Move // undo, aria, redo, data
 	for _, e := range entries {
 		name := e.Name()
 		src := filepath.Join(staging, name)
+		sys := -1
 		dir := datadir
 		switch {
 		case e.Type().IsRegular() && (name == binlog || isBinlogName(name)):
 			p.Remove = append(p.Remove, src)
 			continue
 		case reData.MatchString(name):
-			dir = Resolve(datadir, l.DataHome)
+			dir, sys = Resolve(datadir, l.DataHome), 3
 		case reRedo.MatchString(name):
-			dir = Resolve(datadir, l.LogHome)
+			dir, sys = Resolve(datadir, l.LogHome), 2
 		case reUndo.MatchString(name):
-			dir = Resolve(datadir, l.UndoDir)
+			dir, sys = Resolve(datadir, l.UndoDir), 0
 		case reAria.MatchString(name):
-			dir = Resolve(datadir, l.AriaDir)
+			dir, sys = Resolve(datadir, l.AriaDir), 1
 		case Keep(name):
 			p.Remove = append(p.Remove, src)
 			continue
 		}
-		p.Moves = append(p.Moves, Move{From: src, To: filepath.Join(dir, name)})
+		m := Move{From: src, To: filepath.Join(dir, name), System: sys >= 0}
+		if sys >= 0 {
+			system[sys] = append(system[sys], m)
+			continue
+		}
+		p.Moves = append(p.Moves, m)
+	}
+	for _, s := range system {
+		p.Moves = append(p.Moves, s...)
 	}
 	return p, nil
 }
 
-// CleanOld deletes the old server files so the new ones can move in: every
-// top-level datadir entry Keep does not protect, InnoDB/Aria files in
-// separate InnoDB/Aria directories, and the old binary logs and index.
-// It returns the paths it deleted.
-func CleanOld(datadir string, l Layout) ([]string, error) {
+// isSystemFile matches the files InnoDB and Aria recover from: system
+// tablespace, redo, undo, temporary tablespace, Aria control and logs.
+func isSystemFile(name string) bool {
+	return reData.MatchString(name) || reRedo.MatchString(name) || reUndo.MatchString(name) || reAria.MatchString(name) || reTmp.MatchString(name)
+}
+
+// systemDirs are the distinct directories that hold system files.
+func systemDirs(datadir string, l Layout) []string {
+	dirs := []string{filepath.Clean(datadir)}
+	for _, d := range []string{l.DataHome, l.LogHome, l.UndoDir, l.AriaDir} {
+		if dir := Resolve(datadir, d); !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
+	return dirs
+}
+
+// Swap steps, in the order Swap performs them. After each one the state
+// on disk is durable; a crash between two steps leaves sst_in_progress
+// (saying "swap") and a datadir from which no usable position can be
+// recovered, until the last step.
+const (
+	// StepInvalidated: the marker says a swap began and grastate.dat
+	// carries no position; nothing deleted yet.
+	StepInvalidated = "invalidated"
+	// StepSystemRemoved: the old system tablespace, redo, undo and Aria
+	// logs are gone, in every directory that holds them.
+	StepSystemRemoved = "system-removed"
+	// StepOldHalfRemoved: about half of the other old entries are gone.
+	StepOldHalfRemoved = "old-half-removed"
+	// StepOldRemoved: all old data and the old binary logs are gone.
+	StepOldRemoved = "old-removed"
+	// StepNewHalfInstalled: about half of the new ordinary entries are in.
+	StepNewHalfInstalled = "new-half-installed"
+	// StepDataInstalled: every new entry but the system files is in.
+	StepDataInstalled = "data-installed"
+	// StepSystemInstalled: everything is in; the marker is still there.
+	StepSystemInstalled = "system-installed"
+)
+
+// SwapSteps lists the steps in order.
+var SwapSteps = []string{StepInvalidated, StepSystemRemoved, StepOldHalfRemoved, StepOldRemoved,
+	StepNewHalfInstalled, StepDataInstalled, StepSystemInstalled}
+
+// Contents of sst_in_progress. A marker that says markerSwap (or that
+// gosst did not write) means the datadir was being replaced.
+const (
+	markerReceive = "gosst receive\n"
+	markerSwap    = "gosst swap\n"
+)
+
+// swapBegun reports whether marker content means that a swap may have
+// started: anything but gosst's own receive-phase content (the stock
+// scripts delete old data while still receiving).
+func swapBegun(content []byte) bool { return string(content) != markerReceive }
+
+// Swap replaces the old server files by the planned new ones so that no
+// intermediate state carries a usable position: it first makes the
+// staged files durable (mariabackup --prepare rewrites them), marks the swap and
+// invalidates grastate.dat durably, removes the old system files first,
+// then the rest, installs the new ordinary files, and the new system
+// files last. Every directory it touches is fsynced before the next step.
+// step, if not nil, is called after each step (see SwapSteps). The
+// caller removes the marker once the datadir is complete.
+func Swap(datadir string, l Layout, p Plan, step func(string)) (removed int, err error) {
+	if step == nil {
+		step = func(string) {}
+	}
+	if p.Staging != "" {
+		if err := syncTree(p.Staging); err != nil {
+			return 0, fmt.Errorf("make the new data durable before the old is deleted: %w", err)
+		}
+	}
+	if err := invalidatePosition(datadir); err != nil {
+		return 0, err
+	}
+	step(StepInvalidated)
+	r, err := removeSystem(datadir, l)
+	removed += len(r)
+	if err != nil {
+		return removed, fmt.Errorf("delete old system files: %w", err)
+	}
+	step(StepSystemRemoved)
+	r, err = removeRest(datadir, l, func() { step(StepOldHalfRemoved) })
+	removed += len(r)
+	if err != nil {
+		return removed, err
+	}
+	step(StepOldRemoved)
+	if err := install(p, false, func() { step(StepNewHalfInstalled) }); err != nil {
+		return removed, err
+	}
+	step(StepDataInstalled)
+	if err := install(p, true, nil); err != nil {
+		return removed, err
+	}
+	step(StepSystemInstalled)
+	return removed, nil
+}
+
+// invalidatedGrastate is a saved state without a position. Galera then
+// requests a full SST, and ignores a position recovered from InnoDB whose
+// UUID does not match the saved one.
+const invalidatedGrastate = "# GALERA saved state\nversion: 2.1\nuuid:    00000000-0000-0000-0000-000000000000\nseqno:   -1\nsafe_to_bootstrap: 0\n"
+
+// invalidatePosition writes the swap marker and a position-less
+// grastate.dat, both durably. grastate.dat is rewritten in place: Galera
+// holds it open and rewrites it in place itself.
+func invalidatePosition(datadir string) error {
+	if err := writeDurable(filepath.Join(datadir, InProgressFile), markerSwap); err != nil {
+		return fmt.Errorf("mark the swap in %s: %w", InProgressFile, err)
+	}
+	gs := filepath.Join(datadir, "grastate.dat")
+	f, err := os.OpenFile(gs, os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return syncDir(datadir) // no saved state: nothing to invalidate
+	}
+	if err != nil {
+		return fmt.Errorf("invalidate %s: %w", gs, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte(invalidatedGrastate), 0); err != nil {
+		return fmt.Errorf("invalidate %s: %w", gs, err)
+	}
+	if err := f.Truncate(int64(len(invalidatedGrastate))); err != nil {
+		return fmt.Errorf("invalidate %s: %w", gs, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("invalidate %s: %w", gs, err)
+	}
+	return syncDir(datadir)
+}
+
+// writeDurable creates or replaces path with content through a temporary
+// file, fsyncs it and its directory.
+func writeDurable(path, content string) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// removeSystem deletes the old system files in every directory that holds
+// them and fsyncs those directories.
+func removeSystem(datadir string, l Layout) ([]string, error) {
 	var removed []string
 	var errs []error
-	rm := func(p string) {
-		if err := os.RemoveAll(p); err != nil {
-			errs = append(errs, err)
-			return
+	for _, dir := range systemDirs(datadir, l) {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
 		}
-		removed = append(removed, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		changed := false
+		for _, e := range entries {
+			if !isSystemFile(e.Name()) {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed = append(removed, p)
+			changed = true
+		}
+		if changed {
+			errs = append(errs, syncDir(dir))
+		}
 	}
+	return removed, errors.Join(errs...)
+}
+
+// removeRest deletes every other top-level datadir entry Keep does not
+// protect and the old binary logs and index, then fsyncs the datadir and
+// the binlog directories. half is called when about half the entries
+// are gone.
+func removeRest(datadir string, l Layout, half func()) ([]string, error) {
 	entries, err := os.ReadDir(datadir)
 	if err != nil {
 		return nil, err
 	}
+	var doomed []string
 	for _, e := range entries {
 		if Keep(e.Name()) || (!e.IsDir() && !e.Type().IsRegular() && e.Type()&os.ModeSymlink == 0) {
 			continue
 		}
-		rm(filepath.Join(datadir, e.Name()))
+		doomed = append(doomed, filepath.Join(datadir, e.Name()))
 	}
-	for _, d := range []string{l.DataHome, l.LogHome, l.UndoDir, l.AriaDir} {
-		dir := Resolve(datadir, d)
-		if dir == filepath.Clean(datadir) {
-			continue
-		}
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			n := e.Name()
-			if reData.MatchString(n) || reRedo.MatchString(n) || reUndo.MatchString(n) || reAria.MatchString(n) || reTmp.MatchString(n) {
-				rm(filepath.Join(dir, n))
+	var removed []string
+	var errs []error
+	if half == nil {
+		half = func() {}
+	}
+	for i, p := range doomed {
+		if i == len(doomed)/2 {
+			if err := syncDir(datadir); err != nil {
+				return removed, err
 			}
+			half()
 		}
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	if len(doomed) == 0 {
+		half()
 	}
 	r, err := cleanBinlogs(datadir, l)
 	removed = append(removed, r...)
-	errs = append(errs, err)
-	return removed, errors.Join(errs...)
+	errs = append(errs, err, syncDir(datadir))
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("delete old data: %w", err)
+	}
+	return removed, nil
+}
+
+// CleanOld deletes the old server files so the new ones can move in: the
+// InnoDB/Aria system files first (in the datadir and in separate
+// InnoDB/Aria directories), then every other top-level datadir entry
+// Keep does not protect, and the old binary logs and index. Every
+// directory it changes is fsynced. It returns the paths it deleted.
+func CleanOld(datadir string, l Layout) ([]string, error) {
+	removed, err := removeSystem(datadir, l)
+	if err != nil {
+		return removed, err
+	}
+	r, err := removeRest(datadir, l, nil)
+	return append(removed, r...), err
 }
 
 // cleanBinlogs deletes the files listed in the binlog index, the index,
@@ -235,23 +460,69 @@ func cleanBinlogs(datadir string, l Layout) ([]string, error) {
 	for _, d := range []string{filepath.Dir(base), filepath.Dir(index)} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		errs = append(errs, syncDir(d))
 	}
 	return removed, errors.Join(errs...)
 }
 
 // Install executes the plan: removes what is not installed, creates the
 // target directories and renames (copying when a target directory is on
-// another filesystem).
+// another filesystem), ordinary entries first and the system files last,
+// fsyncing every directory it changes.
 func Install(p Plan) error {
-	for _, r := range p.Remove {
-		if err := os.RemoveAll(r); err != nil {
-			return err
+	if err := install(p, false, nil); err != nil {
+		return err
+	}
+	return install(p, true, nil)
+}
+
+// install moves the plan's system or ordinary entries (the ordinary pass
+// also drops p.Remove) and fsyncs every directory it changes. half is
+// called after about half of the moves, once they are durable.
+func install(p Plan, system bool, half func()) error {
+	if !system {
+		for _, r := range p.Remove {
+			if err := os.RemoveAll(r); err != nil {
+				return err
+			}
 		}
 	}
+	var moves []Move
 	for _, m := range p.Moves {
-		if err := os.MkdirAll(filepath.Dir(m.To), 0o750); err != nil {
+		if m.System == system {
+			moves = append(moves, m)
+		}
+	}
+	var dirs []string
+	sync := func() error {
+		for _, d := range dirs {
+			if err := syncDir(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if half == nil {
+		half = func() {}
+	}
+	if len(moves) == 0 {
+		half()
+	}
+	for i, m := range moves {
+		if i == len(moves)/2 {
+			if err := sync(); err != nil {
+				return err
+			}
+			half()
+		}
+		dir := filepath.Dir(m.To)
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return err
+		}
+		if !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
 		}
 		if err := os.RemoveAll(m.To); err != nil {
 			return err
@@ -263,6 +534,46 @@ func Install(p Plan) error {
 		if err != nil {
 			return fmt.Errorf("install %s: %w", m.To, err)
 		}
+	}
+	if len(moves) > 0 {
+		if d := filepath.Dir(moves[0].From); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return sync()
+}
+
+// syncTree fsyncs every regular file and directory under root.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", p, err)
+		}
+		return nil
+	})
+}
+
+// syncDir fsyncs a directory so that the entries created, renamed or
+// deleted in it survive a crash.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
 }

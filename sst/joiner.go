@@ -32,7 +32,11 @@ type Joiner struct {
 	// touched is set once old data has been deleted: from then on a
 	// failure must leave sst_in_progress behind.
 	touched bool
-	ic      *idleConn // the donor connection, below TLS
+	// staleSwap: an earlier run left sst_in_progress saying it had begun
+	// to replace the datadir, so the data here cannot be trusted.
+	staleSwap bool
+	getenv    func(string) string
+	ic        *idleConn // the donor connection, below TLS
 }
 
 // Run does the whole joiner side. It prints the final position line only
@@ -53,11 +57,20 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	}
 	defer release()
 	marker := filepath.Join(j.datadir, InProgressFile)
-	if _, err := os.Stat(marker); err == nil {
-		j.log.Warnf("%s exists: an earlier SST into this datadir did not finish", marker)
+	if b, err := os.ReadFile(marker); err == nil {
+		j.staleSwap = swapBegun(b)
+		if j.staleSwap {
+			// Keep the marker as it is: only a full SST may remove it.
+			j.touched = true
+			j.log.Warnf("%s exists: an earlier SST into this datadir was interrupted while replacing the data; this node accepts only a full SST now", marker)
+		} else {
+			j.log.Warnf("%s exists: an earlier SST into this datadir did not finish (it had not touched the old data)", marker)
+		}
 	}
-	if err := os.WriteFile(marker, []byte("gosst\n"), 0o640); err != nil {
-		return exitf(wsrep.ExitInvalid, "write %s: %w", marker, err)
+	if !j.staleSwap {
+		if err := writeDurable(marker, markerReceive); err != nil {
+			return exitf(wsrep.ExitInvalid, "write %s: %w", marker, err)
+		}
 	}
 	defer func() {
 		if err == nil || !j.touched {
@@ -132,6 +145,9 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	}
 	switch ctl.Kind {
 	case KindIST:
+		if j.staleSwap {
+			return j.refuseIST(conn, pos)
+		}
 		j.log.Infof("donor reports IST (--bypass): Galera will send the missing write-sets; datadir left untouched, position %s", pos.Line())
 		if err := sendMessage(conn, nil, Reply{OK: true}); err != nil {
 			j.log.Warnf("could not acknowledge the IST marker: %v", err)
@@ -145,6 +161,47 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	default:
 		_ = sendMessage(conn, nil, Reply{Error: "unknown transfer kind " + ctl.Kind})
 		return exitf(wsrep.ExitProto, "donor asked for unknown transfer kind %q", ctl.Kind)
+	}
+}
+
+// refuseIST answers an IST offer into a datadir whose last swap was
+// interrupted: the data is a mix of old and new files, so the write-sets
+// Galera would send cannot make it right. It makes the position
+// unusable for the next start (grastate.dat without a position, the
+// system tablespace, redo, undo and Aria logs removed, so that
+// --wsrep-recover finds nothing either) and fails, so that mysqld aborts
+// and the next start takes a full SST.
+func (j *Joiner) refuseIST(conn net.Conn, pos Position) error {
+	msg := fmt.Sprintf("refusing IST to %s: an earlier SST into %s was interrupted while replacing the data (%s is present), so the data cannot be trusted", pos.GTID(), j.datadir, InProgressFile)
+	// The position goes first: the donor's failure makes mysqld abort at
+	// once, and a service manager may then kill this script too.
+	err := invalidatePosition(j.datadir)
+	if err == nil {
+		var removed []string
+		removed, err = removeSystem(j.datadir, j.Config.Layout)
+		if len(removed) > 0 {
+			j.log.Warnf("removed the interrupted swap's system files %v so that no position can be recovered from them", removed)
+		}
+	}
+	_ = sendMessage(conn, nil, Reply{Error: msg})
+	if err != nil {
+		return exitf(wsrep.ExitInvalid, "%s; making the position unusable also failed: %w (remove grastate.dat and ibdata* by hand before the next start)", msg, err)
+	}
+	return exitf(wsrep.ExitInvalid, "%s; its position is now unusable and the next start of this node takes a full SST", msg)
+}
+
+// FailpointEnv names a test-only environment variable: when it holds a
+// swap step (SwapSteps), the joiner SIGKILLs itself right after that step,
+// as a crash would stop it. Never set it in production.
+const FailpointEnv = "GOSST_TEST_SWAP_FAILPOINT"
+
+// swapStep logs a finished swap step and honours the test failpoint.
+func (j *Joiner) swapStep(step string) {
+	j.log.Infof("swap step done: %s", step)
+	if j.getenv != nil && j.getenv(FailpointEnv) == step {
+		j.log.Warnf("test failpoint %s=%s: killing this process", FailpointEnv, step)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // SIGKILL is not handled; never go on
 	}
 }
 
@@ -275,20 +332,18 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 		return exitf(wsrep.ExitInvalid, "plan install: %w", err)
 	}
 	j.touched = true
-	removed, err := CleanOld(j.datadir, j.Config.Layout)
+	removed, err := Swap(j.datadir, j.Config.Layout, plan, j.swapStep)
 	if err != nil {
 		keepStaging = true
-		return exitf(wsrep.ExitInvalid, "delete old data: %w", err)
+		return exitf(wsrep.ExitInvalid, "swap in the new data (%s stays, this node needs a full SST): %w", InProgressFile, err)
 	}
-	j.log.Infof("deleted %d old entries (galera state, logs and certificates kept; old binlogs removed)", len(removed))
-	if err := Install(plan); err != nil {
-		keepStaging = true
-		return exitf(wsrep.ExitInvalid, "install: %w", err)
-	}
+	j.log.Infof("deleted %d old entries (galera state, logs and certificates kept; old binlogs removed)", removed)
 	if err := os.RemoveAll(staging); err != nil {
 		j.log.Warnf("remove %s: %v", staging, err)
 	}
-	syncDir(j.datadir)
+	if err := syncDir(j.datadir); err != nil {
+		return exitf(wsrep.ExitInvalid, "%w", err)
+	}
 	var skipped []string
 	for _, r := range plan.Remove {
 		skipped = append(skipped, filepath.Base(r))
@@ -297,7 +352,12 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	_ = os.Remove(filepath.Join(j.datadir, InProgressFile))
+	if err := os.Remove(filepath.Join(j.datadir, InProgressFile)); err != nil {
+		return exitf(wsrep.ExitInvalid, "remove %s: %w", InProgressFile, err)
+	}
+	if err := syncDir(j.datadir); err != nil {
+		return exitf(wsrep.ExitInvalid, "%w", err)
+	}
 	return j.out.line(pos.Line())
 }
 
@@ -310,13 +370,6 @@ func codeOr(err error, def int) int {
 		return ExitTimedOut
 	}
 	return def
-}
-
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		_ = f.Sync()
-		f.Close()
-	}
 }
 
 // prepare runs mariabackup --prepare on the staging directory. It passes

@@ -116,7 +116,7 @@ func Run(ctx context.Context, argv []string, env Env) int {
 	start := time.Now()
 	switch a.Role {
 	case wsrep.Joiner:
-		j := &Joiner{Args: a, Config: c, log: log, out: out}
+		j := &Joiner{Args: a, Config: c, log: log, out: out, getenv: env.Getenv}
 		err = j.Run(ctx)
 	default:
 		d := &Donor{Args: a, Config: c, log: log, out: out, getenv: env.Getenv, environ: env.Environ}
