@@ -91,15 +91,19 @@ func (w *Writer) Close() error {
 var ErrAborted = errors.New("integrity: stream aborted")
 
 // Abort ends a stream that failed: it releases the codec and the hashing
-// goroutine but writes **no** end marker, so a reader of whatever reached
-// the destination sees a truncated stream, never a sealed one. Close after
-// Abort returns ErrAborted.
+// goroutine but writes **no** end marker, and drops what the codec would
+// write to finish its frame (zstd: the last block and the frame checksum),
+// so a reader of whatever reached the destination sees a truncated stream,
+// never a sealed one, nor a complete frame that a reader without the marker
+// (zstd -d, or stream decode of a foreign stream) would take for the whole.
+// Close after Abort returns ErrAborted.
 func (w *Writer) Abort() {
 	if w.done {
 		return
 	}
 	w.done = true
 	w.h.Close()
+	w.cw.discard = true
 	_ = w.enc.Close()
 	w.err = ErrAborted
 }
@@ -116,14 +120,19 @@ func (w *Writer) Sum() Sum {
 // the marker included once Close has returned.
 func (w *Writer) StoredSize() int64 { return w.cw.n }
 
-// countingWriter counts the stored bytes and keeps their CRC-32C.
+// countingWriter counts the stored bytes and keeps their CRC-32C. Once
+// discard is set it drops everything (see Abort).
 type countingWriter struct {
-	w   io.Writer
-	n   int64
-	crc uint32
+	w       io.Writer
+	n       int64
+	crc     uint32
+	discard bool
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.discard {
+		return len(p), nil
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
@@ -369,8 +378,10 @@ func (t *tailReader) decide() {
 	switch {
 	case looksLikeContainer(t.codec, tail):
 		t.sealed = true
-	case t.optional:
+	case t.optional && t.passed+int64(len(tail)) > 0:
 		t.keep = 0 // the end of the compressed data: let the decoder have it
+	case t.passed+int64(len(tail)) == 0:
+		t.err = fmt.Errorf("%w: the stream is empty", ErrMissingMarker)
 	default:
 		t.err = fmt.Errorf("%w: the last %d bytes are not a gosst end marker; the stream was cut short, has bytes appended, or was not written by gosst",
 			ErrMissingMarker, len(tail))

@@ -399,25 +399,50 @@ func FuzzOptionalMarker(f *testing.F) {
 // TestAbortWritesNoMarker: an aborted stream must read as truncated.
 func TestAbortWritesNoMarker(t *testing.T) {
 	for _, c := range codecs(t) {
-		if c.Name() == codec.NameNone {
-			continue
-		}
-		var b bytes.Buffer
-		w, err := NewWriter(&b, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(testData(5000, 3))
-		w.Abort()
-		if err := w.Close(); !errors.Is(err, ErrAborted) {
-			t.Fatalf("%s: Close after Abort: %v", c.Name(), err)
-		}
-		r, err := NewReader(bytes.NewReader(b.Bytes()), c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadAll(r); err == nil {
-			t.Fatalf("%s: an aborted stream read back as complete", c.Name())
+		for _, n := range []int{5000, 1 << 20} { // nothing emitted yet; blocks already out
+			var b bytes.Buffer
+			w, err := NewWriter(&b, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(testData(n, 3))
+			w.Abort()
+			if err := w.Close(); !errors.Is(err, ErrAborted) {
+				t.Fatalf("%s: Close after Abort: %v", c.Name(), err)
+			}
+			r, err := NewReader(bytes.NewReader(b.Bytes()), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadAll(r); err == nil {
+				t.Fatalf("%s: an aborted stream read back as complete", c.Name())
+			}
+			if c.Name() != codec.NameZstd {
+				continue // an s2 stream has no end of its own: only the marker tells
+			}
+			// Nor may a reader without the marker (stream decode of a stock
+			// zstd file, or zstd -d) take it for complete: the frame must
+			// stay unfinished, not be closed with its last block and
+			// checksum.
+			r, err = NewReader(bytes.NewReader(b.Bytes()), c, WithOptionalMarker())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadAll(r); err == nil {
+				t.Fatalf("%s, %d bytes: an aborted stream (%d stored bytes) read back as complete with the marker optional", c.Name(), n, b.Len())
+			}
+			if b.Len() == 0 {
+				continue // zstd -d refuses an empty input (the Go decoder does not)
+			}
+			d, err := c.NewReader(bytes.NewReader(b.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.ReadAll(d)
+			d.Close()
+			if err == nil {
+				t.Fatalf("%s, %d bytes: a plain decoder reads an aborted stream as a complete frame", c.Name(), n)
+			}
 		}
 	}
 }
