@@ -178,6 +178,9 @@ type openedStream struct {
 	outer  []string          // "age", when encrypted
 	codec  string            // the codec's name
 	sealed *integrity.Reader // nil for codec none
+	// noCheck: the first zstd frame carries no content checksum (zstd
+	// --no-check); without an end marker nothing then verifies the bytes.
+	noCheck bool
 }
 
 // layers names the layers for reports. With ended (plain was read to its
@@ -193,6 +196,8 @@ func (s *openedStream) layers(ended bool) []string {
 		l = append(l, s.codec)
 	case s.sealed.Sealed():
 		l = append(l, s.codec+"+end-marker")
+	case s.noCheck:
+		l = append(l, s.codec+" (no gosst end marker; no zstd frame checksum: only the xbstream chunk CRCs verify the bytes)")
 	default:
 		l = append(l, s.codec+" (no gosst end marker; zstd frame checksums only)")
 	}
@@ -251,6 +256,13 @@ func openLayers(r io.Reader, ids []age.Identity) (*openedStream, error) {
 			return s, err
 		}
 		opts = append(opts, integrity.WithOptionalMarker())
+		if p, ok := cr.(interface{ Peek(int) ([]byte, error) }); ok {
+			// Frame header: magic, then the descriptor whose bit 2 is
+			// Content_Checksum_flag (RFC 8878 3.1.1.1.1).
+			if h, _ := p.Peek(5); len(h) == 5 && bytes.Equal(h[:4], codec.ZstdMagic) {
+				s.noCheck = h[4]&0x04 == 0
+			}
+		}
 	}
 	ir, err := integrity.NewReader(cr, c, opts...)
 	if err != nil {
@@ -453,11 +465,19 @@ func runStreamDecode(ctx context.Context, g *Globals, o *streamDecodeOptions, ar
 	if err := out.Commit(); err != nil {
 		return err
 	}
-	if st.unsealed() {
+	switch {
+	case st.unsealed() && st.noCheck:
+		g.Logger.Warn("stream has no gosst end marker and no zstd frame checksum (zstd --no-check): nothing verified the decoded bytes; check them with stream inspect or mbstream -x, which test the xbstream chunk CRCs",
+			"input", name)
+	case st.unsealed():
 		g.Logger.Warn("stream has no gosst end marker (written by another tool): decoded and checked only by the zstd frame checksums; a cut between two frames would go unnoticed",
 			"input", name)
 	}
-	g.Logger.Info("stream decoded and verified", "input", name, "layers", strings.Join(st.layers(true), ", "), "bytes", n)
+	msg := "stream decoded and verified"
+	if st.unsealed() && st.noCheck {
+		msg = "stream decoded, not verified"
+	}
+	g.Logger.Info(msg, "input", name, "layers", strings.Join(st.layers(true), ", "), "bytes", n)
 	return nil
 }
 

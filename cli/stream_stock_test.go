@@ -15,13 +15,14 @@ import (
 
 // stockZstd compresses data as the zstd CLI does: zstd frames with a
 // content checksum and no gosst end marker; frames > 1 concatenates frames
-// (`cat a.zst b.zst`).
-func stockZstd(t *testing.T, data []byte, frames int) []byte {
+// (`cat a.zst b.zst`); noCheck leaves the frame checksum out (zstd
+// --no-check).
+func stockZstd(t *testing.T, data []byte, frames int, noCheck ...bool) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	step := len(data)/frames + 1
 	for i := 0; i < frames; i++ {
-		w, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(true))
+		w, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(len(noCheck) == 0 || !noCheck[0]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,16 +68,19 @@ func TestStreamDecodesStockZstd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name   string
-		frames int
-		age    bool
+		name    string
+		frames  int
+		age     bool
+		noCheck bool
+		layer   string // what inspect says about the zstd layer
 	}{
-		{"zstd", 1, false},
-		{"zstd-two-frames", 2, false},
-		{"zstd-age", 1, true},
+		{"zstd", 1, false, false, "no gosst end marker; zstd frame checksums only"},
+		{"zstd-two-frames", 2, false, false, "no gosst end marker; zstd frame checksums only"},
+		{"zstd-age", 1, true, false, "no gosst end marker; zstd frame checksums only"},
+		{"zstd-no-check", 1, false, true, "no zstd frame checksum: only the xbstream chunk CRCs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stored := stockZstd(t, want, tc.frames)
+			stored := stockZstd(t, want, tc.frames, tc.noCheck)
 			var dec []string
 			if tc.age {
 				stored = ageEncrypt(t, stored, e.recipient)
@@ -91,14 +95,14 @@ func TestStreamDecodesStockZstd(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("decode: exit %d: %s", code, errOut)
 			}
-			if !strings.Contains(errOut, "no gosst end marker") {
-				t.Errorf("decode does not say the end marker was missing: %s", errOut)
+			if !strings.Contains(errOut, "no gosst end marker") || strings.Contains(errOut, "decoded and verified") == tc.noCheck {
+				t.Errorf("decode does not say what was (not) verified: %s", errOut)
 			}
 			if got, err := os.ReadFile(plain); err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("decode: %v, %d of %d bytes, equal %v", err, len(got), len(want), bytes.Equal(got, want))
 			}
 			out, errOut, code := run(t, append(append([]string{"stream", "inspect"}, dec...), in)...)
-			if code != 0 || !strings.Contains(out, "29 files") || !strings.Contains(out, ", verified") || !strings.Contains(out, "no gosst end marker") {
+			if code != 0 || !strings.Contains(out, "29 files") || !strings.Contains(out, ", verified") || !strings.Contains(out, tc.layer) {
 				t.Fatalf("inspect: exit %d\n%s\n%s", code, out, errOut)
 			}
 		})

@@ -26,6 +26,12 @@ import (
 	"github.com/gosst/gosst/cli"
 )
 
+// How inspect names a zstd layer without gosst's end marker.
+const (
+	checked   = "zstd (no gosst end marker; zstd frame checksums only)"
+	unchecked = "zstd (no gosst end marker; no zstd frame checksum"
+)
+
 // minInput is the smallest xbstream the test accepts: the reported loss
 // needed a stream of this size to show (the last block was held back).
 const minInput = 100_000_000
@@ -58,7 +64,7 @@ func TestStockToolInterop(t *testing.T) {
 	// the slow one (about 30 s of CPU): it runs beside the other groups.
 	t.Run("stock-zstd-19-T0", func(t *testing.T) {
 		t.Parallel()
-		e.stockToGosst(t, "zstd-19-T0", `zstd -q -19 -T0 -c "$IN" > "$OUT"`, nil)
+		e.stockToGosst(t, "zstd-19-T0", `zstd -q -19 -T0 -c "$IN" > "$OUT"`, nil, checked)
 	})
 	t.Run("stock-to-gosst", func(t *testing.T) {
 		t.Parallel()
@@ -66,23 +72,24 @@ func TestStockToolInterop(t *testing.T) {
 			name   string
 			script string // bash -c; $IN is the xbstream, $OUT the stored form
 			dec    []string
+			layer  string // what inspect must say about the codec layer
 		}{
 			// The reported case: mbstream -c piped into zstd -1 (no size known).
-			{"zstd-1-pipe", `zstd -q -1 -c < "$IN" > "$OUT"`, nil},
-			{"zstd-3", `zstd -q -3 -c "$IN" > "$OUT"`, nil},
-			{"zstd-T0", `zstd -q -T0 -c < "$IN" > "$OUT"`, nil},
+			{"zstd-1-pipe", `zstd -q -1 -c < "$IN" > "$OUT"`, nil, checked},
+			{"zstd-3", `zstd -q -3 -c "$IN" > "$OUT"`, nil, checked},
+			{"zstd-T0", `zstd -q -T0 -c < "$IN" > "$OUT"`, nil, checked},
 			// A 128 MiB window; from a file the frame is single-segment and
 			// announces its whole content size instead.
-			{"zstd-long-27", `zstd -q --long=27 -c "$IN" > "$OUT"`, nil},
-			{"zstd-long-27-pipe", `zstd -q --long=27 -c < "$IN" > "$OUT"`, nil},
-			{"zstd-no-check", `zstd -q -1 --no-check -c < "$IN" > "$OUT"`, nil},
+			{"zstd-long-27", `zstd -q --long=27 -c "$IN" > "$OUT"`, nil, checked},
+			{"zstd-long-27-pipe", `zstd -q --long=27 -c < "$IN" > "$OUT"`, nil, checked},
+			{"zstd-no-check", `zstd -q -1 --no-check -c < "$IN" > "$OUT"`, nil, unchecked},
 			// Two frames, split inside an xbstream chunk.
-			{"zstd-two-frames", `head -c 55555555 "$IN" | zstd -q -1 -c > "$OUT" && tail -c +55555556 "$IN" | zstd -q -3 -c >> "$OUT"`, nil},
-			{"zstd-age-recipient", `zstd -q -1 -c < "$IN" | age -r "$RECIPIENT" > "$OUT"`, []string{"--identity", e.key}},
-			{"age-no-codec", `age -r "$RECIPIENT" -o "$OUT" "$IN"`, []string{"--identity", e.key}},
-			{"zstd-age-passphrase", "", []string{"--passphrase-file", e.passFile}},
+			{"zstd-two-frames", `head -c 55555555 "$IN" | zstd -q -1 -c > "$OUT" && tail -c +55555556 "$IN" | zstd -q -3 -c >> "$OUT"`, nil, checked},
+			{"zstd-age-recipient", `zstd -q -1 -c < "$IN" | age -r "$RECIPIENT" > "$OUT"`, []string{"--identity", e.key}, checked},
+			{"age-no-codec", `age -r "$RECIPIENT" -o "$OUT" "$IN"`, []string{"--identity", e.key}, "none (no end marker; xbstream chunk CRCs only)"},
+			{"zstd-age-passphrase", "", []string{"--passphrase-file", e.passFile}, checked},
 		} {
-			t.Run(tc.name, func(t *testing.T) { e.stockToGosst(t, tc.name, tc.script, tc.dec) })
+			t.Run(tc.name, func(t *testing.T) { e.stockToGosst(t, tc.name, tc.script, tc.dec, tc.layer) })
 		}
 	})
 
@@ -138,8 +145,9 @@ func TestStockToolInterop(t *testing.T) {
 
 // stockToGosst writes a stored form with script (the stock tools; empty
 // means zstd -1 then age -p with the passphrase), then decodes and inspects
-// it with gosst, giving it dec (the key flags).
-func (e *env) stockToGosst(t *testing.T, name, script string, dec []string) {
+// it with gosst, giving it dec (the key flags). inspect must name the codec
+// layer as layer.
+func (e *env) stockToGosst(t *testing.T, name, script string, dec []string, layer string) {
 	stored := filepath.Join(e.dir, name)
 	defer os.Remove(stored)
 	if script == "" { // age -p reads the passphrase from a terminal only
@@ -158,8 +166,8 @@ func (e *env) stockToGosst(t *testing.T, name, script string, dec []string) {
 	e.gosst(t, append(append([]string{"stream", "decode", "-o", plain}, dec...), stored)...)
 	sameFile(t, e.xbs, plain)
 	out := e.gosst(t, append(append([]string{"stream", "inspect"}, dec...), stored)...)
-	if !strings.Contains(out, e.inspectFilesMsg) || !strings.HasSuffix(strings.TrimSpace(out), ", verified") {
-		t.Fatalf("inspect does not list %s, verified:\n%s", e.inspectFilesMsg, tail(out))
+	if !strings.Contains(out, e.inspectFilesMsg) || !strings.HasSuffix(strings.TrimSpace(out), ", verified") || !strings.Contains(out, layer) {
+		t.Fatalf("inspect does not list %s, verified, with layer %q:\n%s", e.inspectFilesMsg, layer, tail(out))
 	}
 }
 
