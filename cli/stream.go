@@ -172,39 +172,104 @@ func (o *outputFile) abort(err error) error {
 // ageHeader starts every binary age file.
 var ageHeader = []byte("age-encryption.org/v1\n")
 
+// openedStream is a stream with its layers peeled off (see openLayers).
+type openedStream struct {
+	plain  io.Reader         // the xbstream
+	outer  []string          // "age", when encrypted
+	codec  string            // the codec's name
+	sealed *integrity.Reader // nil for codec none
+	// noCheck: the first zstd frame carries no content checksum (zstd
+	// --no-check); without an end marker nothing then verifies the bytes.
+	noCheck bool
+}
+
+// layers names the layers for reports. With ended (plain was read to its
+// end without error) it also says whether the stream carried gosst's end
+// marker; before that, only what the codec is.
+func (s *openedStream) layers(ended bool) []string {
+	l := append([]string(nil), s.outer...)
+	switch {
+	case s.codec == "":
+	case s.sealed == nil:
+		l = append(l, "none (no end marker; xbstream chunk CRCs only)")
+	case !ended:
+		l = append(l, s.codec)
+	case s.sealed.Sealed():
+		l = append(l, s.codec+"+end-marker")
+	case s.noCheck:
+		l = append(l, s.codec+" (no gosst end marker; no zstd frame checksum: only the xbstream chunk CRCs verify the bytes)")
+	default:
+		l = append(l, s.codec+" (no gosst end marker; zstd frame checksums only)")
+	}
+	return l
+}
+
+// unsealed reports whether the stream, read to its end, had no end marker.
+func (s *openedStream) unsealed() bool { return s.sealed != nil && !s.sealed.Sealed() }
+
+func (s *openedStream) Close() error {
+	if s.sealed == nil {
+		return nil
+	}
+	return s.sealed.Close()
+}
+
 // openLayers peels age (if present) and the codec with its end marker off
-// r. needKey is returned true when the input is encrypted and no identity
-// was given. For codec none the returned reader is the raw xbstream (no
-// end marker exists; the chunk CRCs are the only check).
-func openLayers(r io.Reader, ids []age.Identity) (plain io.Reader, layers []string, closeFn func() error, err error) {
+// r. A usage error (*ExitError) is returned when the input is encrypted and
+// no identity was given. For codec none the plain reader is the raw
+// xbstream (no end marker exists; the chunk CRCs are the only check).
+//
+// zstd streams may come from the stock zstd CLI (`mbstream -c | zstd`), so
+// for them the end marker is optional (integrity.WithOptionalMarker: zstd
+// frames carry their own checksum and detect a cut inside a frame) and the
+// window limit is the zstd CLI's own (codec.StockZstdMaxWindow). s2 streams
+// must carry the marker: an s2 stream can be cut between any two chunks.
+func openLayers(r io.Reader, ids []age.Identity) (*openedStream, error) {
+	s := &openedStream{}
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(len(ageHeader))
 	var src io.Reader = br
 	if bytes.Equal(head, ageHeader) {
 		if len(ids) == 0 {
-			return nil, nil, nil, &ExitError{Code: ExitUsage, Err: errors.New("the stream is age-encrypted: give --identity FILE or --passphrase-file FILE")}
+			return s, &ExitError{Code: ExitUsage, Err: errors.New("the stream is age-encrypted: give --identity FILE or --passphrase-file FILE")}
 		}
 		d, err := crypt.Decrypt(br, ids...)
 		if err != nil {
-			return nil, nil, nil, err
+			return s, err
 		}
 		src = d
-		layers = append(layers, "age")
+		s.outer = append(s.outer, "age")
 	}
 	c, cr, err := codec.Detect(src)
 	if err != nil {
-		return nil, nil, nil, err
+		return s, err
 	}
-	if c.Name() == codec.NameNone {
-		layers = append(layers, "none (no end marker; xbstream chunk CRCs only)")
-		return cr, layers, func() error { return nil }, nil
+	s.codec = c.Name()
+	var opts []integrity.Option
+	switch c.Name() {
+	case codec.NameNone:
+		s.plain = cr
+		return s, nil
+	case codec.NameZstd:
+		c, err = codec.NewZstd(codec.ZstdOptions{MaxWindow: codec.StockZstdMaxWindow})
+		if err != nil {
+			return s, err
+		}
+		opts = append(opts, integrity.WithOptionalMarker())
+		if p, ok := cr.(interface{ Peek(int) ([]byte, error) }); ok {
+			// Frame header: magic, then the descriptor whose bit 2 is
+			// Content_Checksum_flag (RFC 8878 3.1.1.1.1).
+			if h, _ := p.Peek(5); len(h) == 5 && bytes.Equal(h[:4], codec.ZstdMagic) {
+				s.noCheck = h[4]&0x04 == 0
+			}
+		}
 	}
-	ir, err := integrity.NewReader(cr, c)
+	ir, err := integrity.NewReader(cr, c, opts...)
 	if err != nil {
-		return nil, nil, nil, err
+		return s, err
 	}
-	layers = append(layers, c.Name()+"+end-marker")
-	return ir, layers, ir.Close, nil
+	s.sealed, s.plain = ir, ir
+	return s, nil
 }
 
 type streamEncodeOptions struct {
@@ -384,23 +449,35 @@ func runStreamDecode(ctx context.Context, g *Globals, o *streamDecodeOptions, ar
 		return err
 	}
 	defer in.Close()
-	plain, layers, closeFn, err := openLayers(in, ids)
+	st, err := openLayers(in, ids)
 	if err != nil {
 		return fmt.Errorf("decode %s: %w", name, err)
 	}
-	defer closeFn()
+	defer st.Close()
 	out, err := createOutput(o.Output)
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(out, contextReader{ctx, plain})
+	n, err := io.Copy(out, contextReader{ctx, st.plain})
 	if err != nil {
 		return out.abort(fmt.Errorf("decode %s: after %d plaintext bytes: %w", name, n, err))
 	}
 	if err := out.Commit(); err != nil {
 		return err
 	}
-	g.Logger.Info("stream decoded and verified", "input", name, "layers", strings.Join(layers, ", "), "bytes", n)
+	switch {
+	case st.unsealed() && st.noCheck:
+		g.Logger.Warn("stream has no gosst end marker and no zstd frame checksum (zstd --no-check): nothing verified the decoded bytes; check them with stream inspect or mbstream -x, which test the xbstream chunk CRCs",
+			"input", name)
+	case st.unsealed():
+		g.Logger.Warn("stream has no gosst end marker (written by another tool): decoded and checked only by the zstd frame checksums; a cut between two frames would go unnoticed",
+			"input", name)
+	}
+	msg := "stream decoded and verified"
+	if st.unsealed() && st.noCheck {
+		msg = "stream decoded, not verified"
+	}
+	g.Logger.Info(msg, "input", name, "layers", strings.Join(st.layers(true), ", "), "bytes", n)
 	return nil
 }
 
@@ -483,13 +560,14 @@ func runStreamInspect(ctx context.Context, g *Globals, o *streamInspectOptions, 
 	return nil
 }
 
-func inspect(ctx context.Context, in io.Reader, ids []age.Identity, rep *InspectReport) error {
-	plain, layers, closeFn, err := openLayers(in, ids)
-	rep.Layers = layers
+func inspect(ctx context.Context, in io.Reader, ids []age.Identity, rep *InspectReport) (err error) {
+	st, err := openLayers(in, ids)
+	rep.Layers = st.layers(false)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
+	defer st.Close()
+	defer func() { rep.Layers = st.layers(err == nil) }() // the end marker is known at the end
 	files := map[string]*InspectFile{}
 	var order []string
 	get := func(p string) *InspectFile {
@@ -501,7 +579,7 @@ func inspect(ctx context.Context, in io.Reader, ids []age.Identity, rep *Inspect
 		}
 		return f
 	}
-	xr := xbstream.NewReader(plain)
+	xr := xbstream.NewReader(st.plain)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

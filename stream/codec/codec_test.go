@@ -171,6 +171,45 @@ func TestZstdWindowCap(t *testing.T) {
 	}
 }
 
+// What `zstd --long=27` writes (a 128 MiB window) decodes with
+// StockZstdMaxWindow, the zstd CLI's own default limit; the default reader
+// refuses it, and any reader refuses a bigger window, with an error that
+// names the limit.
+func TestZstdStockWindow(t *testing.T) {
+	data := testData(1<<20, 7)
+	frame := func(window int) []byte {
+		var buf bytes.Buffer
+		e, err := zstd.NewWriter(&buf, zstd.WithWindowSize(window), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	stock := must(NewZstd(ZstdOptions{MaxWindow: StockZstdMaxWindow}))
+	if got, err := decompress(stock, frame(128<<20)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("128 MiB window with StockZstdMaxWindow: %v", err)
+	}
+	for _, tc := range []struct {
+		c      Codec
+		window int
+		limit  string
+	}{
+		{must(NewZstd(ZstdOptions{})), 128 << 20, "64 MiB"},
+		{stock, 256 << 20, "128 MiB"},
+	} {
+		_, err := decompress(tc.c, frame(tc.window))
+		if err == nil || !strings.HasPrefix(err.Error(), "zstd: ") || !strings.Contains(err.Error(), "limit of "+tc.limit) {
+			t.Fatalf("window %d MiB: want a refusal naming the %s limit, got %v", tc.window>>20, tc.limit, err)
+		}
+	}
+}
+
 func TestOptionsValidation(t *testing.T) {
 	bad := []ZstdOptions{
 		{Level: 23}, {Level: -1}, {Window: 3000}, {Window: 128 << 20}, {Concurrency: -1}, {MaxWindow: 10},

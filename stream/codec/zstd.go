@@ -22,6 +22,11 @@ const (
 	// MaxZstdWindow is the largest window our writer will use, so that
 	// everything we write is readable with the default reader options.
 	MaxZstdWindow = DefaultZstdMaxWindow
+	// StockZstdMaxWindow is the largest window the zstd CLI decodes without
+	// --memory (window log 27): what `zstd --long=27` writes, and what a
+	// single-segment frame of a file up to 128 MiB announces. Readers of
+	// streams that other tools wrote use it as MaxWindow.
+	StockZstdMaxWindow = 128 << 20
 )
 
 // ZstdOptions configures the zstd codec. The zero value means the defaults.
@@ -63,8 +68,9 @@ type ZstdOptions struct {
 }
 
 type zstdCodec struct {
-	enc []zstd.EOption
-	dec []zstd.DOption
+	enc       []zstd.EOption
+	dec       []zstd.DOption
+	maxWindow uint64
 }
 
 // NewZstd returns the zstd codec. Its writer emits one zstd frame per stream
@@ -106,6 +112,7 @@ func NewZstd(o ZstdOptions) (Codec, error) {
 		return nil, fmt.Errorf("codec: zstd max window %d below %d", o.MaxWindow, zstd.MinWindowSize)
 	}
 	c := &zstdCodec{
+		maxWindow: o.MaxWindow,
 		enc: []zstd.EOption{
 			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
 			zstd.WithWindowSize(o.Window), // explicit, so the level cannot pick one
@@ -158,13 +165,22 @@ func (c *zstdCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	return &zstdReader{d: d}, nil
+	return &zstdReader{d: d, maxWindow: c.maxWindow}, nil
 }
 
-type zstdReader struct{ d *zstd.Decoder }
+type zstdReader struct {
+	d         *zstd.Decoder
+	maxWindow uint64
+}
 
 func (z *zstdReader) Read(p []byte) (int, error) {
 	n, err := z.d.Read(p)
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		// A frame announced a window (or, for a single-segment frame, a
+		// content size) above the limit; nothing was allocated for it.
+		return n, fmt.Errorf("%s: a frame needs a window larger than this reader's limit of %d MiB (written with zstd --long=28 or more?): %w",
+			NameZstd, z.maxWindow>>20, err)
+	}
 	return n, layerError(NameZstd, "decompress", err)
 }
 

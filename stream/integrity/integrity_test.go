@@ -341,31 +341,238 @@ func FuzzReader(f *testing.F) {
 		if err != nil || m.Size != uint64(n) || !bytes.Equal(m.SHA256[:], h.Sum(nil)) || m.Stored != uint64(len(in)-size) {
 			t.Fatalf("accepted a stream that its marker does not describe: %v", err)
 		}
+		if !r.Sealed() {
+			t.Fatal("accepted by the strict reader but not Sealed")
+		}
+	})
+}
+
+// FuzzOptionalMarker feeds arbitrary bytes to a zstd reader with
+// WithOptionalMarker. What it accepts must be either sealed and described
+// by its marker, or unsealed and exactly what the plain zstd decoder makes
+// of all the bytes (nothing held back, nothing added).
+func FuzzOptionalMarker(f *testing.F) {
+	z, err := codec.NewZstd(codec.ZstdOptions{Concurrency: 1, DecoderConcurrency: 1, MaxWindow: 1 << 20})
+	if err != nil {
+		f.Fatal(err)
+	}
+	data := testData(3000, 2)
+	sealed, _ := seal(f, z, data)
+	f.Add(sealed)
+	f.Add(sealed[:len(sealed)-zstdMarkerSize])
+	two, _ := compressPlain(f, z, data, 2)
+	f.Add(two)
+	empty, _ := compressPlain(f, z, nil, 1)
+	f.Add(empty)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		wd := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("hang on % x", in)) })
+		defer wd.Stop()
+		const limit = 1 << 20
+		r, err := NewReader(bytes.NewReader(in), z, WithOptionalMarker())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		out, err := io.ReadAll(io.LimitReader(r, limit))
+		if err != nil || len(out) == limit {
+			return
+		}
+		if r.Sealed() {
+			m, err := ParseContainer(codec.NameZstd, in[len(in)-zstdMarkerSize:])
+			if err != nil || m.Size != uint64(len(out)) || m.SHA256 != sha256.Sum256(out) || m.Stored != uint64(len(in)-zstdMarkerSize) {
+				t.Fatalf("accepted a sealed stream that its marker does not describe: %v", err)
+			}
+			return
+		}
+		d, err := z.NewReader(bytes.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		want, err := io.ReadAll(io.LimitReader(d, limit+1))
+		if err != nil || !bytes.Equal(out, want) {
+			t.Fatalf("unsealed stream accepted with %d bytes; the plain decoder gives %d bytes, %v", len(out), len(want), err)
+		}
 	})
 }
 
 // TestAbortWritesNoMarker: an aborted stream must read as truncated.
 func TestAbortWritesNoMarker(t *testing.T) {
 	for _, c := range codecs(t) {
-		if c.Name() == codec.NameNone {
+		for _, n := range []int{5000, 1 << 20} { // nothing emitted yet; blocks already out
+			var b bytes.Buffer
+			w, err := NewWriter(&b, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(testData(n, 3))
+			w.Abort()
+			if err := w.Close(); !errors.Is(err, ErrAborted) {
+				t.Fatalf("%s: Close after Abort: %v", c.Name(), err)
+			}
+			r, err := NewReader(bytes.NewReader(b.Bytes()), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadAll(r); err == nil {
+				t.Fatalf("%s: an aborted stream read back as complete", c.Name())
+			}
+			if c.Name() != codec.NameZstd {
+				continue // an s2 stream has no end of its own: only the marker tells
+			}
+			// Nor may a reader without the marker (stream decode of a stock
+			// zstd file, or zstd -d) take it for complete: the frame must
+			// stay unfinished, not be closed with its last block and
+			// checksum.
+			r, err = NewReader(bytes.NewReader(b.Bytes()), c, WithOptionalMarker())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadAll(r); err == nil {
+				t.Fatalf("%s, %d bytes: an aborted stream (%d stored bytes) read back as complete with the marker optional", c.Name(), n, b.Len())
+			}
+			if b.Len() == 0 {
+				continue // zstd -d refuses an empty input (the Go decoder does not)
+			}
+			d, err := c.NewReader(bytes.NewReader(b.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.ReadAll(d)
+			d.Close()
+			if err == nil {
+				t.Fatalf("%s, %d bytes: a plain decoder reads an aborted stream as a complete frame", c.Name(), n)
+			}
+		}
+	}
+}
+
+// compressPlain compresses data with c's own writer: no end marker, as the
+// stock zstd CLI writes it. frames > 1 concatenates that many frames. It
+// also returns the offsets where frames end.
+func compressPlain(t testing.TB, c codec.Codec, data []byte, frames int) ([]byte, map[int]bool) {
+	t.Helper()
+	var buf bytes.Buffer
+	ends := map[int]bool{}
+	step := len(data)/frames + 1
+	for i := 0; i < frames; i++ {
+		w, err := c.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := data[min(i*step, len(data)):min((i+1)*step, len(data))]
+		if _, err := w.Write(part); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ends[buf.Len()] = true
+	}
+	return buf.Bytes(), ends
+}
+
+// A zstd stream without an end marker (what `zstd -c` writes) must not lose
+// its last bytes: the strict reader says the marker is missing (not that the
+// zstd data is truncated), and WithOptionalMarker decodes all of it.
+func TestOptionalMarker(t *testing.T) {
+	z := codecs(t)[0]
+	for _, tc := range []struct {
+		name   string
+		size   int
+		frames int
+	}{
+		{"empty", 0, 1},             // 13 bytes: shorter than a marker
+		{"tiny", 10, 1},             // still shorter than a marker
+		{"one frame", 300_000, 1},   //
+		{"two frames", 300_000, 2},  // `cat a.zst b.zst`
+		{"many frames", 100_000, 7}, //
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := testData(tc.size, uint64(tc.size))
+			plain, frameEnds := compressPlain(t, z, data, tc.frames)
+
+			_, _, err := open(z, plain)
+			if !errors.Is(err, ErrMissingMarker) {
+				t.Fatalf("strict reader of an unsealed stream: want ErrMissingMarker, got %v", err)
+			}
+
+			r, err := NewReader(bytes.NewReader(plain), z, WithOptionalMarker())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("optional marker: %v (got %d of %d bytes)", err, len(got), len(data))
+			}
+			if r.Sealed() {
+				t.Fatal("Sealed() true for a stream without a marker")
+			}
+			if r.Sum().Size != int64(len(data)) {
+				t.Fatalf("Sum size %d", r.Sum().Size)
+			}
+
+			// A cut anywhere but at a frame boundary is still an error
+			// (at a boundary it cannot be told from the end: zstd -d
+			// cannot either).
+			for cut := 1; cut < len(plain); cut += max(1, len(plain)/97) {
+				if frameEnds[cut] {
+					continue
+				}
+				if _, _, err := open(z, plain[:cut], WithOptionalMarker()); err == nil || !errLayer(err, z.Name()) {
+					t.Fatalf("cut at %d/%d: %v", cut, len(plain), err)
+				}
+			}
+			for _, junk := range [][]byte{{0}, []byte("garbage after the frame")} {
+				if _, _, err := open(z, append(bytes.Clone(plain), junk...), WithOptionalMarker()); err == nil {
+					t.Fatalf("%q appended: accepted", junk)
+				}
+			}
+		})
+	}
+}
+
+// With WithOptionalMarker a sealed stream is still held to its marker:
+// every cut but the one exactly before the marker, and every flipped byte,
+// is an error.
+func TestOptionalMarkerStillChecksSealed(t *testing.T) {
+	z := codecs(t)[1]
+	data := testData(200_000, 13)
+	stored, sum := seal(t, z, data)
+	frameEnd := len(stored) - zstdMarkerSize
+
+	r, err := NewReader(bytes.NewReader(stored), z, WithOptionalMarker())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) || !r.Sealed() || r.Sum() != sum {
+		t.Fatalf("sealed stream, optional marker: err %v, equal %v, sealed %v", err, bytes.Equal(got, data), r.Sealed())
+	}
+
+	for off := max(0, frameEnd-16); off < len(stored); off++ {
+		for _, bit := range []byte{0x01, 0x10, 0x80} {
+			bad := bytes.Clone(stored)
+			bad[off] ^= bit
+			if _, _, err := open(z, bad, WithOptionalMarker()); err == nil {
+				t.Fatalf("flip %02x at %d (marker starts at %d) accepted", bit, off, frameEnd)
+			}
+		}
+	}
+	for cut := frameEnd - 200; cut < len(stored); cut++ {
+		_, _, err := open(z, stored[:cut], WithOptionalMarker())
+		if cut == frameEnd {
+			// Exactly the marker lost: the one frame is complete and its
+			// checksum verified, so this reads as an unsealed stream.
+			if err != nil {
+				t.Fatalf("cut before the marker: %v", err)
+			}
 			continue
 		}
-		var b bytes.Buffer
-		w, err := NewWriter(&b, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(testData(5000, 3))
-		w.Abort()
-		if err := w.Close(); !errors.Is(err, ErrAborted) {
-			t.Fatalf("%s: Close after Abort: %v", c.Name(), err)
-		}
-		r, err := NewReader(bytes.NewReader(b.Bytes()), c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadAll(r); err == nil {
-			t.Fatalf("%s: an aborted stream read back as complete", c.Name())
+		if err == nil {
+			t.Fatalf("cut at %d/%d accepted", cut, len(stored))
 		}
 	}
 }

@@ -18,6 +18,7 @@
 package integrity
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -157,6 +158,27 @@ func AppendContainer(dst []byte, codecName string, m Marker) ([]byte, error) {
 		return dst, fmt.Errorf("integrity: no end marker container for codec %q", codecName)
 	}
 	return m.AppendPayload(dst), nil
+}
+
+// looksLikeContainer reports whether b, the last bytes of a stored stream,
+// is meant to be an end-marker container: it has the container's size and
+// either its header or the marker identifier where the payload starts. One
+// damaged byte cannot make a marker look absent.
+func looksLikeContainer(codecName string, b []byte) bool {
+	size, err := containerSize(codecName)
+	if err != nil || size == 0 || len(b) != size {
+		return false
+	}
+	var head []byte
+	switch codecName {
+	case codec.NameZstd:
+		head = binary.LittleEndian.AppendUint32(nil, ZstdMarkerMagic)
+		head = binary.LittleEndian.AppendUint32(head, MarkerPayloadSize)
+	default: // s2
+		head = []byte{S2MarkerChunk, MarkerPayloadSize, 0, 0}
+	}
+	h := len(head)
+	return bytes.Equal(b[:h], head) || [4]byte(b[h:h+4]) == markerID
 }
 
 // ParseContainer decodes a marker in the codec's container. b must be

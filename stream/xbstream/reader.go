@@ -3,7 +3,6 @@ package xbstream
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -86,9 +85,13 @@ func (r *Reader) readFull(p []byte) (int, error) {
 }
 
 // truncated builds the error for input that ended, or failed, inside the
-// chunk starting at start while reading what.
+// chunk starting at start while reading what. Only io.ReadFull's own
+// verdicts (the input simply ended) make a truncated xbstream; an error of
+// a layer below that merely wraps io.ErrUnexpectedEOF (a decompressor's
+// "stream truncated", a cut ciphertext) is that layer's diagnosis and is
+// passed on with its words, not reported as a cut xbstream.
 func (r *Reader) truncated(start int64, path, what string, err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return &FormatError{
 			Offset: start,
 			Path:   path,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -315,5 +316,39 @@ func TestReaderReusesPayloadBuffer(t *testing.T) {
 	})
 	if allocs > 10 {
 		t.Errorf("%.0f allocations per stream, want few", allocs)
+	}
+}
+
+// failingSource yields data, then fails with err.
+type failingSource struct {
+	data []byte
+	err  error
+}
+
+func (f *failingSource) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+// An error of the layer below that wraps io.ErrUnexpectedEOF (zstd's
+// "stream truncated", a cut age ciphertext) keeps its own words: it must not
+// turn into "truncated stream" of the xbstream, which would blame the wrong
+// layer and hide the real one.
+func TestReaderKeepsLowerLayerTruncation(t *testing.T) {
+	stream := cat(rawP("a", 0, "0123456789"), rawE("a"))
+	for _, cut := range []int{5, 20, 40} {
+		below := fmt.Errorf("zstd: stream truncated: %w", io.ErrUnexpectedEOF)
+		r := NewReader(&failingSource{data: stream[:cut], err: below})
+		var err error
+		for err == nil {
+			_, err = r.Next()
+		}
+		if !errors.Is(err, below) || !strings.Contains(err.Error(), "zstd: stream truncated") || strings.Contains(err.Error(), "truncated stream") {
+			t.Errorf("cut at %d: %v", cut, err)
+		}
 	}
 }
