@@ -124,8 +124,10 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 		return err
 	}
 	var fps []string
-	for _, r := range o.Recipients {
-		fps = append(fps, crypt.Fingerprint(r))
+	for _, r := range rs { // --recipient, --recipients-file and --passphrase-file alike
+		if fp := crypt.RecipientFingerprint(r); fp != "" {
+			fps = append(fps, fp)
+		}
 	}
 	cat, done, err := o.catalog(ctx)
 	if err != nil {
