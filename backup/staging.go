@@ -66,6 +66,16 @@ func (s *staging) newDir() string { return filepath.Join(s.dir, "new") }
 // behind, checks the target may be replaced, and creates the staging
 // directory. Nothing in the target is changed.
 func beginStaging(target string, force bool, log *slog.Logger) (_ *staging, err error) {
+	if fi, err := os.Lstat(target); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		// A datadir symlinked elsewhere: stage next to, and swap, the
+		// directory it points to; the link stays as it is.
+		real, err := filepath.EvalSymlinks(target)
+		if err != nil {
+			return nil, fmt.Errorf("restore target %s is a symlink: %w", target, err)
+		}
+		log.Info("the target is a symlink: restoring into the directory it points to", "target", target, "dir", real)
+		target = real
+	}
 	parent, base := filepath.Dir(target), filepath.Base(target)
 	if err := os.MkdirAll(parent, 0o750); err != nil {
 		return nil, fmt.Errorf("create the target's parent directory: %w", err)

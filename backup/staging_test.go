@@ -164,6 +164,32 @@ func TestSwapReplacesTargetWholly(t *testing.T) {
 	}
 }
 
+// TestSwapThroughSymlink: a target that is a symlink to a datadir keeps
+// the link; the directory it points to is replaced.
+func TestSwapThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	writeTree(t, real, map[string]string{"ibdata1": "old"})
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	st := stageNew(t, link, true, map[string]string{"ibdata1": "new"})
+	if err := st.swap(); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the symlink is gone: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(link, "ibdata1")); err != nil || string(data) != "new" {
+		t.Fatalf("through the link: %q %v", data, err)
+	}
+	if left := stagingLeft(t, real); len(left) != 0 {
+		t.Fatalf("staging left: %v", left)
+	}
+}
+
 func TestRefusesNonEmptyTargetWithoutForce(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "data")
 	writeTree(t, target, map[string]string{"ibdata1": "old"})

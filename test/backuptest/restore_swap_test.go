@@ -2,6 +2,7 @@ package backuptest
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,4 +100,42 @@ func TestRestoreForceNeverLosesTarget(t *testing.T) {
 	if err := db.QueryRow("SELECT COUNT(*) FROM mysql.user").Scan(&n); err != nil || n == 0 {
 		t.Fatalf("the restored datadir does not serve: %d users, %v", n, err)
 	}
+}
+
+// TestRestoreIntoEmptyMountPoint: a datadir that is its own filesystem
+// (a mount point cannot be exchanged) is restored into when empty: staged
+// inside it, moved in, nothing of the staging left; the server starts on it.
+func TestRestoreIntoEmptyMountPoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a tmpfs and needs root (CI runs as root)")
+	}
+	store := t.TempDir()
+	mustGB(t, "backup", "--storage", store, "--socket", clu.Node(1).Socket, "--user", "root", "--log-level", "warn")
+	mnt := filepath.Join(t.TempDir(), "mysql")
+	if err := os.Mkdir(mnt, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs: %v %s", err, out)
+	}
+	defer exec.Command("umount", mnt).Run()
+	mustGB(t, "restore", "latest", "--target-dir", mnt, "--storage", store, "--log-level", "warn")
+	entries, err := os.ReadDir(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".gosst-restore") || e.Name() == backup.IncompleteMarker {
+			t.Fatalf("the restore left %s in the mount point", e.Name())
+		}
+	}
+	db, stop := gbtest.Standalone(t, mnt)
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM mysql.user").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("the restored datadir does not serve: %d users, %v", n, err)
+	}
+	stop()
 }
