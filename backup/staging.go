@@ -248,6 +248,12 @@ func (s *staging) swap() error {
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) {
 			s.log.Info("this filesystem cannot exchange directories atomically: moving the target aside, then the new datadir in", "err", err)
 			err = s.swapByRenames(nd)
+		} else if err != nil {
+			hint := ""
+			if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EXDEV) {
+				hint = " (is it a mount point? see the restore documentation)"
+			}
+			err = fmt.Errorf("swap the new datadir with %s: %w%s; the target was not changed", s.target, err, hint)
 		}
 		if err != nil {
 			return err
