@@ -50,11 +50,11 @@ func TestRestoreForceNeverLosesTarget(t *testing.T) {
 	wrongKey := filepath.Join(t.TempDir(), "wrong.txt")
 	os.WriteFile(wrongKey, []byte(other.String()+"\n"), 0o600)
 	out, code := gb(t, "restore", m.ID, "--force", "--target-dir", target, "--identity", wrongKey, "--storage", store)
-	if code == 0 || !strings.Contains(out, "no identity matched") || !strings.Contains(out, fp) {
-		t.Fatalf("restore --force with a wrong key: exit %d, want an error naming fingerprint %s\n%s", code, fp, out)
-	}
 	if treeHash(t, target) != old {
 		t.Fatalf("restore --force with a wrong key changed the target\n%s", out)
+	}
+	if code == 0 || !strings.Contains(out, "no identity matched") || !strings.Contains(out, fp) {
+		t.Fatalf("restore --force with a wrong key: exit %d, want an error naming fingerprint %s\n%s", code, fp, out)
 	}
 	if left := stagingLeft(t, target); len(left) != 0 {
 		t.Fatalf("a refused restore left %v", left)

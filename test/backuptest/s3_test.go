@@ -165,16 +165,16 @@ func TestRestoreDiskFull(t *testing.T) {
 
 	// --force over a datadir on that full filesystem: refused before
 	// anything is staged, the datadir byte for byte as it was.
-	if err := os.Mkdir(target, 0o750); err != nil {
+	if err := os.MkdirAll(target, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	before := oldDatadir(t, target)
 	out, code = gb(t, "restore", "latest", "--force", "--target-dir", target, "--storage", store)
-	if code == 0 || !strings.Contains(out, "not enough disk space") {
-		t.Fatalf("restore --force onto a full disk: exit %d\n%s", code, out)
-	}
 	if treeHash(t, target) != before {
 		t.Fatalf("restore --force onto a full disk changed the target\n%s", out)
+	}
+	if code == 0 || !strings.Contains(out, "not enough disk space") {
+		t.Fatalf("restore --force onto a full disk: exit %d\n%s", code, out)
 	}
 	if left := stagingLeft(t, target); len(left) != 0 {
 		t.Fatalf("a refused restore left %v", left)

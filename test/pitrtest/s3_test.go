@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,6 +112,36 @@ func TestPITRThroughS3Encrypted(t *testing.T) {
 		t.Fatalf("the replay should start by GTID in node1's files: %s", out)
 	}
 	checkS3Rows(t, dir, 119, seqs[120])
+
+	// The replay fails (a mariadb client that exits 1; mariabackup and
+	// mariadb-binlog are the real ones): the datadir is unchanged.
+	dir = filepath.Join(t.TempDir(), "data")
+	old = gbtest.OldDatadir(t, dir)
+	func() {
+		bin := t.TempDir()
+		for _, name := range []string{"mariabackup", "mariadb-binlog"} {
+			p, err := exec.LookPath(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(p, filepath.Join(bin, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Symlink("/bin/false", filepath.Join(bin, "mariadb")); err != nil {
+			t.Fatal(err)
+		}
+		path := os.Getenv("PATH")
+		os.Setenv("PATH", bin)
+		defer os.Setenv("PATH", path)
+		out, code = gb(t, "restore", "--pitr-gtid", seqs[120], "--force", "--target-dir", dir, "--storage", local)
+	}()
+	if gbtest.TreeHash(t, dir) != old || len(gbtest.StagingLeft(t, dir)) != 0 {
+		t.Fatalf("a PITR whose replay failed changed the target or left staging (exit %d)\n%s", code, out)
+	}
+	if code == 0 || !strings.Contains(out, "replay binlogs") {
+		t.Fatalf("a PITR whose replay failed: exit %d\n%s", code, out)
+	}
 
 	// Killed after the replay, just before the swap: the datadir is
 	// unchanged; the next run removes the leftover and replaces it.
