@@ -61,6 +61,27 @@ func TestRestoreForceNeverLosesTarget(t *testing.T) {
 	}
 	t.Logf("wrong key refused, target unchanged: %s", firstLine(out))
 
+	// The same for a passphrase: the manifest records only that one is
+	// needed, and a wrong one leaves the target as it was.
+	passStore := t.TempDir()
+	passFile := filepath.Join(t.TempDir(), "pass")
+	wrongPass := filepath.Join(t.TempDir(), "wrong-pass")
+	os.WriteFile(passFile, []byte("correct horse battery staple\n"), 0o600)
+	os.WriteFile(wrongPass, []byte("incorrect horse\n"), 0o600)
+	mustGB(t, "backup", "--storage", passStore, "--socket", clu.Node(1).Socket, "--user", "root", "--passphrase-file", passFile, "--log-level", "warn")
+	pm := listBackups(t, passStore)[0]
+	if len(pm.KeyFingerprint) != 1 || pm.KeyFingerprint[0] != crypt.PassphraseFingerprint {
+		t.Fatalf("a passphrase backup records key fingerprints %v, want [%s]", pm.KeyFingerprint, crypt.PassphraseFingerprint)
+	}
+	out, code = gb(t, "restore", pm.ID, "--force", "--target-dir", target, "--passphrase-file", wrongPass, "--storage", passStore)
+	if treeHash(t, target) != old {
+		t.Fatalf("restore --force with a wrong passphrase changed the target\n%s", out)
+	}
+	if code == 0 || !strings.Contains(out, "no identity matched") || !strings.Contains(out, "a passphrase (--passphrase-file)") {
+		t.Fatalf("restore --force with a wrong passphrase: exit %d\n%s", code, out)
+	}
+	t.Logf("wrong passphrase refused, target unchanged: %s", firstLine(out))
+
 	args := []string{"restore", m.ID, "--force", "--target-dir", target, "--identity", keyFile, "--storage", store, "--log-level", "info"}
 	for _, step := range []string{"downloaded", "prepared", "before-swap", "swapped"} {
 		gbtest.RunKilledAt(t, step, args...)
