@@ -222,7 +222,11 @@ func (s *staging) swap() error {
 		return err
 	}
 	if uid >= 0 {
-		if err := os.Lchown(nd, uid, gid); err != nil {
+		if err := os.Lchown(nd, uid, gid); errors.Is(err, os.ErrPermission) {
+			// Not root: the files are the restoring user's anyway, and
+			// the operator chowns the datadir afterwards as documented.
+			s.log.Warn("cannot give the new datadir the target's owner (not root): chown it after the restore", "uid", uid, "gid", gid)
+		} else if err != nil {
 			return fmt.Errorf("give the new datadir the target's owner: %w", err)
 		}
 	}
