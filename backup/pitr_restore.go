@@ -264,34 +264,41 @@ func PITR(ctx context.Context, cat *Catalog, a *Archive, o PITROptions) (*PITRRe
 	res := &PITRResult{Backup: base, BackupID: base.ID, Window: *w}
 	log.Info("point-in-time restore", "backup", base.ID, "backup_gtid", base.Binlog.GTID, "target", describeTarget(o))
 
-	// Download and plan before touching the target: a damaged segment
-	// stops the restore here (Restore clears a --force target later).
-	if entries, err := os.ReadDir(target); err == nil && len(entries) > 0 && !o.Force {
-		return nil, fmt.Errorf("%w: %s has %d entries; restore into an empty directory, or use --force to replace its contents", ErrTargetNotEmpty, target, len(entries))
-	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
-		return nil, err
-	}
-	scratch, err := os.MkdirTemp(filepath.Dir(target), "."+filepath.Base(target)+".gosst-pitr-")
-	if err != nil {
-		return nil, fmt.Errorf("create scratch dir next to the target: %w", err)
-	}
-	defer os.RemoveAll(scratch)
-	steps, err := plan(ctx, a, w, base, baseSeq, o, scratch, res)
-	if err != nil {
-		return nil, err
-	}
+	// Everything happens in a staging directory next to the target: the
+	// keys are checked, binlogs downloaded and planned, the base backup
+	// restored and prepared, the binlogs replayed; only then is the result
+	// swapped with the target.
 	ro := o.RestoreOptions
 	ro.TargetDir, ro.Galera = target, false
-	if _, err := Restore(ctx, cat, base.ID, ro); err != nil {
+	ro.defaults()
+	m, chain, need, err := checkRestorable(ctx, cat, base.ID, ro)
+	if err != nil {
+		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
+	}
+	st, err := beginStaging(target, o.Force, log)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	binlogs := filepath.Join(st.dir, "binlogs")
+	if err := os.Mkdir(binlogs, 0o700); err != nil {
+		return nil, err
+	}
+	steps, err := plan(ctx, a, w, base, baseSeq, o, binlogs, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := stageRestore(ctx, cat, m, chain, need, ro, st); err != nil {
 		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
 	}
 	if len(steps) == 0 {
 		log.Info("nothing to replay: the backup is the target state")
-		return res, nil
+	} else if err := replay(ctx, st.newDir(), st.dir, steps, o, &res.ReplayTime); err != nil {
+		return nil, fmt.Errorf("replay binlogs (in the staging directory; the target was not changed): %w", err)
 	}
-	if err := replay(ctx, target, scratch, steps, o, &res.ReplayTime); err != nil {
-		return nil, fmt.Errorf("replay binlogs into %s (the datadir holds the backup plus part of the replay; run the restore again): %w", target, err)
+	failpoint("replayed")
+	if err := st.swap(); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
 	"github.com/gosst/gosst/stream/meter"
 	"github.com/gosst/gosst/stream/xbstream"
@@ -55,12 +57,43 @@ var ErrTargetNotEmpty = errors.New("restore target is not empty")
 // finished restore.
 const IncompleteMarker = "gosst-restore-incomplete"
 
-// Restore restores backup ref ("latest" or an id) into o.TargetDir. All
-// objects are downloaded, verified (stored SHA-256, end marker, chunk CRCs)
-// and prepared in a scratch directory next to the target; only a fully
-// prepared datadir is moved into the target. Nothing is written to the
-// target before that.
+// Restore restores backup ref ("latest" or an id) into o.TargetDir. The
+// keys are checked against the first object's encryption header before
+// anything is downloaded; all objects are downloaded, verified (stored
+// SHA-256, end marker, chunk CRCs) and prepared in a staging directory on
+// the target's filesystem; only a fully prepared datadir, synced to disk,
+// is swapped with the target (see staging.swap). Any failure before the
+// swap leaves the target as it was.
 func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*Manifest, error) {
+	o.defaults()
+	log := o.Logger
+	if o.TargetDir == "" {
+		return nil, errors.New("restore needs --target-dir")
+	}
+	target, err := filepath.Abs(o.TargetDir)
+	if err != nil {
+		return nil, err
+	}
+	m, chain, need, err := checkRestorable(ctx, cat, ref, o)
+	if err != nil {
+		return nil, err
+	}
+	st, err := beginStaging(target, o.Force, log)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if err := stageRestore(ctx, cat, m, chain, need, o, st); err != nil {
+		return nil, err
+	}
+	if err := st.swap(); err != nil {
+		return nil, err
+	}
+	log.Info("restore complete", "backup", m.ID, "target", target, "galera_position", fmt.Sprintf("%s:%d", m.Galera.UUID, m.Galera.Seqno))
+	return m, nil
+}
+
+func (o *RestoreOptions) defaults() {
 	if o.Mariabackup == "" {
 		o.Mariabackup = "mariabackup"
 	}
@@ -73,54 +106,51 @@ func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	log := o.Logger
-	if o.TargetDir == "" {
-		return nil, errors.New("restore needs --target-dir")
-	}
-	target, err := filepath.Abs(o.TargetDir)
+}
+
+// checkRestorable resolves ref and its chain and refuses early, before
+// anything is downloaded or created: missing or resized objects, missing
+// or wrong keys. need is the plaintext size of the chain.
+func checkRestorable(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (m *Manifest, chain []*Manifest, need int64, err error) {
+	m, err = cat.Resolve(ctx, ref)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
-	m, err := cat.Resolve(ctx, ref)
+	chain, err = cat.Chain(ctx, m)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
-	chain, err := cat.Chain(ctx, m)
-	if err != nil {
-		return nil, err
-	}
-	// Refuse early: missing or resized objects, missing keys, full disk.
-	var need int64
 	for _, b := range chain {
 		if b.Encrypted() && len(o.Identities) == 0 {
-			return nil, fmt.Errorf("backup %s is encrypted: give --identity FILE or --passphrase-file FILE", b.ID)
+			return nil, nil, 0, fmt.Errorf("backup %s is encrypted (%s): give --identity FILE or --passphrase-file FILE", b.ID, describeKeys(b.KeyFingerprint))
 		}
 		for _, obj := range b.Objects {
 			oi, err := cat.Store.Stat(ctx, obj.Key)
 			if errors.Is(err, backend.ErrNotExist) {
-				return nil, fmt.Errorf("backup %s is damaged: object %s is missing", b.ID, obj.Key)
+				return nil, nil, 0, fmt.Errorf("backup %s is damaged: object %s is missing", b.ID, obj.Key)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("check object %s: %w", obj.Key, err)
+				return nil, nil, 0, fmt.Errorf("check object %s: %w", obj.Key, err)
 			}
 			if oi.Size != obj.Size {
-				return nil, fmt.Errorf("backup %s is damaged: object %s is %d bytes, the manifest says %d", b.ID, obj.Key, oi.Size, obj.Size)
+				return nil, nil, 0, fmt.Errorf("backup %s is damaged: object %s is %d bytes, the manifest says %d", b.ID, obj.Key, oi.Size, obj.Size)
 			}
 			need += obj.PlainSize
 		}
+		if err := checkKeys(ctx, cat, b, o.Identities); err != nil {
+			return nil, nil, 0, err
+		}
 	}
-	if err := prepareTarget(target, o.Force); err != nil {
-		return nil, err
-	}
-	if free, err := freeBytes(filepath.Dir(target)); err == nil && free < need+need/10 {
-		return nil, fmt.Errorf("not enough disk space under %s: restore needs about %s, %s free", filepath.Dir(target), text.Bytes(need+need/10), text.Bytes(free))
-	}
-	scratch, err := os.MkdirTemp(filepath.Dir(target), "."+filepath.Base(target)+".gosst-restore-")
-	if err != nil {
-		return nil, fmt.Errorf("create scratch dir next to the target: %w", err)
-	}
-	defer os.RemoveAll(scratch)
+	return m, chain, need, nil
+}
 
+// stageRestore downloads, verifies and prepares the chain into
+// st.newDir(), and writes grastate.dat there for o.Galera.
+func stageRestore(ctx context.Context, cat *Catalog, m *Manifest, chain []*Manifest, need int64, o RestoreOptions, st *staging) error {
+	log := o.Logger
+	if free, err := freeBytes(st.dir); err == nil && free < need+need/10 {
+		return fmt.Errorf("not enough disk space under %s: restore needs about %s, %s free", filepath.Dir(st.dir), text.Bytes(need+need/10), text.Bytes(free))
+	}
 	var total int64
 	for _, b := range chain {
 		total += b.Objects[0].Size
@@ -133,38 +163,97 @@ func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*
 	}
 	dirs := make([]string, len(chain))
 	for i, b := range chain {
-		dirs[i] = filepath.Join(scratch, fmt.Sprintf("%02d-%s", i, b.ID))
+		dirs[i] = st.newDir()
+		if i > 0 {
+			dirs[i] = filepath.Join(st.dir, fmt.Sprintf("inc-%02d-%s", i, b.ID))
+		}
 		if err := os.Mkdir(dirs[i], 0o700); err != nil {
-			return nil, err
+			return err
 		}
 		log.Info("downloading and extracting", "backup", b.ID, "type", b.Type, "bytes", b.Objects[0].Size)
 		if err := fetchExtract(ctx, cat, b, dirs[i], o); err != nil {
-			return nil, fmt.Errorf("restore %s: %w", b.ID, err)
+			return fmt.Errorf("restore %s: %w", b.ID, err)
 		}
 	}
+	failpoint("downloaded")
 	base := dirs[0]
 	if err := o.prepare(ctx, base, ""); err != nil {
-		return nil, err
+		return err
 	}
 	for _, inc := range dirs[1:] {
 		if err := o.prepare(ctx, base, inc); err != nil {
-			return nil, err
+			return err
+		}
+		if err := os.RemoveAll(inc); err != nil {
+			return err
 		}
 	}
+	failpoint("prepared")
 	if o.Galera {
 		if m.Galera.UUID == "" || m.Galera.Seqno < 0 {
-			return nil, fmt.Errorf("backup %s has no Galera position (taken without wsrep?): cannot write grastate.dat", m.ID)
+			return fmt.Errorf("backup %s has no Galera position (taken without wsrep?): cannot write grastate.dat", m.ID)
 		}
 		gs := fmt.Sprintf("# GALERA saved state\nversion: 2.1\nuuid:    %s\nseqno:   %d\nsafe_to_bootstrap: 0\n", m.Galera.UUID, m.Galera.Seqno)
 		if err := writeFileSync(filepath.Join(base, "grastate.dat"), []byte(gs), 0o660); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := moveInto(base, target); err != nil {
-		return nil, fmt.Errorf("move the prepared datadir into %s: %w (files may be split between %s and the target; the marker %s stays in the target)", target, err, base, IncompleteMarker)
+	return nil
+}
+
+// headerBytes is how much of an object is read to check its age header
+// (a header with many recipients stays far below it).
+const headerBytes = 64 << 10
+
+// checkKeys opens the age header of b's first object with ids, reading
+// only its first bytes: a wrong key is refused before any download, and
+// the error names the keys the backup needs.
+func checkKeys(ctx context.Context, cat *Catalog, b *Manifest, ids []age.Identity) error {
+	if !b.Encrypted() {
+		return nil
 	}
-	log.Info("restore complete", "backup", m.ID, "target", target, "galera_position", fmt.Sprintf("%s:%d", m.Galera.UUID, m.Galera.Seqno))
-	return m, nil
+	obj := b.Objects[0]
+	rc, err := cat.Store.Get(ctx, obj.Key, 0, min(obj.Size, headerBytes))
+	if err != nil {
+		return fmt.Errorf("read the encryption header of %s: %w", obj.Key, err)
+	}
+	defer rc.Close()
+	_, err = crypt.Decrypt(rc, ids...)
+	if errors.Is(err, crypt.ErrNoIdentityMatched) {
+		return fmt.Errorf("%w: backup %s is encrypted to %s; the keys given are %s", crypt.ErrNoIdentityMatched, b.ID, describeKeys(b.KeyFingerprint), describeIdentities(ids))
+	}
+	if err != nil {
+		return fmt.Errorf("backup %s: object %s: %w", b.ID, obj.Key, err)
+	}
+	return nil
+}
+
+// describeKeys names the keys a manifest records.
+func describeKeys(fps []string) string {
+	if len(fps) == 0 {
+		return "keys this backup does not record (written by an older gosst)"
+	}
+	var parts []string
+	for _, fp := range fps {
+		if fp == crypt.PassphraseFingerprint {
+			parts = append(parts, "a passphrase (--passphrase-file)")
+		} else {
+			parts = append(parts, "age key fingerprint "+fp)
+		}
+	}
+	return strings.Join(parts, " or ")
+}
+
+func describeIdentities(ids []age.Identity) string {
+	var parts []string
+	for _, id := range ids {
+		if fp := crypt.IdentityFingerprint(id); fp != "" {
+			parts = append(parts, "age key fingerprint "+fp)
+		} else {
+			parts = append(parts, "a passphrase")
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // fetchExtract streams one backup object into dir, verifying every layer.
@@ -220,26 +309,6 @@ func (o RestoreOptions) prepare(ctx context.Context, base, inc string) error {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mariabackup %s failed: %w\n%s", what, err, text.LastLines(string(out), 25))
-	}
-	return nil
-}
-
-// prepareTarget makes sure target exists and is empty (or Force).
-func prepareTarget(target string, force bool) error {
-	entries, err := os.ReadDir(target)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return os.MkdirAll(target, 0o750)
-	case err != nil:
-		return fmt.Errorf("restore target: %w", err)
-	case len(entries) > 0 && !force:
-		return fmt.Errorf("%w: %s has %d entries; restore into an empty directory, or use --force to replace its contents", ErrTargetNotEmpty, target, len(entries))
-	case len(entries) > 0:
-		for _, e := range entries {
-			if err := os.RemoveAll(filepath.Join(target, e.Name())); err != nil {
-				return fmt.Errorf("clear restore target: %w", err)
-			}
-		}
 	}
 	return nil
 }

@@ -124,8 +124,10 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 		return err
 	}
 	var fps []string
-	for _, r := range o.Recipients {
-		fps = append(fps, crypt.Fingerprint(r))
+	for _, r := range rs { // --recipient, --recipients-file and --passphrase-file alike
+		if fp := crypt.RecipientFingerprint(r); fp != "" {
+			fps = append(fps, fp)
+		}
 	}
 	cat, done, err := o.catalog(ctx)
 	if err != nil {
@@ -266,9 +268,12 @@ func newRestoreCommand(g *Globals) *cobra.Command {
 		Long: `restore downloads the backup and, for an incremental, every backup it builds
 on; verifies every layer (stored SHA-256, age, end marker, xbstream CRCs);
 extracts with the strict extractor; runs mariabackup --prepare on the chain in a
-scratch directory next to the target; and only then moves the prepared datadir
-into --target-dir. A damaged or missing object, a wrong key or a full disk stops
-the restore before anything is written to the target.
+staging directory next to the target; and only then swaps the prepared, fsynced
+datadir with --target-dir in one atomic step (renameat2 RENAME_EXCHANGE). The key
+is checked on the backup's encryption header before any download. A damaged or
+missing object, a wrong key, a full disk or a kill at any moment leaves the
+target (also with --force) as it was; the next restore removes what a killed one
+left next to it. A mount point with data is refused: see docs/backup.md.
 
 --galera writes grastate.dat with the backup's uuid:seqno, so a node started on
 the restored datadir rejoins its cluster by IST when a donor's gcache still

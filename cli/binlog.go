@@ -101,8 +101,10 @@ func runBinlogArchive(ctx context.Context, g *Globals, o *binlogArchiveOptions) 
 		return err
 	}
 	var fps []string
-	for _, r := range o.Recipients {
-		fps = append(fps, crypt.Fingerprint(r))
+	for _, r := range rs { // --recipient, --recipients-file and --passphrase-file alike
+		if fp := crypt.RecipientFingerprint(r); fp != "" {
+			fps = append(fps, fp)
+		}
 	}
 	be, err := openStorage(ctx, o.URL)
 	if err != nil {

@@ -188,6 +188,26 @@ func Fingerprint(recipient string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// PassphraseFingerprint is what a manifest records for a passphrase
+// (scrypt) recipient. It says only that a passphrase is needed: any value
+// derived from the passphrase would let an attacker test guesses against
+// the manifest more cheaply than against age's scrypt header, so a
+// restore checks a passphrase by opening the first object's header.
+const PassphraseFingerprint = "passphrase"
+
+// RecipientFingerprint returns the manifest entry for a recipient: the
+// Fingerprint of an X25519 recipient, PassphraseFingerprint for scrypt,
+// "" for other kinds.
+func RecipientFingerprint(r age.Recipient) string {
+	switch r := r.(type) {
+	case *age.X25519Recipient:
+		return Fingerprint(r.String())
+	case *age.ScryptRecipient:
+		return PassphraseFingerprint
+	}
+	return ""
+}
+
 // IdentityFingerprint returns the Fingerprint of the recipient that belongs
 // to an X25519 identity, so a restore can check it holds the right key before
 // reading data. Other identity types give "".

@@ -249,3 +249,30 @@ func TestAgeCLI(t *testing.T) {
 		t.Fatal("age -d output differs")
 	}
 }
+
+func TestRecipientFingerprint(t *testing.T) {
+	x, _ := age.GenerateX25519Identity()
+	pass, err := ScryptRecipient("correct horse", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		r    age.Recipient
+		want string
+	}{
+		{"x25519", x.Recipient(), Fingerprint(x.Recipient().String())},
+		{"passphrase", pass, PassphraseFingerprint},
+	} {
+		if got := RecipientFingerprint(tc.r); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// The identity side gives the same fingerprint, so a restore can name it.
+	if IdentityFingerprint(x) != RecipientFingerprint(x.Recipient()) {
+		t.Error("identity and recipient fingerprints differ")
+	}
+	if strings.Contains(RecipientFingerprint(pass), "horse") {
+		t.Error("the passphrase leaks into its fingerprint")
+	}
+}

@@ -139,7 +139,9 @@ func firstLine(s string) string {
 }
 
 // TestRestoreDiskFull: a restore target on a filesystem too small for the
-// backup is refused before anything is written.
+// backup is refused before anything is written; with --force over an
+// existing datadir too, which stays byte for byte. A non-empty mount point
+// is refused as a --force target.
 func TestRestoreDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -160,4 +162,32 @@ func TestRestoreDiskFull(t *testing.T) {
 		t.Fatalf("restore onto a full disk: exit %d\n%s", code, out)
 	}
 	assertNoDatadir(t, target)
+
+	// --force over a datadir on that full filesystem: refused before
+	// anything is staged, the datadir byte for byte as it was.
+	if err := os.MkdirAll(target, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	before := oldDatadir(t, target)
+	out, code = gb(t, "restore", "latest", "--force", "--target-dir", target, "--storage", store)
+	if treeHash(t, target) != before {
+		t.Fatalf("restore --force onto a full disk changed the target\n%s", out)
+	}
+	if code == 0 || !strings.Contains(out, "not enough disk space") {
+		t.Fatalf("restore --force onto a full disk: exit %d\n%s", code, out)
+	}
+	if left := stagingLeft(t, target); len(left) != 0 {
+		t.Fatalf("a refused restore left %v", left)
+	}
+
+	// The mount point itself as a --force target: refused (a mount point
+	// cannot be swapped atomically), unchanged.
+	before = treeHash(t, small)
+	out, code = gb(t, "restore", "latest", "--force", "--target-dir", small, "--storage", store)
+	if code == 0 || !strings.Contains(out, "is a mount point") {
+		t.Fatalf("restore --force into a non-empty mount point: exit %d\n%s", code, out)
+	}
+	if treeHash(t, small) != before {
+		t.Fatalf("restore --force into a mount point changed it\n%s", out)
+	}
 }

@@ -37,6 +37,7 @@ func Main(m *testing.M, name string, ready func(c *cluster.Cluster, binDir strin
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer RemoveFailpointBinary()
 	binDir := filepath.Join(dir, "bin")
 	if out, err := exec.Command("go", "build", "-o", binDir+"/", "github.com/gosst/gosst/cmd/galera-backup").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build galera-backup: %v\n%s", err, out)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"filippo.io/age"
 
+	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/test/gbtest"
 	"github.com/gosst/gosst/test/s3server"
 )
@@ -86,6 +88,23 @@ func TestPITRThroughS3Encrypted(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "encrypted") {
 		t.Fatalf("restore without a key: exit %d\n%s", code, out)
 	}
+	// A wrong key with --force over a datadir: refused before anything is
+	// downloaded, naming the key the backup needs; the datadir unchanged.
+	dir = filepath.Join(t.TempDir(), "data")
+	old := gbtest.OldDatadir(t, dir)
+	other, _ := age.GenerateX25519Identity()
+	wrongKey := filepath.Join(t.TempDir(), "wrong.txt")
+	if err := os.WriteFile(wrongKey, []byte(other.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fp := crypt.Fingerprint(id.Recipient().String())
+	out, code = gb(t, "restore", "--pitr-gtid", seqs[120], "--force", "--target-dir", dir, "--storage", store, "--identity", wrongKey)
+	if code == 0 || !strings.Contains(out, "no identity matched") || !strings.Contains(out, fp) {
+		t.Fatalf("restore --pitr --force with a wrong key: exit %d, want an error naming fingerprint %s\n%s", code, fp, out)
+	}
+	if gbtest.TreeHash(t, dir) != old || len(gbtest.StagingLeft(t, dir)) != 0 {
+		t.Fatalf("restore --pitr --force with a wrong key changed the target or left staging\n%s", out)
+	}
 	dir = filepath.Join(t.TempDir(), "data")
 	out = mustGB(t, "restore", "--pitr-gtid", seqs[120], "--target-dir", dir, "--storage", store, "--identity", keyFile, "--log-level", "warn")
 	t.Logf("restore: %s", out)
@@ -94,8 +113,48 @@ func TestPITRThroughS3Encrypted(t *testing.T) {
 	}
 	checkS3Rows(t, dir, 119, seqs[120])
 
+	// The replay fails (a mariadb client that exits 1; mariabackup and
+	// mariadb-binlog are the real ones): the datadir is unchanged.
 	dir = filepath.Join(t.TempDir(), "data")
-	out = mustGB(t, "restore", "--pitr-gtid", seqs[120], "--target-dir", dir, "--storage", local, "--log-level", "warn")
+	old = gbtest.OldDatadir(t, dir)
+	func() {
+		bin := t.TempDir()
+		for _, name := range []string{"mariabackup", "mariadb-binlog"} {
+			p, err := exec.LookPath(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(p, filepath.Join(bin, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Symlink("/bin/false", filepath.Join(bin, "mariadb")); err != nil {
+			t.Fatal(err)
+		}
+		path := os.Getenv("PATH")
+		os.Setenv("PATH", bin)
+		defer os.Setenv("PATH", path)
+		out, code = gb(t, "restore", "--pitr-gtid", seqs[120], "--force", "--target-dir", dir, "--storage", local)
+	}()
+	if gbtest.TreeHash(t, dir) != old || len(gbtest.StagingLeft(t, dir)) != 0 {
+		t.Fatalf("a PITR whose replay failed changed the target or left staging (exit %d)\n%s", code, out)
+	}
+	if code == 0 || !strings.Contains(out, "replay binlogs") {
+		t.Fatalf("a PITR whose replay failed: exit %d\n%s", code, out)
+	}
+
+	// Killed after the replay, just before the swap: the datadir is
+	// unchanged; the next run removes the leftover and replaces it.
+	dir = filepath.Join(t.TempDir(), "data")
+	old = gbtest.OldDatadir(t, dir)
+	gbtest.RunKilledAt(t, "replayed", "restore", "--pitr-gtid", seqs[120], "--force", "--target-dir", dir, "--storage", local, "--log-level", "warn")
+	if gbtest.TreeHash(t, dir) != old || len(gbtest.StagingLeft(t, dir)) != 1 {
+		t.Fatalf("a PITR killed after its replay changed the target or left no staging dir: %v", gbtest.StagingLeft(t, dir))
+	}
+	out = mustGB(t, "restore", "--pitr-gtid", seqs[120], "--force", "--target-dir", dir, "--storage", local, "--log-level", "warn")
+	if left := gbtest.StagingLeft(t, dir); len(left) != 0 || !strings.Contains(out, "removed the staging directory of an interrupted restore") {
+		t.Fatalf("the next PITR did not remove the killed run's staging dir (%v):\n%s", left, out)
+	}
 	t.Logf("restore (local, node2 binlogs): %s", out)
 	if !strings.Contains(out, "started at backup position") || !strings.Contains(out, "on "+n2.Name) {
 		t.Fatalf("the replay should start at the backup's own position in node2's files: %s", out)
