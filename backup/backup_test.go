@@ -115,10 +115,12 @@ func TestCatalogChainAndLeftovers(t *testing.T) {
 	if err != nil || len(left) != 1 {
 		t.Fatalf("leftovers: %v %v", left, err)
 	}
-	if n, err := cat.DeleteLeftovers(ctx, "20261126T051400Z-000000"); err != nil || n != 0 {
-		t.Fatalf("a newer leftover was deleted: %d %v", n, err)
+	// Written just now, without a lease: within the grace period.
+	if n, err := cat.DeleteLeftovers(ctx, LeftoverPolicy{}); err != nil || n != 0 {
+		t.Fatalf("a fresh leftover was deleted: %d %v", n, err)
 	}
-	if n, err := cat.DeleteLeftovers(ctx, "20261126T060000Z-000000"); err != nil || n != 1 {
+	later := func() time.Time { return time.Now().Add(DefaultLeftoverGrace + time.Minute) }
+	if n, err := cat.DeleteLeftovers(ctx, LeftoverPolicy{Now: later}); err != nil || n != 1 {
 		t.Fatalf("delete leftovers: %d %v", n, err)
 	}
 	// a broken chain: inc2's parent LSN does not line up

@@ -14,6 +14,7 @@ import (
 // Key layout in the storage backend (no key is a "directory" of another):
 //
 //	backups/<id>/data.xbstream.<codec>[.age]   the backup stream
+//	backups/<id>/lease.json                    while the run is alive (lease.go)
 //	backups/<id>/manifest.json                 written last: the backup exists
 const backupsPrefix = "backups/"
 
@@ -124,7 +125,8 @@ func (c *Catalog) Chain(ctx context.Context, m *Manifest) ([]*Manifest, error) {
 }
 
 // Leftovers returns ids that have objects but no manifest: interrupted
-// backups. They are invisible to list and restore.
+// backups, or backups still running (see Abandoned). They are invisible to
+// list and restore.
 func (c *Catalog) Leftovers(ctx context.Context) (map[string][]string, error) {
 	keys := map[string][]string{}
 	withManifest := map[string]bool{}
@@ -147,27 +149,4 @@ func (c *Catalog) Leftovers(ctx context.Context) (map[string][]string, error) {
 		delete(keys, id)
 	}
 	return keys, nil
-}
-
-// DeleteLeftovers removes the objects of interrupted backups and returns
-// how many objects it removed. Only ids that sort before olderThanID are
-// touched, so a backup still running elsewhere is left alone.
-func (c *Catalog) DeleteLeftovers(ctx context.Context, olderThanID string) (int, error) {
-	left, err := c.Leftovers(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for id, keys := range left {
-		if olderThanID != "" && id >= olderThanID {
-			continue
-		}
-		for _, k := range keys {
-			if err := c.Store.Delete(ctx, k); err != nil {
-				return n, fmt.Errorf("delete leftover %s: %w", k, err)
-			}
-			n++
-		}
-	}
-	return n, nil
 }
