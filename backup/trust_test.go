@@ -246,13 +246,30 @@ func TestIdentityRefusesUnencrypted(t *testing.T) {
 	if err := be.Put(ctx, manifestKey(bid), bytes.NewReader(raw), int64(len(raw))); err != nil {
 		t.Fatal(err)
 	}
+	// Even with --force, the existing target is not touched.
 	target := filepath.Join(t.TempDir(), "datadir")
-	_, err = Restore(ctx, cat, bid, RestoreOptions{TargetDir: target, Identities: ids, Mariabackup: "false"})
+	if err := os.MkdirAll(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "ibdata1"), []byte("the current datadir"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Restore(ctx, cat, bid, RestoreOptions{TargetDir: target, Force: true, Identities: ids, Mariabackup: "false"})
 	if !errors.Is(err, ErrNotEncrypted) {
 		t.Fatalf("restore with a key of a backup recorded unencrypted: %v", err)
 	}
-	if entries, _ := os.ReadDir(target); len(entries) != 0 {
-		t.Fatalf("the refused restore wrote into the target: %v", entries)
+	if b, err := os.ReadFile(filepath.Join(target, "ibdata1")); err != nil || string(b) != "the current datadir" {
+		t.Fatalf("the refused restore touched the target: %q %v", b, err)
+	}
+	// Past the early check (a chain read before the record changed, say),
+	// unseal itself refuses the plaintext.
+	rc, err := be.Get(ctx, plainObj.Key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := unseal(rc, plainObj, false, ids); !errors.Is(err, ErrNotEncrypted) {
+		t.Fatalf("unseal with a key of plaintext: %v", err)
 	}
 
 	// The same for an archived binlog segment.
