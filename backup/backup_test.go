@@ -129,6 +129,30 @@ func TestCatalogChainAndLeftovers(t *testing.T) {
 	if _, err := cat.Chain(ctx, bad2); !errors.Is(err, ErrManifest) {
 		t.Fatalf("LSN gap accepted: %v", err)
 	}
+	// An incremental on another node's backup (older gosst versions took
+	// them): refused, not restored inconsistently.
+	foreign := sampleManifest("20261126T054000Z-000005", TypeIncremental, inc2.ID, 300, 400)
+	for _, m := range []*Manifest{full, inc1, inc2} {
+		m.Node = "node1"
+	}
+	foreign.Node = "node2"
+	put(full)
+	put(inc1)
+	put(inc2)
+	put(foreign)
+	if _, err := cat.Chain(ctx, inc2); err != nil {
+		t.Fatalf("chain of one node: %v", err)
+	}
+	if _, err := cat.Chain(ctx, foreign); !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), "of node node1") {
+		t.Fatalf("chain across nodes: %v", err)
+	}
+	inc2.Lineage, full.Lineage, inc1.Lineage = "ibdata1 dev=8:1 ino=2", "ibdata1 dev=8:1 ino=1", "ibdata1 dev=8:1 ino=1"
+	put(full)
+	put(inc1)
+	put(inc2)
+	if _, err := cat.Chain(ctx, inc2); !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), "another datadir") {
+		t.Fatalf("chain across datadirs: %v", err)
+	}
 }
 
 func FuzzParseManifest(f *testing.F) {

@@ -112,6 +112,15 @@ func (c *Catalog) Chain(ctx context.Context, m *Manifest) ([]*Manifest, error) {
 		if err != nil {
 			return nil, fmt.Errorf("backup %s needs its parent %s: %w", cur.ID, cur.Parent, err)
 		}
+		// LSNs only order the changes of one datadir: an incremental on
+		// another node's (or another datadir's) backup restores silently
+		// inconsistent data. Older gosst versions could take such chains.
+		if cur.Node != "" && p.Node != "" && cur.Node != p.Node {
+			return nil, fmt.Errorf("%w: incremental %s of node %s builds on %s of node %s: its changes were found by another datadir's LSNs, so the chain cannot be restored consistently; restore %s or a later full backup", ErrManifest, cur.ID, cur.Node, p.ID, p.Node, p.ID)
+		}
+		if cur.Lineage != "" && p.Lineage != "" && cur.Lineage != p.Lineage {
+			return nil, fmt.Errorf("%w: incremental %s builds on %s of another datadir (%q, then %q); restore %s or a later full backup", ErrManifest, cur.ID, p.ID, cur.Lineage, p.Lineage, p.ID)
+		}
 		if p.LSN.To != cur.LSN.From {
 			return nil, fmt.Errorf("%w: %s starts at LSN %d but its parent %s ends at %d", ErrManifest, cur.ID, cur.LSN.From, p.ID, p.LSN.To)
 		}
