@@ -147,7 +147,7 @@ func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) 
 	}
 	var parent *Manifest
 	if o.Incremental {
-		parent, err = incrementalBase(ctx, cat, db, m, galera, st.ClusterStateUUID, log)
+		parent, err = incrementalBase(ctx, cat, m, galera, st.ClusterStateUUID, func() (int64, bool) { return currentLSN(ctx, db) }, log)
 		if err != nil {
 			return nil, err
 		}
@@ -312,13 +312,23 @@ func datadirLineage(ctx context.Context, db *sql.DB) (string, error) {
 	return id, nil
 }
 
+// currentLSN returns the server's Innodb_lsn_current, when it has one.
+func currentLSN(ctx context.Context, db *sql.DB) (int64, bool) {
+	v, err := mariadb.GlobalStatus(ctx, db, "innodb_lsn_current")
+	if err != nil {
+		return 0, false
+	}
+	cur, err := strconv.ParseInt(v["innodb_lsn_current"], 10, 64)
+	return cur, err == nil
+}
+
 // incrementalBase returns the backup an incremental of this node builds
 // on: the latest complete backup taken from the same node and datadir
 // lineage (m.Node, m.Lineage), in the same cluster history, whose chain is
 // restorable and whose LSN the server has not gone behind. Backups of
 // other nodes never qualify: their LSNs are another datadir's. It refuses
 // with the reason otherwise.
-func incrementalBase(ctx context.Context, cat *Catalog, db *sql.DB, m *Manifest, galera bool, clusterUUID string, log *slog.Logger) (*Manifest, error) {
+func incrementalBase(ctx context.Context, cat *Catalog, m *Manifest, galera bool, clusterUUID string, lsn func() (int64, bool), log *slog.Logger) (*Manifest, error) {
 	list, _, err := cat.List(ctx)
 	if err != nil {
 		return nil, err
@@ -347,10 +357,8 @@ func incrementalBase(ctx context.Context, cat *Catalog, db *sql.DB, m *Manifest,
 	case galera && base.Galera.UUID != "" && base.Galera.UUID != clusterUUID:
 		return nil, fmt.Errorf("%w: this node's latest backup %s belongs to cluster history %s, this node is in %s: take a full backup", ErrNoBase, base.ID, base.Galera.UUID, clusterUUID)
 	}
-	if v, err := mariadb.GlobalStatus(ctx, db, "innodb_lsn_current"); err == nil {
-		if cur, err := strconv.ParseInt(v["innodb_lsn_current"], 10, 64); err == nil && cur < base.LSN.To {
-			return nil, fmt.Errorf("%w: the server's LSN %d is behind the end %d of this node's latest backup %s: the datadir is not the one the backup was read from; take a full backup", ErrNoBase, cur, base.LSN.To, base.ID)
-		}
+	if cur, ok := lsn(); ok && cur < base.LSN.To {
+		return nil, fmt.Errorf("%w: the server's LSN %d is behind the end %d of this node's latest backup %s: the datadir is not the one the backup was read from; take a full backup", ErrNoBase, cur, base.LSN.To, base.ID)
 	}
 	if _, err := cat.Chain(ctx, base); err != nil {
 		return nil, fmt.Errorf("%w: this node's latest backup %s is not restorable: %v; take a full backup", ErrNoBase, base.ID, err)

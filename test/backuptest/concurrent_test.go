@@ -2,6 +2,7 @@ package backuptest
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -124,6 +125,12 @@ func TestIncrementalBuildsOnOwnNode(t *testing.T) {
 	}
 	if full1.Lineage == "" || full1.Lineage == list[1].Lineage {
 		t.Fatalf("datadir lineages: node 1 %q, node 2 %q", full1.Lineage, list[1].Lineage)
+	}
+	// The base check compares the server's Innodb_lsn_current with the
+	// base's end LSN: the status variable must exist for it to run.
+	lsn, err := n1.QueryString(context.Background(), "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_LSN_CURRENT'")
+	if cur, perr := strconv.ParseInt(lsn, 10, 64); err != nil || perr != nil || cur < inc1.LSN.To {
+		t.Fatalf("Innodb_lsn_current %q (%v) is not a number at or after the incremental's end LSN %d", lsn, err, inc1.LSN.To)
 	}
 	if out, code := gb(t, "verify", inc1.ID, "--storage", store, "--log-level", "warn"); code != 0 {
 		t.Fatalf("verify the incremental: exit %d\n%s", code, out)
