@@ -160,6 +160,8 @@ func FuzzParseManifest(f *testing.F) {
 	data, _ := m.Marshal()
 	f.Add(data)
 	f.Add([]byte(`{"format":1}`))
+	f.Add(bytes.Replace(data, []byte(`backups/20261126T052000Z-a1b2c3/`), []byte(`backups/20261126T050000Z-000001/`), 1))
+	f.Add(bytes.Replace(data, []byte(`"size": 3`), []byte(`"size": 9223372036854775807`), 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseManifest(data)
 		if err != nil {
@@ -167,6 +169,14 @@ func FuzzParseManifest(f *testing.F) {
 		}
 		if err := m.Validate(); err != nil {
 			t.Fatalf("parsed manifest fails validation: %v", err)
+		}
+		for _, o := range m.Objects {
+			if !strings.HasPrefix(o.Key, "backups/"+m.ID+"/data.xbstream.") || strings.Contains(o.Key, "..") {
+				t.Fatalf("foreign object key accepted: %q", o.Key)
+			}
+			if o.Size < 0 || o.PlainSize < 0 || o.Size > maxObjectSize || o.PlainSize > maxObjectSize {
+				t.Fatalf("size accepted: %d/%d", o.Size, o.PlainSize)
+			}
 		}
 	})
 }
