@@ -171,8 +171,13 @@ func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) 
 		return nil, fmt.Errorf("storage is not usable (write %s), no backup started: %w", leaseObjectKey(m.ID), err)
 	}
 	var dataKeyWritten string
+	manifestTried := false
 	defer func() {
-		if err != nil {
+		// After a failed manifest write the manifest may still have landed
+		// (an ambiguous storage error): then nothing may go. The lease
+		// stays, and a later run removes the objects if they are
+		// manifest-less and abandoned.
+		if err != nil && !manifestTried {
 			// A failed run removes what it stored (the lease last), on a
 			// context of its own: ctx may be what failed.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -239,6 +244,7 @@ func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) 
 	if err != nil {
 		return nil, err
 	}
+	manifestTried = true
 	if err := cat.Store.Put(ctx, manifestKey(m.ID), bytes.NewReader(data), int64(len(data))); err != nil {
 		return nil, fmt.Errorf("write manifest (the data is stored but the backup is not complete): %w", err)
 	}

@@ -2,9 +2,11 @@ package backuptest
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -62,7 +64,13 @@ func TestConcurrentBackupsFromTwoNodes(t *testing.T) {
 		t.Fatalf("node 1's data object is not stored while held: %v", err)
 	}
 
-	// Node 2's whole backup runs while node 1's is in progress.
+	// Node 2's whole backup runs while node 1's is in progress. Its id must
+	// sort after node 1's (ids are UTC seconds plus a random suffix): the
+	// old rule removed exactly the manifest-less ids older than its own.
+	// The wait is for the id generator's clock to reach the next second.
+	for !time.Now().UTC().Truncate(time.Second).After(inProgress.StartTime.Truncate(time.Second)) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	mustGB(t, "backup", "--storage", store, "--socket", n2.Socket, "--user", "root", "--log-level", "warn")
 	_, statErr := be.Stat(ctx, key)
 	close(release)
@@ -74,7 +82,7 @@ func TestConcurrentBackupsFromTwoNodes(t *testing.T) {
 	}
 	list := listBackups(t, store)
 	if len(list) != 2 || list[0].ID != m1.ID || list[0].Node != n1.Name || list[1].Node != n2.Name {
-		t.Fatalf("want node 1's then node 2's backup, got %+v", list)
+		t.Fatalf("want node 1's backup %s, then node 2's: got %d backups", m1.ID, len(list))
 	}
 	for _, m := range list {
 		if out, code := gb(t, "verify", m.ID, "--storage", store, "--log-level", "warn"); code != 0 {
@@ -134,5 +142,42 @@ func TestIncrementalBuildsOnOwnNode(t *testing.T) {
 	}
 	if out, code := gb(t, "verify", inc1.ID, "--storage", store, "--log-level", "warn"); code != 0 {
 		t.Fatalf("verify the incremental: exit %d\n%s", code, out)
+	}
+}
+
+// TestFailedBackupRemovesItsObjects: a run that fails after its data is
+// stored (here: the hook before the manifest fails) removes its data
+// object and its lease at once; nothing waits for a later run.
+func TestFailedBackupRemovesItsObjects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ctx := context.Background()
+	store := t.TempDir()
+	be, err := storage.Open(ctx, store, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	cat := &backup.Catalog{Store: be}
+	var key string
+	_, err = backup.Run(ctx, cat, backup.Options{
+		Node: mariadb.Target{Socket: clu.Node(1).Socket, User: "root"},
+		BeforeManifest: func(ctx context.Context, m *backup.Manifest) error {
+			key = m.Objects[0].Key
+			if _, err := be.Stat(ctx, key); err != nil {
+				t.Errorf("data object not stored before the manifest: %v", err)
+			}
+			return errors.New("injected failure before the manifest")
+		},
+	})
+	if err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("backup with a failing hook: %v", err)
+	}
+	if left, err := cat.Leftovers(ctx); err != nil || len(left) != 0 {
+		t.Fatalf("the failed run left objects: %v %v", left, err)
+	}
+	if list := listBackups(t, store); len(list) != 0 {
+		t.Fatalf("a failed backup is listed: %+v", list)
 	}
 }
