@@ -7,12 +7,14 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 
 	"filippo.io/age"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/gosst/gosst/internal/version"
 	"github.com/gosst/gosst/mariadb"
@@ -37,7 +40,9 @@ type Options struct {
 	// DefaultsFile, when set, is passed to mariabackup as --defaults-file
 	// (the server's option file, for datadir and InnoDB settings).
 	DefaultsFile string
-	// Incremental builds on the latest backup in the catalog.
+	// Incremental builds on the latest complete backup of this node and
+	// datadir lineage (see incrementalBase); it refuses, with the reason,
+	// when there is none.
 	Incremental bool
 	// Force backs up a node that is not Synced.
 	Force bool
@@ -63,6 +68,14 @@ type Options struct {
 	// Progress, when set, is called every few seconds with the bytes read
 	// from mariabackup so far.
 	Progress func(meter.Snapshot)
+	// LeftoverGrace: objects of interrupted backups whose owner cannot be
+	// proven gone are removed only after this long without a heartbeat
+	// (default DefaultLeftoverGrace). See LeftoverPolicy.
+	LeftoverGrace time.Duration
+	// BeforeManifest, when set, is called after the data is stored and
+	// before the manifest is written (tests use it to hold a backup "in
+	// progress" deterministically). An error fails the backup.
+	BeforeManifest func(ctx context.Context, m *Manifest) error
 }
 
 func (o *Options) defaults() error {
@@ -85,13 +98,19 @@ func (o *Options) defaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.LeftoverGrace <= 0 {
+		o.LeftoverGrace = DefaultLeftoverGrace
+	}
 	return nil
 }
+
+// ErrNoBase means --incremental found no backup it may build on.
+var ErrNoBase = errors.New("no base for an incremental backup")
 
 // Run takes one backup of the node into the catalog's storage and returns
 // its manifest. The data object is uploaded first and the manifest last,
 // so an interrupted run leaves no backup that list or restore would see.
-func Run(ctx context.Context, cat *Catalog, o Options) (*Manifest, error) {
+func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -117,14 +136,20 @@ func Run(ctx context.Context, cat *Catalog, o Options) (*Manifest, error) {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	m.ID = NewID(m.StartTime, binary.LittleEndian.Uint32(rnd[:]))
+	if m.Node == "" {
+		m.Node, _ = os.Hostname()
+	}
+	if m.Lineage, err = datadirLineage(ctx, db); err != nil {
+		if o.Incremental {
+			return nil, fmt.Errorf("%w: %v", ErrNoBase, err)
+		}
+		log.Warn("datadir lineage unknown: later incrementals cannot build on this backup", "err", err)
+	}
 	var parent *Manifest
 	if o.Incremental {
-		parent, err = cat.Resolve(ctx, "latest")
+		parent, err = incrementalBase(ctx, cat, m, galera, st.ClusterStateUUID, func() (int64, bool) { return currentLSN(ctx, db) }, log)
 		if err != nil {
-			return nil, fmt.Errorf("--incremental needs an earlier backup in this storage: %w", err)
-		}
-		if galera && parent.Galera.UUID != "" && parent.Galera.UUID != st.ClusterStateUUID {
-			return nil, fmt.Errorf("latest backup %s belongs to cluster history %s, this node is in %s: take a full backup", parent.ID, parent.Galera.UUID, st.ClusterStateUUID)
+			return nil, err
 		}
 		m.Type, m.Parent = TypeIncremental, parent.ID
 	}
@@ -134,16 +159,56 @@ func Run(ctx context.Context, cat *Catalog, o Options) (*Manifest, error) {
 		m.KeyFingerprint = o.KeyFingerprints
 	}
 
-	// Make sure the storage answers before mariabackup starts, and clean
-	// up objects of earlier interrupted runs (older ids only).
+	// Make sure the storage answers before mariabackup starts.
 	if _, err := cat.Leftovers(ctx); err != nil {
 		return nil, fmt.Errorf("storage is not usable, no backup started: %w", err)
 	}
-	if n, err := cat.DeleteLeftovers(ctx, m.ID); err != nil {
+	// The lease marks this run as alive before its first data byte; its
+	// heartbeat keeps other runs from taking it for abandoned.
+	me := thisProcess()
+	lease := RunLease{ID: m.ID, Node: m.Node, Host: me.host, BootID: me.bootID, PID: me.pid, PIDStart: me.start, Started: m.StartTime, Heartbeat: time.Now().UTC()}
+	if err := cat.writeLease(ctx, lease); err != nil {
+		return nil, fmt.Errorf("storage is not usable (write %s), no backup started: %w", leaseObjectKey(m.ID), err)
+	}
+	var dataKeyWritten string
+	manifestTried := false
+	defer func() {
+		// After a failed manifest write the manifest may still have landed
+		// (an ambiguous storage error): then nothing may go. The lease
+		// stays, and a later run removes the objects if they are
+		// manifest-less and abandoned.
+		if err != nil && !manifestTried {
+			// A failed run removes what it stored (the lease last), on a
+			// context of its own: ctx may be what failed.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			for _, k := range []string{dataKeyWritten, leaseObjectKey(m.ID)} {
+				if k == "" {
+					continue
+				}
+				if derr := cat.Store.Delete(cctx, k); derr != nil {
+					log.Warn("could not remove an object of the failed backup (the next backup removes it)", "key", k, "err", derr)
+				}
+			}
+		}
+	}()
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	var hb errgroup.Group
+	hb.Go(func() error {
+		heartbeat(hbCtx, cat, lease, o.LeftoverGrace, log)
+		return nil
+	})
+	defer func() {
+		stopHeartbeat()
+		_ = hb.Wait()
+	}()
+	// Clean up after earlier runs: only what is provably abandoned.
+	if n, err := cat.DeleteLeftovers(ctx, LeftoverPolicy{Grace: o.LeftoverGrace, Keep: m.ID, Logger: log, me: me}); err != nil {
 		log.Warn("could not remove leftovers of interrupted backups", "err", err)
 	} else if n > 0 {
-		log.Info("removed objects of interrupted backups", "objects", n)
+		log.Info("removed objects of abandoned backups", "objects", n)
 	}
+	removeDeadScratch(o.TmpDir, me, processGone, log)
 
 	if o.Desync && galera {
 		if err := desync(ctx, db, log); err != nil {
@@ -152,7 +217,7 @@ func Run(ctx context.Context, cat *Catalog, o Options) (*Manifest, error) {
 		defer resync(db, log)
 	}
 
-	obj, scan, err := o.stream(ctx, cat, m, parent)
+	obj, scan, err := o.stream(ctx, cat, m, parent, me, &dataKeyWritten)
 	if err != nil {
 		return nil, err
 	}
@@ -163,25 +228,163 @@ func Run(ctx context.Context, cat *Catalog, o Options) (*Manifest, error) {
 		return nil, fmt.Errorf("incremental starts at LSN %d, parent %s ends at %d", m.LSN.From, parent.ID, parent.LSN.To)
 	}
 	m.Objects = []Object{obj}
+	if o.BeforeManifest != nil {
+		if err := o.BeforeManifest(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+	// The manifest promises the data object: check it is still there (a
+	// run elsewhere that wrongly judged this one abandoned would have
+	// removed it).
+	if oi, err := cat.Store.Stat(ctx, obj.Key); err != nil || oi.Size != obj.Size {
+		return nil, fmt.Errorf("the stored data object %s is gone or changed before the manifest was written (size %d, want %d): %v; no backup was recorded", obj.Key, oi.Size, obj.Size, err)
+	}
 	m.EndTime = time.Now().UTC()
 	data, err := m.Marshal()
 	if err != nil {
 		return nil, err
 	}
+	manifestTried = true
 	if err := cat.Store.Put(ctx, manifestKey(m.ID), bytes.NewReader(data), int64(len(data))); err != nil {
 		return nil, fmt.Errorf("write manifest (the data is stored but the backup is not complete): %w", err)
+	}
+	stopHeartbeat()
+	_ = hb.Wait()
+	if err := cat.Store.Delete(ctx, leaseObjectKey(m.ID)); err != nil {
+		log.Warn("backup complete, but its lease object could not be removed", "key", leaseObjectKey(m.ID), "err", err)
 	}
 	return m, nil
 }
 
+// heartbeat rewrites the run's lease until ctx ends, often enough that a
+// run elsewhere never sees it older than the grace period.
+func heartbeat(ctx context.Context, cat *Catalog, l RunLease, grace time.Duration, log *slog.Logger) {
+	every := grace / 4
+	if every > 5*time.Minute {
+		every = 5 * time.Minute
+	}
+	if every < 100*time.Millisecond {
+		every = 100 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l.Heartbeat = time.Now().UTC()
+		if err := cat.writeLease(ctx, l); err != nil && ctx.Err() == nil {
+			log.Warn("could not refresh the backup's lease; other runs may take it for abandoned after the grace period", "err", err)
+		}
+	}
+}
+
+// datadirLineage identifies the server's datadir: the first InnoDB system
+// tablespace file's device, inode and birth time. The file lives as long
+// as the datadir; a restore, an SST or a rebuild creates a new one, and
+// with it a new InnoDB LSN history that an incremental must not build on.
+// The backup runs on the node's host (mariabackup reads the datadir), so
+// the file can be examined here.
+func datadirLineage(ctx context.Context, db *sql.DB) (string, error) {
+	var datadir, home, files sql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT @@datadir, @@innodb_data_home_dir, @@innodb_data_file_path").Scan(&datadir, &home, &files); err != nil {
+		return "", fmt.Errorf("read the datadir location: %w", err)
+	}
+	first, _, _ := strings.Cut(files.String, ";")
+	name, _, _ := strings.Cut(first, ":")
+	if name == "" {
+		return "", fmt.Errorf("innodb_data_file_path %q names no file", files.String)
+	}
+	p := name
+	if !filepath.IsAbs(p) {
+		dir := home.String
+		if dir == "" {
+			dir = datadir.String
+		} else if !filepath.IsAbs(dir) {
+			dir = filepath.Join(datadir.String, dir)
+		}
+		p = filepath.Join(dir, name)
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_INO|unix.STATX_BTIME, &stx); err != nil {
+		return "", fmt.Errorf("examine the InnoDB system tablespace %s (run the backup on the node's host, as a user that can read the datadir): %w", p, err)
+	}
+	id := fmt.Sprintf("%s dev=%d:%d ino=%d", filepath.Base(p), stx.Dev_major, stx.Dev_minor, stx.Ino)
+	if stx.Mask&unix.STATX_BTIME != 0 {
+		id += fmt.Sprintf(" born=%d.%09d", stx.Btime.Sec, stx.Btime.Nsec)
+	}
+	return id, nil
+}
+
+// currentLSN returns the server's Innodb_lsn_current, when it has one.
+func currentLSN(ctx context.Context, db *sql.DB) (int64, bool) {
+	v, err := mariadb.GlobalStatus(ctx, db, "innodb_lsn_current")
+	if err != nil {
+		return 0, false
+	}
+	cur, err := strconv.ParseInt(v["innodb_lsn_current"], 10, 64)
+	return cur, err == nil
+}
+
+// incrementalBase returns the backup an incremental of this node builds
+// on: the latest complete backup taken from the same node and datadir
+// lineage (m.Node, m.Lineage), in the same cluster history, whose chain is
+// restorable and whose LSN the server has not gone behind. Backups of
+// other nodes never qualify: their LSNs are another datadir's. It refuses
+// with the reason otherwise.
+func incrementalBase(ctx context.Context, cat *Catalog, m *Manifest, galera bool, clusterUUID string, lsn func() (int64, bool), log *slog.Logger) (*Manifest, error) {
+	list, _, err := cat.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%w: the storage holds no complete backup; take a full backup of this node first", ErrNoBase)
+	}
+	latest := list[len(list)-1]
+	var base *Manifest
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].Node == m.Node {
+			base = list[i]
+			break
+		}
+	}
+	if base == nil {
+		return nil, fmt.Errorf("%w: no backup of node %s in this storage (the latest backup, %s, was taken by node %s); an incremental only builds on its own node's backups: take a full backup of this node first",
+			ErrNoBase, m.Node, latest.ID, latest.Node)
+	}
+	switch {
+	case base.Lineage == "":
+		return nil, fmt.Errorf("%w: this node's latest backup %s records no datadir lineage (taken by an older gosst, or the datadir could not be examined): take a full backup of this node first", ErrNoBase, base.ID)
+	case base.Lineage != m.Lineage:
+		return nil, fmt.Errorf("%w: node %s's datadir is not the one its latest backup %s was read from (now %q, then %q: restored or rebuilt by SST since); its changes cannot be found by LSN: take a full backup of this node first",
+			ErrNoBase, m.Node, base.ID, m.Lineage, base.Lineage)
+	case galera && base.Galera.UUID != "" && base.Galera.UUID != clusterUUID:
+		return nil, fmt.Errorf("%w: this node's latest backup %s belongs to cluster history %s, this node is in %s: take a full backup", ErrNoBase, base.ID, base.Galera.UUID, clusterUUID)
+	}
+	if cur, ok := lsn(); ok && cur < base.LSN.To {
+		return nil, fmt.Errorf("%w: the server's LSN %d is behind the end %d of this node's latest backup %s: the datadir is not the one the backup was read from; take a full backup", ErrNoBase, cur, base.LSN.To, base.ID)
+	}
+	if _, err := cat.Chain(ctx, base); err != nil {
+		return nil, fmt.Errorf("%w: this node's latest backup %s is not restorable: %v; take a full backup", ErrNoBase, base.ID, err)
+	}
+	if base.ID != latest.ID {
+		log.Info("incremental builds on this node's latest backup, not the storage's latest", "base", base.ID, "latest", latest.ID, "latest_node", latest.Node)
+	}
+	return base, nil
+}
+
 // stream runs mariabackup and uploads its sealed stream.
-func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent *Manifest) (Object, *Scan, error) {
+func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent *Manifest, me self, written *string) (Object, *Scan, error) {
 	log := o.Logger
 	cfg, err := o.Node.Config()
 	if err != nil {
 		return Object{}, nil, err
 	}
-	scratch, err := os.MkdirTemp(o.TmpDir, "gosst-mariabackup-")
+	// Named after this process, so that the next run removes it when a
+	// kill left it behind (removeDeadScratch).
+	scratch, err := os.MkdirTemp(o.TmpDir, scratchPattern(me))
 	if err != nil {
 		return Object{}, nil, fmt.Errorf("mariabackup scratch dir: %w", err)
 	}
@@ -224,6 +427,7 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 		ext += ".age"
 	}
 	key := dataKey(m.ID, ext)
+	*written = key
 	scan := NewScan()
 	tail := &lineTail{max: 40}
 	mtr := meter.New(meter.Options{})

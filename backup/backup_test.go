@@ -115,10 +115,12 @@ func TestCatalogChainAndLeftovers(t *testing.T) {
 	if err != nil || len(left) != 1 {
 		t.Fatalf("leftovers: %v %v", left, err)
 	}
-	if n, err := cat.DeleteLeftovers(ctx, "20261126T051400Z-000000"); err != nil || n != 0 {
-		t.Fatalf("a newer leftover was deleted: %d %v", n, err)
+	// Written just now, without a lease: within the grace period.
+	if n, err := cat.DeleteLeftovers(ctx, LeftoverPolicy{}); err != nil || n != 0 {
+		t.Fatalf("a fresh leftover was deleted: %d %v", n, err)
 	}
-	if n, err := cat.DeleteLeftovers(ctx, "20261126T060000Z-000000"); err != nil || n != 1 {
+	later := func() time.Time { return time.Now().Add(DefaultLeftoverGrace + time.Minute) }
+	if n, err := cat.DeleteLeftovers(ctx, LeftoverPolicy{Now: later}); err != nil || n != 1 {
 		t.Fatalf("delete leftovers: %d %v", n, err)
 	}
 	// a broken chain: inc2's parent LSN does not line up
@@ -127,6 +129,30 @@ func TestCatalogChainAndLeftovers(t *testing.T) {
 	if _, err := cat.Chain(ctx, bad2); !errors.Is(err, ErrManifest) {
 		t.Fatalf("LSN gap accepted: %v", err)
 	}
+	// An incremental on another node's backup (older gosst versions took
+	// them): refused, not restored inconsistently.
+	foreign := sampleManifest("20261126T054000Z-000005", TypeIncremental, inc2.ID, 300, 400)
+	for _, m := range []*Manifest{full, inc1, inc2} {
+		m.Node = "node1"
+	}
+	foreign.Node = "node2"
+	put(full)
+	put(inc1)
+	put(inc2)
+	put(foreign)
+	if _, err := cat.Chain(ctx, inc2); err != nil {
+		t.Fatalf("chain of one node: %v", err)
+	}
+	if _, err := cat.Chain(ctx, foreign); !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), "of node node1") {
+		t.Fatalf("chain across nodes: %v", err)
+	}
+	inc2.Lineage, full.Lineage, inc1.Lineage = "ibdata1 dev=8:1 ino=2", "ibdata1 dev=8:1 ino=1", "ibdata1 dev=8:1 ino=1"
+	put(full)
+	put(inc1)
+	put(inc2)
+	if _, err := cat.Chain(ctx, inc2); !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), "another datadir") {
+		t.Fatalf("chain across datadirs: %v", err)
+	}
 }
 
 func FuzzParseManifest(f *testing.F) {
@@ -134,6 +160,8 @@ func FuzzParseManifest(f *testing.F) {
 	data, _ := m.Marshal()
 	f.Add(data)
 	f.Add([]byte(`{"format":1}`))
+	f.Add(bytes.Replace(data, []byte(`backups/20261126T052000Z-a1b2c3/`), []byte(`backups/20261126T050000Z-000001/`), 1))
+	f.Add(bytes.Replace(data, []byte(`"size": 3`), []byte(`"size": 9223372036854775807`), 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseManifest(data)
 		if err != nil {
@@ -141,6 +169,14 @@ func FuzzParseManifest(f *testing.F) {
 		}
 		if err := m.Validate(); err != nil {
 			t.Fatalf("parsed manifest fails validation: %v", err)
+		}
+		for _, o := range m.Objects {
+			if !strings.HasPrefix(o.Key, "backups/"+m.ID+"/data.xbstream.") || strings.Contains(o.Key, "..") {
+				t.Fatalf("foreign object key accepted: %q", o.Key)
+			}
+			if o.Size < 0 || o.PlainSize < 0 || o.Size > maxObjectSize || o.PlainSize > maxObjectSize {
+				t.Fatalf("size accepted: %d/%d", o.Size, o.PlainSize)
+			}
 		}
 	})
 }

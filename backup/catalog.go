@@ -14,6 +14,7 @@ import (
 // Key layout in the storage backend (no key is a "directory" of another):
 //
 //	backups/<id>/data.xbstream.<codec>[.age]   the backup stream
+//	backups/<id>/lease.json                    while the run is alive (lease.go)
 //	backups/<id>/manifest.json                 written last: the backup exists
 const backupsPrefix = "backups/"
 
@@ -111,6 +112,15 @@ func (c *Catalog) Chain(ctx context.Context, m *Manifest) ([]*Manifest, error) {
 		if err != nil {
 			return nil, fmt.Errorf("backup %s needs its parent %s: %w", cur.ID, cur.Parent, err)
 		}
+		// LSNs only order the changes of one datadir: an incremental on
+		// another node's (or another datadir's) backup restores silently
+		// inconsistent data. Older gosst versions could take such chains.
+		if cur.Node != "" && p.Node != "" && cur.Node != p.Node {
+			return nil, fmt.Errorf("%w: incremental %s of node %s builds on %s of node %s: its changes were found by another datadir's LSNs, so the chain cannot be restored consistently; restore %s or a later full backup", ErrManifest, cur.ID, cur.Node, p.ID, p.Node, p.ID)
+		}
+		if cur.Lineage != "" && p.Lineage != "" && cur.Lineage != p.Lineage {
+			return nil, fmt.Errorf("%w: incremental %s builds on %s of another datadir (%q, then %q); restore %s or a later full backup", ErrManifest, cur.ID, p.ID, cur.Lineage, p.Lineage, p.ID)
+		}
 		if p.LSN.To != cur.LSN.From {
 			return nil, fmt.Errorf("%w: %s starts at LSN %d but its parent %s ends at %d", ErrManifest, cur.ID, cur.LSN.From, p.ID, p.LSN.To)
 		}
@@ -124,7 +134,8 @@ func (c *Catalog) Chain(ctx context.Context, m *Manifest) ([]*Manifest, error) {
 }
 
 // Leftovers returns ids that have objects but no manifest: interrupted
-// backups. They are invisible to list and restore.
+// backups, or backups still running (see Abandoned). They are invisible to
+// list and restore.
 func (c *Catalog) Leftovers(ctx context.Context) (map[string][]string, error) {
 	keys := map[string][]string{}
 	withManifest := map[string]bool{}
@@ -147,27 +158,4 @@ func (c *Catalog) Leftovers(ctx context.Context) (map[string][]string, error) {
 		delete(keys, id)
 	}
 	return keys, nil
-}
-
-// DeleteLeftovers removes the objects of interrupted backups and returns
-// how many objects it removed. Only ids that sort before olderThanID are
-// touched, so a backup still running elsewhere is left alone.
-func (c *Catalog) DeleteLeftovers(ctx context.Context, olderThanID string) (int, error) {
-	left, err := c.Leftovers(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for id, keys := range left {
-		if olderThanID != "" && id >= olderThanID {
-			continue
-		}
-		for _, k := range keys {
-			if err := c.Store.Delete(ctx, k); err != nil {
-				return n, fmt.Errorf("delete leftover %s: %w", k, err)
-			}
-			n++
-		}
-	}
-	return n, nil
 }

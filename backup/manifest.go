@@ -7,11 +7,14 @@ package backup
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/gosst/gosst/stream/codec"
 )
 
 // ManifestFormat is the manifest version this package writes. Readers
@@ -35,6 +38,11 @@ type Manifest struct {
 	StartTime time.Time `json:"start_time"`
 	EndTime   time.Time `json:"end_time"`
 	Node      string    `json:"node,omitempty"` // wsrep_node_name or host of the source
+	// Lineage identifies the datadir the backup was read from (see
+	// datadirLineage): an incremental is only taken on a base with the same
+	// Node and Lineage, because InnoDB LSNs only order changes within one
+	// datadir history.
+	Lineage string `json:"datadir_lineage,omitempty"`
 
 	Galera GaleraPosition `json:"galera"`
 	Binlog BinlogPosition `json:"binlog"`
@@ -155,18 +163,73 @@ func (m *Manifest) Validate() error {
 	default:
 		return bad("unknown type %q", m.Type)
 	}
-	if len(m.Objects) == 0 {
-		return bad("no objects")
+	if m.Type == TypeIncremental && m.Parent >= m.ID {
+		return bad("parent %s is not older than the backup", m.Parent)
+	}
+	if len(m.Node) > maxName || len(m.Lineage) > maxName {
+		return bad("node name or lineage longer than %d bytes", maxName)
+	}
+	// The manifest is read from storage and may have been crafted: it
+	// must not be able to point a restore at another backup's objects or
+	// at keys outside this backup, nor make size arithmetic overflow.
+	ext, err := dataExt(m.Codecs)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if len(m.Objects) != 1 {
+		return bad("%d data objects, format %d has exactly one", len(m.Objects), ManifestFormat)
 	}
 	for _, o := range m.Objects {
-		if o.Key == "" || o.Size < 0 || len(o.SHA256) != 64 || len(o.PlainSHA256) != 64 || o.PlainSize < 0 {
+		if want := dataKey(m.ID, ext); o.Key != want {
+			return bad("object key %q is not this backup's data object %q", o.Key, want)
+		}
+		if o.Size < 0 || o.PlainSize < 0 || o.Size > maxObjectSize || o.PlainSize > maxObjectSize {
+			return bad("object %q: size %d (plain %d) outside 0..%d", o.Key, o.Size, o.PlainSize, int64(maxObjectSize))
+		}
+		if !isHexSHA256(o.SHA256) || !isHexSHA256(o.PlainSHA256) {
 			return bad("object %q is incomplete", o.Key)
 		}
 	}
-	if m.LSN.To < m.LSN.From {
+	if m.LSN.From < 0 || m.LSN.To < m.LSN.From {
 		return bad("LSN range %d..%d", m.LSN.From, m.LSN.To)
 	}
 	return nil
+}
+
+// maxObjectSize bounds the sizes a manifest or index may claim (1 PiB), so
+// that sums over a chain cannot overflow.
+const maxObjectSize = 1 << 50
+
+// maxName bounds free-form names read from storage.
+const maxName = 256
+
+// dataExt returns the data object's key suffix for a manifest's codec chain
+// ["xbstream", zstd|s2|none] or [..., "age"]: ".zstd" or ".zstd.age".
+func dataExt(codecs []string) (string, error) {
+	if len(codecs) < 2 || len(codecs) > 3 || codecs[0] != "xbstream" || (len(codecs) == 3 && codecs[2] != "age") {
+		return "", fmt.Errorf("codec chain %q is not xbstream, a compression, and optionally age", codecs)
+	}
+	return compressionExt(codecs[1], len(codecs) == 3)
+}
+
+func compressionExt(c string, encrypted bool) (string, error) {
+	switch c {
+	case codec.NameZstd, codec.NameS2, codec.NameNone:
+	default:
+		return "", fmt.Errorf("unknown compression %q", c)
+	}
+	if encrypted {
+		return "." + c + ".age", nil
+	}
+	return "." + c, nil
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 // Encrypted reports whether the data is age-encrypted.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -110,18 +111,79 @@ func segmentKey(lineage string, domain uint32, from, to uint64) string {
 	return fmt.Sprintf("%s%s/%d/%020d-%020d", binlogsPrefix, lineage, domain, from, to)
 }
 
+// lineageRE matches a segment lineage: a Galera cluster state UUID, or
+// server-<server_id> for a server without wsrep.
+var lineageRE = regexp.MustCompile(`^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|server-[0-9]{1,10})$`)
+
+// binlogFileRE matches a binlog file's base name as MariaDB creates it
+// (log_bin basename + "." + a sequence number). An index read from storage
+// names the file, and the name becomes part of a local path at restore: no
+// separators, no "." or ".." and no leading dot, bounded length.
+var binlogFileRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}\.[0-9]{6,10}$`)
+
+// ValidBinlogFile reports whether name is a plain binlog file name, safe
+// to use as a path component.
+func ValidBinlogFile(name string) bool {
+	return binlogFileRE.MatchString(name) && !strings.Contains(name, "..")
+}
+
 func (s *Segment) validate() error {
 	if s.Format < 1 || s.Format > SegmentFormat {
 		return fmt.Errorf("segment index format %d not understood (upgrade gosst)", s.Format)
 	}
-	if s.Lineage == "" || s.To <= s.From || s.Binlog == nil || s.Object.Key == "" || len(s.Object.SHA256) != 64 || len(s.Object.PlainSHA256) != 64 {
+	if !lineageRE.MatchString(s.Lineage) {
+		return fmt.Errorf("segment index: lineage %q is not a cluster UUID or server-N", s.Lineage)
+	}
+	if s.To <= s.From || s.Binlog == nil || s.Object.Key == "" || !isHexSHA256(s.Object.SHA256) || !isHexSHA256(s.Object.PlainSHA256) {
 		return fmt.Errorf("segment index %s is incomplete", s.Key())
+	}
+	if !ValidBinlogFile(s.File) {
+		return fmt.Errorf("segment index %s: file %q is not a binlog file name", s.Key(), s.File)
+	}
+	if len(s.Node) > maxName {
+		return fmt.Errorf("segment index %s: node name longer than %d bytes", s.Key(), maxName)
+	}
+	// The data object must be this segment's own, named after its codecs:
+	// an index must not be able to make a restore read another object.
+	if len(s.Codecs) < 2 || len(s.Codecs) > 3 || s.Codecs[0] != "binlog" || (len(s.Codecs) == 3 && s.Codecs[2] != "age") {
+		return fmt.Errorf("segment index %s: codec chain %q is not binlog, a compression, and optionally age", s.Key(), s.Codecs)
+	}
+	ext, err := compressionExt(s.Codecs[1], len(s.Codecs) == 3)
+	if err != nil {
+		return fmt.Errorf("segment index %s: %w", s.Key(), err)
+	}
+	if want := s.Key() + "/data.binlog" + ext; s.Object.Key != want {
+		return fmt.Errorf("segment index %s: object key %q is not the segment's data object %q", s.Key(), s.Object.Key, want)
+	}
+	if s.Object.Size < 0 || s.Object.PlainSize < 0 || s.Object.Size > maxObjectSize || s.Object.PlainSize > maxObjectSize {
+		return fmt.Errorf("segment index %s: object size %d (plain %d) outside 0..%d", s.Key(), s.Object.Size, s.Object.PlainSize, int64(maxObjectSize))
 	}
 	if s.ReplayFrom < 4 || s.ReplayFrom > s.Object.PlainSize {
 		return fmt.Errorf("segment %s: replay offset %d outside the file", s.Key(), s.ReplayFrom)
 	}
 	return nil
 }
+
+// ParseSegment decodes and validates an index.json read from key (the
+// key must be the segment's own).
+func ParseSegment(key string, data []byte) (*Segment, error) {
+	if len(data) > maxIndexSize {
+		return nil, fmt.Errorf("%s: %d bytes is too large for an index", key, len(data))
+	}
+	var s Segment
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	if s.Key()+"/index.json" != key {
+		return nil, fmt.Errorf("%s describes segment %s", key, s.Key())
+	}
+	return &s, nil
+}
+
+const maxIndexSize = 4 << 20
 
 // Archive reads and writes the binlog archive in a storage backend.
 type Archive struct {
@@ -175,21 +237,11 @@ func (a *Archive) load(ctx context.Context, key string) (*Segment, error) {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 4<<20))
+	data, err := io.ReadAll(io.LimitReader(rc, maxIndexSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	var s Segment
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	if err := s.validate(); err != nil {
-		return nil, err
-	}
-	if s.Key()+"/index.json" != key {
-		return nil, fmt.Errorf("%s describes segment %s", key, s.Key())
-	}
-	return &s, nil
+	return ParseSegment(key, data)
 }
 
 // ArchiveOptions configures binlog archiving.

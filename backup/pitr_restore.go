@@ -354,8 +354,15 @@ func plan(ctx context.Context, a *Archive, w *Window, base *Manifest, baseSeq ui
 		if s.To <= cur {
 			continue
 		}
-		path := filepath.Join(dir, fmt.Sprintf("%04d-%s", i, s.File))
-		if err := a.download(ctx, s, path, o.Identities); err != nil {
+		// s.File comes from an index read from storage: it is checked to be
+		// a plain file name, and the file is created through an os.Root on
+		// dir, so no name can write outside dir.
+		if !ValidBinlogFile(s.File) {
+			return nil, fmt.Errorf("segment %s: file %q is not a binlog file name: refusing to use it", s.Key(), s.File)
+		}
+		name := fmt.Sprintf("%04d-%s", i, s.File)
+		path := filepath.Join(dir, name)
+		if err := a.download(ctx, s, dir, name, o.Identities); err != nil {
 			return nil, err
 		}
 		st := step{seg: s, path: path, start: s.ReplayFrom, stop: -1}
@@ -439,9 +446,15 @@ func findIn(path string, fn func(io.Reader) (binlog.Tx, bool, error)) (binlog.Tx
 	return fn(f)
 }
 
-// download fetches one segment's data into path, verifying the stored
-// SHA-256, the end marker and the plain SHA-256.
-func (a *Archive) download(ctx context.Context, s *Segment, path string, ids []age.Identity) error {
+// download fetches one segment's data into the new file name in dir,
+// verifying the stored SHA-256, the end marker and the plain SHA-256. name
+// is resolved inside dir (os.Root): it cannot escape it, whatever it holds.
+func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, ids []age.Identity) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("scratch dir: %w", err)
+	}
+	defer root.Close()
 	rc, err := a.Store.Get(ctx, s.Object.Key, 0, -1)
 	if errors.Is(err, backend.ErrNotExist) {
 		return fmt.Errorf("%w: data object %s is missing", ErrOutsideWindow, s.Object.Key)
@@ -460,9 +473,9 @@ func (a *Archive) download(ctx context.Context, s *Segment, path string, ids []a
 		return fmt.Errorf("object %s: %w", s.Object.Key, err)
 	}
 	defer ir.Close()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("archived binlog %s: %w", s.Object.Key, err)
 	}
 	if _, err := io.Copy(f, contextReader{ctx, ir}); err != nil {
 		f.Close()

@@ -124,6 +124,9 @@ func checkRestorable(ctx context.Context, cat *Catalog, ref string, o RestoreOpt
 		if b.Encrypted() && len(o.Identities) == 0 {
 			return nil, nil, 0, fmt.Errorf("backup %s is encrypted (%s): give --identity FILE or --passphrase-file FILE", b.ID, describeKeys(b.KeyFingerprint))
 		}
+		if !b.Encrypted() && len(o.Identities) > 0 { // before the target is touched (see unseal)
+			return nil, nil, 0, fmt.Errorf("%w: backup %s is recorded as unencrypted but a decryption key was given; its manifest may have been altered to drop the encryption. Restore without --identity/--passphrase-file only if you know it was taken without encryption", ErrNotEncrypted, b.ID)
+		}
 		for _, obj := range b.Objects {
 			oi, err := cat.Store.Stat(ctx, obj.Key)
 			if errors.Is(err, backend.ErrNotExist) {

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"errors"
+	"fmt"
 	"io"
 
 	"filippo.io/age"
@@ -55,16 +57,34 @@ func (s *sealer) Close() (integrity.Sum, error) {
 // for complete.
 func (s *sealer) Abort() { s.iw.Abort() }
 
+// ErrNotEncrypted is returned when a decryption key was given for an
+// object whose record says it is not encrypted.
+var ErrNotEncrypted = errors.New("refusing unencrypted data")
+
 // unseal reads the stored form back: age (when encrypted) → codec, checking
 // the end marker against the plaintext size and SHA-256 recorded for obj
 // (when there are any). The returned reader yields the plaintext; reading
 // to its end verifies it. src is read by it, so whatever follows the
 // marker is still in src for the caller to drain.
+//
+// Whether to decrypt is the operator's decision, not the stored record's:
+// the codec list comes from a manifest or index that anyone with write
+// access to the storage can rewrite. With identities given the object must
+// be age-encrypted (ErrNotEncrypted otherwise), so a crafted "unencrypted"
+// record cannot slip substituted plaintext into a restore.
 func unseal(src io.Reader, obj Object, encrypted bool, ids []age.Identity) (io.ReadCloser, error) {
+	if len(ids) > 0 && !encrypted {
+		return nil, fmt.Errorf("%w: %s is recorded as unencrypted but a decryption key was given; "+
+			"its record in storage may have been altered to drop the encryption. Restore without "+
+			"--identity/--passphrase-file only if you know this backup was taken without encryption", ErrNotEncrypted, obj.Key)
+	}
 	if encrypted {
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("%s is encrypted: give --identity FILE or --passphrase-file FILE", obj.Key)
+		}
 		d, err := crypt.Decrypt(src, ids...)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("decrypt %s: %w", obj.Key, err)
 		}
 		src = d
 	}

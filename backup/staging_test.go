@@ -280,6 +280,7 @@ func encryptedBackup(t *testing.T, recipients []age.Recipient) (*Catalog, *Manif
 	cat := &Catalog{Store: mem.New()}
 	m := sampleManifest("20261126T052000Z-a1b2c3", TypeFull, "", 0, 100)
 	m.Codecs = append(m.Codecs, "age")
+	m.Objects[0].Key += ".age" // the key follows the codec chain (Validate)
 	for _, r := range recipients {
 		m.KeyFingerprint = append(m.KeyFingerprint, crypt.RecipientFingerprint(r))
 	}

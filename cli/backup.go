@@ -46,6 +46,7 @@ type backupOptions struct {
 	keyOptions
 	Node, Socket, DefaultsFile, User string
 	Incremental, Force, Desync       bool
+	LeftoverGrace                    time.Duration
 	Codec                            string
 	Level, Parallel                  int
 	RateLimit                        string
@@ -60,8 +61,15 @@ func newBackupCommand(g *Globals) *cobra.Command {
 		Long: `backup runs mariabackup --backup --galera-info --stream=xbstream against the
 node on this host, compresses (zstd) and optionally encrypts (age) the stream,
 and uploads it with bounded memory. A manifest is written last: a backup whose
-manifest is missing (an interrupted run) does not exist for list or restore,
-and its objects are removed by the next backup.
+manifest is missing (an interrupted run) does not exist for list or restore.
+Its objects are removed by a later backup once the run is provably abandoned:
+at once when its process on this host is gone, otherwise after
+--leftover-grace without a heartbeat (a backup running on another node is
+never touched).
+
+--incremental builds on the latest backup of this node (same wsrep_node_name
+and the same datadir: not restored or rebuilt by SST since), never on another
+node's; without one it refuses and says why.
 
 The node must be Synced (use --force otherwise). --desync sets
 wsrep_desync=ON for the duration so the donor's apply lag does not throttle
@@ -84,7 +92,8 @@ Only the public age recipient is needed here; keep the identity elsewhere.`,
 	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket, e.g. 'backup@tcp(127.0.0.1:3306)/' (the node must still be on this host)")
 	f.StringVar(&o.DefaultsFile, "defaults-file", "", "option file for the connection ([client]) and for mariabackup; mode 0600 if it holds a password")
 	f.StringVar(&o.User, "user", "", "user name")
-	f.BoolVar(&o.Incremental, "incremental", false, "back up only what changed since the latest backup in this storage")
+	f.BoolVar(&o.Incremental, "incremental", false, "back up only what changed since this node's latest backup in this storage")
+	f.DurationVar(&o.LeftoverGrace, "leftover-grace", backup.DefaultLeftoverGrace, "remove objects of interrupted backups whose owner cannot be proven gone only after this long without a heartbeat")
 	f.BoolVar(&o.Force, "force", false, "back up a node that is not Synced")
 	f.BoolVar(&o.Desync, "desync", false, "set wsrep_desync=ON during the backup (switched off afterwards, always)")
 	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none")
@@ -149,6 +158,7 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 		RateLimit:       rateLimit,
 		Logger:          g.Logger,
 		Progress:        prog.Update,
+		LeftoverGrace:   o.LeftoverGrace,
 	})
 	prog.Done()
 	if err != nil {
@@ -202,7 +212,7 @@ without a manifest) and unreadable manifests are reported on stderr.`,
 				g.Logger.Warn("unreadable manifest", "backup", id, "err", err)
 			}
 			if left, err := cat.Leftovers(cmd.Context()); err == nil && len(left) > 0 {
-				g.Logger.Info("interrupted backups without a manifest (removed by the next backup)", "count", len(left))
+				g.Logger.Info("backups without a manifest: running, or interrupted (removed by a later backup once abandoned)", "count", len(left))
 			}
 			if o.JSON {
 				if list == nil {

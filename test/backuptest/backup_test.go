@@ -234,7 +234,9 @@ func assertNoDatadir(t *testing.T, dir string) {
 }
 
 // TestKilledBackupLeavesNothing kills galera-backup mid-upload: list shows
-// nothing, and the next backup succeeds and removes the leftovers.
+// nothing, and the next backup succeeds and removes the leftovers (the
+// killed run's process is gone: no grace period), including its local
+// staging files: the half-written upload and mariabackup's scratch dir.
 func TestKilledBackupLeavesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -245,18 +247,17 @@ func TestKilledBackupLeavesNothing(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binDir, "galera-backup"), "backup", "--storage", store, "--socket", n1.Socket,
 		"--user", "root", "--parallel", "1", "--log-level", "warn")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // the killed run's scratch dir goes with the test
+	tmp := t.TempDir()
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp) // the killed run's scratch dir
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the upload has started (the local backend stages a temp file).
+	// Wait until the upload has started: the run's lease is written and
+	// the local backend stages the data in a temp file next to it.
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if n := countFiles(store); n > 0 {
-			break
-		}
+	for time.Now().Before(deadline) && !uploading(store) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Kill galera-backup and its mariabackup child (same process group).
@@ -265,11 +266,26 @@ func TestKilledBackupLeavesNothing(t *testing.T) {
 	if list := listBackups(t, store); len(list) != 0 {
 		t.Fatalf("a killed backup is listed: %+v", list)
 	}
+	if scratch, _ := filepath.Glob(filepath.Join(tmp, "gosst-mariabackup-*")); len(scratch) == 0 {
+		t.Fatalf("the killed run left no scratch dir in %s: the test did not kill it mid-run", tmp)
+	}
+	t.Setenv("TMPDIR", tmp) // the next run looks for leftovers where the killed one staged
 	mustGB(t, "backup", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
 	list := listBackups(t, store)
 	if len(list) != 1 {
 		t.Fatalf("after a good backup, list shows %d backups", len(list))
 	}
+	if scratch, _ := filepath.Glob(filepath.Join(tmp, "gosst-mariabackup-*")); len(scratch) != 0 {
+		t.Fatalf("the killed run's scratch dir stays: %v", scratch)
+	}
+	// No file of the killed run, not even a staging file, stays in the store.
+	filepath.Walk(store, func(p string, fi os.FileInfo, err error) error {
+		rel, _ := filepath.Rel(store, p)
+		if err == nil && !fi.IsDir() && !strings.HasPrefix(filepath.ToSlash(rel), "backups/"+list[0].ID+"/") {
+			t.Errorf("file %s of the killed backup is still stored", rel)
+		}
+		return nil
+	})
 	// The good backup removed what the killed one had stored.
 	be, err := storage.Open(context.Background(), store, storage.Options{})
 	if err != nil {
@@ -285,6 +301,18 @@ func TestKilledBackupLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// uploading reports whether a backup run in store has written its lease
+// and is staging data next to it.
+func uploading(store string) bool {
+	leases, _ := filepath.Glob(filepath.Join(store, "backups", "*", "lease.json"))
+	for _, l := range leases {
+		if tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(l), ".gosst-tmp-*")); len(tmp) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func countFiles(dir string) int {
