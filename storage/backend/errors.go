@@ -36,6 +36,7 @@ func IsTransient(err error) bool {
 		errors.Is(err, context.Canceled),
 		errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, ErrNotExist),
+		errors.Is(err, ErrNoStorage),
 		errors.Is(err, ErrInvalidKey),
 		errors.Is(err, ErrInvalidRange),
 		errors.Is(err, ErrSizeMismatch):

@@ -251,7 +251,7 @@ func (b *Backend) mapErr(op, key string, err error) error {
 	case er.Code == "NoSuchKey" || er.Code == "NotFound" || (er.StatusCode == http.StatusNotFound && er.Code != "NoSuchBucket" && er.Code != "NoSuchUpload"):
 		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
 	case er.Code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist: %w", where, b.cfg.Bucket, err)
+		return fmt.Errorf("%s: bucket %q does not exist: %w: %w", where, b.cfg.Bucket, backend.ErrNoStorage, err)
 	case er.StatusCode == http.StatusRequestedRangeNotSatisfiable || er.Code == "InvalidRange":
 		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
 	case er.StatusCode == http.StatusForbidden || er.Code == "InvalidAccessKeyId" || er.Code == "SignatureDoesNotMatch" || er.Code == "AccessDenied":

@@ -278,7 +278,7 @@ func (b *Backend) mapErr(op, key string, err error) error {
 		status == http.StatusNotFound && code != "NoSuchBucket" && code != "NoSuchUpload":
 		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
 	case code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist: %w", where, b.cfg.Bucket, err)
+		return fmt.Errorf("%s: bucket %q does not exist: %w: %w", where, b.cfg.Bucket, backend.ErrNoStorage, err)
 	case status == http.StatusRequestedRangeNotSatisfiable || code == "InvalidRange":
 		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
 	case status == http.StatusForbidden || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied":
