@@ -44,14 +44,20 @@ func IsTransient(err error) bool { return backend.IsTransient(err) }
 
 // Options for Open. The zero value is usable.
 type Options struct {
-	// Logger, if set, logs every operation (Debug) and failure (Warn).
+	// Logger, if set, logs every operation (Debug), failure (Warn) and
+	// retry (Warn). Without it the backends' own retries log to
+	// slog.Default().
 	Logger *slog.Logger
 	// MaxConcurrent bounds concurrent operations; 0 for no limit.
 	MaxConcurrent int
-	// NoRetry disables the retry decorator (the backends' per-request
-	// retries stay).
+	// NoRetry disables the retry decorator: then only the requests of a
+	// streamed upload are retried (by the S3/MinIO backends, which the
+	// decorator cannot replay); the client libraries never retry.
 	NoRetry bool
-	// Retry configures the retry decorator.
+	// Retry configures the retry decorator: MaxAttempts per operation
+	// (default 5), backoff, OnRetry (called for the decorator's retries
+	// only). Its Logger defaults to Logger. The backoff also paces the
+	// backends' retries of streamed-upload requests.
 	Retry retry.Config
 	// Create makes a missing local directory (mode 0700; its parent must
 	// exist). Only commands that write a backup set it; without it a
@@ -119,13 +125,22 @@ func open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
+		c.Retry = uploadRetry(opts)
 		return s3.New(ctx, c)
 	case KindMinio:
 		c, err := minio.ParseURL(loc.URL)
 		if err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
+		c.Retry = uploadRetry(opts)
 		return minio.New(ctx, c)
 	}
 	return nil, fmt.Errorf("storage: unknown storage kind %q", loc.Kind)
+}
+
+// uploadRetry is how the S3 and MinIO backends retry the requests of a
+// streamed upload: the decorator's backoff and logger, the URL's
+// max-attempts (max-retries) as the budget of each request.
+func uploadRetry(opts Options) retry.Config {
+	return retry.Config{InitialBackoff: opts.Retry.InitialBackoff, MaxBackoff: opts.Retry.MaxBackoff, Logger: opts.Logger}
 }
