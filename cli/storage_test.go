@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -68,5 +72,61 @@ func TestMistypedStorageURL(t *testing.T) {
 				t.Fatalf("%q created %s", args, ents[0].Name())
 			}
 		}
+	}
+}
+
+// TestStorageRetriesAreLogged: the CLI gives storage its logger, so each
+// retry against a failing endpoint (here a loopback listener that closes
+// every connection before answering) is a warning on stderr with the
+// operation, the attempt out of the budget and the reason; before, the
+// storage had no logger and retried silently.
+func TestStorageRetriesAreLogged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	store := "s3://bucket/galera?region=us-east-1&path-style=true&endpoint=http://" + ln.Addr().String()
+	_, errOut, code := run(t, "list", "--storage", store, "--log-format", "json")
+	if code != ExitFailure || !strings.Contains(errOut, "giving up after 5 attempts") {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and the error after 5 attempts", code, errOut, ExitFailure)
+	}
+	var retries []string
+	for _, line := range strings.Split(errOut, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil || m["msg"] != "storage: retrying after transient error" {
+			continue
+		}
+		if m["level"] != "WARN" || m["op"] != "list" || m["err"] == nil {
+			t.Errorf("retry line %s lacks level WARN, op list or the error", line)
+		}
+		retries = append(retries, fmt.Sprint(m["attempt"]))
+	}
+	if want := []string{"1/5", "2/5", "3/5", "4/5"}; fmt.Sprint(retries) != fmt.Sprint(want) {
+		t.Errorf("retry warnings for attempts %v, want %v; stderr:\n%s", retries, want, errOut)
+	}
+	if n := conns.Load(); n != 5 {
+		t.Errorf("%d connections for one list, want 5", n)
 	}
 }
