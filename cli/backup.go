@@ -35,7 +35,7 @@ func (s *storageOptions) addFlags(cmd *cobra.Command, g *Globals) {
 		def = defaultStorage
 	}
 	cmd.Flags().StringVar(&s.URL, "storage", def,
-		"where backups live: a directory path or file:///dir, s3://bucket/prefix, minio://host:port/bucket/prefix (env GOSST_STORAGE)")
+		"where backups live: a directory path or file:///dir, s3://bucket/prefix, minio://host:port/bucket/prefix (env GOSST_STORAGE); only backup and binlog archive create a missing directory, never a bucket")
 }
 
 // catalog opens the storage for a command that only reads (list, show,
