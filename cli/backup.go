@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -22,23 +23,47 @@ import (
 // defaultStorage is used when neither --storage nor GOSST_STORAGE is set.
 const defaultStorage = "file:///var/backups/galera"
 
-type storageOptions struct{ URL string }
+type storageOptions struct {
+	URL string
+	g   *Globals // for the logger, set once the command runs
+}
 
-func (s *storageOptions) addFlags(cmd *cobra.Command) {
+func (s *storageOptions) addFlags(cmd *cobra.Command, g *Globals) {
+	s.g = g
 	def := os.Getenv("GOSST_STORAGE")
 	if def == "" {
 		def = defaultStorage
 	}
 	cmd.Flags().StringVar(&s.URL, "storage", def,
-		"where backups live: a directory path or file:///dir, s3://bucket/prefix, minio://host:port/bucket/prefix (env GOSST_STORAGE)")
+		"where backups live: a directory path or file:///dir, s3://bucket/prefix, minio://host:port/bucket/prefix (env GOSST_STORAGE); only backup and binlog archive create a missing directory, never a bucket")
 }
 
+// catalog opens the storage for a command that only reads (list, show,
+// verify, restore): it never creates anything.
 func (s *storageOptions) catalog(ctx context.Context) (*backup.Catalog, func(), error) {
-	be, err := openStorage(ctx, s.URL)
+	return s.openCatalog(ctx, false)
+}
+
+// writableCatalog opens the storage for backup, creating a missing local
+// directory (never a bucket).
+func (s *storageOptions) writableCatalog(ctx context.Context) (*backup.Catalog, func(), error) {
+	return s.openCatalog(ctx, true)
+}
+
+func (s *storageOptions) openCatalog(ctx context.Context, create bool) (*backup.Catalog, func(), error) {
+	be, err := s.open(ctx, create)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open storage %s: %w", s.URL, err)
+		return nil, nil, err
 	}
 	return &backup.Catalog{Store: be}, func() { be.Close() }, nil
+}
+
+func (s *storageOptions) open(ctx context.Context, create bool) (storage.Backend, error) {
+	var log *slog.Logger
+	if s.g != nil {
+		log = s.g.Logger
+	}
+	return openStorage(ctx, log, s.URL, create)
 }
 
 type backupOptions struct {
@@ -87,7 +112,7 @@ Only the public age recipient is needed here; keep the identity elsewhere.`,
 		},
 	}
 	f := cmd.Flags()
-	o.storageOptions.addFlags(cmd)
+	o.storageOptions.addFlags(cmd, g)
 	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
 	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket, e.g. 'backup@tcp(127.0.0.1:3306)/' (the node must still be on this host)")
 	f.StringVar(&o.DefaultsFile, "defaults-file", "", "option file for the connection ([client]) and for mariabackup; mode 0600 if it holds a password")
@@ -138,7 +163,7 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 			fps = append(fps, fp)
 		}
 	}
-	cat, done, err := o.catalog(ctx)
+	cat, done, err := o.writableCatalog(ctx)
 	if err != nil {
 		return err
 	}
@@ -230,7 +255,7 @@ without a manifest) and unreadable manifests are reported on stderr.`,
 			return tw.Flush()
 		},
 	}
-	o.storageOptions.addFlags(cmd)
+	o.storageOptions.addFlags(cmd, g)
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the manifests as a JSON array")
 	cmd.Flags().BoolVar(&o.PITR, "pitr", false, "show the point-in-time restorable windows (earliest backup → last archived commit) and gaps")
 	return cmd
@@ -255,7 +280,7 @@ func newShowCommand(g *Globals) *cobra.Command {
 			return writeJSON(g, m)
 		},
 	}
-	o.addFlags(cmd)
+	o.addFlags(cmd, g)
 	return cmd
 }
 
@@ -338,7 +363,7 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 			return nil
 		},
 	}
-	o.storageOptions.addFlags(cmd)
+	o.storageOptions.addFlags(cmd, g)
 	o.addDecryptFlags(cmd)
 	cmd.Flags().StringVar(&o.TargetDir, "target-dir", "", "datadir to restore into (must be empty or missing unless --force)")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "replace the contents of a non-empty --target-dir")
@@ -382,7 +407,7 @@ Prints one verdict line per backup; exits 1 if any backup failed.`,
 			return runVerify(cmd.Context(), g, o, args)
 		},
 	}
-	o.storageOptions.addFlags(cmd)
+	o.storageOptions.addFlags(cmd, g)
 	o.addDecryptFlags(cmd)
 	cmd.Flags().BoolVar(&o.RestoreTest, "restore-test", false, "also restore into a scratch dir, start mariadbd and CHECK every table")
 	cmd.Flags().BoolVar(&o.All, "all", false, "verify every backup in storage")
@@ -470,7 +495,25 @@ func runVerify(ctx context.Context, g *Globals, o *verifyOptions, args []string)
 	return nil
 }
 
-// openStorage opens the backend a URL names, with retries and logging.
-func openStorage(ctx context.Context, url string) (storage.Backend, error) {
-	return storage.Open(ctx, url, storage.Options{})
+// openStorage opens the backend a URL names, with retries (each logged at
+// warn) and debug logging of every operation. Only create (backup, binlog
+// archive) makes a missing local directory; a missing one is otherwise a
+// clear error. A URL that looks mistyped is a usage error.
+func openStorage(ctx context.Context, log *slog.Logger, url string, create bool) (storage.Backend, error) {
+	if _, err := storage.ParseURL(url); err != nil {
+		return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--storage: %w", err)}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	be, err := storage.Open(ctx, url, storage.Options{Logger: log, Create: create})
+	switch {
+	case errors.Is(err, storage.ErrNoStorage) && create:
+		return nil, fmt.Errorf("cannot create backup storage at %s: check --storage (or GOSST_STORAGE): %w", url, err)
+	case errors.Is(err, storage.ErrNoStorage):
+		return nil, fmt.Errorf("no backup storage at %s: check --storage (or GOSST_STORAGE); only backup and binlog archive create a missing directory: %w", url, err)
+	case err != nil:
+		return nil, fmt.Errorf("open storage %s: %w", url, err)
+	}
+	return be, nil
 }

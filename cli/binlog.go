@@ -73,7 +73,7 @@ them.`,
 		},
 	}
 	f := cmd.Flags()
-	o.storageOptions.addFlags(cmd)
+	o.storageOptions.addFlags(cmd, g)
 	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
 	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket (the binlog files must still be on this host)")
 	f.StringVar(&o.DefaultsFile, "defaults-file", "", "option file with a [client] group (mode 0600 if it holds a password)")
@@ -106,9 +106,9 @@ func runBinlogArchive(ctx context.Context, g *Globals, o *binlogArchiveOptions) 
 			fps = append(fps, fp)
 		}
 	}
-	be, err := openStorage(ctx, o.URL)
+	be, err := o.storageOptions.open(ctx, true)
 	if err != nil {
-		return fmt.Errorf("open storage %s: %w", o.URL, err)
+		return err
 	}
 	defer be.Close()
 	a := &backup.Archive{Store: be}
@@ -162,9 +162,9 @@ func newBinlogListCommand(g *Globals) *cobra.Command {
 		Short: "List the archived binlog segments",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			be, err := openStorage(cmd.Context(), o.URL)
+			be, err := o.open(cmd.Context(), false)
 			if err != nil {
-				return fmt.Errorf("open storage %s: %w", o.URL, err)
+				return err
 			}
 			defer be.Close()
 			segs, bad, err := (&backup.Archive{Store: be}).Segments(cmd.Context())
@@ -189,7 +189,7 @@ func newBinlogListCommand(g *Globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	o.addFlags(cmd)
+	o.addFlags(cmd, g)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the segment indexes as JSON")
 	return cmd
 }

@@ -11,12 +11,8 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/storage/limit"
@@ -40,6 +36,7 @@ var (
 	ErrInvalidRange = backend.ErrInvalidRange
 	ErrInvalidKey   = backend.ErrInvalidKey
 	ErrSizeMismatch = backend.ErrSizeMismatch
+	ErrNoStorage    = backend.ErrNoStorage
 )
 
 // IsTransient reports whether an error is worth retrying.
@@ -47,25 +44,42 @@ func IsTransient(err error) bool { return backend.IsTransient(err) }
 
 // Options for Open. The zero value is usable.
 type Options struct {
-	// Logger, if set, logs every operation (Debug) and failure (Warn).
+	// Logger, if set, logs every operation (Debug), failure (Warn) and
+	// retry (Warn). Without it the backends' own retries log to
+	// slog.Default().
 	Logger *slog.Logger
 	// MaxConcurrent bounds concurrent operations; 0 for no limit.
 	MaxConcurrent int
-	// NoRetry disables the retry decorator (the backends' per-request
-	// retries stay).
+	// NoRetry disables the retry decorator: then only the requests of a
+	// streamed upload are retried (by the S3/MinIO backends, which the
+	// decorator cannot replay); the client libraries never retry.
 	NoRetry bool
-	// Retry configures the retry decorator.
+	// Retry configures the retry decorator: MaxAttempts per operation
+	// (default 5), backoff, OnRetry (called for the decorator's retries
+	// only). Its Logger defaults to Logger. The backoff also paces the
+	// backends' retries of streamed-upload requests.
 	Retry retry.Config
+	// Create makes a missing local directory (mode 0700; its parent must
+	// exist). Only commands that write a backup set it; without it a
+	// missing directory is ErrNoStorage. Buckets are never created.
+	Create bool
+
+	createParents bool // OpenRaw: MkdirAll, as before
 }
 
-// Open returns the backend a URL names, wrapped in the decorators
-// retry(logging(limit(backend))):
+// Open returns the backend a URL names (see ParseURL), wrapped in the
+// decorators retry(logging(limit(backend))):
 //
 //	/var/backups/galera, file:///var/backups/galera    local directory (default)
 //	s3://bucket/prefix?region=&endpoint=&path-style=    Amazon S3 or compatible
 //	minio://host:port/bucket/prefix?tls=&ca=            MinIO or compatible
+//
+// Open never creates storage unless opts.Create is set, and then only the
+// last directory of a local path: a missing directory (or bucket) is
+// ErrNoStorage, so a read-only command cannot leave an empty store behind.
+// Buckets are never created.
 func Open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
-	be, err := OpenRaw(ctx, rawURL)
+	be, err := open(ctx, rawURL, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -77,57 +91,56 @@ func Open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
 	}
 	if !opts.NoRetry {
 		rc := opts.Retry
-		if rc.OnRetry == nil && opts.Logger != nil {
-			log := opts.Logger
-			rc.OnRetry = func(op, key string, attempt int, err error, wait time.Duration) {
-				log.Warn("storage: retrying after transient error", "op", op, "key", key,
-					"attempt", attempt, "wait", wait, "err", err.Error())
-			}
+		if rc.Logger == nil {
+			rc.Logger = opts.Logger
 		}
 		be = retry.New(be, rc)
 	}
 	return be, nil
 }
 
-// OpenRaw returns the backend a URL names without decorators.
+// OpenRaw returns the backend a URL names without decorators; unlike Open
+// it creates a missing local directory and its parents (for tests and
+// tools; commands use Open).
 func OpenRaw(ctx context.Context, rawURL string) (Backend, error) {
-	if rawURL == "" {
-		return nil, errors.New("storage: empty URL")
-	}
-	scheme, _, hasScheme := strings.Cut(rawURL, "://")
-	if !hasScheme {
-		return local.New(ctx, rawURL)
-	}
-	u, err := url.Parse(rawURL)
+	return open(ctx, rawURL, Options{Create: true, createParents: true})
+}
+
+func open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
+	loc, err := ParseURL(rawURL)
 	if err != nil {
-		// url.Error quotes the URL; strip it in case it carries a secret.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("storage: cannot parse %s:// URL: %w", scheme, err)
+		return nil, err
 	}
-	switch u.Scheme {
-	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("storage: file URL with host %q: use file:///path", u.Host)
+	switch loc.Kind {
+	case KindLocal:
+		switch {
+		case opts.createParents:
+			return local.New(ctx, loc.Path)
+		case opts.Create:
+			return local.Create(ctx, loc.Path)
 		}
-		if u.RawQuery != "" {
-			return nil, errors.New("storage: file URLs take no parameters")
-		}
-		return local.New(ctx, u.Path)
-	case "s3":
-		c, err := s3.ParseURL(u)
+		return local.Open(ctx, loc.Path)
+	case KindS3:
+		c, err := s3.ParseURL(loc.URL)
 		if err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
+		c.Retry = uploadRetry(opts)
 		return s3.New(ctx, c)
-	case "minio":
-		c, err := minio.ParseURL(u)
+	case KindMinio:
+		c, err := minio.ParseURL(loc.URL)
 		if err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
+		c.Retry = uploadRetry(opts)
 		return minio.New(ctx, c)
 	}
-	return nil, fmt.Errorf("storage: unknown URL scheme %q (want a path, file://, s3:// or minio://)", u.Scheme)
+	return nil, fmt.Errorf("storage: unknown storage kind %q", loc.Kind)
+}
+
+// uploadRetry is how the S3 and MinIO backends retry the requests of a
+// streamed upload: the decorator's backoff and logger, the URL's
+// max-attempts (max-retries) as the budget of each request.
+func uploadRetry(opts Options) retry.Config {
+	return retry.Config{InitialBackoff: opts.Retry.InitialBackoff, MaxBackoff: opts.Retry.MaxBackoff, Logger: opts.Logger}
 }

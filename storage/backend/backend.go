@@ -94,6 +94,9 @@ var (
 	// ErrSizeMismatch is returned by Put when the stream length differs from
 	// the size the caller announced.
 	ErrSizeMismatch = errors.New("storage: stream length differs from announced size")
+	// ErrNoStorage: the storage itself (a local directory, a bucket) does
+	// not exist. Never returned for a missing object (that is ErrNotExist).
+	ErrNoStorage = errors.New("storage does not exist")
 )
 
 // Unwrapper is implemented by decorators; Unwrap returns the wrapped backend.

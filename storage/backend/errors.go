@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"syscall"
 )
 
@@ -28,7 +29,8 @@ func MarkTransient(err error) error {
 
 // IsTransient reports whether retrying the failed operation may succeed:
 // errors marked with MarkTransient, network timeouts, connection resets and
-// refusals, and truncated bodies. A cancelled or expired context, ErrNotExist,
+// refusals, HTTP connections closed before the response, and truncated
+// bodies. A cancelled or expired context, ErrNotExist, ErrNoStorage,
 // ErrInvalidKey, ErrInvalidRange and ErrSizeMismatch are never transient.
 func IsTransient(err error) bool {
 	switch {
@@ -36,6 +38,7 @@ func IsTransient(err error) bool {
 		errors.Is(err, context.Canceled),
 		errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, ErrNotExist),
+		errors.Is(err, ErrNoStorage),
 		errors.Is(err, ErrInvalidKey),
 		errors.Is(err, ErrInvalidRange),
 		errors.Is(err, ErrSizeMismatch):
@@ -47,6 +50,11 @@ func IsTransient(err error) bool {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	// An HTTP request whose connection closed before the response: the
+	// client libraries retried these; with their retries off, we do.
+	if ue := (*url.Error)(nil); errors.As(err, &ue) && errors.Is(ue.Err, io.EOF) {
 		return true
 	}
 	return errors.Is(err, syscall.ECONNRESET) ||

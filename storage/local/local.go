@@ -29,8 +29,42 @@ type Backend struct {
 
 var _ backend.Backend = (*Backend)(nil)
 
-// New opens (and creates, mode 0700, if missing) the directory dir.
+// New opens the directory dir, creating it and any missing parents (mode
+// 0700). For tests and tools; commands use Open or Create.
 func New(ctx context.Context, dir string) (*Backend, error) {
+	return open(ctx, dir, func(abs string) error {
+		if err := os.MkdirAll(abs, DirMode); err != nil {
+			return fmt.Errorf("local storage: create directory %s: %w", abs, err)
+		}
+		return nil
+	})
+}
+
+// Create opens the directory dir, creating it (mode 0700) if it is missing.
+// Only the last directory is created: a missing parent is ErrNoStorage, so
+// that a path under an unmounted or mistyped mount point fails instead of
+// filling the root file system.
+func Create(ctx context.Context, dir string) (*Backend, error) {
+	return open(ctx, dir, func(abs string) error {
+		err := os.Mkdir(abs, DirMode)
+		switch {
+		case err == nil, errors.Is(err, fs.ErrExist):
+			return nil
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("local storage: cannot create %s: its parent directory %s does not exist (gosst creates only the last directory of a storage path): %w",
+				abs, filepath.Dir(abs), backend.ErrNoStorage)
+		}
+		return fmt.Errorf("local storage: create directory %s: %w", abs, err)
+	})
+}
+
+// Open opens the existing directory dir; it creates nothing. A missing
+// directory is ErrNoStorage.
+func Open(ctx context.Context, dir string) (*Backend, error) {
+	return open(ctx, dir, func(string) error { return nil })
+}
+
+func open(ctx context.Context, dir string, prepare func(abs string) error) (*Backend, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -38,10 +72,13 @@ func New(ctx context.Context, dir string) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local storage %q: %w", dir, err)
 	}
-	if err := os.MkdirAll(abs, DirMode); err != nil {
-		return nil, fmt.Errorf("local storage: create directory %s: %w", abs, err)
+	if err := prepare(abs); err != nil {
+		return nil, err
 	}
 	fi, err := os.Stat(abs)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, fmt.Errorf("local storage: no directory at %s: %w", abs, backend.ErrNoStorage)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("local storage: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/storage/internal/multipart"
+	"github.com/gosst/gosst/storage/retry"
 )
 
 // Defaults: 16 MiB × 4 threads = 64 MiB of part buffers per Put.
@@ -39,21 +41,27 @@ const (
 // Config of a MinIO backend. URL form:
 // minio://host:port/bucket/prefix?tls=&ca=&credentials=&region=&part-size=&threads=&max-retries=&list-page-size=
 type Config struct {
-	Host         string // host:port
-	Bucket       string
-	Prefix       string
-	TLS          bool
-	CAFile       string
-	Credentials  string // path of a 0600 AWS-format credentials file; "" for the environment
-	Profile      string // section in Credentials; "" for default
-	Region       string
-	PartSize     int
-	Threads      int
-	MaxRetries   int // per request, including the first
+	Host        string // host:port
+	Bucket      string
+	Prefix      string
+	TLS         bool
+	CAFile      string
+	Credentials string // path of a 0600 AWS-format credentials file; "" for the environment
+	Profile     string // section in Credentials; "" for default
+	Region      string
+	PartSize    int
+	Threads     int
+	// MaxRetries: attempts per request of a streamed upload, including the
+	// first (see Retry). minio-go's own retries are off.
+	MaxRetries   int
 	ListPageSize int
 	// SinglePutMax: known-size seekable sources (files, byte slices) up to
 	// this size go in one PUT straight from the source; -1 disables.
 	SinglePutMax int64
+	// Retry paces and logs the retries of the requests of a streamed
+	// upload (storage.Open fills it; MaxAttempts is MaxRetries). A nil
+	// Logger logs to slog.Default(): retries are never silent.
+	Retry retry.Config
 }
 
 // ParseURL reads a Config from a minio:// URL.
@@ -109,6 +117,7 @@ type Backend struct {
 	core   *mgo.Core
 	tr     *http.Transport
 	mp     multipart.Config
+	retry  retry.Config
 	scheme string
 }
 
@@ -170,6 +179,14 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if err := mp.Check(); err != nil {
 		return nil, fmt.Errorf("minio: %w", err)
 	}
+	if c.MaxRetries < 1 {
+		return nil, fmt.Errorf("minio: max-retries %d: want at least 1", c.MaxRetries)
+	}
+	rc := c.Retry
+	rc.MaxAttempts = c.MaxRetries
+	if rc.Logger == nil {
+		rc.Logger = slog.Default()
+	}
 	creds, err := loadCreds(c)
 	if err != nil {
 		return nil, err
@@ -205,7 +222,10 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		Transport:    tr,
 		Region:       c.Region,
 		BucketLookup: mgo.BucketLookupPath,
-		MaxRetries:   c.MaxRetries,
+		// One attempt per call: retries are ours (the retry decorator for
+		// whole operations, Retry for the requests of a streamed upload),
+		// so each is logged and they never multiply.
+		MaxRetries: 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("minio: %w", err)
@@ -214,7 +234,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.TLS {
 		scheme = "https"
 	}
-	return &Backend{cfg: c, core: core, tr: tr, mp: mp, scheme: scheme}, nil
+	return &Backend{cfg: c, core: core, tr: tr, mp: mp, retry: rc, scheme: scheme}, nil
 }
 
 // Core is the underlying client (for tests and benchmarks).
@@ -251,13 +271,18 @@ func (b *Backend) mapErr(op, key string, err error) error {
 	case er.Code == "NoSuchKey" || er.Code == "NotFound" || (er.StatusCode == http.StatusNotFound && er.Code != "NoSuchBucket" && er.Code != "NoSuchUpload"):
 		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
 	case er.Code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist: %w", where, b.cfg.Bucket, err)
+		return fmt.Errorf("%s: bucket %q does not exist: %w: %w", where, b.cfg.Bucket, backend.ErrNoStorage, err)
 	case er.StatusCode == http.StatusRequestedRangeNotSatisfiable || er.Code == "InvalidRange":
 		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
 	case er.StatusCode == http.StatusForbidden || er.Code == "InvalidAccessKeyId" || er.Code == "SignatureDoesNotMatch" || er.Code == "AccessDenied":
 		return fmt.Errorf("%s: access denied, check the credentials and the bucket policy: %w", where, err)
 	case er.StatusCode >= 500, er.StatusCode == http.StatusRequestTimeout, er.StatusCode == http.StatusTooManyRequests,
 		er.Code == "SlowDown", er.Code == "RequestTimeout", er.Code == "OperationAborted", er.Code == "InternalError":
+		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
+	}
+	// minio-go replaces a connection closed before the response (io.EOF)
+	// by this message; it is transient like a reset.
+	if ue := (*url.Error)(nil); errors.As(err, &ue) && strings.Contains(ue.Err.Error(), "Connection closed by foreign host") {
 		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
 	}
 	return fmt.Errorf("%s: %w", where, err)
@@ -268,7 +293,9 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	if err := backend.ValidateKey(key); err != nil {
 		return err
 	}
-	if err := multipart.Upload(ctx, target{b, key}, r, size, b.mp); err != nil {
+	mp := b.mp
+	mp.Retry = func(ctx context.Context, op string, f func() error) error { return b.retry.Do(ctx, op, key, f) }
+	if err := multipart.Upload(ctx, target{b, key}, r, size, mp); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil

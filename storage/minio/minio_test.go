@@ -63,8 +63,10 @@ func suite(srv *s3server.Server, creds string) storagetest.Suite {
 			p := fmt.Sprintf("suite/%s/%d", filepath.Base(t.Name()), prefixes.Add(1))
 			return open(t, minioURL(srv, p, url.Values{"part-size": {"5MiB"}, "threads": {"3"}, "list-page-size": {"100"}, "credentials": {creds}}))
 		},
-		PartSize: 5 << 20,
-		ListKeys: 1500,
+		PartSize:  5 << 20,
+		Large:     1 << 30,
+		MemBudget: 2*3*5<<20 + 48<<20,
+		ListKeys:  1500,
 	}
 }
 

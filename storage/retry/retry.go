@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -27,8 +28,34 @@ type Config struct {
 	MaxAttempts    int           // including the first; default 5
 	InitialBackoff time.Duration // default 250ms
 	MaxBackoff     time.Duration // default 15s
-	// OnRetry, if set, is called before each wait (for logging and tests).
+	// OnRetry, if set, is called before each wait (for tests).
 	OnRetry func(op, key string, attempt int, err error, wait time.Duration)
+	// Logger, if set, gets one Warn line per retry: op, key, the attempt
+	// that failed as n/max, the wait and the error.
+	Logger *slog.Logger
+}
+
+// withDefaults fills the zero fields.
+func (c Config) withDefaults() Config {
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.InitialBackoff <= 0 {
+		c.InitialBackoff = 250 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 15 * time.Second
+	}
+	return c
+}
+
+// Do runs f until it succeeds, fails with an error IsTransient rejects,
+// has made MaxAttempts attempts, or ctx ends. It is the one retry loop of
+// the storage packages: the decorator uses it for whole operations and the
+// S3/MinIO backends for the requests of a streamed upload, which the
+// decorator cannot replay.
+func (c Config) Do(ctx context.Context, op, key string, f func() error) error {
+	return c.withDefaults().do(ctx, op, key, f, func(error) bool { return false })
 }
 
 // Backend retries transient failures of the wrapped backend.
@@ -41,16 +68,7 @@ var _ backend.Backend = (*Backend)(nil)
 
 // New wraps be.
 func New(be backend.Backend, cfg Config) *Backend {
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
-	}
-	if cfg.InitialBackoff <= 0 {
-		cfg.InitialBackoff = 250 * time.Millisecond
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 15 * time.Second
-	}
-	return &Backend{be: be, cfg: cfg}
+	return &Backend{be: be, cfg: cfg.withDefaults()}
 }
 
 // Unwrap returns the wrapped backend.
@@ -61,21 +79,31 @@ func (b *Backend) String() string { return fmt.Sprint(b.be) }
 // do runs f until it succeeds, fails permanently, runs out of attempts, or
 // ctx ends.
 func (b *Backend) do(ctx context.Context, op, key string, f func() error) error {
+	return b.cfg.do(ctx, op, key, f, func(err error) bool { return errors.As(err, new(errFn)) })
+}
+
+func (c Config) do(ctx context.Context, op, key string, f func() error, final func(error) bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s %s: not started, context already done: %w", op, key, err)
 	}
-	backoff := b.cfg.InitialBackoff
+	backoff := c.InitialBackoff
 	for attempt := 1; ; attempt++ {
 		err := f()
-		if err == nil || !backend.IsTransient(err) || ctx.Err() != nil || errors.As(err, new(errFn)) {
+		if err == nil || !backend.IsTransient(err) || ctx.Err() != nil || final(err) {
 			return err
 		}
-		if attempt >= b.cfg.MaxAttempts {
+		if attempt >= c.MaxAttempts {
 			return fmt.Errorf("giving up after %d attempts: %w", attempt, err)
 		}
 		wait := time.Duration(rand.Int64N(int64(backoff)) + 1) // full jitter
-		if b.cfg.OnRetry != nil {
-			b.cfg.OnRetry(op, key, attempt, err, wait)
+		if c.Logger != nil {
+			c.Logger.LogAttrs(ctx, slog.LevelWarn, "storage: retrying after transient error",
+				slog.String("op", op), slog.String("key", key),
+				slog.String("attempt", fmt.Sprintf("%d/%d", attempt, c.MaxAttempts)),
+				slog.Duration("wait", wait), slog.String("err", err.Error()))
+		}
+		if c.OnRetry != nil {
+			c.OnRetry(op, key, attempt, err, wait)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -84,7 +112,7 @@ func (b *Backend) do(ctx context.Context, op, key string, f func() error) error 
 			return errors.Join(err, ctx.Err())
 		case <-t.C:
 		}
-		backoff = min(2*backoff, b.cfg.MaxBackoff)
+		backoff = min(2*backoff, c.MaxBackoff)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,8 +23,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/storage/internal/multipart"
+	"github.com/gosst/gosst/storage/retry"
 )
 
 // Defaults: 16 MiB × 4 = 64 MiB of part buffers per Put; 160 GiB objects at
@@ -58,11 +58,17 @@ type Config struct {
 	SSEKMSKeyID  string // with SSE=aws:kms; "" for the bucket's default key
 	StorageClass string // e.g. STANDARD_IA; "" for the bucket default
 	CAFile       string // extra PEM roots to trust (or $AWS_CA_BUNDLE)
-	MaxAttempts  int    // per HTTP request, including the first
-	ListPageSize int    // keys per ListObjectsV2 page, 1..1000
+	// MaxAttempts per request of a streamed upload, including the first
+	// (see Retry). The SDK's own retryer is off.
+	MaxAttempts  int
+	ListPageSize int // keys per ListObjectsV2 page, 1..1000
 	// SinglePutMax: known-size seekable sources (files, byte slices) up to
 	// this size go in one PUT straight from the source; -1 disables.
 	SinglePutMax int64
+	// Retry paces and logs the retries of the requests of a streamed
+	// upload (storage.Open fills it; MaxAttempts is taken from above). A nil
+	// Logger logs to slog.Default(): retries are never silent.
+	Retry retry.Config
 }
 
 // ParseURL reads a Config from an s3:// URL.
@@ -128,6 +134,7 @@ type Backend struct {
 	client    *s3.Client
 	transport atomic.Pointer[http.Transport]
 	mp        multipart.Config
+	retry     retry.Config
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -172,7 +179,15 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.SSEKMSKeyID != "" && c.SSE != string(types.ServerSideEncryptionAwsKms) {
 		return nil, errors.New("s3: sse-kms-key-id needs sse=aws:kms")
 	}
-	b := &Backend{cfg: c, mp: mp}
+	if c.MaxAttempts < 1 {
+		return nil, fmt.Errorf("s3: max-attempts %d: want at least 1", c.MaxAttempts)
+	}
+	rc := c.Retry
+	rc.MaxAttempts = c.MaxAttempts
+	if rc.Logger == nil {
+		rc.Logger = slog.Default()
+	}
+	b := &Backend{cfg: c, mp: mp, retry: rc}
 	var roots *x509.CertPool
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
@@ -200,15 +215,10 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	})
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = c.MaxAttempts
-				o.MaxBackoff = 10 * time.Second
-				// No client-side retry quota: a burst of 503s must not turn
-				// into "retry quota exceeded" for the remaining parts.
-				o.RateLimiter = ratelimit.None
-			})
-		}),
+		// One attempt per SDK call: retries are ours (the retry decorator
+		// for whole operations, Retry for the requests of a streamed
+		// upload), so each is logged and they never multiply.
+		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
 	}
 	if c.Region != "" {
 		opts = append(opts, config.WithRegion(c.Region))
@@ -278,17 +288,13 @@ func (b *Backend) mapErr(op, key string, err error) error {
 		status == http.StatusNotFound && code != "NoSuchBucket" && code != "NoSuchUpload":
 		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
 	case code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist: %w", where, b.cfg.Bucket, err)
+		return fmt.Errorf("%s: bucket %q does not exist: %w: %w", where, b.cfg.Bucket, backend.ErrNoStorage, err)
 	case status == http.StatusRequestedRangeNotSatisfiable || code == "InvalidRange":
 		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
 	case status == http.StatusForbidden || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied":
 		return fmt.Errorf("%s: access denied, check the AWS credentials and the bucket policy: %w", where, err)
 	case status >= 500, status == http.StatusRequestTimeout, status == http.StatusTooManyRequests,
 		code == "SlowDown", code == "RequestTimeout", code == "OperationAborted", code == "InternalError":
-		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
-	}
-	var rerr *retry.MaxAttemptsError
-	if errors.As(err, &rerr) && backend.IsTransient(rerr.Err) {
 		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
 	}
 	return fmt.Errorf("%s: %w", where, err)
@@ -299,7 +305,9 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	if err := backend.ValidateKey(key); err != nil {
 		return err
 	}
-	err := multipart.Upload(ctx, target{b, key}, r, size, b.mp)
+	mp := b.mp
+	mp.Retry = func(ctx context.Context, op string, f func() error) error { return b.retry.Do(ctx, op, key, f) }
+	err := multipart.Upload(ctx, target{b, key}, r, size, mp)
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}

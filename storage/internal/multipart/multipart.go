@@ -30,9 +30,9 @@ type Part struct {
 	Checksum string // base64 CRC32 if the target sends one, else ""
 }
 
-// Target is one object being written. Each call must retry transient
-// failures of its own single request (the client libraries do, with the
-// body rewound); the uploader never re-sends anything itself.
+// Target is one object being written. Each call makes one request and
+// does not retry it: the client libraries' retries are off, so that every
+// retry goes through one loop that logs it and one budget (Config.Retry).
 type Target interface {
 	// PutSingle stores body as the whole object in one request; used when
 	// the stream ends before the first part is full.
@@ -55,6 +55,26 @@ type Config struct {
 	// PUT straight from the source: no buffer, rewound by the library on
 	// retry. 0 disables.
 	SinglePutMax int64
+	// Retry, if set, runs one request (op names it) and retries it on
+	// transient errors. Upload uses it for every request of a streamed
+	// source, whose parts are its own buffers, and for Abort; the requests
+	// for a rewindable source (an io.Seeker: file, byte slice) are made once,
+	// because the caller's retry decorator replays the whole Put from the
+	// source: a request is retried by one layer, never by both.
+	Retry func(ctx context.Context, op string, f func() error) error
+}
+
+// once runs f one time.
+func once(_ context.Context, _ string, f func() error) error { return f() }
+
+// rewindable reports whether r is a source the retry decorator replays.
+func rewindable(r io.Reader) bool {
+	s, ok := r.(io.Seeker)
+	if !ok {
+		return false
+	}
+	_, err := s.Seek(0, io.SeekCurrent)
+	return err == nil
 }
 
 // DefaultSinglePutMax is the default Config.SinglePutMax.
@@ -116,6 +136,14 @@ func Upload(ctx context.Context, t Target, r io.Reader, size int64, c Config) (e
 	if size > int64(MaxParts)*int64(c.PartSize) {
 		return fmt.Errorf("object of %d bytes needs more than %d parts of %d MiB: raise the part size", size, MaxParts, c.PartSize>>20)
 	}
+	retry := c.Retry
+	if retry == nil || rewindable(r) {
+		retry = once
+	}
+	abortRetry := c.Retry
+	if abortRetry == nil {
+		abortRetry = once
+	}
 	if size >= 0 && size <= c.SinglePutMax {
 		sec, ok, err := section(r, size)
 		if err != nil {
@@ -164,10 +192,14 @@ func Upload(ctx context.Context, t Target, r io.Reader, size int64, c Config) (e
 		if size >= 0 && total != size {
 			return fmt.Errorf("%w: announced %d bytes, got %d", backend.ErrSizeMismatch, size, total)
 		}
-		return t.PutSingle(ctx, buf[:n])
+		return retry(ctx, "put", func() error { return t.PutSingle(ctx, buf[:n]) })
 	}
 
-	id, err := t.Create(ctx)
+	var id string
+	err = retry(ctx, "create multipart upload", func() (err error) {
+		id, err = t.Create(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -191,7 +223,7 @@ func Upload(ctx context.Context, t Target, r io.Reader, size int64, c Config) (e
 		if err != nil {
 			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), AbortTimeout)
 			defer acancel()
-			if aerr := t.Abort(actx, id); aerr != nil {
+			if aerr := abortRetry(actx, "abort multipart upload", func() error { return t.Abort(actx, id) }); aerr != nil {
 				err = errors.Join(err, fmt.Errorf("abort multipart upload %s (the server keeps its parts until a lifecycle rule removes them): %w", id, aerr))
 			}
 		}
@@ -201,7 +233,11 @@ func Upload(ctx context.Context, t Target, r io.Reader, size int64, c Config) (e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := t.UploadPart(gctx, id, num, b[:n])
+			var p Part
+			err := retry(gctx, fmt.Sprintf("upload part %d", num), func() (err error) {
+				p, err = t.UploadPart(gctx, id, num, b[:n])
+				return err
+			})
 			pool <- b
 			if err != nil {
 				fail(fmt.Errorf("upload part %d: %w", num, err))
@@ -257,7 +293,7 @@ func Upload(ctx context.Context, t Target, r io.Reader, size int64, c Config) (e
 		return ferr
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
-	return t.Complete(ctx, id, parts)
+	return retry(ctx, "complete multipart upload", func() error { return t.Complete(ctx, id, parts) })
 }
 
 // readFirst reads up to limit bytes, growing the buffer geometrically. It

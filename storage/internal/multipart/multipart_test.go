@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/storage/retry"
 )
 
 // fake records what an uploader does.
@@ -133,5 +136,134 @@ func TestSinglePutForSeekableSources(t *testing.T) {
 	cfg.SinglePutMax = 16 * ps
 	if err := Upload(context.Background(), f, bytes.NewReader(data), -1, cfg); err != nil || f.created != 1 {
 		t.Fatalf("unknown size: err %v, multipart %v", err, f.created == 1)
+	}
+}
+
+// flakyTarget fails the first `fails` calls of every request kind with a
+// transient error and counts the calls.
+type flakyTarget struct {
+	fake
+	fails int
+	calls sync.Map // kind → *atomic.Int32
+}
+
+func (f *flakyTarget) fail(kind string) error {
+	v, _ := f.calls.LoadOrStore(kind, new(atomic.Int32))
+	if int(v.(*atomic.Int32).Add(1)) <= f.fails {
+		return backend.MarkTransient(fmt.Errorf("%s: 503 injected", kind))
+	}
+	return nil
+}
+
+func (f *flakyTarget) count(kind string) int {
+	v, ok := f.calls.Load(kind)
+	if !ok {
+		return 0
+	}
+	return int(v.(*atomic.Int32).Load())
+}
+
+func (f *flakyTarget) PutSingle(ctx context.Context, b []byte) error {
+	if err := f.fail("single"); err != nil {
+		return err
+	}
+	return f.fake.PutSingle(ctx, b)
+}
+func (f *flakyTarget) PutSection(ctx context.Context, b *io.SectionReader) error {
+	if err := f.fail("section"); err != nil {
+		return err
+	}
+	return f.fake.PutSection(ctx, b)
+}
+func (f *flakyTarget) Create(ctx context.Context) (string, error) {
+	if err := f.fail("create"); err != nil {
+		return "", err
+	}
+	return f.fake.Create(ctx)
+}
+func (f *flakyTarget) UploadPart(ctx context.Context, id string, n int32, b []byte) (Part, error) {
+	if err := f.fail(fmt.Sprint("part", n)); err != nil {
+		return Part{}, err
+	}
+	return f.fake.UploadPart(ctx, id, n, b)
+}
+func (f *flakyTarget) Complete(ctx context.Context, id string, p []Part) error {
+	if err := f.fail("complete"); err != nil {
+		return err
+	}
+	return f.fake.Complete(ctx, id, p)
+}
+func (f *flakyTarget) Abort(ctx context.Context, id string) error {
+	if err := f.fail("abort"); err != nil {
+		return err
+	}
+	return f.fake.Abort(ctx, id)
+}
+
+// streamOnly hides io.Seeker: a source the retry decorator cannot replay.
+type streamOnly struct{ io.Reader }
+
+// TestRetryOneLayer: the requests of a streamed source are retried by the
+// uploader, each within the budget; those of a rewindable source are made
+// once (the retry decorator above replays the whole Put), so a request is
+// never retried by two layers.
+func TestRetryOneLayer(t *testing.T) {
+	ctx := context.Background()
+	const budget = 3
+	var retries atomic.Int32
+	rc := retry.Config{MaxAttempts: budget, InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond,
+		OnRetry: func(string, string, int, error, time.Duration) { retries.Add(1) }}
+	cfg := Config{PartSize: ps, Concurrency: 2, SinglePutMax: 64 << 20,
+		Retry: func(ctx context.Context, op string, f func() error) error { return rc.Do(ctx, op, "k", f) }}
+	data := bytes.Repeat([]byte("0123456789abcdef"), (2*ps+100)/16)
+
+	// A stream through budget-1 failures of every request: stored.
+	f := &flakyTarget{fake: fake{parts: map[int32][]byte{}}, fails: budget - 1}
+	if err := Upload(ctx, f, streamOnly{bytes.NewReader(data)}, -1, cfg); err != nil {
+		t.Fatalf("stream through %d failures per request: %v", budget-1, err)
+	}
+	for _, kind := range []string{"create", "part1", "part2", "part3", "complete"} {
+		if n := f.count(kind); n != budget {
+			t.Errorf("%s: %d attempts, want %d", kind, n, budget)
+		}
+	}
+	small := &flakyTarget{fake: fake{parts: map[int32][]byte{}}, fails: budget - 1}
+	if err := Upload(ctx, small, streamOnly{bytes.NewReader(data[:100])}, -1, cfg); err != nil || small.count("single") != budget {
+		t.Errorf("small stream: %v after %d attempts", err, small.count("single"))
+	}
+
+	// One failure more than the budget: the upload fails, and is aborted
+	// (the abort retried too).
+	f = &flakyTarget{fake: fake{parts: map[int32][]byte{}}, fails: budget}
+	err := Upload(ctx, f, streamOnly{bytes.NewReader(data)}, -1, cfg)
+	if err == nil || !backend.IsTransient(err) || !strings.Contains(err.Error(), fmt.Sprintf("giving up after %d attempts", budget)) {
+		t.Fatalf("stream through %d failures per request: %v; want a transient error after %d attempts", budget, err, budget)
+	}
+	if n := f.count("create"); n != budget {
+		t.Errorf("create: %d attempts, want %d", n, budget)
+	}
+
+	// Rewindable sources: each request once, whatever the budget.
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		size int64
+		kind string
+	}{
+		{"section", bytes.NewReader(data), int64(len(data)), "section"},
+		{"multipart", bytes.NewReader(data), -1, "create"},
+	} {
+		f := &flakyTarget{fake: fake{parts: map[int32][]byte{}}, fails: 1}
+		before := retries.Load()
+		err := Upload(ctx, f, tc.r, tc.size, cfg)
+		if err == nil || !backend.IsTransient(err) {
+			t.Errorf("%s: %v; want the transient error of the one attempt", tc.name, err)
+		}
+		if n := f.count(tc.kind); n != 1 {
+			t.Errorf("%s: %d attempts of %s for a rewindable source, want 1", tc.name, n, tc.kind)
+		}
+		if retries.Load() != before {
+			t.Errorf("%s: the uploader retried a request of a rewindable source", tc.name)
+		}
 	}
 }
