@@ -139,7 +139,7 @@ func grepLines(s, alts string) string {
 }
 
 // TestVerifyAndDamage: verify passes on a good backup and fails, naming the
-// object, after one byte changes or the object is deleted; restore refuses
+// object, after one byte changes, the object is truncated or deleted; restore refuses
 // before writing a datadir.
 func TestVerifyAndDamage(t *testing.T) {
 	if testing.Short() {
@@ -200,6 +200,21 @@ func TestVerifyAndDamage(t *testing.T) {
 	out, code = gb(t, "restore", m.ID, "--target-dir", target, "--identity", keyFile, "--storage", store)
 	if code == 0 {
 		t.Fatalf("restore of a damaged backup succeeded\n%s", out)
+	}
+	assertNoDatadir(t, target)
+
+	// Truncated, as an interrupted copy between buckets leaves it: verify
+	// names the object, restore refuses before writing a datadir.
+	if err := os.WriteFile(obj, data[:len(data)*2/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = gb(t, "verify", m.ID, "--storage", store)
+	if code == 0 || !strings.Contains(out, "FAILED") || !strings.Contains(out, m.Objects[0].Key) {
+		t.Fatalf("verify after truncating the object: exit %d\n%s", code, out)
+	}
+	out, code = gb(t, "restore", m.ID, "--target-dir", target, "--identity", keyFile, "--storage", store)
+	if code == 0 || !strings.Contains(out, "damaged") {
+		t.Fatalf("restore of a truncated backup: exit %d\n%s", code, out)
 	}
 	assertNoDatadir(t, target)
 
