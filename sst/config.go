@@ -104,7 +104,7 @@ var knownKeys = map[string]bool{
 	"sst-initial-timeout": true, "idle-timeout": true, "connect-timeout": true, "progress": true,
 	"report-interval": true, "mariabackup": true, "use-memory": true, "wsrep-sst-auth": true,
 	"tmpdir": true, "secret": true, "listen-address": true, "direct-io": true,
-	"inno-apply-opts": true, "sst-log-archive": true, "sst-log-archive-dir": true,
+	"inno-apply-opts": true, "sst-log-archive": true, "sst-log-archive-dir": true, "encrypt": true,
 }
 
 // DefaultLogArchiveDir is where the stock script keeps old mariabackup logs.
@@ -330,6 +330,16 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 			bad("direct-io", v, "want on or off")
 		}
 		c.DirectIO = b
+	}
+	// The stock encrypt=1..4 modes (xbcrypt, socat TLS) are not
+	// supported; gosst's encryption is TLS with tcert/tkey. A transfer the
+	// operator asked to encrypt never goes out in cleartext.
+	if v, from, ok := toolGet("encrypt"); ok && v != "0" {
+		if c.Cert == "" {
+			errs = append(errs, fmt.Errorf("%w: %s=%s asks for an encrypted transfer, which gosst does with TLS only: set tcert and tkey (or ssl-cert and ssl-key), or encrypt=0", ErrConfig, from, v))
+		} else {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s=%s: gosst encrypts with TLS 1.3 using tcert/tkey instead of the stock encryption modes", from, v))
+		}
 	}
 	c.Layout = layoutFrom(o, a)
 	c.Server = serverSettings(o, a)

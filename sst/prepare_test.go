@@ -246,7 +246,12 @@ func TestConfigPrepareOptions(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"[mariabackup]\nuse-memory=lots", "[sst]\ninno-apply-opts=--datadir=/x", "[sst]\nsst-log-archive=maybe"} {
+	c, err := parseCnf(t, "[sst]\nencrypt=3\ntcert=/etc/hostname\ntkey=/etc/hostname\n", nil)
+	if err != nil || !strings.Contains(strings.Join(c.Warnings, "\n"), "encrypt=3") {
+		t.Errorf("encrypt=3 with tcert/tkey: %v, warnings %q", err, c.Warnings)
+	}
+	for _, bad := range []string{"[mariabackup]\nuse-memory=lots", "[sst]\ninno-apply-opts=--datadir=/x", "[sst]\nsst-log-archive=maybe",
+		"[sst]\nencrypt=1", "[mariabackup]\nencrypt=4"} {
 		if _, err := parseCnf(t, bad, nil); !errors.Is(err, ErrConfig) {
 			t.Errorf("%q: err %v, want ErrConfig", bad, err)
 		}
