@@ -763,3 +763,16 @@ func (n *Node) createSSTUser(ctx context.Context) error {
 			"GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '%s'@'localhost'",
 		SSTUser, SSTPassword, SSTUser))
 }
+
+// SetSSTMethod changes wsrep_sst_method in every node's my.cnf. A running
+// node keeps its method until it is restarted; the joiner's method is the
+// one a state transfer uses.
+func (c *Cluster) SetSSTMethod(method string) error {
+	c.opts.SSTMethod = method
+	for _, n := range c.Nodes {
+		if err := os.WriteFile(n.ConfigFile, []byte(n.config()), 0o600); err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
