@@ -424,3 +424,44 @@ func TestPrepareLogInDatadir(t *testing.T) {
 		t.Errorf("joiner does not log where use-memory came from:\n%s", j.stderr)
 	}
 }
+
+// TestPrepareFailureKeepsLogAndOldData: when mariabackup --prepare fails
+// (here as it does without the right key), the joiner exits 22, names
+// <datadir>/mariabackup.prepare.log, which holds mariabackup's output, and
+// the old datadir is untouched.
+func TestPrepareFailureKeepsLogAndOldData(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t)
+	real := f.fakeMB + ".real"
+	if err := os.Rename(f.fakeMB, real); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --prepare ] && { echo \"[00] Encryption plugin parameter :  '--file_key_management_filekey=s3cr3t'\"; echo '[ERROR] InnoDB: Obtaining redo log encryption key version 1 failed'; exit 1; }; done\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(f.fakeMB, []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr, jres := f.startJoiner(t, ctx)
+	f.runDonor(ctx, addr, false, nil)
+	j := <-jres
+	logPath := filepath.Join(f.joinerDir, "mariabackup.prepare.log")
+	if j.code != wsrep.ExitInvalid || lastLine(j.lines) != "" || !strings.Contains(j.stderr, "all of it in "+logPath) {
+		t.Fatalf("joiner: exit %d, lines %q; want 22, no position, and the log file named\n%s", j.code, j.lines, j.stderr)
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil || !strings.Contains(string(b), "encryption key version 1 failed") {
+		t.Errorf("mariabackup.prepare.log: %q, %v", b, err)
+	}
+	if strings.Contains(string(b)+j.stderr, "s3cr3t") {
+		t.Errorf("key-file password in a log")
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.joinerDir, "ibdata1")); string(b) != "OLD" {
+		t.Errorf("old ibdata1 changed: %.10q", b)
+	}
+	for _, gone := range []string{StagingDir, InProgressFile} {
+		if exists(filepath.Join(f.joinerDir, gone)) {
+			t.Errorf("%s left behind", gone)
+		}
+	}
+}
