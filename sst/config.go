@@ -273,7 +273,11 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	// (the first group that sets the key wins there).
 	toolGet := func(key string) (string, string, bool) {
 		if v, ok := get(key); ok {
-			return v, "[sst] " + key, true
+			from := "[sst] "
+			if g, ok := o.Get(key, mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, "gosst")...); ok && strings.TrimSpace(g) != "" {
+				from = "[gosst] "
+			}
+			return v, from + key, true
 		}
 		for _, g := range []string{"xtrabackup", "mariabackup"} {
 			if v, ok := o.Get(key, mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, g)...); ok && strings.TrimSpace(v) != "" {

@@ -176,7 +176,7 @@ func prepareSettings(server []mariadb.Setting, bk backupCnf) ([]prepareSetting, 
 			}
 		}
 		if len(names) == 0 {
-			warnings = append(warnings, fmt.Sprintf("the backup was taken with plugin %s, but this node's configuration sets none of its options; prepare uses the donor's (backup-my.cnf)", p))
+			warnings = append(warnings, fmt.Sprintf("the backup was taken with plugin %s, but this node's configuration sets none of its options; prepare uses the donor's (backup-my.cnf)", strings.ReplaceAll(p, "-", "_")))
 		}
 		for _, n := range names {
 			out = append(out, prepareSetting{strings.ReplaceAll(n, "-", "_"), vals[n]})
@@ -266,7 +266,7 @@ func writePrepareCnf(staging string, c Config, log *logger) (string, error) {
 		desc = append(desc, s.Name+"="+redactValue(s.Name, s.Value))
 	}
 	if len(bk.Plugins) > 0 {
-		desc = append(desc, "key management plugin "+strings.Join(bk.Plugins, ", ")+" (from the backup)")
+		desc = append(desc, "key management plugin "+strings.ReplaceAll(strings.Join(bk.Plugins, ", "), "-", "_")+" (from the backup)")
 	}
 	if len(desc) == 0 {
 		desc = append(desc, "none needed")
@@ -354,8 +354,10 @@ func pipeLogTee(r io.Reader, log *logger, prefix string, tail *tailKeeper, file 
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		s := redactLine(sc.Text())
-		tail.add(s)
-		log.Infof("%s%s", prefix, s)
+		if strings.TrimSpace(s) != "" { // mariabackup writes blank lines
+			tail.add(s)
+			log.Infof("%s%s", prefix, s)
+		}
 		if file != nil {
 			if _, err := io.WriteString(file, s+"\n"); err != nil {
 				log.Warnf("write mariabackup log file: %v (further lines only in this log)", err)
