@@ -350,3 +350,41 @@ func gunzipFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// TestDropinPageSizeMismatch: a node left with the default 16k page joins
+// a cluster whose data has 8k pages. The gosst joiner refuses before it
+// installs anything, with a message naming both sizes, and leaves no
+// staging directory or sst_in_progress behind. (The stock method installs
+// the data, and then the server cannot start on it.)
+func TestDropinPageSizeMismatch(t *testing.T) {
+	dir := dropinDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	c, err := cluster.Start(ctx, cluster.Options{
+		Nodes:       2,
+		Dir:         dir,
+		SSTMethod:   "gosst",
+		BinDir:      gosstBin,
+		NodeConfig:  map[int][]string{1: {"innodb_page_size=8k", "innodb_buffer_pool_size=64M"}},
+		SyncTimeout: 3 * time.Minute,
+		Logf:        t.Logf,
+	})
+	if err == nil {
+		c.Close()
+		t.Fatal("node2 (16k pages) joined a cluster with 8k pages")
+	}
+	data2 := filepath.Join(dir, "node2", "data")
+	b, _ := os.ReadFile(filepath.Join(dir, "node2", "error.log"))
+	log2 := string(b)
+	want := "the donor's data has innodb_page_size=8192, this node's configuration has innodb_page_size not set (default 16384)"
+	if l := grepLines(log2, want); len(l) == 0 || len(grepLines(log2, "gosst: joiner: failed after")) == 0 || len(grepLines(log2, "exit 22")) == 0 {
+		t.Fatalf("node2's log lacks the page size refusal:\n%s", tail(log2, 60))
+	} else {
+		t.Logf("node2: %s", l[0])
+	}
+	for _, gone := range []string{"ibdata1", ".gosst-sst", "sst_in_progress", "mysql"} {
+		if _, err := os.Stat(filepath.Join(data2, gone)); err == nil {
+			t.Errorf("node2's datadir has %s after the refused SST", gone)
+		}
+	}
+}
