@@ -62,8 +62,22 @@ type Config struct {
 	// address it announces (NAT, containers): host:port, host or :port.
 	ListenAddress string
 
+	// UseMemoryFrom names where UseMemory came from, for the log.
+	UseMemoryFrom string
+	// ApplyOpts are extra mariabackup --prepare options (inno-apply-opts).
+	ApplyOpts []string
+	// LogArchive (sst-log-archive, default on) keeps the previous
+	// mariabackup.<phase>.log, gzipped, in LogArchiveDir
+	// (sst-log-archive-dir, default /tmp/sst_log_archive) before a new
+	// one is written, as the stock script does.
+	LogArchive    bool
+	LogArchiveDir string
+
 	// Server layout of this node, from the server groups and --mysqld-args.
 	Layout Layout
+	// Server is every setting of this node's server groups, then those
+	// of --mysqld-args (later ones win); prepare picks what it needs.
+	Server []mariadb.Setting
 
 	// Warnings about ignored or unknown keys, for the log.
 	Warnings []string
@@ -95,8 +109,12 @@ var knownKeys = map[string]bool{
 	"sst-initial-timeout": true, "idle-timeout": true, "connect-timeout": true, "progress": true,
 	"report-interval": true, "mariabackup": true, "use-memory": true, "wsrep-sst-auth": true,
 	"tmpdir": true, "secret": true, "listen-address": true, "direct-io": true,
-	"hello-timeout": true,
+	"hello-timeout":   true,
+	"inno-apply-opts": true, "sst-log-archive": true, "sst-log-archive-dir": true, "encrypt": true,
 }
+
+// DefaultLogArchiveDir is where the stock script keeps old mariabackup logs.
+const DefaultLogArchiveDir = "/tmp/sst_log_archive"
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
@@ -113,6 +131,8 @@ func DefaultConfig() Config {
 		Mariabackup:      "mariabackup",
 		Secret:           true,
 		DirectIO:         true,
+		LogArchive:       true,
+		LogArchiveDir:    DefaultLogArchiveDir,
 	}
 }
 
@@ -256,11 +276,49 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	if v, ok := get("mariabackup"); ok {
 		c.Mariabackup = v
 	}
-	if v, ok := get("use-memory"); ok {
+	// use-memory and inno-apply-opts: [gosst], [sst], then the
+	// [xtrabackup] and [mariabackup] groups the stock script also reads
+	// (the first group that sets the key wins there).
+	toolGet := func(key string) (string, string, bool) {
+		if v, ok := get(key); ok {
+			from := "[sst] "
+			if g, ok := o.Get(key, mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, "gosst")...); ok && strings.TrimSpace(g) != "" {
+				from = "[gosst] "
+			}
+			return v, from + key, true
+		}
+		for _, g := range []string{"xtrabackup", "mariabackup"} {
+			if v, ok := o.Get(key, mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, g)...); ok && strings.TrimSpace(v) != "" {
+				return strings.TrimSpace(v), "[" + g + "] " + key, true
+			}
+		}
+		return "", "", false
+	}
+	if v, from, ok := toolGet("use-memory"); ok {
 		if _, err := ParseSize(v); err != nil {
 			bad("use-memory", v, "want a size such as 512M")
 		} else {
-			c.UseMemory = v
+			c.UseMemory, c.UseMemoryFrom = v, from
+		}
+	}
+	if v, from, ok := toolGet("inno-apply-opts"); ok {
+		opts, err := applyOpts(v)
+		if err != nil {
+			bad(from, v, err.Error())
+		}
+		c.ApplyOpts = opts
+	}
+	if v, ok := get("sst-log-archive"); ok {
+		b, err := parseBool(v)
+		if err != nil {
+			bad("sst-log-archive", v, "want 1 or 0")
+		}
+		c.LogArchive = b
+	}
+	if v, ok := get("sst-log-archive-dir"); ok {
+		c.LogArchiveDir = strings.TrimRight(v, "/")
+		if c.LogArchiveDir == "" {
+			c.LogArchiveDir = "/"
 		}
 	}
 	c.Auth, _ = get("wsrep-sst-auth")
@@ -285,7 +343,26 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 		}
 		c.DirectIO = b
 	}
+	// The stock encrypt=1..4 modes (xbcrypt, socat TLS) are not
+	// supported; gosst's encryption is TLS with tcert/tkey. A transfer the
+	// operator asked to encrypt never goes out in cleartext.
+	if v, from, ok := toolGet("encrypt"); ok && v != "0" {
+		if c.Cert == "" {
+			errs = append(errs, fmt.Errorf("%w: %s=%s asks for an encrypted transfer, which gosst does with TLS only: set tcert and tkey (or ssl-cert and ssl-key), or encrypt=0", ErrConfig, from, v))
+		} else {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s=%s: gosst encrypts with TLS 1.3 using tcert/tkey instead of the stock encryption modes", from, v))
+		}
+	}
 	c.Layout = layoutFrom(o, a)
+	c.Server = serverSettings(o, a)
+	if c.UseMemory == "" {
+		// As the stock script: prepare gets the server's buffer pool size.
+		if v := lastSetting(c.Server, "innodb-buffer-pool-size"); v != "" {
+			if _, err := ParseSize(v); err == nil {
+				c.UseMemory, c.UseMemoryFrom = v, "innodb_buffer_pool_size"
+			}
+		}
+	}
 	return c, errors.Join(errs...)
 }
 

@@ -239,12 +239,18 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	}
 	growPipe(stdout)
 	d.log.Infof("streaming to joiner %s: %s %s (compression %s)", hostport, d.Config.Mariabackup, strings.Join(args, " "), how)
+	// Like the stock script, mariabackup's log also goes to
+	// <datadir>/mariabackup.backup.log (the previous one archived).
+	logFile := openPhaseLog(strings.TrimRight(d.Args.DataDir, "/"), "backup", d.Config, d.log, time.Now())
+	if logFile != nil {
+		defer logFile.Close()
+	}
 	if err := cmd.Start(); err != nil {
 		return exitf(wsrep.ExitNoEnt, "start %s: %w", d.Config.Mariabackup, err)
 	}
 	tail := &tailKeeper{}
 	drained := make(chan struct{})
-	go func() { pipeLog(stderr, d.log, "mariabackup: ", tail); close(drained) }()
+	go func() { pipeLogTee(stderr, d.log, "mariabackup: ", tail, fileWriter(logFile)); close(drained) }()
 
 	prog := newProgress(d.log, d.out, d.Args.Progress && !d.Config.ProgressOff, "streaming", total, d.Config.ReportEvery)
 	pctx, pcancel := context.WithCancel(ctx)

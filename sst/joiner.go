@@ -372,13 +372,19 @@ func codeOr(err error, def int) int {
 	return def
 }
 
-// prepare runs mariabackup --prepare on the staging directory. It passes
-// no server options: the backup's own backup-my.cnf describes it, and
-// server-only options make mariabackup refuse to run.
+// prepare runs mariabackup --prepare on the staging directory with a
+// private option file: the backup's backup-my.cnf plus the settings of
+// this node that prepare needs (prepare.go). Its output goes to the error
+// log and to <datadir>/mariabackup.prepare.log.
 func (j *Joiner) prepare(ctx context.Context, staging string) error {
-	args := []string{"--no-defaults", "--prepare", "--target-dir=" + staging}
+	cnf, err := writePrepareCnf(staging, j.Config, j.log)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cnf)
+	args := prepareArgs(cnf, staging, j.Config)
 	if j.Config.UseMemory != "" {
-		args = append(args, "--use-memory="+j.Config.UseMemory)
+		j.log.Infof("prepare buffer pool: --use-memory=%s (from %s)", j.Config.UseMemory, j.Config.UseMemoryFrom)
 	}
 	j.log.Infof("running %s %s", j.Config.Mariabackup, strings.Join(args, " "))
 	start := time.Now()
@@ -390,6 +396,10 @@ func (j *Joiner) prepare(ctx context.Context, staging string) error {
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	tail := &tailKeeper{}
+	logFile := openPhaseLog(j.datadir, "prepare", j.Config, j.log, start)
+	if logFile != nil {
+		defer logFile.Close()
+	}
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
@@ -397,14 +407,18 @@ func (j *Joiner) prepare(ctx context.Context, staging string) error {
 	}
 	pw.Close()
 	done := make(chan struct{})
-	go func() { pipeLog(pr, j.log, "mariabackup --prepare: ", tail); close(done) }()
+	go func() { pipeLogTee(pr, j.log, "mariabackup --prepare: ", tail, fileWriter(logFile)); close(done) }()
 	<-done
 	pr.Close()
 	if err := cmd.Wait(); err != nil {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return exitf(wsrep.ExitInvalid, "mariabackup --prepare failed: %v; last output:\n%s", err, tail)
+		where := ""
+		if logFile != nil {
+			where = " (all of it in " + logFile.Name() + ")"
+		}
+		return exitf(wsrep.ExitInvalid, "mariabackup --prepare failed: %v; last output%s:\n%s", err, where, tail)
 	}
 	j.log.Infof("prepare done in %.1f s", time.Since(start).Seconds())
 	return nil

@@ -270,7 +270,7 @@ func TestFullSSTInProcess(t *testing.T) {
 	if strings.Contains(string(args), "buffer-pool") {
 		t.Errorf("server-only option forwarded to mariabackup: %s", args)
 	}
-	if !strings.Contains(string(args), "--no-defaults --prepare --target-dir=") {
+	if !strings.Contains(string(args), PrepareCnfName+" --prepare --target-dir=") {
 		t.Errorf("prepare args: %s", args)
 	}
 	for _, want := range []string{"compression ratio", "WSREP_SST: [INFO] gosst: joiner:"} {

@@ -61,6 +61,9 @@ type Options struct {
 	BinDir string
 	// ExtraConfig lines are appended to the [mysqld] group of every node.
 	ExtraConfig []string
+	// NodeConfig lines are appended to the [mysqld] group of one node
+	// (key: 1-based index), after ExtraConfig.
+	NodeConfig map[int][]string
 	// SSTConfig lines go into the [sst] group of every node.
 	SSTConfig []string
 	// GcacheSize is gcache.size (default "64M").
@@ -324,6 +327,9 @@ func (n *Node) config() string {
 	w(`wsrep_provider_options="base_port=%d;gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;gcache.size=%s;gcache.page_size=16M;evs.suspect_timeout=PT5S;evs.inactive_timeout=PT10S;pc.wait_prim_timeout=PT30S"`,
 		n.GcommPort, n.GcommPort, n.ISTPort, o.GcacheSize)
 	for _, l := range o.ExtraConfig {
+		w("%s", l)
+	}
+	for _, l := range o.NodeConfig[n.Index] {
 		w("%s", l)
 	}
 	if len(o.SSTConfig) > 0 {
@@ -762,4 +768,17 @@ func (n *Node) createSSTUser(ctx context.Context) error {
 		"CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY '%s'; "+
 			"GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '%s'@'localhost'",
 		SSTUser, SSTPassword, SSTUser))
+}
+
+// SetSSTMethod changes wsrep_sst_method in every node's my.cnf. A running
+// node keeps its method until it is restarted; the joiner's method is the
+// one a state transfer uses.
+func (c *Cluster) SetSSTMethod(method string) error {
+	c.opts.SSTMethod = method
+	for _, n := range c.Nodes {
+		if err := os.WriteFile(n.ConfigFile, []byte(n.config()), 0o600); err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 )
 
 var (
+	gosstBin string // directory holding the wsrep_sst_gosst under test
 	shared   *cluster.Cluster
 	certs    *testCerts
 	startErr error
@@ -68,6 +69,10 @@ func run(m *testing.M) int {
 	if err := cluster.CheckInstalled(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	gosstBin = bin
+	if ownClustersOnly() {
+		return m.Run()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -137,4 +142,24 @@ func mustExec(t *testing.T, ctx context.Context, n *cluster.Node, q string, args
 	if err := n.Exec(ctx, q, args...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ownClustersOnly reports whether -run selects only tests that start
+// their own clusters (TestDropin*, dropin_test.go): then the shared
+// cluster is not started.
+func ownClustersOnly() bool {
+	f := flag.Lookup("test.run")
+	if f == nil {
+		return false
+	}
+	pat := strings.Trim(f.Value.String(), "^$()")
+	if pat == "" {
+		return false
+	}
+	for _, alt := range strings.Split(pat, "|") {
+		if !strings.HasPrefix(strings.Trim(alt, "^$()"), "TestDropin") {
+			return false
+		}
+	}
+	return true
 }
