@@ -332,12 +332,13 @@ func (n *Node) config() string {
 	for _, l := range o.NodeConfig[n.Index] {
 		w("%s", l)
 	}
-	if len(o.SSTConfig) > 0 {
-		w("")
-		w("[sst]")
-		for _, l := range o.SSTConfig {
-			w("%s", l)
-		}
+	w("")
+	w("[sst]")
+	// Both SST methods archive their old mariabackup logs (default
+	// /tmp/sst_log_archive): keep a test node's with the node.
+	w("sst-log-archive-dir=%s", filepath.Join(n.Dir, "sst_log_archive"))
+	for _, l := range o.SSTConfig {
+		w("%s", l)
 	}
 	return b.String()
 }
