@@ -43,8 +43,9 @@ var connKeys = []string{"user", "password", "host", "port", "socket"}
 
 // addrKeys name the server: given on the command line, none of them is
 // taken from a file, so a file's socket= does not add to (or override) a
-// --host or --node given by hand.
-var addrKeys = []string{"node", "host", "port", "socket"}
+// --host or --node given by hand. port= is an ordinary key: it applies to
+// whichever host is used, as for the client tools.
+var addrKeys = []string{"node", "host", "socket"}
 
 // errDefaultsPrinted ends a --print-defaults run successfully.
 var errDefaultsPrinted = errors.New("defaults printed")
@@ -197,8 +198,8 @@ func resolveOptionFiles(cmd *cobra.Command, opts *mariadb.Options, suffix string
 		}
 	}
 	// The client groups name one server the way the client tools do: a
-	// host other than localhost means TCP (socket= is then unused), else
-	// the socket.
+	// host other than localhost means TCP and socket= is unused; host
+	// localhost means the socket.
 	clientLast := func(k string) (mariadb.Setting, bool) {
 		var last mariadb.Setting
 		ok := false
@@ -225,11 +226,8 @@ func resolveOptionFiles(cmd *cobra.Command, opts *mariadb.Options, suffix string
 		}
 		var pick []mariadb.Setting
 		for _, e := range perFlag[name] {
-			if !e.isApp && isAddr && (addrInApp || (name == "socket" && tcp) || ((name == "host" || name == "port") && !tcp && hasSocket)) {
+			if !e.isApp && isAddr && (addrInApp || (name == "socket" && tcp) || (name == "host" && !tcp && hasSocket)) {
 				continue
-			}
-			if !e.isApp && isAddr && name == "port" && !hasHost {
-				continue // a port without a host is unused, as for the client tools
 			}
 			pick = append(pick, e.s)
 		}

@@ -59,6 +59,8 @@ func TestOptionFilesConnection(t *testing.T) {
 	clientTCP := cnf(t, dir, "tcp.cnf", "[client]\nsocket=/tmp/gosst-file.sock\nhost=127.0.0.1\nport=1\n", 0o600)
 	clientLocal := cnf(t, dir, "local.cnf", "[client]\nhost=localhost\nport=1\nsocket=/tmp/gosst-file.sock\n", 0o600)
 	appHosts := cnf(t, dir, "hosts.cnf", "[client]\nsocket=/tmp/gosst-file.sock\n[galera-backup]\nhost=127.0.0.1:1\nhost=[::1]:1\n", 0o600)
+	hostOnly := cnf(t, dir, "host.cnf", "[client]\nhost=127.0.0.1\n", 0o600)
+	portOnly := cnf(t, dir, "port.cnf", "[client]\nport=1\nsocket=/tmp/gosst-file.sock\n", 0o600)
 	suffix := cnf(t, dir, "suffix.cnf", "[client]\nsocket=/tmp/a.sock\n[client.b]\nsocket=/tmp/b.sock\n", 0o600)
 	tests := []struct {
 		name string
@@ -76,6 +78,8 @@ func TestOptionFilesConnection(t *testing.T) {
 		{"client host other than localhost means tcp", []string{"--defaults-file", clientTCP}, []string{"tcp:127.0.0.1:1"}},
 		{"client host localhost means the socket", []string{"--defaults-file", clientLocal}, []string{"unix:/tmp/gosst-file.sock"}},
 		{"galera-backup hosts replace the client socket", []string{"--defaults-file", appHosts}, []string{"tcp:127.0.0.1:1", "tcp:[::1]:1"}},
+		{"command line port with the file's host", []string{"--defaults-file", hostOnly, "--port", "1"}, []string{"tcp:127.0.0.1:1"}},
+		{"file port with the command line host", []string{"--defaults-file", portOnly, "--host", "127.0.0.1"}, []string{"tcp:127.0.0.1:1"}},
 		{"group suffix", []string{"--defaults-file", suffix, "--defaults-group-suffix", ".b"}, []string{"unix:/tmp/b.sock"}},
 	}
 	for _, tt := range tests {
@@ -85,6 +89,12 @@ func TestOptionFilesConnection(t *testing.T) {
 				t.Fatalf("exit %d, nodes %q, want exit %d and %q; stderr %q", code, nodes, ExitFailure, tt.want, errOut)
 			}
 		})
+	}
+
+	// The selection flags work before the command name too.
+	out, errOut, code := run(t, "--defaults-file", sockOnly, "status", "--json")
+	if code != ExitFailure || !strings.Contains(out, "unix:/tmp/gosst-file.sock") {
+		t.Fatalf("--defaults-file before the command: exit %d, %q %q", code, out, errOut)
 	}
 
 	// Without ~/.my.cnf an extra file is read after the system files.
