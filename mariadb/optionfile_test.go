@@ -166,6 +166,7 @@ func TestTargetConfig(t *testing.T) {
 func FuzzParseOptions(f *testing.F) {
 	f.Add("[client]\nuser=a\npassword='b c'\n")
 	f.Add("[mysqld]\nloose_x = \"y\\tz\" # c\n[sst]\nflag\n")
+	f.Add("[galera-backup]\n--LOOSE-loose_Level=3\nskip-desync\n[client.b]\nhost = db1 # c\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		if strings.Contains(text, "!include") {
 			return // no file system access from the fuzzer
@@ -178,9 +179,15 @@ func FuzzParseOptions(f *testing.F) {
 			if g == "" {
 				t.Fatal("empty group accepted")
 			}
+			if n := len(o.Settings(g)); n != len(settings) {
+				t.Fatalf("group %q: %d settings in file order, %d in the group", g, n, len(settings))
+			}
 			for _, s := range settings {
 				if s.Name == "" || s.Name != NormalizeOptionName(s.Name) {
 					t.Fatalf("bad name %q", s.Name)
+				}
+				if s.Group != g || (!s.HasValue && s.Value != "") {
+					t.Fatalf("setting %+v in group %q", s, g)
 				}
 			}
 		}
