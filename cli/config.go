@@ -154,33 +154,19 @@ func resolveOptionFiles(cmd *cobra.Command, opts *mariadb.Options, suffix string
 			errs = append(errs, fmt.Errorf("%s: unknown option: no galera-backup command has --%s (prefix it with loose- to ignore it)", where, name))
 			continue
 		}
-		bad := false
-		for _, f := range instances {
-			v := val
-			if !s.HasValue && f.Value.Type() != "bool" {
-				errs = append(errs, fmt.Errorf("%s: --%s needs a value (%s=...)", where, name, s.Name))
-				bad = true
-				break
-			}
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%s: bad value for --%s: %w", where, s.Value, name, err))
-				bad = true
-				break
-			}
-		}
-		if bad {
+		if err := checkValue(instances, s, name, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
 		}
-		if fl.Lookup(name) == nil {
-			if cmd.HasParent() {
-				continue // a flag of another command
-			}
+		has := fl.Lookup(name) != nil
+		if !has && cmd.HasParent() {
+			continue // a flag of other commands only
 		}
 		fc.printed = append(fc.printed, orig)
-		s.Name, s.Value = name, val
-		if fl.Lookup(name) == nil {
-			continue
+		if !has {
+			continue // the root command: printed, nothing to apply
 		}
+		s.Name, s.Value = name, val
 		if _, ok := perFlag[name]; !ok {
 			order = append(order, name)
 		}
@@ -244,6 +230,21 @@ func resolveOptionFiles(cmd *cobra.Command, opts *mariadb.Options, suffix string
 		fc.apply = append(fc.apply, pick...)
 	}
 	return fc, nil
+}
+
+// checkValue sets val on every command's instance of the flag (from the
+// scratch tree), so a value that one command would refuse is refused
+// whichever command runs.
+func checkValue(instances []*pflag.Flag, s mariadb.Setting, name, val string) error {
+	for _, f := range instances {
+		if !s.HasValue && f.Value.Type() != "bool" {
+			return fmt.Errorf("--%s needs a value (%s=...)", name, s.Name)
+		}
+		if err := f.Value.Set(val); err != nil {
+			return fmt.Errorf("bad value %q for --%s: %w", s.Value, name, err)
+		}
+	}
+	return nil
 }
 
 // boolForm resolves MariaDB's boolean forms: a bare "name" means true, and
