@@ -70,6 +70,8 @@ type backupOptions struct {
 	storageOptions
 	keyOptions
 	Node, Socket, DefaultsFile, User string
+	Host                             string
+	Port                             int
 	Incremental, Force, Desync       bool
 	LeftoverGrace                    time.Duration
 	Codec                            string
@@ -115,8 +117,9 @@ Only the public age recipient is needed here; keep the identity elsewhere.`,
 	o.storageOptions.addFlags(cmd, g)
 	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
 	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket, e.g. 'backup@tcp(127.0.0.1:3306)/' (the node must still be on this host)")
-	f.StringVar(&o.DefaultsFile, "defaults-file", "", "option file for the connection ([client]) and for mariabackup; mode 0600 if it holds a password")
+	f.StringVar(&o.DefaultsFile, "defaults-file", "", "read only this option file ([client] connection, [galera-backup]); also passed to mariabackup; mode 0600 if it holds a password")
 	f.StringVar(&o.User, "user", "", "user name")
+	o.addHostFlags(cmd)
 	f.BoolVar(&o.Incremental, "incremental", false, "back up only what changed since this node's latest backup in this storage")
 	f.DurationVar(&o.LeftoverGrace, "leftover-grace", backup.DefaultLeftoverGrace, "remove objects of interrupted backups whose owner cannot be proven gone only after this long without a heartbeat")
 	f.BoolVar(&o.Force, "force", false, "back up a node that is not Synced")
@@ -132,9 +135,15 @@ Only the public age recipient is needed here; keep the identity elsewhere.`,
 	return cmd
 }
 
+// addHostFlags adds --host/--port, the client tools' way to name a node.
+func (o *backupOptions) addHostFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Host, "host", "", "node host name or address (TCP, like the mariadb client; localhost means the socket)")
+	cmd.Flags().IntVar(&o.Port, "port", 3306, "TCP port with --host")
+}
+
 func (o *backupOptions) target() mariadb.Target {
-	t := mariadb.Target{DSN: o.Node, Socket: o.Socket, DefaultsFile: o.DefaultsFile, User: o.User}
-	if t.DSN == "" && t.Socket == "" {
+	t := mariadb.Target{DSN: o.Node, Socket: o.Socket, DefaultsFile: o.DefaultsFile, User: o.User, Host: o.Host, Port: o.Port}
+	if t.DSN == "" && t.Socket == "" && t.Host == "" {
 		if _, err := t.Config(); errors.Is(err, mariadb.ErrNoAddress) {
 			t.Socket = defaultSocket
 		}
@@ -171,7 +180,7 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 	start := time.Now()
 	prog := newProgress(g, "backup")
 	m, err := backup.Run(ctx, cat, backup.Options{
-		Node:            o.target(),
+		Node:            g.withPassword(o.target()),
 		DefaultsFile:    o.DefaultsFile,
 		Incremental:     o.Incremental,
 		Force:           o.Force,

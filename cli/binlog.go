@@ -76,8 +76,9 @@ them.`,
 	o.storageOptions.addFlags(cmd, g)
 	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
 	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket (the binlog files must still be on this host)")
-	f.StringVar(&o.DefaultsFile, "defaults-file", "", "option file with a [client] group (mode 0600 if it holds a password)")
+	f.StringVar(&o.DefaultsFile, "defaults-file", "", "read only this option file ([client] connection, [galera-backup]); mode 0600 if it holds a password")
 	f.StringVar(&o.User, "user", "", "user name")
+	o.addHostFlags(cmd)
 	f.StringVar(&o.BinlogDir, "binlog-dir", "", "read binlog files from here instead of the directory of @@log_bin_basename")
 	f.BoolVar(&o.Follow, "follow", false, "keep archiving until interrupted")
 	f.DurationVar(&o.MaxLag, "max-lag", 60*time.Second, "with --follow: rotate the active binlog when it holds transactions older than this")
@@ -112,7 +113,7 @@ func runBinlogArchive(ctx context.Context, g *Globals, o *binlogArchiveOptions) 
 	}
 	defer be.Close()
 	a := &backup.Archive{Store: be}
-	ao := backup.ArchiveOptions{Node: o.target(), BinlogDir: o.BinlogDir, Codec: c, Recipients: rs, KeyFingerprints: fps, Logger: g.Logger}
+	ao := backup.ArchiveOptions{Node: g.withPassword(o.target()), BinlogDir: o.BinlogDir, Codec: c, Recipients: rs, KeyFingerprints: fps, Logger: g.Logger}
 	if o.Follow {
 		if o.MaxLag < time.Second {
 			return &ExitError{Code: ExitUsage, Err: errors.New("--max-lag must be at least 1s")}

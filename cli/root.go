@@ -21,6 +21,11 @@ type Globals struct {
 	LogLevel  string
 	LogFormat string
 	Logger    *slog.Logger
+
+	// password is what the option files give as password (never a flag),
+	// and passwordFile the file it came from; see withPassword.
+	password, passwordFile string
+	configWarnings         []string
 }
 
 // ExitError carries a process exit code with an operator-facing message.
@@ -42,7 +47,11 @@ const (
 
 // NewRootCommand builds `galera-backup` and its subcommands.
 func NewRootCommand(out, errOut io.Writer) *cobra.Command {
-	g := &Globals{Out: out, Err: errOut}
+	return newCommandTree(&Globals{Out: out, Err: errOut})
+}
+
+func newCommandTree(g *Globals) *cobra.Command {
+	out, errOut := g.Out, g.Err
 	root := &cobra.Command{
 		Use:   "galera-backup",
 		Short: "State transfer, backup and point-in-time restore for MariaDB Galera Cluster",
@@ -54,26 +63,40 @@ backups restore (verify); and restores a backup or any point in time.
 Start with: status, backup, list, verify, restore, binlog archive.
 The SST method for mysqld is the separate program wsrep_sst_gosst.
 
-Credentials are never taken from the command line: give them in a
---defaults-file (mode 0600, [client] user= and password=) or in MYSQL_PWD.
+Every flag can also be set in a [galera-backup] group of the MariaDB option
+files (/etc/my.cnf, /etc/mysql/my.cnf, ~/.my.cnf, or --defaults-file);
+[client] gives the connection; the command line wins. --print-defaults shows
+what the files give. See docs/configuration.md.
+
+Credentials are never taken from the command line: give them in an option
+file (mode 0600, [client] user= and password=) or in MYSQL_PWD.
 
 Exit codes: 0 success, 1 failure, 2 bad usage, 3 partial failure (for
 example one node of several unreachable).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := applyOptionFiles(cmd, g); err != nil {
+				return err
+			}
 			l, err := newLogger(errOut, g.LogLevel, g.LogFormat)
 			if err != nil {
 				return &ExitError{Code: ExitUsage, Err: err}
 			}
 			g.Logger = l
+			for _, w := range g.configWarnings {
+				l.Warn(w)
+			}
 			return nil
 		},
+		// Runnable so that --print-defaults works without a command.
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.LogFormat, "log-format", "text", "log format on stderr: text or json")
+	addDefaultsFlags(root)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())}
 	})
@@ -104,7 +127,7 @@ func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
 	root := NewRootCommand(out, errOut)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
+	if err == nil || errors.Is(err, errDefaultsPrinted) {
 		return ExitOK
 	}
 	code := ExitFailure

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -18,6 +20,8 @@ import (
 type statusOptions struct {
 	Nodes        []string
 	Sockets      []string
+	Hosts        []string
+	Port         int
 	DefaultsFile string
 	User         string
 	JSON         bool
@@ -42,16 +46,20 @@ not), last committed seqno, the lowest seqno still in gcache (the IST window
 starts there), flow-control pause fraction, receive queue and the binlog GTID
 position. A node that cannot be reached gets a row with its error.
 
-Nodes are given as --node DSN (go-sql-driver form, repeatable) or --socket
-PATH (repeatable). Without either, the socket of --defaults-file or Debian's
-/run/mysqld/mysqld.sock is used. The password comes from --defaults-file
-([client] password=, file mode 0600) or the MYSQL_PWD environment variable;
-never put it on the command line.
+Nodes are given as --host HOST[:PORT] (repeatable, like the mariadb client;
+--port is the default port), --socket PATH (repeatable) or --node DSN
+(go-sql-driver form, repeatable). Without any, the option files' [client]
+socket= or host=, else Debian's /run/mysqld/mysqld.sock is used. The password
+comes from an option file ([client] password=, file mode 0600) or the
+MYSQL_PWD environment variable; never put it on the command line.
 
 Exit status: 0 when every node answered, 3 when some did not, 1 when none did.`,
 		Example: `  # all three nodes of a loopback test cluster
   MYSQL_PWD=... galera-backup status --node 'monitor@tcp(10.0.0.1:3306)/' \
       --node 'monitor@tcp(10.0.0.2:3306)/' --node 'monitor@tcp(10.0.0.3:3306)/'
+
+  # the same with mariadb-style addresses, user and password from ~/.my.cnf
+  galera-backup status --host 10.0.0.1 --host 10.0.0.2 --host 10.0.0.3:3307
 
   # the local node, credentials from a private option file, as JSON
   galera-backup status --defaults-file /etc/mysql/debian.cnf --json`,
@@ -63,15 +71,25 @@ Exit status: 0 when every node answered, 3 when some did not, 1 when none did.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&o.Nodes, "node", nil, "node DSN, e.g. 'user@tcp(host:3306)/' (repeatable; password via MYSQL_PWD or --defaults-file)")
 	f.StringArrayVar(&o.Sockets, "socket", nil, "unix socket of a local node (repeatable)")
-	f.StringVar(&o.DefaultsFile, "defaults-file", "", "option file with a [client] group (user, password, socket/host, port); must be mode 0600 if it holds a password")
+	f.StringArrayVar(&o.Hosts, "host", nil, "node host name or address, HOST or HOST:PORT ([v6]:PORT) (repeatable)")
+	f.IntVar(&o.Port, "port", 3306, "TCP port for --host entries without one")
+	f.StringVar(&o.DefaultsFile, "defaults-file", "", "read only this option file ([client] user, password, socket/host, port; [galera-backup]); mode 0600 if it holds a password")
 	f.StringVar(&o.User, "user", "", "user name (default: from the DSN or defaults file, else the login name)")
 	f.BoolVar(&o.JSON, "json", false, "print JSON (one array of rows) instead of a table")
 	f.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-node time limit for connecting and querying")
 	return cmd
 }
 
-func (o *statusOptions) targets() []mariadb.Target {
+func (o *statusOptions) targets() ([]mariadb.Target, error) {
 	var ts []mariadb.Target
+	for _, h := range o.Hosts {
+		t, err := hostTarget(h, o.Port)
+		if err != nil {
+			return nil, err
+		}
+		t.DefaultsFile, t.User = o.DefaultsFile, o.User
+		ts = append(ts, t)
+	}
 	for _, n := range o.Nodes {
 		ts = append(ts, mariadb.Target{DSN: n, DefaultsFile: o.DefaultsFile, User: o.User})
 	}
@@ -85,11 +103,37 @@ func (o *statusOptions) targets() []mariadb.Target {
 		}
 		ts = append(ts, t)
 	}
-	return ts
+	return ts, nil
+}
+
+// hostTarget reads --host HOST, HOST:PORT or [V6]:PORT; port is used when
+// the entry has none.
+func hostTarget(h string, port int) (mariadb.Target, error) {
+	host := h
+	if hh, p, err := net.SplitHostPort(h); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return mariadb.Target{}, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--host %q: bad port %q", h, p)}
+		}
+		host, port = hh, n
+	} else if strings.Count(h, ":") == 1 {
+		return mariadb.Target{}, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--host %q: want HOST, HOST:PORT or [IPv6]:PORT", h)}
+	}
+	host = strings.Trim(host, "[]")
+	if host == "" {
+		return mariadb.Target{}, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--host %q: empty host name", h)}
+	}
+	return mariadb.Target{Host: host, Port: port}, nil
 }
 
 func runStatus(ctx context.Context, g *Globals, o *statusOptions) error {
-	targets := o.targets()
+	targets, err := o.targets()
+	if err != nil {
+		return err
+	}
+	for i := range targets {
+		targets[i] = g.withPassword(targets[i])
+	}
 	for _, n := range o.Nodes {
 		if strings.Contains(strings.SplitN(n, "@", 2)[0], ":") {
 			g.Logger.Warn("a password in --node is visible to every user of this machine (ps, /proc); use MYSQL_PWD or --defaults-file")

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/user"
+	"strconv"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -28,7 +30,22 @@ type Target struct {
 	DefaultsFile string
 	// User overrides the user name.
 	User string
+	// Host and Port name a server over TCP, as the client tools' --host
+	// and --port do; they win over Socket and the DSN's address. Host
+	// "localhost" means the unix socket (Socket, or DefaultSocket), as it
+	// does for the client tools. Port 0 means 3306.
+	Host string
+	Port int
+	// Password is a password read from an option file (never from argv).
+	// It is used when neither the DSN nor DefaultsFile gives one, before
+	// MYSQL_PWD. PasswordFile names the file it came from, which must
+	// not be readable by group or others (see CheckPrivateFile).
+	Password     string
+	PasswordFile string
 }
+
+// DefaultSocket is the server socket of Debian's MariaDB packages.
+const DefaultSocket = "/run/mysqld/mysqld.sock"
 
 // Label is a short human name for the target, without secrets.
 func (t Target) Label() string {
@@ -47,10 +64,14 @@ func (t Target) Label() string {
 }
 
 // ErrNoAddress means the target names no server to connect to.
-var ErrNoAddress = errors.New("no server address: give --node DSN, --socket PATH, or a defaults file with socket= or host=")
+var ErrNoAddress = errors.New("no server address: give --host, --socket PATH, --node DSN, or an option file with socket= or host=")
 
 // clientGroups are the option-file groups MariaDB clients read.
 var clientGroups = []string{"client", "client-server", "client-mariadb", "mariadb-client"}
+
+// ClientGroups returns the option-file groups every MariaDB client tool
+// reads for its connection, in the order the client tools name them.
+func ClientGroups() []string { return append([]string(nil), clientGroups...) }
 
 // Config resolves the target into a driver configuration. The password
 // comes, in order of preference, from the DSN, the defaults file, or the
@@ -74,6 +95,16 @@ func (t Target) Config() (*mysql.Config, error) {
 	if t.Socket != "" {
 		cfg.Net, cfg.Addr = "unix", t.Socket
 	}
+	switch {
+	case t.Host == "localhost" && t.Socket == "":
+		cfg.Net, cfg.Addr = "unix", DefaultSocket
+	case t.Host != "" && t.Host != "localhost":
+		port := t.Port
+		if port == 0 {
+			port = 3306
+		}
+		cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(t.Host, strconv.Itoa(port))
+	}
 	if t.User != "" {
 		cfg.User = t.User
 	}
@@ -81,6 +112,14 @@ func (t Target) Config() (*mysql.Config, error) {
 		if u, err := user.Current(); err == nil {
 			cfg.User = u.Username
 		}
+	}
+	if cfg.Passwd == "" && t.Password != "" {
+		if t.PasswordFile != "" {
+			if err := CheckPrivateFile(t.PasswordFile); err != nil {
+				return nil, err
+			}
+		}
+		cfg.Passwd = t.Password
 	}
 	if cfg.Passwd == "" {
 		cfg.Passwd = os.Getenv("MYSQL_PWD")

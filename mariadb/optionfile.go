@@ -22,14 +22,18 @@ import (
 // the same key. Later settings win, as they do for the server.
 type Options struct {
 	groups map[string][]Setting
+	all    []Setting // every setting of every group, in the order read
 }
 
 // Setting is one "name[=value]" line of an option file.
 type Setting struct {
-	Name  string // normalised name
-	Value string // unquoted value; empty for a bare flag
-	File  string // the file it came from
-	Line  int
+	Name     string // normalised name
+	Value    string // unquoted value; empty for a bare flag
+	HasValue bool   // the line had '=' (a bare "flag" line has not)
+	Loose    bool   // the name had a "loose-" prefix: unknown names are only warned about
+	Group    string // the [group] it is in, lower case
+	File     string // the file it came from
+	Line     int
 }
 
 // ErrOptionFile marks syntax errors in an option file.
@@ -39,7 +43,7 @@ const maxIncludeDepth = 10
 
 // ReadOptionFile reads an option file, following !include and !includedir
 // as the server does (files in an included directory are read in name
-// order, only those ending in .cnf, or .ini).
+// order, only those ending in .cnf: on Linux the MariaDB tools skip .ini).
 func ReadOptionFile(path string) (*Options, error) {
 	o := &Options{groups: map[string][]Setting{}}
 	if err := o.readFile(path, 0); err != nil {
@@ -66,6 +70,25 @@ func (o *Options) Merge(other *Options) {
 	for g, s := range other.groups {
 		o.groups[g] = append(o.groups[g], s...)
 	}
+	o.all = append(o.all, other.all...)
+}
+
+// Settings returns the settings of any of the given groups in the order
+// they were read (file order, includes in place). This is how the MariaDB
+// tools see option files: the group a line is in only decides whether it
+// is read; among the lines read, the later one wins.
+func (o *Options) Settings(groups ...string) []Setting {
+	want := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		want[strings.ToLower(g)] = true
+	}
+	var out []Setting
+	for _, s := range o.all {
+		if want[s.Group] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (o *Options) readFile(path string, depth int) error {
@@ -74,7 +97,7 @@ func (o *Options) readFile(path string, depth int) error {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("read option file: %w", err)
+		return fmt.Errorf("read option file: %w", err) // *PathError: names the file
 	}
 	defer f.Close()
 	return o.parse(f, path, depth)
@@ -112,7 +135,9 @@ func (o *Options) parse(r io.Reader, name string, depth int) error {
 			return fmt.Errorf("%w %s:%d: option %q outside of any [group]", ErrOptionFile, name, lineNo, line)
 		}
 		key, val, hasVal := strings.Cut(line, "=")
-		key = NormalizeOptionName(strings.TrimSpace(key))
+		raw := strings.ToLower(strings.ReplaceAll(strings.TrimLeft(strings.TrimSpace(key), "-"), "_", "-"))
+		loose := strings.HasPrefix(raw, "loose-")
+		key = NormalizeOptionName(raw)
 		if key == "" {
 			return fmt.Errorf("%w %s:%d: empty option name", ErrOptionFile, name, lineNo)
 		}
@@ -123,7 +148,9 @@ func (o *Options) parse(r io.Reader, name string, depth int) error {
 			}
 			val = v
 		}
-		o.groups[group] = append(o.groups[group], Setting{Name: key, Value: val, File: name, Line: lineNo})
+		st := Setting{Name: key, Value: val, HasValue: hasVal, Loose: loose, Group: group, File: name, Line: lineNo}
+		o.groups[group] = append(o.groups[group], st)
+		o.all = append(o.all, st)
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%w %s: %v", ErrOptionFile, name, err)
@@ -150,7 +177,7 @@ func (o *Options) directive(line, name string, lineNo, depth int) error {
 		}
 		names := make([]string, 0, len(entries))
 		for _, e := range entries {
-			if !e.IsDir() && (strings.HasSuffix(e.Name(), ".cnf") || strings.HasSuffix(e.Name(), ".ini")) {
+			if !e.IsDir() && strings.HasSuffix(e.Name(), ".cnf") {
 				names = append(names, e.Name())
 			}
 		}

@@ -89,6 +89,7 @@ func TestIncludes(t *testing.T) {
 	write("conf.d/b.cnf", "[mysqld]\nport=3\n")
 	write("conf.d/a.cnf", "[mysqld]\nport=2\n")
 	write("conf.d/ignored.txt", "[mysqld]\nport=99\n")
+	write("conf.d/ignored.ini", "[mysqld]\nport=98\n") // .ini is Windows-only for the MariaDB tools
 	o, err := ReadOptionFile(filepath.Join(dir, "my.cnf"))
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +123,14 @@ func TestTargetConfig(t *testing.T) {
 		{"socket", Target{Socket: "/s.sock", User: "u"}, "unix", "/s.sock", "u", "from-env"},
 		{"defaults file", Target{DefaultsFile: cnf}, "unix", "/run/x.sock", "monitor", "s3cret"},
 		{"dsn wins over defaults address", Target{DSN: "root@tcp(h:1)/", DefaultsFile: cnf}, "tcp", "h:1", "root", "s3cret"},
+		{"host and port", Target{Host: "10.0.0.2", Port: 3307, User: "u"}, "tcp", "10.0.0.2:3307", "u", "from-env"},
+		{"host, default port", Target{Host: "db1", User: "u"}, "tcp", "db1:3306", "u", "from-env"},
+		{"ipv6 host", Target{Host: "::1", Port: 3310, User: "u"}, "tcp", "[::1]:3310", "u", "from-env"},
+		{"localhost means the socket", Target{Host: "localhost", Port: 3307, User: "u"}, "unix", DefaultSocket, "u", "from-env"},
+		{"localhost with a socket", Target{Host: "localhost", Socket: "/s.sock", User: "u"}, "unix", "/s.sock", "u", "from-env"},
+		{"host wins over socket and dsn address", Target{Host: "h", Socket: "/s.sock", DSN: "root@tcp(x:1)/"}, "tcp", "h:3306", "root", "from-env"},
+		{"option-file password before MYSQL_PWD", Target{Socket: "/s.sock", User: "u", Password: "Opt-Pw-77", PasswordFile: cnf}, "unix", "/s.sock", "u", "Opt-Pw-77"},
+		{"defaults file password before option-file password", Target{DefaultsFile: cnf, Password: "Opt-Pw-77", PasswordFile: cnf}, "unix", "/run/x.sock", "monitor", "s3cret"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,6 +154,10 @@ func TestTargetConfig(t *testing.T) {
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Fatal("error leaks the password")
 	}
+	_, err = Target{Socket: "/s.sock", Password: "Opt-Pw-77", PasswordFile: cnf}.Config()
+	if !errors.As(err, &ie) || strings.Contains(err.Error(), "Opt-Pw-77") {
+		t.Fatalf("option-file password from a group-readable file: %v", err)
+	}
 	if _, err := (Target{DSN: "not a dsn"}).Config(); err == nil {
 		t.Fatal("bad DSN accepted")
 	}
@@ -153,6 +166,7 @@ func TestTargetConfig(t *testing.T) {
 func FuzzParseOptions(f *testing.F) {
 	f.Add("[client]\nuser=a\npassword='b c'\n")
 	f.Add("[mysqld]\nloose_x = \"y\\tz\" # c\n[sst]\nflag\n")
+	f.Add("[galera-backup]\n--LOOSE-loose_Level=3\nskip-desync\n[client.b]\nhost = db1 # c\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		if strings.Contains(text, "!include") {
 			return // no file system access from the fuzzer
@@ -165,9 +179,15 @@ func FuzzParseOptions(f *testing.F) {
 			if g == "" {
 				t.Fatal("empty group accepted")
 			}
+			if n := len(o.Settings(g)); n != len(settings) {
+				t.Fatalf("group %q: %d settings in file order, %d in the group", g, n, len(settings))
+			}
 			for _, s := range settings {
 				if s.Name == "" || s.Name != NormalizeOptionName(s.Name) {
 					t.Fatalf("bad name %q", s.Name)
+				}
+				if s.Group != g || (!s.HasValue && s.Value != "") {
+					t.Fatalf("setting %+v in group %q", s, g)
 				}
 			}
 		}
