@@ -237,7 +237,7 @@ func Expire(ctx context.Context, cat *Catalog, o ExpireOptions) (*RetentionPlan,
 		if err := ctx.Err(); err != nil {
 			return plan, err
 		}
-		if err := deleteSegment(ctx, cat.Store, v.seg); err != nil {
+		if err := deleteSegment(ctx, cat.Store, v.Key, v.seg); err != nil {
 			v.Error = err.Error()
 			return plan, fmt.Errorf("expire stopped at binlog segment %s; later segments were not touched: %w", v.Key, err)
 		}
@@ -302,15 +302,16 @@ func deleteBackup(ctx context.Context, store backend.Backend, m *Manifest) error
 
 // deleteSegment removes the index first (the segment is then no longer part
 // of the archive), then its data object and anything else under its key.
-func deleteSegment(ctx context.Context, store backend.Backend, s *Segment) error {
-	prefix := s.Key() + "/"
+// s is nil for data without an index.
+func deleteSegment(ctx context.Context, store backend.Backend, key string, s *Segment) error {
+	prefix := key + "/"
 	if err := store.Delete(ctx, prefix+"index.json"); err != nil {
-		return fmt.Errorf("delete the index of %s (the segment is still archived): %w", s.Key(), err)
+		return fmt.Errorf("delete the index of %s (the segment is still archived): %w", key, err)
 	}
 	leftover := func(err error) error {
-		return fmt.Errorf("segment %s is no longer archived, but its data object remains (remove %s by hand, or it is replaced if the range is archived again): %w", s.Key(), prefix, err)
+		return fmt.Errorf("segment %s is no longer archived, but its data object remains (the next expire removes it): %w", key, err)
 	}
-	if strings.HasPrefix(s.Object.Key, prefix) {
+	if s != nil && strings.HasPrefix(s.Object.Key, prefix) {
 		if err := store.Delete(ctx, s.Object.Key); err != nil {
 			return leftover(err)
 		}
@@ -574,7 +575,66 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 		}
 		plan.Segments = append(plan.Segments, v)
 	}
+	// Data without an index (an interrupted expire, or an archive pass that
+	// stopped between data and index) is removed once it ends before the
+	// base backup: an upload in progress always lies after the last archived
+	// transaction, so it is never touched.
+	orphans, err := segmentOrphans(ctx, cat.Store)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range orphans {
+		gr := group{o.lineage, o.domain}
+		if c, ok := cutoff[gr]; ok && o.to < c {
+			plan.Segments = append(plan.Segments, &SegmentVerdict{Key: o.key, Lineage: o.lineage, Domain: o.domain, From: o.from, To: o.to,
+				Reason: fmt.Sprintf("no rule keeps it: data without an index (an interrupted expire or archive pass), ends before base backup %s (GTID %d-*-%d)", cutoffBy[gr], o.domain, c)})
+		}
+	}
 	return plan, nil
+}
+
+type segmentOrphan struct {
+	key, lineage string
+	domain       uint32
+	from, to     uint64
+}
+
+// segmentOrphans lists the segment keys that hold objects but no
+// index.json.
+func segmentOrphans(ctx context.Context, store backend.Backend) ([]segmentOrphan, error) {
+	dirs := map[string]bool{} // segment key → has an index
+	err := store.List(ctx, binlogsPrefix, func(oi backend.ObjectInfo) error {
+		i := strings.LastIndexByte(oi.Key, '/')
+		if i < 0 {
+			return nil
+		}
+		dir, file := oi.Key[:i], oi.Key[i+1:]
+		dirs[dir] = dirs[dir] || file == "index.json"
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the binlog archive: %w", err)
+	}
+	var out []segmentOrphan
+	for dir, indexed := range dirs {
+		if indexed {
+			continue
+		}
+		parts := strings.Split(strings.TrimPrefix(dir, binlogsPrefix), "/")
+		if len(parts) != 3 {
+			continue
+		}
+		fromS, toS, ok := strings.Cut(parts[2], "-")
+		d, err1 := strconv.ParseUint(parts[1], 10, 32)
+		from, err2 := strconv.ParseUint(fromS, 10, 64)
+		to, err3 := strconv.ParseUint(toS, 10, 64)
+		if !ok || err1 != nil || err2 != nil || err3 != nil || segmentKey(parts[0], uint32(d), from, to) != dir {
+			continue // not a segment key: not ours to delete
+		}
+		out = append(out, segmentOrphan{key: dir, lineage: parts[0], domain: uint32(d), from: from, to: to})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out, nil
 }
 
 func retMaxTime(a, b time.Time) time.Time {

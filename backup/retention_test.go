@@ -201,6 +201,15 @@ func TestPlanRetention(t *testing.T) {
 			reason: map[string]string{retID(2): "pitr-window: base backup", retID(4): "not needed to restore the PITR window"},
 		},
 		{
+			name:    "segments between the base and the window start are kept, also when closed before it",
+			backups: []retBackup{{retID(1), F, "", day(1), 10}, {retID(2), F, "", day(3), 30}},
+			segs:    []seg{{0, 20, 2}, {20, 40, 3.5}, {40, 60, 6}},
+			policy:  RetentionPolicy{PITRWindow: 5 * 24 * time.Hour}, now: 9, // window from day 4
+			kept:    ids(2),
+			segKept: []string{"20-40", "40-60"}, segDel: []string{"0-20"},
+			reason: map[string]string{retID(1): "not needed to restore the PITR window"},
+		},
+		{
 			name: "pitr-window start exactly at a backup's end",
 			backups: []retBackup{{retID(1), F, "", day(1), 10}, {retID(2), F, "", day(3), 30},
 				{retID(3), F, "", day(5), 50}},
@@ -744,4 +753,63 @@ func retentionOracle(all []retBackup, p RetentionPolicy, now time.Time) []string
 		}
 	}
 	return ids
+}
+
+// TestExpireSegmentInterrupted: a segment whose data object cannot be
+// deleted leaves data without an index (not part of the archive, no gap
+// in the window), and the next expire removes it.
+func TestExpireSegmentInterrupted(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	putRetBackup(t, be, retBackup{retID(1), TypeFull, "", day(1), 10})
+	putRetBackup(t, be, retBackup{retID(2), TypeFull, "", day(3), 30})
+	old := putRetSegment(t, be, 0, 20, day(2))
+	putRetSegment(t, be, 20, 40, day(4))
+	putRetSegment(t, be, 40, 60, day(6))
+	fb := &faultBackend{Backend: be, failKey: old.Object.Key}
+	cat := &Catalog{Store: fb}
+	o := ExpireOptions{Policy: RetentionPolicy{PITRWindow: 4 * 24 * time.Hour}, Now: day(7)} // window from day 3
+	plan, err := Expire(ctx, cat, o)
+	if err == nil || !strings.Contains(err.Error(), "the next expire removes it") {
+		t.Fatalf("err %v", err)
+	}
+	if !strings.Contains(plan.Describe(), "FAILED") {
+		t.Fatalf("output:\n%s", plan.Describe())
+	}
+	cov, err := (&Archive{Store: be}).Coverage(ctx, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cov.Windows) != 1 || len(cov.Gaps) != 0 || cov.Windows[0].FromSeq != 30 || cov.Windows[0].ToSeq != 60 {
+		t.Fatalf("after the interrupted expire:\n%s", cov.Describe())
+	}
+	if _, err := be.Stat(ctx, old.Object.Key); err != nil {
+		t.Fatalf("the data object should remain: %v", err)
+	}
+	segs, _, err := (&Archive{Store: be}).Segments(ctx)
+	if err != nil || len(segs) != 2 || segs[0].From != 20 {
+		t.Fatalf("the half-deleted segment is still listed: %v %v", segs, err)
+	}
+	fb.failKey = ""
+	plan, err = Expire(ctx, cat, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Stat(ctx, old.Object.Key); !errors.Is(err, backend.ErrNotExist) {
+		t.Fatalf("the second run left %s: %v\n%s", old.Object.Key, err, plan.Describe())
+	}
+	if !strings.Contains(plan.Describe(), "data without an index") {
+		t.Fatalf("output:\n%s", plan.Describe())
+	}
+	// An upload in progress (data, no index yet) after the archive is never
+	// touched.
+	if err := be.Put(ctx, segmentKey(retLineage, 7, 60, 80)+"/data.binlog.zstd", strings.NewReader("abc"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Expire(ctx, cat, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Stat(ctx, segmentKey(retLineage, 7, 60, 80)+"/data.binlog.zstd"); err != nil {
+		t.Fatalf("an upload in progress was deleted: %v", err)
+	}
 }
