@@ -339,7 +339,8 @@ func deleteSegment(ctx context.Context, store backend.Backend, key string, s *Se
 //   - keep-days: every backup whose EndTime is not before now-KeepWithin;
 //   - pitr-window: for each restorable window (see Archive.Coverage) that
 //     reaches past now-PITRWindow, the newest backup in it that finished at
-//     or before now-PITRWindow (or, if none did, its earliest backup);
+//     or before now-PITRWindow, truncated to the second (or, if none did,
+//     its earliest backup);
 //     binlog segments are kept if they end at or after that backup's GTID
 //     position, or if they closed at or after now-PITRWindow;
 //   - a kept backup keeps every backup it builds on;
@@ -472,13 +473,17 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 				continue
 			}
 			reaches = true
+			// A time target restores what committed before its whole
+			// second, so the base must have finished by the second the
+			// window starts in.
+			startSec := plan.WindowStart.Truncate(time.Second)
 			base := w.Backups[0]
 			for _, m := range w.Backups {
-				if !m.EndTime.After(plan.WindowStart) {
+				if !m.EndTime.After(startSec) {
 					base = m
 				}
 			}
-			if base.EndTime.After(plan.WindowStart) {
+			if base.EndTime.After(startSec) {
 				plan.Notes = append(plan.Notes, fmt.Sprintf("the PITR window starts at %s, but lineage %s domain %d is restorable only from %s (backup %s): nothing older exists to keep",
 					plan.WindowStart.Format(time.RFC3339), w.Lineage, w.Domain, base.EndTime.UTC().Format(time.RFC3339), base.ID))
 			}

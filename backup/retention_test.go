@@ -210,6 +210,18 @@ func TestPlanRetention(t *testing.T) {
 			reason: map[string]string{retID(1): "not needed to restore the PITR window"},
 		},
 		{
+			// A time target inside the window start's second restores what
+			// committed before that second: a backup that ended within it
+			// cannot be the base.
+			name: "pitr-window start in the same second as a backup's end",
+			backups: []retBackup{{retID(1), F, "", day(1), 10}, {retID(2), F, "", day(3).Add(400 * time.Millisecond), 30},
+				{retID(3), F, "", day(5), 50}},
+			segs:   []seg{{0, 20, 2}, {20, 30, 3}, {30, 40, 4}, {40, 60, 6}},
+			policy: RetentionPolicy{PITRWindow: 5*24*time.Hour - 700*time.Millisecond}, now: 8, // window from day 3 + 0.7 s
+			kept:    ids(1),
+			segKept: []string{"0-20", "20-30", "30-40", "40-60"}, segDel: []string{},
+		},
+		{
 			name: "pitr-window start exactly at a backup's end",
 			backups: []retBackup{{retID(1), F, "", day(1), 10}, {retID(2), F, "", day(3), 30},
 				{retID(3), F, "", day(5), 50}},
