@@ -19,6 +19,7 @@ type expireOptions struct {
 	DryRun     bool
 	Force      bool
 	JSON       bool
+	Now        string
 }
 
 // policy turns the flags into a validated retention policy.
@@ -79,6 +80,9 @@ backup, is refused (exit 2) unless --force.`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would be deleted and why; delete nothing")
 	f.BoolVar(&o.Force, "force", false, "allow a policy with no rule or one that deletes every backup")
 	f.BoolVar(&o.JSON, "json", false, "print the plan and the outcome as JSON")
+	// The rules' reference time; for tests and for previewing with --dry-run.
+	f.StringVar(&o.Now, "now", "", "evaluate the policy as at this RFC 3339 time instead of the current time")
+	_ = f.MarkHidden("now")
 	return cmd
 }
 
@@ -87,12 +91,18 @@ func runExpire(ctx context.Context, g *Globals, o *expireOptions) error {
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
+	var now time.Time
+	if o.Now != "" {
+		if now, err = time.Parse(time.RFC3339Nano, o.Now); err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--now %q: want an RFC 3339 time", o.Now)}
+		}
+	}
 	cat, done, err := o.catalog(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	plan, err := backup.Expire(ctx, cat, backup.ExpireOptions{Policy: p, DryRun: o.DryRun, Force: o.Force, Logger: g.Logger})
+	plan, err := backup.Expire(ctx, cat, backup.ExpireOptions{Policy: p, Now: now, DryRun: o.DryRun, Force: o.Force, Logger: g.Logger})
 	if plan != nil {
 		if o.JSON {
 			if werr := writeJSON(g, plan); werr != nil && err == nil {
