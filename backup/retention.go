@@ -159,12 +159,14 @@ type RetentionPlan struct {
 	Policy RetentionPolicy `json:"policy"`
 	DryRun bool            `json:"dry_run"`
 	// KeepSince and WindowStart are now-KeepWithin and now-PITRWindow
-	// (zero when the rule is off).
-	KeepSince   time.Time         `json:"keep_since,omitempty"`
-	WindowStart time.Time         `json:"pitr_window_start,omitempty"`
+	// (absent when the rule is off).
+	KeepSince   *time.Time        `json:"keep_since,omitempty"`
+	WindowStart *time.Time        `json:"pitr_window_start,omitempty"`
 	Backups     []*BackupVerdict  `json:"backups"`
 	Segments    []*SegmentVerdict `json:"segments"`
 	Notes       []string          `json:"notes"`
+
+	keepSince, windowStart time.Time
 }
 
 // ExpireOptions configures Expire.
@@ -444,9 +446,10 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 		}
 	}
 	if p.KeepWithin > 0 {
-		plan.KeepSince = plan.Now.Add(-p.KeepWithin)
+		plan.keepSince = plan.Now.Add(-p.KeepWithin)
+		plan.KeepSince = &plan.keepSince
 		for _, v := range plan.Backups {
-			if v.m != nil && !v.EndTime.Before(plan.KeepSince) {
+			if v.m != nil && !v.EndTime.Before(plan.keepSince) {
 				keep(v, fmt.Sprintf("keep-days: finished %s, within %s", v.EndTime.UTC().Format(time.RFC3339), FormatRetentionDuration(p.KeepWithin)))
 			}
 		}
@@ -458,7 +461,8 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 	cutoff := map[group]uint64{} // pitr: keep segments ending at or after this sequence number
 	cutoffBy := map[group]string{}
 	if p.PITRWindow > 0 {
-		plan.WindowStart = plan.Now.Add(-p.PITRWindow)
+		plan.windowStart = plan.Now.Add(-p.PITRWindow)
+		plan.WindowStart = &plan.windowStart
 		cov, err := (&Archive{Store: cat.Store}).Coverage(ctx, cat)
 		if err != nil {
 			return nil, fmt.Errorf("compute the restorable windows: %w", err)
@@ -469,23 +473,38 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 		}
 		reaches := false
 		for _, w := range cov.Windows {
-			if w.ToTime.Before(plan.WindowStart) {
+			if w.ToTime.Before(plan.windowStart) {
 				continue
 			}
 			reaches = true
 			// A time target restores what committed before its whole
 			// second, so the base must have finished by the second the
-			// window starts in.
-			startSec := plan.WindowStart.Truncate(time.Second)
-			base := w.Backups[0]
+			// window starts in. An incremental whose chain is broken
+			// cannot be restored, so it is no base.
+			startSec := plan.windowStart.Truncate(time.Second)
+			var base, earliest *Manifest
 			for _, m := range w.Backups {
+				if _, known := byID[m.ID]; known && roots[m.ID] == "" {
+					continue
+				}
+				if earliest == nil {
+					earliest = m
+				}
 				if !m.EndTime.After(startSec) {
 					base = m
 				}
 			}
+			if base == nil {
+				base = earliest
+			}
+			if base == nil {
+				plan.Notes = append(plan.Notes, fmt.Sprintf("lineage %s domain %d: no backup in the restorable window %s can be restored (broken chains): nothing to keep for it",
+					w.Lineage, w.Domain, w))
+				continue
+			}
 			if base.EndTime.After(startSec) {
 				plan.Notes = append(plan.Notes, fmt.Sprintf("the PITR window starts at %s, but lineage %s domain %d is restorable only from %s (backup %s): nothing older exists to keep",
-					plan.WindowStart.Format(time.RFC3339), w.Lineage, w.Domain, base.EndTime.UTC().Format(time.RFC3339), base.ID))
+					plan.windowStart.Format(time.RFC3339), w.Lineage, w.Domain, base.EndTime.UTC().Format(time.RFC3339), base.ID))
 			}
 			seq, _ := backupSeq(base, w.Domain)
 			gr := group{w.Lineage, w.Domain}
@@ -493,7 +512,7 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 				cutoff[gr], cutoffBy[gr] = seq, base.ID
 			}
 			why := fmt.Sprintf("pitr-window: base backup for restoring %s … %s (GTID %d-*-%d on)",
-				retMaxTime(plan.WindowStart, base.EndTime).UTC().Format(time.RFC3339), w.ToTime.UTC().Format(time.RFC3339), w.Domain, seq+1)
+				retMaxTime(plan.windowStart, base.EndTime).UTC().Format(time.RFC3339), w.ToTime.UTC().Format(time.RFC3339), w.Domain, seq+1)
 			if v, ok := byID[base.ID]; ok {
 				keep(v, why)
 			} else {
@@ -503,7 +522,7 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 			}
 		}
 		if !reaches {
-			plan.Notes = append(plan.Notes, fmt.Sprintf("no restorable window reaches the PITR window start %s: is binlog archiving running, and is there a backup it can start from?", plan.WindowStart.Format(time.RFC3339)))
+			plan.Notes = append(plan.Notes, fmt.Sprintf("no restorable window reaches the PITR window start %s: is binlog archiving running, and is there a backup it can start from?", plan.windowStart.Format(time.RFC3339)))
 		}
 	}
 	// A kept backup keeps the chain it builds on; a backup built on an
@@ -541,7 +560,7 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 			}
 		}
 		if p.KeepWithin > 0 {
-			why = append(why, fmt.Sprintf("finished %s, before %s", v.EndTime.UTC().Format(time.RFC3339), plan.KeepSince.Format(time.RFC3339)))
+			why = append(why, fmt.Sprintf("finished %s, before %s", v.EndTime.UTC().Format(time.RFC3339), plan.keepSince.Format(time.RFC3339)))
 		}
 		if p.PITRWindow > 0 {
 			why = append(why, "not needed to restore the PITR window")
@@ -567,16 +586,16 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 		gr := group{s.Lineage, s.Domain}
 		c, hasBase := cutoff[gr]
 		switch {
-		case !s.EndTime().Before(plan.WindowStart):
+		case !s.EndTime().Before(plan.windowStart):
 			v.Keep, v.Reason = true, fmt.Sprintf("pitr-window: closed %s, inside the window", s.EndTime().UTC().Format(time.RFC3339))
 		case hasBase && s.To >= c:
 			v.Keep, v.Reason = true, fmt.Sprintf("pitr-window: replayed from base backup %s (GTID %d-*-%d)", cutoffBy[gr], s.Domain, c)
 		case hasBase:
 			v.Reason = fmt.Sprintf("no rule keeps it: closed %s, before the window start %s, and ends before base backup %s (GTID %d-*-%d)",
-				s.EndTime().UTC().Format(time.RFC3339), plan.WindowStart.Format(time.RFC3339), cutoffBy[gr], s.Domain, c)
+				s.EndTime().UTC().Format(time.RFC3339), plan.windowStart.Format(time.RFC3339), cutoffBy[gr], s.Domain, c)
 		default:
 			v.Reason = fmt.Sprintf("no rule keeps it: closed %s, before the window start %s",
-				s.EndTime().UTC().Format(time.RFC3339), plan.WindowStart.Format(time.RFC3339))
+				s.EndTime().UTC().Format(time.RFC3339), plan.windowStart.Format(time.RFC3339))
 		}
 		plan.Segments = append(plan.Segments, v)
 	}
@@ -709,11 +728,25 @@ func (p *RetentionPlan) Describe() string {
 		if len(p.Segments) == 0 {
 			b.WriteString("  none\n")
 		}
-		for _, v := range p.Segments {
-			fmt.Fprintf(&b, "  %-12s %d-*-%d … %d-*-%d (%s) %s\n", verb(v.Keep, v.Deleted, v.Error), v.Domain, v.From+1, v.Domain, v.To, v.Key, v.Reason)
-			if v.Error != "" {
-				fmt.Fprintf(&b, "               error: %s\n", retOneLine(v.Error))
+		// Kept segments are many (one per binlog file): one line per run
+		// of them; --json has each with its reason.
+		for i := 0; i < len(p.Segments); i++ {
+			v := p.Segments[i]
+			if !v.Keep {
+				fmt.Fprintf(&b, "  %-12s %d-*-%d … %d-*-%d (%s) %s\n", verb(v.Keep, v.Deleted, v.Error), v.Domain, v.From+1, v.Domain, v.To, v.Key, v.Reason)
+				if v.Error != "" {
+					fmt.Fprintf(&b, "               error: %s\n", retOneLine(v.Error))
+				}
+				continue
 			}
+			j := i
+			last := v.To
+			for j+1 < len(p.Segments) && p.Segments[j+1].Keep && p.Segments[j+1].Lineage == v.Lineage && p.Segments[j+1].Domain == v.Domain {
+				j++
+				last = max(last, p.Segments[j].To)
+			}
+			fmt.Fprintf(&b, "  %-12s %d segments %d-*-%d … %d-*-%d (lineage %s): pitr-window\n", "keep", j-i+1, v.Domain, v.From+1, v.Domain, last, v.Lineage)
+			i = j
 		}
 	} else {
 		b.WriteString("binlog segments: not managed (no --pitr-window)\n")

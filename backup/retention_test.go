@@ -222,6 +222,16 @@ func TestPlanRetention(t *testing.T) {
 			segKept: []string{"0-20", "20-30", "30-40", "40-60"}, segDel: []string{},
 		},
 		{
+			name: "an incremental with a broken chain is no PITR base",
+			backups: []retBackup{{retID(1), F, "", day(1), 10}, {retID(2), I, retID(9), day(3), 30},
+				{retID(3), F, "", day(5), 50}},
+			segs:   []seg{{0, 20, 2}, {20, 40, 4}, {40, 60, 6}},
+			policy: RetentionPolicy{PITRWindow: 5 * 24 * time.Hour}, now: 9, // window from day 4
+			kept:    ids(1),
+			segKept: []string{"0-20", "20-40", "40-60"}, segDel: []string{},
+			note: "cannot be restored",
+		},
+		{
 			name: "pitr-window start exactly at a backup's end",
 			backups: []retBackup{{retID(1), F, "", day(1), 10}, {retID(2), F, "", day(3), 30},
 				{retID(3), F, "", day(5), 50}},
