@@ -223,7 +223,7 @@ func TestPlanRetention(t *testing.T) {
 		},
 		{
 			name: "an incremental with a broken chain is no PITR base",
-			backups: []retBackup{{retID(1), F, "", day(1), 10}, {retID(2), I, retID(9), day(3), 30},
+			backups: []retBackup{{retID(1), F, "", day(1), 10}, {retID(2), I, retID(0), day(3), 30},
 				{retID(3), F, "", day(5), 50}},
 			segs:   []seg{{0, 20, 2}, {20, 40, 4}, {40, 60, 6}},
 			policy: RetentionPolicy{PITRWindow: 5 * 24 * time.Hour}, now: 9, // window from day 4

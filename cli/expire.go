@@ -73,7 +73,7 @@ backup, is refused (exit 2) unless --force.`,
 		},
 	}
 	f := cmd.Flags()
-	o.storageOptions.addFlags(cmd)
+	o.storageOptions.addFlags(cmd, g)
 	f.IntVar(&o.KeepFull, "keep-full", 0, "keep the N newest full backups and their incrementals (0: rule off)")
 	f.IntVar(&o.KeepDays, "keep-days", 0, "keep every backup finished within the last D days (0: rule off)")
 	f.StringVar(&o.PITRWindow, "pitr-window", "", "keep every point of the last W restorable, e.g. 7d, 36h (empty: rule off, binlogs untouched)")
