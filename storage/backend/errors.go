@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"syscall"
 )
 
@@ -54,7 +55,11 @@ func IsTransient(err error) bool {
 	}
 	// An HTTP request whose connection closed before the response: the
 	// client libraries retried these; with their retries off, we do.
-	if ue := (*url.Error)(nil); errors.As(err, &ue) && errors.Is(ue.Err, io.EOF) {
+	// net/http reports a pooled connection the server closed before the
+	// response as "server closed idle connection" (an unexported error),
+	// so the message is all there is to match.
+	if ue := (*url.Error)(nil); errors.As(err, &ue) &&
+		(errors.Is(ue.Err, io.EOF) || strings.Contains(ue.Err.Error(), "server closed idle connection")) {
 		return true
 	}
 	return errors.Is(err, syscall.ECONNRESET) ||
