@@ -1,0 +1,260 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gosst/gosst/ist"
+	"github.com/gosst/gosst/mariadb"
+)
+
+type bootstrapOptions struct {
+	DataDirs      []string
+	DefaultsFiles []string
+	From          []string
+	ExpectNodes   int
+	Apply         bool
+	Mariadbd      string
+	Timeout       time.Duration
+	JSON          bool
+}
+
+func newBootstrapCommand(g *Globals) *cobra.Command {
+	o := &bootstrapOptions{}
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "After a full outage, name the node to bootstrap the cluster from, with the commands",
+		Long: `bootstrap reads every stopped node's saved position (the same as 'recover')
+and names the node to bootstrap the cluster from: the most advanced one. It
+prints the evidence and the exact commands. It changes nothing unless --apply
+is given; then, on the chosen node's host, it sets safe_to_bootstrap: 1 in
+that node's grastate.dat (durably: new file, fsync, rename, fsync of the
+directory) so that galera_new_cluster is accepted.
+
+Nodes on this host: --datadir DIR and/or --defaults-file FILE (both
+repeatable; the i-th option file belongs to the i-th datadir, a single option
+file serves every datadir, and an option file alone names its datadir).
+Nodes on other hosts: --from FILE, the output of 'recover --json' there (one
+object or an array).
+
+It refuses, showing every node's position, when a node's position is unknown,
+when the nodes belong to different histories (cluster state UUIDs), when a
+node marked safe_to_bootstrap is behind another, and when fewer nodes are
+given than the cluster has (--expect-nodes, default: the members listed in
+wsrep_cluster_address) unless the most advanced given node left the cluster
+last and cleanly. It also refuses to touch a datadir a server is running on.`,
+		Example: `  # on each node: galera-backup recover --json > /tmp/$(hostname).json ; copy the files to one host
+  galera-backup bootstrap --from db1.json --from db2.json --from db3.json
+  # then on the chosen host, if the output says so:
+  galera-backup bootstrap --datadir /var/lib/mysql --from db2.json --from db3.json --apply
+  galera_new_cluster`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBootstrap(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.DataDirs, "datadir", nil, "datadir of a stopped node on this host (repeatable)")
+	f.StringArrayVar(&o.DefaultsFiles, "defaults-file", nil, "option file of a node on this host (repeatable, see above)")
+	f.StringArrayVar(&o.From, "from", nil, "JSON written by 'galera-backup recover --json' on another host (repeatable)")
+	f.IntVar(&o.ExpectNodes, "expect-nodes", 0, "number of nodes in the cluster (default: members in wsrep_cluster_address)")
+	f.BoolVar(&o.Apply, "apply", false, "set safe_to_bootstrap: 1 on the chosen node (must be a --datadir node on this host)")
+	f.StringVar(&o.Mariadbd, "mariadbd", "/usr/sbin/mariadbd", "server binary used for --wsrep-recover")
+	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "time limit for each --wsrep-recover")
+	f.BoolVar(&o.JSON, "json", false, "print the decision as JSON")
+	return cmd
+}
+
+type localNode struct{ datadir, defaultsFile string }
+
+func (o *bootstrapOptions) localNodes() ([]localNode, error) {
+	nd, nf := len(o.DataDirs), len(o.DefaultsFiles)
+	if nd > 1 && nf > 1 && nd != nf {
+		return nil, fmt.Errorf("%d --datadir and %d --defaults-file: give one option file per datadir, or a single one for all", nd, nf)
+	}
+	n := max(nd, nf)
+	out := make([]localNode, n)
+	for i := range out {
+		if nd > 0 {
+			out[i].datadir = o.DataDirs[min(i, nd-1)]
+		}
+		if nf > 0 {
+			out[i].defaultsFile = o.DefaultsFiles[min(i, nf-1)]
+		}
+	}
+	return out, nil
+}
+
+// BootstrapResult is the --json output of bootstrap.
+type BootstrapResult struct {
+	Nodes         []ist.NodeState `json:"nodes"`
+	ExpectNodes   int             `json:"expect_nodes"`
+	Chosen        *ist.NodeState  `json:"chosen,omitempty"`
+	NeedsSafeFlag bool            `json:"needs_safe_to_bootstrap"`
+	Notes         []string        `json:"notes,omitempty"`
+	Applied       bool            `json:"applied"`
+}
+
+func runBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
+	locals, err := o.localNodes()
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	if len(locals)+len(o.From) == 0 {
+		return &ExitError{Code: ExitUsage, Err: errors.New("no node given: use --datadir/--defaults-file for nodes on this host and --from for the others")}
+	}
+	var nodes []ist.NodeState
+	for _, l := range locals {
+		st, err := recoverNode(ctx, g, l.datadir, l.defaultsFile, o.Mariadbd, o.Timeout)
+		if err != nil {
+			return fmt.Errorf("every node's position is needed to choose safely: %w", err)
+		}
+		nodes = append(nodes, st)
+	}
+	for _, p := range o.From {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		more, err := ist.ParseNodeStates(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("--from %s: %w", p, err)
+		}
+		nodes = append(nodes, more...)
+	}
+	expect := o.ExpectNodes
+	if expect == 0 {
+		for _, n := range nodes {
+			expect = max(expect, clusterSize(n.ClusterAddress))
+		}
+	}
+	res := BootstrapResult{Nodes: nodes, ExpectNodes: expect}
+	d, err := ist.ChooseBootstrap(nodes, expect)
+	if err != nil {
+		if o.JSON {
+			_ = writeJSON(g, res)
+		} else {
+			printNodes(g, nodes, -1)
+		}
+		return err
+	}
+	chosen := nodes[d.Chosen]
+	res.Chosen, res.NeedsSafeFlag, res.Notes = &chosen, d.NeedsSafeFlag, d.Notes
+	if o.Apply && d.NeedsSafeFlag {
+		if d.Chosen >= len(locals) {
+			return fmt.Errorf("--apply: the node to bootstrap is %s, not a --datadir on this host; run --apply on its host", chosen.Label())
+		}
+		if err := applySafeToBootstrap(chosen, locals[d.Chosen]); err != nil {
+			return err
+		}
+		res.Applied = true
+		g.Logger.Info("safe_to_bootstrap set", "node", chosen.Label())
+	}
+	if o.JSON {
+		return writeJSON(g, res)
+	}
+	printNodes(g, nodes, d.Chosen)
+	fmt.Fprintf(g.Out, "\nBootstrap from %s at %s.\n", chosen.Label(), chosen.Position())
+	for _, n := range d.Notes {
+		fmt.Fprintf(g.Out, "Note: %s.\n", n)
+	}
+	fmt.Fprintf(g.Out, "\nOn %s:\n", chosen.Label())
+	switch {
+	case res.Applied:
+		fmt.Fprintf(g.Out, "  # done: safe_to_bootstrap: 1 set in %s\n", filepath.Join(chosen.DataDir, "grastate.dat"))
+	case d.NeedsSafeFlag:
+		fmt.Fprintf(g.Out, "  galera-backup bootstrap %s --apply   # sets safe_to_bootstrap: 1 in %s\n", o.rerunArgs(), filepath.Join(chosen.DataDir, "grastate.dat"))
+	}
+	fmt.Fprintf(g.Out, "  galera_new_cluster\n")
+	if chosen.Source == ist.SourceWsrepRecover {
+		fmt.Fprintf(g.Out, "  # (without systemd: mariadbd --wsrep-new-cluster --wsrep_start_position=%s)\n", chosen.Position())
+	} else {
+		fmt.Fprintf(g.Out, "  # (without systemd: mariadbd --wsrep-new-cluster)\n")
+	}
+	fmt.Fprintf(g.Out, "Then on each other node, one at a time, once it reports wsrep_local_state_comment Synced:\n  systemctl start mariadb\n")
+	return nil
+}
+
+// rerunArgs repeats the node arguments for the --apply command line.
+func (o *bootstrapOptions) rerunArgs() string {
+	var b []string
+	for _, d := range o.DataDirs {
+		b = append(b, "--datadir "+d)
+	}
+	for _, f := range o.DefaultsFiles {
+		b = append(b, "--defaults-file "+f)
+	}
+	for _, f := range o.From {
+		b = append(b, "--from "+f)
+	}
+	return strings.Join(b, " ")
+}
+
+func printNodes(g *Globals, nodes []ist.NodeState, chosen int) {
+	tw := tabwriter.NewWriter(g.Out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tNODE\tUUID\tSEQNO\tGTID\tSAFE_TO_BOOTSTRAP\tSOURCE")
+	for i, n := range nodes {
+		mark := ""
+		if i == chosen {
+			mark = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", mark, n.Label(), n.UUID, n.Seqno, dash(n.GTID), boolFlag(n.SafeToBootstrap), n.Source)
+	}
+	tw.Flush()
+}
+
+// applySafeToBootstrap sets safe_to_bootstrap: 1 in the chosen node's
+// grastate.dat after checking that no server runs on the datadir and that
+// the file still says what the decision was based on.
+func applySafeToBootstrap(chosen ist.NodeState, l localNode) error {
+	var dataHome string
+	if l.defaultsFile != "" {
+		if opts, err := mariadb.ReadOptionFile(l.defaultsFile); err == nil {
+			dataHome, _ = opts.Get("innodb-data-home-dir", serverGroups...)
+		}
+	}
+	if err := mariadb.ServerRunning(chosen.DataDir, dataHome); err != nil {
+		return fmt.Errorf("--apply on %s: %w", chosen.Label(), err)
+	}
+	path := filepath.Join(chosen.DataDir, "grastate.dat")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // no file: Galera treats the node as safe to bootstrap
+	}
+	if err != nil {
+		return fmt.Errorf("--apply: %w", err)
+	}
+	gs, err := ist.ParseGrastate(data)
+	if err != nil {
+		return fmt.Errorf("--apply: %s: %w", path, err)
+	}
+	changed := gs.UUID != ist.ZeroUUID && gs.UUID != chosen.UUID ||
+		chosen.Source == ist.SourceGrastate && gs.Seqno != chosen.Seqno ||
+		chosen.Source == ist.SourceWsrepRecover && gs.Seqno >= 0
+	if changed {
+		return fmt.Errorf("--apply: %s changed since it was read (now %s): run bootstrap again", path, gs)
+	}
+	if gs.SafeToBootstrap {
+		return nil
+	}
+	out, err := ist.SetSafeToBootstrap(data, true)
+	if err != nil {
+		return fmt.Errorf("--apply: %s: %w", path, err)
+	}
+	if err := ist.WriteFileDurable(path, out); err != nil {
+		return fmt.Errorf("--apply: %w", err)
+	}
+	if gs, err := ist.ReadGrastate(path); err != nil || !gs.SafeToBootstrap {
+		return fmt.Errorf("--apply: %s does not read back as safe_to_bootstrap: 1 (%v)", path, err)
+	}
+	return nil
+}
