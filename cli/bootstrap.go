@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -25,6 +26,10 @@ type bootstrapOptions struct {
 	Mariadbd      string
 	Timeout       time.Duration
 	JSON          bool
+	Nodes         []string // live mode: running nodes that lost quorum
+	LoginFile     string
+	User          string
+	ConnTimeout   time.Duration
 }
 
 func newBootstrapCommand(g *Globals) *cobra.Command {
@@ -50,7 +55,16 @@ when the nodes belong to different histories (cluster state UUIDs), when a
 node marked safe_to_bootstrap is behind another, and when fewer nodes are
 given than the cluster has (--expect-nodes, default: the members listed in
 wsrep_cluster_address) unless the most advanced given node left the cluster
-last and cleanly. It also refuses to touch a datadir a server is running on.`,
+last and cleanly. It also refuses to touch a datadir a server is running on.
+
+A running cluster that lost quorum (no node Primary, e.g. after two of three
+nodes died): give every node with --node DSN. It names the node with the
+highest wsrep_last_committed and prints the pc.bootstrap=YES statement to run
+there. It refuses when a node does not answer, fewer nodes are given than
+wsrep_cluster_address lists (--expect-nodes), any node is still Primary, or
+histories differ: a node it cannot see may be part of a primary component,
+and a second one would split the cluster. In this mode it never changes
+anything.`,
 		Example: `  # on each node: galera-backup recover --json > /tmp/$(hostname).json ; copy the files to one host
   galera-backup bootstrap --from db1.json --from db2.json --from db3.json
   # then on the chosen host, if the output says so:
@@ -70,6 +84,10 @@ last and cleanly. It also refuses to touch a datadir a server is running on.`,
 	f.StringVar(&o.Mariadbd, "mariadbd", "/usr/sbin/mariadbd", "server binary used for --wsrep-recover")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "time limit for each --wsrep-recover")
 	f.BoolVar(&o.JSON, "json", false, "print the decision as JSON")
+	f.StringArrayVar(&o.Nodes, "node", nil, "running node that lost quorum, as a DSN 'user@tcp(host:3306)/' (repeatable; all nodes; password via MYSQL_PWD or --login-file)")
+	f.StringVar(&o.LoginFile, "login-file", "", "with --node: option file with [client] user and password (mode 0600)")
+	f.StringVar(&o.User, "user", "", "with --node: user name")
+	f.DurationVar(&o.ConnTimeout, "connect-timeout", 10*time.Second, "with --node: per-node time limit")
 	return cmd
 }
 
@@ -104,6 +122,12 @@ type BootstrapResult struct {
 }
 
 func runBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
+	if len(o.Nodes) > 0 {
+		if len(o.DataDirs)+len(o.DefaultsFiles)+len(o.From) > 0 || o.Apply {
+			return &ExitError{Code: ExitUsage, Err: errors.New("--node (a running cluster that lost quorum) does not mix with --datadir, --defaults-file, --from or --apply (stopped nodes)")}
+		}
+		return runQuorumBootstrap(ctx, g, o)
+	}
 	locals, err := o.localNodes()
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
@@ -257,4 +281,81 @@ func applySafeToBootstrap(chosen ist.NodeState, l localNode) error {
 		return fmt.Errorf("--apply: %s does not read back as safe_to_bootstrap: 1 (%v)", path, err)
 	}
 	return nil
+}
+
+// QuorumResult is the --json output of bootstrap --node.
+type QuorumResult struct {
+	Nodes       []ist.LiveNode `json:"nodes"`
+	ExpectNodes int            `json:"expect_nodes"`
+	Chosen      string         `json:"chosen,omitempty"`
+	Statement   string         `json:"statement,omitempty"`
+}
+
+const pcBootstrapSQL = "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES';"
+
+func runQuorumBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
+	for _, n := range o.Nodes {
+		if strings.Contains(strings.SplitN(n, "@", 2)[0], ":") {
+			g.Logger.Warn("a password in --node is visible to every user of this machine (ps, /proc); use MYSQL_PWD or --login-file")
+			break
+		}
+	}
+	res := QuorumResult{Nodes: make([]ist.LiveNode, len(o.Nodes)), ExpectNodes: o.ExpectNodes}
+	sizes := make([]int, len(o.Nodes))
+	var wg sync.WaitGroup
+	for i, dsn := range o.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res.Nodes[i], sizes[i] = liveNode(ctx, mariadb.Target{DSN: dsn, DefaultsFile: o.LoginFile, User: o.User}, o.ConnTimeout)
+		}()
+	}
+	wg.Wait()
+	if res.ExpectNodes == 0 {
+		for _, n := range sizes {
+			res.ExpectNodes = max(res.ExpectNodes, n)
+		}
+	}
+	best, err := ist.ChooseQuorumBootstrap(res.Nodes, res.ExpectNodes)
+	if err == nil {
+		res.Chosen, res.Statement = res.Nodes[best].Label, pcBootstrapSQL
+	}
+	if o.JSON {
+		if werr := writeJSON(g, res); werr != nil {
+			return werr
+		}
+	} else if err == nil {
+		fmt.Fprintf(g.Out, "No node is in a primary component; %s has the highest last committed seqno (%d).\n", res.Chosen, res.Nodes[best].LastCommitted)
+		fmt.Fprintf(g.Out, "On %s run:\n  %s\nThe other nodes then join its primary component.\n", res.Chosen, pcBootstrapSQL)
+	}
+	return err
+}
+
+// liveNode asks one running node for its quorum state and the number of
+// members in its wsrep_cluster_address.
+func liveNode(ctx context.Context, t mariadb.Target, timeout time.Duration) (ist.LiveNode, int) {
+	n := ist.LiveNode{Label: t.Label(), LastCommitted: -1}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	db, err := mariadb.Open(ctx, t)
+	if err != nil {
+		n.Err = err.Error()
+		return n, 0
+	}
+	defer db.Close()
+	st, err := mariadb.ReadStatus(ctx, db)
+	if err != nil {
+		n.Err = err.Error()
+		return n, 0
+	}
+	n.ClusterStatus, n.StateUUID, n.LastCommitted = st.ClusterStatus, st.ClusterStateUUID, st.LastCommitted
+	if st.NodeName != "" {
+		n.Label = st.NodeName + " (" + n.Label + ")"
+	}
+	var addr string
+	if err := db.QueryRowContext(ctx, "SELECT @@wsrep_cluster_address").Scan(&addr); err != nil {
+		n.Err = err.Error()
+		return n, 0
+	}
+	return n, clusterSize(addr)
 }

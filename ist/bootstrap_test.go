@@ -180,3 +180,38 @@ func TestWriteFileDurable(t *testing.T) {
 		}
 	}
 }
+
+func TestChooseQuorumBootstrap(t *testing.T) {
+	np := func(l string, seq int64) LiveNode {
+		return LiveNode{Label: l, ClusterStatus: "non-Primary", StateUUID: uA, LastCommitted: seq}
+	}
+	tests := []struct {
+		name       string
+		nodes      []LiveNode
+		expected   int
+		want       int
+		refuseWith string
+	}{
+		{"highest last committed", []LiveNode{np("a", 5), np("b", 9), np("c", 9)}, 3, 1, ""},
+		{"single survivor, operator lowered expect", []LiveNode{np("a", 5)}, 1, 0, ""},
+		{"missing node", []LiveNode{np("a", 5)}, 3, 0, "1 of 3 nodes given"},
+		{"unreachable node", []LiveNode{np("a", 5), {Label: "b", Err: "connection refused"}}, 2, 0, "b did not answer"},
+		{"primary exists", []LiveNode{np("a", 5), {Label: "b", ClusterStatus: "Primary", StateUUID: uA, LastCommitted: 7}}, 2, 0, "has quorum"},
+		{"different histories", []LiveNode{np("a", 5), {Label: "b", ClusterStatus: "non-Primary", StateUUID: uB, LastCommitted: 7}}, 2, 0, "different cluster state UUIDs"},
+		{"nothing", nil, 0, 0, "no node given"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ChooseQuorumBootstrap(tt.nodes, tt.expected)
+			if tt.refuseWith != "" {
+				if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.refuseWith) {
+					t.Fatalf("want refusal with %q, got %v", tt.refuseWith, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
