@@ -278,4 +278,65 @@ func TestBootstrapAfterFullOutage(t *testing.T) {
 			t.Fatalf("--apply on a running node: exit %d\n%s", code, out)
 		}
 	})
+	t.Run("running cluster lost quorum", func(t *testing.T) {
+		dsns := []string{"--node", n1.DSN(), "--node", n2.DSN(), "--node", n3.DSN()}
+		out, code := gb(t, append([]string{"bootstrap"}, dsns...)...)
+		if code == 0 || !strings.Contains(out, "has quorum") {
+			t.Fatalf("healthy cluster: exit %d\n%s", code, out)
+		}
+		r.insert(t, ctx, n1, 5)
+		if err := n2.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if err := n3.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, ctx, n1, "non-Primary")
+		out, code = gb(t, append([]string{"bootstrap"}, dsns...)...)
+		if code == 0 || !strings.Contains(out, "did not answer") {
+			t.Fatalf("dead nodes listed: exit %d\n%s", code, out)
+		}
+		out, code = gb(t, "bootstrap", "--node", n1.DSN())
+		if code == 0 || !strings.Contains(out, "1 of 3 nodes given") {
+			t.Fatalf("one node given: exit %d\n%s", code, out)
+		}
+		out = mustGB(t, "bootstrap", "--node", n1.DSN(), "--expect-nodes", "1", "--json")
+		var res cli.QuorumResult
+		if err := json.Unmarshal([]byte(out), &res); err != nil || !strings.HasPrefix(res.Chosen, n1.Name) {
+			t.Fatalf("bootstrap --node: %v\n%s", err, out)
+		}
+		if err := n1.Exec(ctx, res.Statement); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, ctx, n1, "Primary")
+		r.insert(t, ctx, n1, 5)
+		for _, n := range []*cluster.Node{n2, n3} {
+			if err := n.Start(ctx); err != nil {
+				t.Fatalf("rejoin %s: %v\n%s", n.Name, err, clu.Tails(30))
+			}
+		}
+		r.checkAll(t, ctx)
+	})
+}
+
+// waitStatus polls until the node reports wsrep_cluster_status want; the
+// context is only a safety net (Galera evicts dead peers after
+// evs.suspect_timeout, 5 s in the harness).
+func waitStatus(t *testing.T, ctx context.Context, n *cluster.Node, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		got, err := n.Status(ctx, "wsrep_cluster_status")
+		if err == nil && got == want {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: wsrep_cluster_status %q (%v), want %q", n.Name, got, err, want)
+		case <-tick.C:
+		}
+	}
 }
