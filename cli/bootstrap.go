@@ -80,7 +80,7 @@ anything.`,
 	f.StringArrayVar(&o.DefaultsFiles, "defaults-file", nil, "option file of a node on this host (repeatable, see above)")
 	f.StringArrayVar(&o.From, "from", nil, "JSON written by 'galera-backup recover --json' on another host (repeatable)")
 	f.IntVar(&o.ExpectNodes, "expect-nodes", 0, "number of nodes in the cluster (default: members in wsrep_cluster_address)")
-	f.BoolVar(&o.Apply, "apply", false, "set safe_to_bootstrap: 1 on the chosen node (must be a --datadir node on this host)")
+	f.BoolVar(&o.Apply, "apply", false, "set safe_to_bootstrap: 1 on the chosen node (must be a --datadir node on this host; its own --from file may stay in the list)")
 	f.StringVar(&o.Mariadbd, "mariadbd", "/usr/sbin/mariadbd", "server binary used for --wsrep-recover")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "time limit for each --wsrep-recover")
 	f.BoolVar(&o.JSON, "json", false, "print the decision as JSON")
@@ -153,7 +153,23 @@ func runBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
 		if err != nil {
 			return fmt.Errorf("--from %s: %w", p, err)
 		}
-		nodes = append(nodes, more...)
+		for _, m := range more {
+			// The chosen node's own JSON next to its --datadir (the --apply
+			// run on its host): the fresh local reading wins, if it agrees.
+			dup := false
+			for _, l := range nodes[:len(locals)] {
+				if l.Host == m.Host && l.DataDir == m.DataDir {
+					if l.Position() != m.Position() || l.SafeToBootstrap != m.SafeToBootstrap {
+						return fmt.Errorf("--from %s: %s now reads %s (safe_to_bootstrap %s), the file says %s (%s): the node changed since the file was written; recover it again",
+							p, l.Label(), l.Position(), boolFlag(l.SafeToBootstrap), m.Position(), boolFlag(m.SafeToBootstrap))
+					}
+					dup = true
+				}
+			}
+			if !dup {
+				nodes = append(nodes, m)
+			}
+		}
 	}
 	expect := o.ExpectNodes
 	if expect == 0 {
@@ -166,8 +182,6 @@ func runBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
 	if err != nil {
 		if o.JSON {
 			_ = writeJSON(g, res)
-		} else {
-			printNodes(g, nodes, -1)
 		}
 		return err
 	}
@@ -195,8 +209,10 @@ func runBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
 	switch {
 	case res.Applied:
 		fmt.Fprintf(g.Out, "  # done: safe_to_bootstrap: 1 set in %s\n", filepath.Join(chosen.DataDir, "grastate.dat"))
-	case d.NeedsSafeFlag:
+	case d.NeedsSafeFlag && d.Chosen < len(locals):
 		fmt.Fprintf(g.Out, "  galera-backup bootstrap %s --apply   # sets safe_to_bootstrap: 1 in %s\n", o.rerunArgs(), filepath.Join(chosen.DataDir, "grastate.dat"))
+	case d.NeedsSafeFlag:
+		fmt.Fprintf(g.Out, "  galera-backup bootstrap --datadir %s %s --apply   # sets safe_to_bootstrap: 1 in %s\n", chosen.DataDir, o.rerunArgs(), filepath.Join(chosen.DataDir, "grastate.dat"))
 	}
 	fmt.Fprintf(g.Out, "  galera_new_cluster\n")
 	if chosen.Source == ist.SourceWsrepRecover {
