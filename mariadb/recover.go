@@ -151,7 +151,7 @@ func RecoverPosition(ctx context.Context, o RecoverOptions) (ist.Position, error
 	logData, _ := os.ReadFile(errLog)
 	if runErr != nil {
 		if ctx.Err() != nil {
-			return ist.Position{}, fmt.Errorf("mariadbd --wsrep-recover on %s stopped after %s (%w); InnoDB recovery resumes at the next start:\n%s", o.DataDir, o.Timeout, ctx.Err(), text.LastLines(string(logData), 20))
+			return ist.Position{}, fmt.Errorf("mariadbd --wsrep-recover on %s stopped (time limit %s; %w); InnoDB recovery resumes at the next start:\n%s", o.DataDir, o.Timeout, ctx.Err(), text.LastLines(string(logData), 20))
 		}
 		return ist.Position{}, fmt.Errorf("mariadbd --wsrep-recover on %s failed (%w):\n%s%s", o.DataDir, runErr, text.LastLines(string(out), 5), text.LastLines(string(logData), 20))
 	}
