@@ -147,6 +147,9 @@ func RecoverPosition(ctx context.Context, o RecoverOptions) (ist.Position, error
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// On cancellation kill the whole group; Wait still reaps the server.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A process that left the group and keeps the output pipe open must
+	// not hold us forever.
+	cmd.WaitDelay = time.Minute
 	out, runErr := cmd.CombinedOutput()
 	logData, _ := os.ReadFile(errLog)
 	if runErr != nil {
