@@ -130,3 +130,36 @@ func TestApplyRefusesChangedGrastate(t *testing.T) {
 		}
 	}
 }
+
+// A node whose grastate.dat holds the all-zero UUID (Galera marked its
+// state unsafe) reports the position InnoDB recovers, flagged, and is
+// never chosen, however far ahead that position is.
+func TestRecoverUnsafeState(t *testing.T) {
+	datadir, cnf := localNodeDir(t, "-1", "0")
+	gs := "# GALERA saved state\nversion: 2.1\nuuid:    " + ist.ZeroUUID + "\nseqno:   -1\nsafe_to_bootstrap: 0\n"
+	if err := os.WriteFile(filepath.Join(datadir, "grastate.dat"), []byte(gs), 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(datadir, "ibdata1"), nil, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(t.TempDir(), "mariadbd")
+	script := "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --log-error=*) log=\"${a#--log-error=}\";; esac; done\n" +
+		"echo '[Note] WSREP: Recovered position: " + testUUID + ":99,7-11-90' > \"$log\"\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "recover", "--datadir", datadir, "--defaults-file", cnf, "--mariadbd", fake, "--json")
+	var st ist.NodeState
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || !st.StateUnsafe || st.Seqno != 99 || st.Source != ist.SourceWsrepRecover {
+		t.Fatalf("recover: exit %d %+v\n%s%s", code, st, out, errOut)
+	}
+	other := writeNodeJSON(t, remote("other", 40))
+	_, errOut, code = run(t, "bootstrap", "--datadir", datadir, "--defaults-file", cnf, "--mariadbd", fake, "--from", other, "--expect-nodes", "2")
+	if code != ExitFailure || !strings.Contains(errOut, "marked its state unsafe") {
+		t.Fatalf("bootstrap: exit %d\n%s", code, errOut)
+	}
+	if got, _ := os.ReadFile(filepath.Join(datadir, "grastate.dat")); string(got) != gs {
+		t.Fatalf("grastate.dat changed: %q", got)
+	}
+}

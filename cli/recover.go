@@ -57,6 +57,9 @@ it from every node after a full outage.`,
 				return writeJSON(g, st)
 			}
 			fmt.Fprintf(g.Out, "%s: position %s (from %s), safe_to_bootstrap %s\n", st.Label(), st.Position(), st.Source, boolFlag(st.SafeToBootstrap))
+			if st.StateUnsafe {
+				fmt.Fprintf(g.Out, "warning: grastate.dat has the all-zero UUID: Galera marked this node's state unsafe; it will need a full SST and must not bootstrap the cluster\n")
+			}
 			return nil
 		},
 	}
@@ -123,6 +126,7 @@ func recoverNode(ctx context.Context, g *Globals, datadir, defaultsFile, mariadb
 		return st, fmt.Errorf("node %s: %w", st.Label(), err)
 	}
 	st.SafeToBootstrap = gs.SafeToBootstrap
+	st.StateUnsafe = haveGrastate && gs.UUID == ist.ZeroUUID
 	if gs.HasPosition() {
 		st.UUID, st.Seqno, st.Source = gs.UUID, gs.Seqno, ist.SourceGrastate
 		return st, nil

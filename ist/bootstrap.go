@@ -25,6 +25,7 @@ type Decision struct {
 // ChooseBootstrap names the node to bootstrap after a full outage from
 // every node's saved state. expected is the cluster's size (0: unknown,
 // taken as len(nodes)). It refuses, with the evidence, when:
+//   - a node's grastate.dat marks its state unsafe (all-zero UUID);
 //   - a node has no known position (it could be the most advanced);
 //   - nodes belong to different histories (cluster state UUIDs);
 //   - a node marked safe_to_bootstrap is behind another node (the
@@ -46,6 +47,9 @@ func ChooseBootstrap(nodes []NodeState, expected int) (Decision, error) {
 		return Decision{}, fmt.Errorf("%w: %s; positions:%s", ErrRefused, fmt.Sprintf(format, args...), evidence.String())
 	}
 	for _, n := range nodes {
+		if n.StateUnsafe {
+			return refuse("%s: grastate.dat has the all-zero UUID, so Galera marked its state unsafe (a crash during a DDL, or a detected inconsistency); its data must not seed the cluster and it will need a full SST. If another node is known to be ahead, leave this one out and lower --expect-nodes", n.Label())
+		}
 		if !n.Position().Known() {
 			return refuse("%s has no known position (%s); it could be the most advanced node. Recover it with `galera-backup recover` on its host, or, if its data is known to be behind or lost, leave it out and lower --expect-nodes", n.Label(), n.Position())
 		}

@@ -45,6 +45,8 @@ func TestChooseBootstrap(t *testing.T) {
 			[]NodeState{node("n1", uA, 41, false, r), node("n2", uA, 30, true, g)}, 2, "", false, "a node ahead that is not marked safe"},
 		{"unknown position",
 			[]NodeState{node("n1", uA, 41, false, r), node("n2", ZeroUUID, -1, false, r)}, 2, "", false, "n2 (n2:/var/lib/mysql) has no known position"},
+		{"state marked unsafe in grastate.dat",
+			[]NodeState{node("n1", uA, 41, false, r), {Name: "n2", DataDir: "/d", UUID: uA, Seqno: 50, Source: r, StateUnsafe: true}}, 2, "", false, "marked its state unsafe"},
 		{"seqno -1 with a uuid",
 			[]NodeState{node("n1", uA, -1, false, r)}, 1, "", false, "no known position"},
 		{"same node twice",

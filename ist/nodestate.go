@@ -30,6 +30,11 @@ type NodeState struct {
 	// file counts as 1).
 	SafeToBootstrap bool   `json:"safe_to_bootstrap"`
 	Source          string `json:"source"`
+	// StateUnsafe is set when grastate.dat holds the all-zero UUID: Galera
+	// marked the node's data untrusted (a crash during a DDL/TOI operation,
+	// or a detected inconsistency) and it will take a full SST, whatever
+	// InnoDB says.
+	StateUnsafe bool `json:"state_unsafe,omitempty"`
 }
 
 // Position returns the node's position.
