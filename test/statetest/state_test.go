@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -182,6 +183,10 @@ func TestBootstrapAfterFullOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := map[int][]byte{1: grastate(t, n1), 2: grastate(t, n2), 3: grastate(t, n3)}
+		filesBefore := map[int][]string{}
+		for i := 1; i <= 3; i++ {
+			filesBefore[i] = names(t, clu.Node(i).Dir, clu.Node(i).DataDir)
+		}
 
 		// A missing datadir: refused, naming it.
 		moved := n2.DataDir + ".away"
@@ -244,6 +249,16 @@ func TestBootstrapAfterFullOutage(t *testing.T) {
 		for i, b := range before {
 			if !bytes.Equal(b, grastate(t, clu.Node(i))) {
 				t.Fatalf("node%d grastate.dat changed without --apply", i)
+			}
+			// --wsrep-recover ran on every node: its socket, pid file and
+			// error log went elsewhere; only the server's own crash recovery
+			// may add files (binlog XA recovery, the DDL log's backup copy).
+			after := names(t, clu.Node(i).Dir, clu.Node(i).DataDir)
+			for _, f := range after {
+				base := filepath.Base(f)
+				if !slices.Contains(filesBefore[i], f) && !strings.HasPrefix(base, "mysql-bin.") && base != "ddl_recovery-backup.log" {
+					t.Errorf("node%d: recover left %s (before: %q)", i, f, filesBefore[i])
+				}
 			}
 		}
 
@@ -339,4 +354,20 @@ func waitStatus(t *testing.T, ctx context.Context, n *cluster.Node, want string)
 		case <-tick.C:
 		}
 	}
+}
+
+// names lists the entries of the given directories (not recursive).
+func names(t *testing.T, dirs ...string) []string {
+	t.Helper()
+	var out []string
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			out = append(out, filepath.Join(d, e.Name()))
+		}
+	}
+	return out
 }
