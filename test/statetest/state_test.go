@@ -115,6 +115,9 @@ func restart(t *testing.T, ctx context.Context, first int, others ...int) {
 // every node. Each time bootstrap must pick the most advanced node, the
 // cluster must come back from it with every committed row.
 func TestBootstrapAfterFullOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a real 3-node cluster")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	n1, n2, n3 := clu.Node(1), clu.Node(2), clu.Node(3)
