@@ -428,6 +428,21 @@ func (n *Node) Start(ctx context.Context) error {
 	return n.WaitSynced(ctx, n.c.opts.SyncTimeout)
 }
 
+// StartNewCluster starts the node with --wsrep-new-cluster, as
+// galera_new_cluster does, and waits until it is Synced: after a full
+// outage, the node chosen to bootstrap the cluster. A crashed node starts
+// from its recovered position (like Debian's galera_recovery), so the
+// history continues.
+func (n *Node) StartNewCluster(ctx context.Context) error {
+	n.bootstrap = true
+	err := n.StartNoWait(ctx)
+	n.bootstrap = false
+	if err != nil {
+		return err
+	}
+	return n.WaitSynced(ctx, n.c.opts.SyncTimeout)
+}
+
 // StartNoWait starts mariadbd and returns once the process is running.
 func (n *Node) StartNoWait(ctx context.Context) error {
 	if n.Running() {

@@ -1,0 +1,98 @@
+package ist
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// SetSafeToBootstrap returns grastate.dat text with safe_to_bootstrap set,
+// every other line kept byte for byte (Galera's own layout, comments and
+// any keys a later Galera adds). A file without the key gets it appended.
+// The result is checked by parsing it again.
+func SetSafeToBootstrap(data []byte, safe bool) ([]byte, error) {
+	if _, err := ParseGrastate(data); err != nil {
+		return nil, err
+	}
+	val := "0"
+	if safe {
+		val = "1"
+	}
+	// Galera pads an in-place rewrite with spaces; such padding is dropped.
+	lines := strings.Split(strings.TrimRight(string(data), " \n\x00"), "\n")
+	found := false
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if len(f) > 0 && f[0] == "safe_to_bootstrap:" {
+			lines[i] = "safe_to_bootstrap: " + val
+			found = true
+		}
+	}
+	if !found {
+		lines = append(lines, "safe_to_bootstrap: "+val)
+	}
+	out := []byte(strings.Join(lines, "\n") + "\n")
+	g, err := ParseGrastate(out)
+	if err != nil || g.SafeToBootstrap != safe {
+		return nil, fmt.Errorf("%w: rewriting safe_to_bootstrap failed (%v)", ErrGrastate, err)
+	}
+	return out, nil
+}
+
+// WriteFileDurable replaces path with data the crash-safe way: a temporary
+// file in the same directory, fsync, rename over path, fsync of the
+// directory. The new file keeps the old one's mode and owner, so a root
+// run does not leave a file the mysql user cannot rewrite. A crash at any
+// point leaves either the old or the new file, never a torn one.
+func WriteFileDurable(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	mode := os.FileMode(0o660)
+	uid, gid := -1, -1
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".gosst-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if uid >= 0 && os.Geteuid() == 0 {
+		if err = tmp.Chown(uid, gid); err != nil {
+			return fmt.Errorf("write %s: %w", tmp.Name(), err)
+		}
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replace %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err = d.Sync(); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
