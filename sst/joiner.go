@@ -385,6 +385,9 @@ func codeOr(err error, def int) int {
 	if errors.Is(err, ErrTimeout) {
 		return ExitTimedOut
 	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return ExitNoSpace
+	}
 	return def
 }
 

@@ -81,6 +81,8 @@ func ExitCode(err error) int {
 		return ExitAccess
 	case errors.Is(err, syscall.EADDRINUSE):
 		return wsrep.ExitBusy
+	case errors.Is(err, syscall.ENOSPC):
+		return ExitNoSpace
 	}
 	return wsrep.ExitPipe
 }
