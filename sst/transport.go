@@ -39,7 +39,7 @@ func (c *idleConn) setIdle(d time.Duration) { c.idle.Store(int64(d)) }
 func (c *idleConn) Read(p []byte) (int, error) {
 	if c.noReadDeadline.Load() {
 		n, err := c.Conn.Read(p)
-		return n, timeoutErr(err, time.Duration(c.idle.Load()), "receive")
+		return n, timeoutErr(err, time.Duration(c.idle.Load()), "received")
 	}
 	if d := time.Duration(c.idle.Load()); d > 0 {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(d))
@@ -47,7 +47,7 @@ func (c *idleConn) Read(p []byte) (int, error) {
 		_ = c.Conn.SetReadDeadline(time.Time{})
 	}
 	n, err := c.Conn.Read(p)
-	return n, timeoutErr(err, time.Duration(c.idle.Load()), "receive")
+	return n, timeoutErr(err, time.Duration(c.idle.Load()), "received")
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
@@ -57,7 +57,7 @@ func (c *idleConn) Write(p []byte) (int, error) {
 		_ = c.Conn.SetWriteDeadline(time.Time{})
 	}
 	n, err := c.Conn.Write(p)
-	return n, timeoutErr(err, time.Duration(c.idle.Load()), "send")
+	return n, timeoutErr(err, time.Duration(c.idle.Load()), "sent")
 }
 
 // ErrTimeout marks idle and connect timeouts.
@@ -65,7 +65,7 @@ var ErrTimeout = errors.New("timeout")
 
 func timeoutErr(err error, d time.Duration, what string) error {
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("%w: nothing could be %sd for %s (peer dead or hung?): %v", ErrTimeout, what, d, err)
+		return fmt.Errorf("%w: nothing could be %s for %s (peer dead or hung?): %v", ErrTimeout, what, d, err)
 	}
 	return err
 }
