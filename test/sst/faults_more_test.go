@@ -241,16 +241,60 @@ func donorFailures(offs []int64) []string {
 
 // donorsBackToSynced waits until no donor script runs and both possible
 // donors are Synced; the bounds are safety nets far above the timeouts
-// the tests configure (and far below gosst's 300 s defaults).
-func donorsBackToSynced(t *testing.T, ctx context.Context) {
+// the tests configure (and far below gosst's 300 s defaults). offs are
+// the donors' error-log sizes before the fault.
+func donorsBackToSynced(t *testing.T, ctx context.Context, offs []int64) {
 	t.Helper()
 	if !waitFor(2*time.Minute, func() bool { return len(sstProcs("donor")) == 0 }) {
 		t.Fatalf("donor script still running 2 minutes after the fault: %v\n%s", sstProcs("donor"), shared.Tails(30))
 	}
-	for _, n := range shared.Nodes[:2] {
-		if err := n.WaitSynced(ctx, 2*time.Minute); err != nil {
+	for i, n := range shared.Nodes[:2] {
+		err := n.WaitSynced(ctx, time.Minute)
+		if err == nil {
+			continue
+		}
+		// Only this galera failure is excused: galera-4 26.4.23 drops the
+		// donor's failure report when it reaches the group while the failed
+		// joiner's mariadbd is leaving it ("JOIN message from member … in
+		// non-primary configuration. Ignored."; the donor logs "State
+		// transfer to -1.-1 (left the group) failed"). The donor then stays
+		// Joined with wsrep_desync_count 1 until it is restarted. gosst's
+		// script had exited with its errno code; the checks on gosst stay.
+		state, _ := n.Status(ctx, "wsrep_local_state_comment")
+		log := logSince(n, offs[i])
+		if state != "Joined" || len(grepLines(log, "(left the group) failed")) == 0 {
 			t.Fatal(err)
 		}
+		desync, _ := n.Status(ctx, "wsrep_desync_count")
+		t.Logf("%s: GALERA: stuck %s (wsrep_desync_count %s) after a failed donation whose joiner left the group at that moment:\n%s\nrestarting it, as an operator must",
+			n.Name, state, desync, strings.Join(append(grepLines(log, "in non-primary configuration. Ignored"), grepLines(log, "(left the group) failed")...), "\n"))
+		restartNode(t, ctx, n)
+	}
+}
+
+// restartNode stops and starts n; if that leaves the other running node
+// without quorum, it bootstraps that node's primary component first.
+func restartNode(t *testing.T, ctx context.Context, n *cluster.Node) {
+	t.Helper()
+	if err := n.Stop(ctx); err != nil {
+		t.Logf("%s: %v", n.Name, err)
+	}
+	for _, o := range shared.Nodes {
+		if o == n || !o.Running() {
+			continue
+		}
+		if st, _ := o.Status(ctx, "wsrep_cluster_status"); st != "Primary" {
+			t.Logf("%s: cluster status %q; pc.bootstrap=YES", o.Name, st)
+			if err := o.Exec(ctx, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.WaitSynced(ctx, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatalf("%s: restart: %v", n.Name, err)
 	}
 }
 
@@ -318,7 +362,7 @@ func TestNetworkCutMidStream(t *testing.T) {
 			assertNotInstalled(t, n3.DataDir)
 			// The donor must fail by itself: the blackhole keeps its
 			// socket open, so only its idle timeout can end it.
-			donorsBackToSynced(t, ctx)
+			donorsBackToSynced(t, ctx, offs[:2])
 			dfail := donorFailures(offs[:2])
 			t.Logf("donor: %s", strings.Join(dfail, "\n"))
 			if len(dfail) == 0 {
@@ -568,7 +612,7 @@ func TestJoinerDiskFull(t *testing.T) {
 	} else {
 		t.Logf("joiner: %s", l[0])
 	}
-	donorsBackToSynced(t, ctx)
+	donorsBackToSynced(t, ctx, offs[:2])
 	t.Logf("donor: %s", strings.Join(donorFailures(offs[:2]), "\n"))
 	checkOld("refused for lack of space")
 
@@ -597,7 +641,7 @@ func TestJoinerDiskFull(t *testing.T) {
 	} else {
 		t.Logf("joiner: %s", l[0])
 	}
-	donorsBackToSynced(t, ctx)
+	donorsBackToSynced(t, ctx, offs[:2])
 	t.Logf("donor: %s", strings.Join(donorFailures(offs[:2]), "\n"))
 	checkOld("disk filled during the transfer")
 	restore()
