@@ -678,20 +678,25 @@ func expectFailedJoinStarted(t *testing.T, ctx context.Context, n *cluster.Node,
 	return log
 }
 
-// TestConcurrentJoiners wipes nodes 2 and 3 and starts both at once: node
-// 1 is the only possible donor and Galera lets a node donate to one joiner
-// at a time, so one joiner waits (Galera retries its request every second
-// while its joiner script keeps listening) and is served when the donor is
-// free, by node 1 or by the node that joined first. sst-initial-timeout is
-// raised for the test so that the wait cannot outlast it; a joiner whose
-// wait does outlast it fails with exit 110 and succeeds when restarted.
-// Both end Synced with identical checksums.
+// TestConcurrentJoiners wipes nodes 2 and 3 and starts both at once.
+// Node 1 is the only possible donor, and Galera lets a node donate to one
+// joiner at a time. Each joiner's SST runs through a proxy that holds the
+// stream after 4 MiB, so the first transfer is still running when the
+// second request comes, whatever the machine's speed: Galera refuses that
+// request ("it is impossible to select State Transfer donor: No donor
+// candidates temporarily available in suitable state") and retries it
+// every second while the second joiner's script keeps listening. Once the second joiner has been
+// refused, the streams are released. Both joiners end Synced with
+// identical checksums, no script fails. (sst-initial-timeout is raised for
+// the test; a wait longer than it makes the waiting joiner fail with exit
+// 110, see TestDonorNeverConnects for that failure.)
 func TestConcurrentJoiners(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	clusterSynced(t, ctx)
 	faultTable(t, ctx)
 	joiners := []*cluster.Node{shared.Node(2), shared.Node(3)}
+	var proxies []*faultProxy
 	for _, n := range joiners {
 		if err := n.Stop(ctx); err != nil {
 			t.Fatal(err)
@@ -700,6 +705,9 @@ func TestConcurrentJoiners(t *testing.T) {
 			t.Fatal(err)
 		}
 		editConfig(t, n, addSST("sst-initial-timeout=600"))
+		p, restore := proxiedJoiner(t, n, 4<<20, pause)
+		t.Cleanup(restore)
+		proxies = append(proxies, p)
 	}
 	offs := make([]int64, len(shared.Nodes))
 	for i, n := range shared.Nodes {
@@ -710,6 +718,26 @@ func TestConcurrentJoiners(t *testing.T) {
 		if err := n.StartNoWait(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+	first, second := 0, 1
+	select {
+	case <-proxies[0].hit:
+	case <-proxies[1].hit:
+		first, second = 1, 0
+	case <-ctx.Done():
+		t.Fatalf("no SST reached 4 MiB:\n%s", shared.Tails(30))
+	}
+	t.Logf("%s's SST is held at 4 MiB; waiting for %s's request to be refused", joiners[first].Name, joiners[second].Name)
+	busy := func() []string {
+		return grepLines(logSince(joiners[second], offs[joiners[second].Index-1]), "it is impossible to select State Transfer donor")
+	}
+	if !waitFor(2*time.Minute, func() bool { return len(busy()) > 0 }) {
+		t.Errorf("%s was never refused a donor while node1 donated to %s:\n%s", joiners[second].Name, joiners[first].Name, shared.Tails(30))
+	} else {
+		t.Logf("%s: %s", joiners[second].Name, busy()[0])
+	}
+	for _, p := range proxies {
+		close(p.resume)
 	}
 	var g errgroup.Group
 	took := make([]time.Duration, len(joiners))
@@ -733,11 +761,11 @@ func TestConcurrentJoiners(t *testing.T) {
 		if len(grepLines(log, "gosst: joiner: received and verified")) == 0 {
 			t.Errorf("%s: no full gosst SST in its log:\n%s", n.Name, tail(log, 30))
 		}
-		waits := grepLines(log, "Resource temporarily unavailable")
-		donor := grepLines(log, "gosst: joiner: donor ")
-		t.Logf("%s Synced after %s; %d busy-donor retries logged; %s", n.Name, took[i].Round(time.Second), len(waits), strings.Join(donor, " "))
-		if len(waits) > 0 {
-			t.Logf("%s: %s", n.Name, waits[0])
+		retries := grepLines(log, "Requesting state transfer failed")
+		t.Logf("%s Synced %s after the start; %d refused requests; %s", n.Name, took[i].Round(time.Second), len(retries),
+			strings.Join(grepLines(log, "Requesting state transfer: success"), " "))
+		if len(retries) > 0 {
+			t.Logf("%s: %s", n.Name, retries[0])
 		}
 	}
 	for i, n := range shared.Nodes {
@@ -753,7 +781,9 @@ func TestConcurrentJoiners(t *testing.T) {
 		t.Fatal(err)
 	}
 	var w int
-	fmt.Sscan(want, &w)
+	if _, err := fmt.Sscan(want, &w); err != nil {
+		t.Fatal(err)
+	}
 	sum := converge(t, ctx, "sstfault.t", w)
 	t.Logf("all 3 nodes hold %d rows, CHECKSUM TABLE %s", w, sum)
 }
