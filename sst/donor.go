@@ -100,32 +100,7 @@ func (d *Donor) Run(parent context.Context) error {
 		}
 		return d.out.line("done " + pos.GTID())
 	}
-	err = d.full(ctx, conn, br, token, pos, hostport)
-	if err != nil && ctx.Err() == nil {
-		d.settle(ctx)
-	}
-	return err
-}
-
-// failureSettle is how long a failed donor waits before it exits, that is
-// before mysqld reports the failed donation to the group.
-var failureSettle = 3 * time.Second
-
-// settle delays the donor's failure report. A transfer usually fails
-// because the joiner failed, and the joiner's mysqld then aborts and
-// leaves the group at once. galera-4 (26.4.23) ignores a donor's report
-// that arrives while that membership change is under way ("JOIN message
-// from member … in non-primary configuration. Ignored."): the donor then
-// stays Joined for good, or aborts ("FSM: no such a transition JOINED ->
-// JOINED"). Seen in the test suite when the joiner's disk filled up. By
-// now mariabackup is stopped and the server has left its backup stage;
-// after the pause the report reaches a settled group.
-func (d *Donor) settle(ctx context.Context) {
-	d.log.Infof("transfer failed; waiting %s before reporting it, so that Galera does not get the report while the failed joiner leaves the group", failureSettle)
-	select {
-	case <-ctx.Done():
-	case <-time.After(failureSettle):
-	}
+	return d.full(ctx, conn, br, token, pos, hostport)
 }
 
 func (d *Donor) awaitReply(br *bufio.Reader) error {
