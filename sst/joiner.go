@@ -34,6 +34,8 @@ type Joiner struct {
 	// failure must leave sst_in_progress behind.
 	touched bool
 	ic      *idleConn // the donor connection, below TLS
+	// reportFailure logs the run's failure line (once); nil in tests.
+	reportFailure func(error) int
 }
 
 // Run does the whole joiner side. It prints the final position line only
@@ -144,6 +146,9 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	case KindSST:
 		err := j.full(ctx, conn, br, ctl, pos)
 		if err != nil && ctx.Err() == nil {
+			if j.reportFailure != nil {
+				j.reportFailure(err)
+			}
 			j.awaitDonorExit(ctx, br)
 		}
 		return err
