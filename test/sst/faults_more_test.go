@@ -302,6 +302,27 @@ func restartNode(t *testing.T, ctx context.Context, n *cluster.Node) {
 	}
 }
 
+// reportedWhileMember checks that the donor's failure reached Galera
+// while the failed joiner was still in the group ("State transfer to 2.0
+// (node3) failed"), not while it was leaving ("to -1.-1 (left the group)
+// failed"), which galera-4 26.4.23 can mishandle (docs/sst.md). gosst's
+// joiner ensures it when it could tell the donor why it failed: it waits
+// for the donor to hang up before it exits.
+func reportedWhileMember(t *testing.T, joiner *cluster.Node, offs []int64) {
+	t.Helper()
+	var lines []string
+	for i, n := range shared.Nodes[:2] {
+		lines = append(lines, grepLines(logSince(n, offs[i]), "): State transfer to ")...)
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "failed") && strings.Contains(l, "("+joiner.Name+")") {
+			t.Logf("donor's report: %s", l)
+			return
+		}
+	}
+	t.Errorf("no donor reported the failure while %s was still in the group: %q", joiner.Name, lines)
+}
+
 // assertNotInstalled checks that a joiner whose SST failed installed
 // nothing into its (wiped) datadir: no server files, no sst_in_progress
 // marker. Galera's own files and gosst's lock may be there; so may the
@@ -618,6 +639,7 @@ func TestJoinerDiskFull(t *testing.T) {
 	}
 	donorsBackToSynced(t, ctx, offs[:2])
 	t.Logf("donor: %s", strings.Join(donorFailures(offs[:2]), "\n"))
+	reportedWhileMember(t, n3, offs[:2])
 	checkOld("refused for lack of space")
 
 	// 2. Enough space at the start, none left after 4 MiB of the stream.
@@ -647,6 +669,7 @@ func TestJoinerDiskFull(t *testing.T) {
 	}
 	donorsBackToSynced(t, ctx, offs[:2])
 	t.Logf("donor: %s", strings.Join(donorFailures(offs[:2]), "\n"))
+	reportedWhileMember(t, n3, offs[:2])
 	checkOld("disk filled during the transfer")
 	restore()
 
