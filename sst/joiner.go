@@ -37,6 +37,8 @@ type Joiner struct {
 	staleSwap bool
 	getenv    func(string) string
 	ic        *idleConn // the donor connection, below TLS
+	// reportFailure logs the run's failure line (once); nil in tests.
+	reportFailure func(error) int
 }
 
 // Run does the whole joiner side. It prints the final position line only
@@ -157,7 +159,14 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 		}
 		return j.out.line(pos.Line())
 	case KindSST:
-		return j.full(ctx, conn, br, ctl, pos)
+		err := j.full(ctx, conn, br, ctl, pos)
+		if err != nil && ctx.Err() == nil {
+			if j.reportFailure != nil {
+				j.reportFailure(err)
+			}
+			j.awaitDonorExit(ctx, br)
+		}
+		return err
 	default:
 		_ = sendMessage(conn, nil, Reply{Error: "unknown transfer kind " + ctl.Kind})
 		return exitf(wsrep.ExitProto, "donor asked for unknown transfer kind %q", ctl.Kind)
@@ -202,6 +211,41 @@ func (j *Joiner) swapStep(step string) {
 		j.log.Warnf("test failpoint %s=%s: killing this process", FailpointEnv, step)
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // SIGKILL is not handled; never go on
+	}
+}
+
+// Bounds of awaitDonorExit.
+var (
+	donorExitWait  = 5 * time.Second // for the donor to hang up
+	donorExitGrace = time.Second     // after it hung up
+)
+
+// awaitDonorExit delays the exit of a failed joiner until the donor's
+// script has hung up, and a little longer. When this script exits, mysqld
+// aborts and leaves the group at once; if the donor's failure report
+// reaches the group during that membership change, galera-4 (26.4.23)
+// ignores it ("JOIN message from member … in non-primary configuration.
+// Ignored.") and the donor node stays Joined for good or aborts ("FSM: no
+// such a transition JOINED -> JOINED"). Waiting here lets the donor report
+// first, while this node is still a member. The donor learns of the
+// failure from the joiner's reply or the closed connection and exits at
+// once, so a restarted joiner never meets its late report either.
+func (j *Joiner) awaitDonorExit(ctx context.Context, br *bufio.Reader) {
+	if j.ic == nil {
+		return
+	}
+	j.log.Infof("waiting for the donor to stop before exiting, so that Galera gets its failure report before this node leaves the group")
+	j.ic.setIdle(donorExitWait)
+	deadline := time.Now().Add(donorExitWait)
+	buf := make([]byte, 64<<10)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if _, err := br.Read(buf); err != nil {
+			break
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(donorExitGrace):
 	}
 }
 
@@ -368,6 +412,9 @@ func codeOr(err error, def int) int {
 	}
 	if errors.Is(err, ErrTimeout) {
 		return ExitTimedOut
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return ExitNoSpace
 	}
 	return def
 }

@@ -81,6 +81,8 @@ func ExitCode(err error) int {
 		return ExitAccess
 	case errors.Is(err, syscall.EADDRINUSE):
 		return wsrep.ExitBusy
+	case errors.Is(err, syscall.ENOSPC):
+		return ExitNoSpace
 	}
 	return wsrep.ExitPipe
 }
@@ -114,21 +116,31 @@ func Run(ctx context.Context, argv []string, env Env) int {
 	}
 	out := &output{w: env.Stdout}
 	start := time.Now()
+	logged := false
+	// failed logs the failure once and returns the exit code. The joiner
+	// calls it early when it must wait before exiting: its mysqld may be
+	// gone before the wait ends.
+	failed := func(err error) int {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%v)", err, cause)
+		}
+		code := ExitCode(err)
+		if !logged {
+			logged = true
+			log.Errorf("failed after %.1f s, exit %d: %v", time.Since(start).Seconds(), code, err)
+		}
+		return code
+	}
 	switch a.Role {
 	case wsrep.Joiner:
-		j := &Joiner{Args: a, Config: c, log: log, out: out, getenv: env.Getenv}
+		j := &Joiner{Args: a, Config: c, log: log, out: out, getenv: env.Getenv, reportFailure: failed}
 		err = j.Run(ctx)
 	default:
 		d := &Donor{Args: a, Config: c, log: log, out: out, getenv: env.Getenv, environ: env.Environ}
 		err = d.Run(ctx)
 	}
 	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
-			err = fmt.Errorf("%w (%v)", err, cause)
-		}
-		code := ExitCode(err)
-		log.Errorf("failed after %.1f s, exit %d: %v", time.Since(start).Seconds(), code, err)
-		return code
+		return failed(err)
 	}
 	log.Infof("finished in %.1f s", time.Since(start).Seconds())
 	return 0

@@ -67,17 +67,17 @@ func (c *idleConn) deadline() time.Time {
 func (c *idleConn) Read(p []byte) (int, error) {
 	if c.noReadDeadline.Load() {
 		n, err := c.Conn.Read(p)
-		return n, timeoutErr(err, time.Duration(c.idle.Load()), "receive")
+		return n, timeoutErr(err, time.Duration(c.idle.Load()), "received")
 	}
 	_ = c.Conn.SetReadDeadline(c.deadline())
 	n, err := c.Conn.Read(p)
-	return n, timeoutErr(err, time.Duration(c.idle.Load()), "receive")
+	return n, timeoutErr(err, time.Duration(c.idle.Load()), "received")
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
 	_ = c.Conn.SetWriteDeadline(c.deadline())
 	n, err := c.Conn.Write(p)
-	return n, timeoutErr(err, time.Duration(c.idle.Load()), "send")
+	return n, timeoutErr(err, time.Duration(c.idle.Load()), "sent")
 }
 
 // ErrTimeout marks idle and connect timeouts.
@@ -85,7 +85,7 @@ var ErrTimeout = errors.New("timeout")
 
 func timeoutErr(err error, d time.Duration, what string) error {
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("%w: nothing could be %sd for %s (peer dead or hung?): %v", ErrTimeout, what, d, err)
+		return fmt.Errorf("%w: nothing could be %s for %s (peer dead or hung?): %v", ErrTimeout, what, d, err)
 	}
 	return err
 }
