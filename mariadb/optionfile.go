@@ -22,6 +22,7 @@ import (
 // the same key. Later settings win, as they do for the server.
 type Options struct {
 	groups map[string][]Setting
+	n      int // settings read so far, for Setting.Seq
 }
 
 // Setting is one "name[=value]" line of an option file.
@@ -30,6 +31,9 @@ type Setting struct {
 	Value string // unquoted value; empty for a bare flag
 	File  string // the file it came from
 	Line  int
+	// Seq is the setting's position among all settings read, across
+	// groups and files: a later setting has a higher Seq.
+	Seq int
 }
 
 // ErrOptionFile marks syntax errors in an option file.
@@ -64,8 +68,12 @@ func (o *Options) Merge(other *Options) {
 		return
 	}
 	for g, s := range other.groups {
-		o.groups[g] = append(o.groups[g], s...)
+		for _, st := range s {
+			st.Seq += o.n
+			o.groups[g] = append(o.groups[g], st)
+		}
 	}
+	o.n += other.n
 }
 
 func (o *Options) readFile(path string, depth int) error {
@@ -123,7 +131,8 @@ func (o *Options) parse(r io.Reader, name string, depth int) error {
 			}
 			val = v
 		}
-		o.groups[group] = append(o.groups[group], Setting{Name: key, Value: val, File: name, Line: lineNo})
+		o.n++
+		o.groups[group] = append(o.groups[group], Setting{Name: key, Value: val, File: name, Line: lineNo, Seq: o.n})
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%w %s: %v", ErrOptionFile, name, err)
@@ -249,6 +258,24 @@ func (o *Options) Get(name string, groups ...string) (string, bool) {
 		}
 	}
 	return val, found
+}
+
+// GetLastInFile returns the value of option name that comes last in file
+// order among all the given groups, as my_print_defaults prints them
+// (so, unlike Get, the order of groups does not matter). The bool is
+// false when the option is not set in any of them.
+func (o *Options) GetLastInFile(name string, groups ...string) (string, bool) {
+	name = NormalizeOptionName(name)
+	var best Setting
+	found := false
+	for _, g := range groups {
+		for _, s := range o.groups[strings.ToLower(g)] {
+			if s.Name == name && (!found || s.Seq > best.Seq) {
+				best, found = s, true
+			}
+		}
+	}
+	return best.Value, found
 }
 
 // Group returns the settings of one group in file order.
