@@ -175,8 +175,10 @@ func (c *Config) TLSSummary() string {
 	if c.Cert == "" {
 		return "TLS off (ssl-mode=" + c.SSLMode + ", no certificate for the SST)"
 	}
-	check := "none (ssl-mode=REQUIRED or no CA)"
+	check := "none (no CA)"
 	switch {
+	case c.SSLMode == "REQUIRED":
+		check = "none (ssl-mode=REQUIRED)"
 	case (c.CA != "" || c.CAPath != "") && c.SSLMode == "VERIFY_IDENTITY":
 		check = "chain and, on the donor, the joiner's name"
 	case c.CA != "" || c.CAPath != "":
