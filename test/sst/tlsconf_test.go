@@ -378,3 +378,56 @@ func TestTLSConfHostileCN(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSConfNoCertificate: ssl-mode=VERIFY_CA on a joiner that has no
+// certificate anywhere (no tca/tcert/tkey, no ssl-* in any group). gosst
+// must refuse before listening, naming what is missing, rather than
+// transfer in cleartext; the node's datadir stays as it was, so once the
+// certificates are configured it rejoins by IST.
+func TestTLSConfNoCertificate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	clusterSynced(t, ctx)
+	n1, n3 := shared.Node(1), shared.Node(3)
+	mustExec(t, ctx, n1, "CREATE DATABASE IF NOT EXISTS tlsconf")
+	mustExec(t, ctx, n1, "CREATE TABLE IF NOT EXISTS tlsconf.t (id INT PRIMARY KEY AUTO_INCREMENT, method VARCHAR(16), v VARCHAR(255)) ENGINE=InnoDB")
+	if err := n3.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, ctx, n1, "INSERT INTO tlsconf.t (method, v) VALUES ('no-cert', 'missed by node3')")
+	editConfig(t, n3, func(s string) string { return tlsConfEdit(s, tlsConf{mode: "VERIFY_CA"}, "gosst") })
+	off := logSize(n3)
+	if err := n3.Start(ctx); err == nil {
+		t.Fatal("node3 joined although its SST configuration has no certificate")
+	}
+	log3 := logSince(n3, off)
+	if l := grepLines(log3, "gosst: joiner: bad configuration: ssl-mode=VERIFY_CA needs a certificate and key"); len(l) == 0 {
+		t.Errorf("joiner did not name the missing certificate:\n%s", tail(log3, 30))
+	} else {
+		t.Logf("joiner: %s", strings.TrimSpace(l[0]))
+	}
+	if l := grepLines(log3, "gosst: joiner: receiving"); len(l) > 0 {
+		t.Errorf("joiner received data: %s", l)
+	}
+	if n3.Running() {
+		if err := n3.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Configure the certificates (the server's own): node3 rejoins by IST.
+	_ = os.WriteFile(n3.ConfigFile, []byte(tlsConfEdit(mustRead(t, n3.ConfigFile), serverCerts("VERIFY_CA", "chain"), "gosst")), 0o600)
+	off = logSize(n3)
+	if err := n3.Start(ctx); err != nil {
+		t.Fatalf("node3 did not rejoin once configured: %v", err)
+	}
+	if l := grepLines(logSince(n3, off), "IST received"); len(l) == 0 {
+		t.Errorf("node3 did not rejoin by IST: its datadir was touched")
+	}
+	want, err := n1.QueryString(ctx, "SELECT COUNT(*) FROM tlsconf.t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w int
+	fmt.Sscan(want, &w)
+	converge(t, ctx, "tlsconf.t", w)
+}
