@@ -162,6 +162,12 @@ func (ca *pkiCA) issue(dir, name, cn string) (certFile, keyFile string, err erro
 
 // issueFor is issue with the given extended key usages only.
 func (ca *pkiCA) issueFor(dir, name, cn string, eku ...x509.ExtKeyUsage) (certFile, keyFile string, err error) {
+	return ca.issueNames(dir, name, cn, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")}, eku...)
+}
+
+// issueNames is issueFor with the given subjectAltNames (none if both
+// are empty).
+func (ca *pkiCA) issueNames(dir, name, cn string, dns []string, ips []net.IP, eku ...x509.ExtKeyUsage) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return
@@ -175,8 +181,8 @@ func (ca *pkiCA) issueFor(dir, name, cn string, eku ...x509.ExtKeyUsage) (certFi
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  eku,
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		IPAddresses:  ips,
+		DNSNames:     dns,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -431,3 +431,77 @@ func TestTLSConfNoCertificate(t *testing.T) {
 	fmt.Sscan(want, &w)
 	converge(t, ctx, "tlsconf.t", w)
 }
+
+// TestTLSConfCNOnly: VERIFY_IDENTITY with node certificates that carry no
+// subjectAltName, only CN=localhost (common with older hand-made
+// certificates). The stock method accepts them; gosst matches such a CN
+// (a plain host name) against "localhost" for a joiner on a local
+// address. Before, gosst's donor refused them (Go checks SANs only).
+func TestTLSConfCNOnly(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := newRootCA(dir, "cnonly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.issueNames(dir, "node", "localhost", nil, nil, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runTLSConf(t, tlsConf{
+		mysqld:       []string{"ssl-ca=" + ca.file, "ssl-cert=" + cert, "ssl-key=" + key},
+		mode:         "VERIFY_IDENTITY",
+		joinerCert:   cert,
+		donorCert:    cert,
+		joinerSource: "[mysqld] ssl-cert",
+		donorSource:  "[mysqld] ssl-cert",
+		verify:       "chain and, on the donor, the joiner's name",
+	})
+}
+
+// TestTLSConfWrongName: VERIFY_IDENTITY with node certificates from the
+// right CA that name another host (db9.example): the donor refuses the
+// joiner before sending anything and says which names it wanted and which
+// the certificate has; the joiner's datadir is left as it was, and node 3
+// joins once its certificate names it.
+func TestTLSConfWrongName(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := newRootCA(dir, "wrongname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.issueNames(dir, "node", "db9.example", []string{"db9.example"}, nil, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, n3 := wipedJoiner(t)
+	orig := map[*cluster.Node]string{}
+	for _, n := range shared.Nodes {
+		orig[n] = mustRead(t, n.ConfigFile)
+		editConfig(t, n, func(s string) string {
+			return tlsConfEdit(s, tlsConf{mode: "VERIFY_IDENTITY", mysqld: []string{"ssl-ca=" + ca.file, "ssl-cert=" + cert, "ssl-key=" + key}}, "gosst")
+		})
+	}
+	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2)), logSize(n3)}
+	log3 := expectFailedJoin(t, ctx, n3, offs[2])
+	var donorMsg []string
+	for i, n := range shared.Nodes[:2] {
+		donorMsg = append(donorMsg, grepLines(logSince(n, offs[i]), "gosst: donor: failed")...)
+	}
+	want := `nothing sent: joiner's certificate does not name 127.0.0.1 or localhost (ssl-mode=VERIFY_IDENTITY): it has CN "db9.example", DNS names ["db9.example"]`
+	if !strings.Contains(strings.Join(donorMsg, "\n"), want) || !strings.Contains(strings.Join(donorMsg, "\n"), "exit 13") {
+		t.Errorf("donor did not refuse the joiner's name with exit 13: %q", donorMsg)
+	}
+	t.Logf("donor: %s", strings.Join(donorMsg, "\n"))
+	t.Logf("joiner: %s", strings.Join(grepLines(log3, "gosst: joiner: "), "\n"))
+	entries, _ := os.ReadDir(n3.DataDir)
+	for _, e := range entries {
+		if e.Name() == ".gosst-sst" || e.Name() == "ibdata1" {
+			t.Errorf("data arrived despite the refused name: %s", e.Name())
+		}
+	}
+	// Back to the shared certificates (they name localhost and 127.0.0.1).
+	for n, s := range orig {
+		_ = os.WriteFile(n.ConfigFile, []byte(s), 0o600)
+	}
+	rejoin(t, ctx, n3)
+}
