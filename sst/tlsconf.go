@@ -78,9 +78,10 @@ func whereSet(o *mariadb.Options, key string, groups []string) string {
 //     replacing the value from 1-2 when set.
 //  4. A CA that ends in '/' or names a directory is a CA directory.
 //
-// ssl-mode is read from the encryption groups too. With REQUIRED the
-// CA is dropped (encryption without peer verification, as the stock
-// scripts do); VERIFY_CA and VERIFY_IDENTITY need a CA. Certificates
+// ssl-mode is read from the encryption groups too. With REQUIRED a CA
+// found only in the server's groups is dropped (encryption without peer
+// verification, as the stock scripts do), while one set for the SST
+// ([sst]/[gosst]) still verifies; VERIFY_CA and VERIFY_IDENTITY need a CA. Certificates
 // found only in the server's groups are used only when ssl-mode is not
 // DISABLED; certificates set for the SST ([sst]/[gosst]) switch TLS on
 // in any mode, as they always did in gosst. get reads [sst]/[gosst].
@@ -135,7 +136,15 @@ func (c *Config) resolveTLS(o *mariadb.Options, a *wsrep.Args, get func(string) 
 		return errs
 	}
 	if c.SSLMode == "REQUIRED" {
-		ca, capath = tlsValue{}, tlsValue{}
+		// As the stock scripts do: no verification with a CA that is
+		// only the server's (nodes may have self-made CAs). A CA set for
+		// the SST itself still verifies, as it always did in gosst.
+		if !ca.sst {
+			ca = tlsValue{}
+		}
+		if !capath.sst {
+			capath = tlsValue{}
+		}
 	}
 	c.CA, c.CAPath, c.Cert, c.Key = ca.val, capath.val, cert.val, key.val
 	var src []string
@@ -177,12 +186,12 @@ func (c *Config) TLSSummary() string {
 	}
 	check := "none (no CA)"
 	switch {
-	case c.SSLMode == "REQUIRED":
-		check = "none (ssl-mode=REQUIRED)"
 	case (c.CA != "" || c.CAPath != "") && c.SSLMode == "VERIFY_IDENTITY":
 		check = "chain and, on the donor, the joiner's name"
 	case c.CA != "" || c.CAPath != "":
 		check = "chain"
+	case c.SSLMode == "REQUIRED":
+		check = "none (ssl-mode=REQUIRED)"
 	}
 	return fmt.Sprintf("TLS 1.3, ssl-mode=%s, peer verification: %s; from %s", c.SSLMode, check, c.TLSSource)
 }
