@@ -23,6 +23,7 @@ import (
 type Options struct {
 	groups map[string][]Setting
 	all    []Setting // every setting of every group, in the order read
+	n      int       // settings read so far, for Setting.Seq
 }
 
 // Setting is one "name[=value]" line of an option file.
@@ -34,6 +35,9 @@ type Setting struct {
 	Group    string // the [group] it is in, lower case
 	File     string // the file it came from
 	Line     int
+	// Seq is the setting's position among all settings read, across
+	// groups and files: a later setting has a higher Seq.
+	Seq int
 }
 
 // ErrOptionFile marks syntax errors in an option file.
@@ -68,9 +72,16 @@ func (o *Options) Merge(other *Options) {
 		return
 	}
 	for g, s := range other.groups {
-		o.groups[g] = append(o.groups[g], s...)
+		for _, st := range s {
+			st.Seq += o.n
+			o.groups[g] = append(o.groups[g], st)
+		}
 	}
-	o.all = append(o.all, other.all...)
+	for _, st := range other.all {
+		st.Seq += o.n
+		o.all = append(o.all, st)
+	}
+	o.n += other.n
 }
 
 // Settings returns the settings of any of the given groups in the order
@@ -148,7 +159,8 @@ func (o *Options) parse(r io.Reader, name string, depth int) error {
 			}
 			val = v
 		}
-		st := Setting{Name: key, Value: val, HasValue: hasVal, Loose: loose, Group: group, File: name, Line: lineNo}
+		o.n++
+		st := Setting{Name: key, Value: val, HasValue: hasVal, Loose: loose, Group: group, File: name, Line: lineNo, Seq: o.n}
 		o.groups[group] = append(o.groups[group], st)
 		o.all = append(o.all, st)
 	}
@@ -276,6 +288,24 @@ func (o *Options) Get(name string, groups ...string) (string, bool) {
 		}
 	}
 	return val, found
+}
+
+// GetLastInFile returns the value of option name that comes last in file
+// order among all the given groups, as my_print_defaults prints them
+// (so, unlike Get, the order of groups does not matter). The bool is
+// false when the option is not set in any of them.
+func (o *Options) GetLastInFile(name string, groups ...string) (string, bool) {
+	name = NormalizeOptionName(name)
+	var best Setting
+	found := false
+	for _, g := range groups {
+		for _, s := range o.groups[strings.ToLower(g)] {
+			if s.Name == name && (!found || s.Seq > best.Seq) {
+				best, found = s, true
+			}
+		}
+	}
+	return best.Value, found
 }
 
 // Group returns the settings of one group in file order.

@@ -193,3 +193,26 @@ func FuzzParseOptions(f *testing.F) {
 		}
 	})
 }
+
+// TestGetLastInFile: the setting that comes last in file order wins
+// across groups and merged files, as my_print_defaults prints them.
+func TestGetLastInFile(t *testing.T) {
+	a, err := ParseOptions(strings.NewReader("[mariadb]\nssl-cert=a1\n[mysqld]\nssl_cert=m1\n[galera]\nx=1\n"), "a.cnf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := a.GetLastInFile("ssl-cert", "mysqld", "mariadb"); v != "m1" {
+		t.Errorf("got %q, want m1", v)
+	}
+	b, err := ParseOptions(strings.NewReader("[mariadb]\nssl-cert=a2\n"), "b.cnf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Merge(b)
+	if v, ok := a.GetLastInFile("ssl-cert", "mysqld", "mariadb"); v != "a2" || !ok {
+		t.Errorf("after merge got %q, %v, want a2 (the later file)", v, ok)
+	}
+	if _, ok := a.GetLastInFile("ssl-cert", "galera"); ok {
+		t.Error("found ssl-cert in [galera]")
+	}
+}

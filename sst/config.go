@@ -24,9 +24,13 @@ const CodecAuto = "auto"
 // the [sst] keys of the stock scripts that make sense for gosst, then the
 // [gosst] group (which wins), each also with the --defaults-group-suffix.
 type Config struct {
-	// TLS files (tca/tcert/tkey, or ssl-ca/ssl-cert/ssl-key).
-	CA, Cert, Key string
-	SSLMode       string // DISABLED (default), REQUIRED, VERIFY_CA, VERIFY_IDENTITY
+	// TLS files for this node's role, resolved as the stock scripts do
+	// (see resolveTLS): CA file, CA directory, certificate, key. CA and
+	// CAPath are empty when the peer is not verified.
+	CA, CAPath, Cert, Key string
+	SSLMode               string // DISABLED (default), REQUIRED, VERIFY_CA, VERIFY_IDENTITY
+	// TLSSource says where Cert and CA came from, for the log.
+	TLSSource string
 
 	Codec            string // auto (default; see CodecAuto), s2, zstd, none
 	CodecLevel       int    // zstd level (default 1)
@@ -104,6 +108,9 @@ var serverGroups = []string{"mysqld", "server", "mysqld-10.11", "mariadb", "mari
 // Stock-script keys that do not apply are accepted with a warning.
 var knownKeys = map[string]bool{
 	"tca": true, "tcert": true, "tkey": true, "ssl-ca": true, "ssl-cert": true, "ssl-key": true,
+	"tcapath": true, "ssl-capath": true, "ssl-server-ca": true, "ssl-server-capath": true,
+	"ssl-server-cert": true, "ssl-server-key": true, "ssl-client-ca": true, "ssl-client-capath": true,
+	"ssl-client-cert": true, "ssl-client-key": true,
 	"ssl-mode": true, "compressor": false, "decompressor": false, "compression": true,
 	"compression-level": true, "compression-threads": true, "rlimit": true, "backup-threads": true,
 	"sst-initial-timeout": true, "idle-timeout": true, "connect-timeout": true, "progress": true,
@@ -190,42 +197,7 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	bad := func(key, val, why string) {
 		errs = append(errs, fmt.Errorf("%w: %s=%q: %s", ErrConfig, key, val, why))
 	}
-	first := func(keys ...string) string {
-		for _, k := range keys {
-			if v, ok := get(k); ok {
-				return v
-			}
-		}
-		return ""
-	}
-	c.CA = first("tca", "ssl-ca")
-	c.Cert = first("tcert", "ssl-cert")
-	c.Key = first("tkey", "ssl-key")
-	if v, ok := get("ssl-mode"); ok {
-		m := strings.ToUpper(v)
-		switch m {
-		case "DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY":
-			c.SSLMode = m
-		default:
-			bad("ssl-mode", v, "want DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY")
-		}
-	}
-	if (c.Cert == "") != (c.Key == "") {
-		errs = append(errs, fmt.Errorf("%w: tcert and tkey must be set together", ErrConfig))
-	}
-	if c.SSLMode != "DISABLED" && c.Cert == "" {
-		errs = append(errs, fmt.Errorf("%w: ssl-mode=%s needs tcert and tkey (gosst never falls back to cleartext)", ErrConfig, c.SSLMode))
-	}
-	if strings.HasPrefix(c.SSLMode, "VERIFY") && c.CA == "" {
-		errs = append(errs, fmt.Errorf("%w: ssl-mode=%s needs tca", ErrConfig, c.SSLMode))
-	}
-	for _, f := range []struct{ key, val string }{{"tca", c.CA}, {"tcert", c.Cert}, {"tkey", c.Key}} {
-		if f.val != "" {
-			if _, err := os.Stat(f.val); err != nil {
-				bad(f.key, f.val, err.Error())
-			}
-		}
-	}
+	errs = append(errs, c.resolveTLS(o, a, get)...)
 	if v, ok := get("compression"); ok {
 		switch v {
 		case "auto", "zstd", "s2", "none":

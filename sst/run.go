@@ -114,6 +114,7 @@ func Run(ctx context.Context, argv []string, env Env) int {
 		log.Errorf("%v", err)
 		return ExitCode(err)
 	}
+	log.Infof("%s", c.TLSSummary())
 	out := &output{w: env.Stdout}
 	start := time.Now()
 	logged := false

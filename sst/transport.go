@@ -92,28 +92,23 @@ func timeoutErr(err error, d time.Duration, what string) error {
 
 // tlsConfig builds the TLS configuration, or nil when no certificate is
 // configured. The joiner is the TLS server and the donor the client; with
-// a CA both sides require and verify the other's certificate chain (TLS
-// 1.3 only). Names are checked only with ssl-mode=VERIFY_IDENTITY, on the
-// donor, against the joiner's host.
+// a CA (file or directory) both sides require and verify the other's
+// certificate chain (TLS 1.3 only); without one (ssl-mode=REQUIRED) the
+// transfer is encrypted but the peer is not verified. Names are checked
+// only with ssl-mode=VERIFY_IDENTITY, on the donor, against the joiner's
+// host (see checkIdentity).
 func tlsConfig(c Config, server bool, peerHost string) (*tls.Config, error) {
 	if c.Cert == "" {
 		return nil, nil
 	}
 	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: load tcert/tkey: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: load certificate %s and key %s: %v", ErrConfig, c.Cert, c.Key, err)
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
-	var pool *x509.CertPool
-	if c.CA != "" {
-		pem, err := os.ReadFile(c.CA)
-		if err != nil {
-			return nil, fmt.Errorf("%w: read tca: %v", ErrConfig, err)
-		}
-		pool = x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: tca %s holds no PEM certificate", ErrConfig, c.CA)
-		}
+	pool, err := caPool(c.CA, c.CAPath)
+	if err != nil {
+		return nil, err
 	}
 	if server {
 		if pool != nil {
@@ -134,11 +129,11 @@ func tlsConfig(c Config, server bool, peerHost string) (*tls.Config, error) {
 			for _, ic := range cs.PeerCertificates[1:] {
 				opts.Intermediates.AddCert(ic)
 			}
-			if checkName {
-				opts.DNSName = peerHost
-			}
 			if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
 				return fmt.Errorf("joiner's certificate: %w", err)
+			}
+			if checkName {
+				return checkIdentity(cs.PeerCertificates[0], peerHost)
 			}
 			return nil
 		}
