@@ -258,20 +258,29 @@ func donorsBackToSynced(t *testing.T, ctx context.Context, offs []int64) {
 		// joiner's mariadbd is leaving it ("JOIN message from member … in
 		// non-primary configuration. Ignored."; the donor logs "State
 		// transfer to -1.-1 (left the group) failed"). The donor then stays
-		// Joined with wsrep_desync_count 1 until it is restarted. gosst's
-		// script had exited with its errno code; the checks on gosst stay.
-		// Or it aborts ("FSM: no such a transition JOINED -> JOINED").
+		// Joined with wsrep_desync_count 1 until it is restarted, or it
+		// aborts in galera's applier ("FSM: no such a transition JOINED ->
+		// JOINED"). gosst's joiner waits for its donor to hang up before it
+		// exits, which makes the race rare, but a full CI run on two busy
+		// cores still saw one donor abort after "State transfer to 2.0
+		// (node3) failed". So: excused only for a node in one of those two
+		// states whose log shows that its donation failed; gosst's script
+		// had exited with its errno code, and the checks on gosst stay.
 		state, _ := n.Status(ctx, "wsrep_local_state_comment")
 		if !n.Running() {
 			state = "aborted"
 		}
 		log := logSince(n, offs[i])
-		if (state != "Joined" && state != "aborted") || len(grepLines(log, "(left the group) failed")) == 0 {
+		failedDonation := false
+		for _, l := range grepLines(log, "): State transfer to ") {
+			failedDonation = failedDonation || strings.Contains(l, " failed")
+		}
+		if (state != "Joined" && state != "aborted") || !failedDonation {
 			t.Fatal(err)
 		}
 		desync, _ := n.Status(ctx, "wsrep_desync_count")
-		t.Logf("%s: GALERA: %s (wsrep_desync_count %s) after a failed donation whose joiner left the group at that moment:\n%s\nrestarting it, as an operator must",
-			n.Name, state, desync, strings.Join(append(append(grepLines(log, "in non-primary configuration. Ignored"), grepLines(log, "(left the group) failed")...), grepLines(log, "FSM: no such a transition")...), "\n"))
+		t.Logf("%s: GALERA: %s (wsrep_desync_count %s) after a failed donation:\n%s\nrestarting it, as an operator must",
+			n.Name, state, desync, strings.Join(append(append(grepLines(log, "in non-primary configuration. Ignored"), grepLines(log, "): State transfer to ")...), grepLines(log, "FSM: no such a transition")...), "\n"))
 		restartNode(t, ctx, n)
 	}
 }

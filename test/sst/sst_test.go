@@ -99,6 +99,15 @@ func converge(t *testing.T, ctx context.Context, table string, want int) string 
 
 func clusterSynced(t *testing.T, ctx context.Context) {
 	t.Helper()
+	// A node an earlier, failed test left down would fail every later
+	// test of the package too: start it again (that test has failed
+	// already and said why).
+	for _, n := range shared.Nodes {
+		if !n.Running() {
+			t.Logf("%s is not running (an earlier test left it down): starting it", n.Name)
+			restartNode(t, ctx, n)
+		}
+	}
 	for _, n := range shared.Nodes {
 		if err := n.WaitSynced(ctx, 3*time.Minute); err != nil {
 			t.Fatal(err)
