@@ -594,7 +594,7 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 	var plain integrity.Sum
 	go func() {
 		err := func() error {
-			sw, err := newSealer(io.MultiWriter(pw, stored), o.Codec, o.Recipients)
+			sw, err := NewSealer(io.MultiWriter(pw, stored), o.Codec, o.Recipients)
 			if err != nil {
 				return err
 			}

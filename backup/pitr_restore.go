@@ -468,7 +468,7 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 	if s.Encrypted() && len(ids) == 0 {
 		return fmt.Errorf("archived binlog %s is encrypted: give --identity FILE or --passphrase-file FILE", s.Object.Key)
 	}
-	ir, err := unseal(src, s.Object, s.Encrypted(), ids)
+	ir, err := Unseal(src, s.Object, s.Encrypted(), ids)
 	if err != nil {
 		return fmt.Errorf("object %s: %w", s.Object.Key, err)
 	}

@@ -124,7 +124,7 @@ func checkRestorable(ctx context.Context, cat *Catalog, ref string, o RestoreOpt
 		if b.Encrypted() && len(o.Identities) == 0 {
 			return nil, nil, 0, fmt.Errorf("backup %s is encrypted (%s): give --identity FILE or --passphrase-file FILE", b.ID, describeKeys(b.KeyFingerprint))
 		}
-		if !b.Encrypted() && len(o.Identities) > 0 { // before the target is touched (see unseal)
+		if !b.Encrypted() && len(o.Identities) > 0 { // before the target is touched (see Unseal)
 			return nil, nil, 0, fmt.Errorf("%w: backup %s is recorded as unencrypted but a decryption key was given; its manifest may have been altered to drop the encryption. Restore without --identity/--passphrase-file only if you know it was taken without encryption", ErrNotEncrypted, b.ID)
 		}
 		for _, obj := range b.Objects {
@@ -269,7 +269,7 @@ func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o 
 	defer rc.Close()
 	hc := &hashCounter{h: sha256.New()}
 	var src io.Reader = io.TeeReader(o.meter.Reader(rc), hc)
-	ir, err := unseal(src, obj, b.Encrypted(), o.Identities)
+	ir, err := Unseal(src, obj, b.Encrypted(), o.Identities)
 	if err != nil {
 		return fmt.Errorf("object %s: %w", obj.Key, err)
 	}

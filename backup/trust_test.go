@@ -32,7 +32,7 @@ func sealed(t *testing.T, key string, plain []byte, rs ...age.Recipient) ([]byte
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	sw, err := newSealer(&buf, c, rs)
+	sw, err := NewSealer(&buf, c, rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestIdentityRefusesUnencrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	if _, err := unseal(rc, plainObj, false, ids); !errors.Is(err, ErrNotEncrypted) {
+	if _, err := Unseal(rc, plainObj, false, ids); !errors.Is(err, ErrNotEncrypted) {
 		t.Fatalf("unseal with a key of plaintext: %v", err)
 	}
 
