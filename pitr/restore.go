@@ -18,6 +18,7 @@ import (
 
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/binlog"
+	"github.com/gosst/gosst/internal/ctxio"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
 )
@@ -476,7 +477,7 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 	if err != nil {
 		return fmt.Errorf("archived binlog %s: %w", s.Object.Key, err)
 	}
-	if _, err := io.Copy(f, contextReader{ctx, ir}); err != nil {
+	if _, err := io.Copy(f, ctxio.NewReader(ctx, ir)); err != nil {
 		f.Close()
 		return fmt.Errorf("object %s: %w", s.Object.Key, err)
 	}
@@ -490,18 +491,6 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 		return fmt.Errorf("object %s: stored bytes differ from the index (size %d, want %d, or SHA-256 differs)", s.Object.Key, hc.n, s.Object.Size)
 	}
 	return nil
-}
-
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // replay starts a temporary mariadbd on datadir and pipes
