@@ -65,31 +65,22 @@ const IncompleteMarker = "gosst-restore-incomplete"
 // is swapped with the target (see staging.swap). Any failure before the
 // swap leaves the target as it was.
 func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*Manifest, error) {
-	o.defaults()
-	log := o.Logger
-	if o.TargetDir == "" {
-		return nil, errors.New("restore needs --target-dir")
-	}
-	target, err := filepath.Abs(o.TargetDir)
+	r, err := CheckRestore(ctx, cat, ref, o)
 	if err != nil {
 		return nil, err
 	}
-	m, chain, need, err := checkRestorable(ctx, cat, ref, o)
-	if err != nil {
+	if err := r.Begin(); err != nil {
 		return nil, err
 	}
-	st, err := beginStaging(target, o.Force, log)
-	if err != nil {
+	defer r.Close()
+	if err := r.Fetch(ctx); err != nil {
 		return nil, err
 	}
-	defer st.Close()
-	if err := stageRestore(ctx, cat, m, chain, need, o, st); err != nil {
+	if err := r.Swap(); err != nil {
 		return nil, err
 	}
-	if err := st.swap(); err != nil {
-		return nil, err
-	}
-	log.Info("restore complete", "backup", m.ID, "target", target, "galera_position", fmt.Sprintf("%s:%d", m.Galera.UUID, m.Galera.Seqno))
+	m := r.Manifest
+	r.o.Logger.Info("restore complete", "backup", m.ID, "target", r.target, "galera_position", fmt.Sprintf("%s:%d", m.Galera.UUID, m.Galera.Seqno))
 	return m, nil
 }
 
