@@ -460,7 +460,7 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	})
 	g.Go(func() error { // mariabackup → tee → codec → age → upload
 		err := func() error {
-			sw, err := newSealer(io.MultiWriter(upW, stored), o.Codec, o.Recipients)
+			sw, err := NewSealer(io.MultiWriter(upW, stored), o.Codec, o.Recipients)
 			if err != nil {
 				return err
 			}

@@ -159,3 +159,39 @@ func (c *Catalog) Leftovers(ctx context.Context) (map[string][]string, error) {
 	}
 	return keys, nil
 }
+
+// Delete removes backup m: the manifest first, so that a deletion interrupted
+// afterwards leaves an unlisted, interrupted backup and never a listed one
+// with missing data; then the objects it names and anything else under its
+// prefix.
+func (c *Catalog) Delete(ctx context.Context, m *Manifest) error {
+	store := c.Store
+	prefix := backupsPrefix + m.ID + "/"
+	if err := store.Delete(ctx, manifestKey(m.ID)); err != nil {
+		return fmt.Errorf("delete the manifest of %s (the backup is still listed and complete): %w", m.ID, err)
+	}
+	leftover := func(err error) error {
+		return fmt.Errorf("backup %s is no longer listed, but some of its objects remain (the next backup removes them as an interrupted backup): %w", m.ID, err)
+	}
+	for _, o := range m.Objects {
+		if !strings.HasPrefix(o.Key, prefix) {
+			continue // never delete outside the backup's own prefix
+		}
+		if err := store.Delete(ctx, o.Key); err != nil {
+			return leftover(fmt.Errorf("delete %s: %w", o.Key, err))
+		}
+	}
+	var rest []string
+	if err := store.List(ctx, prefix, func(oi backend.ObjectInfo) error {
+		rest = append(rest, oi.Key)
+		return nil
+	}); err != nil {
+		return leftover(fmt.Errorf("list %s: %w", prefix, err))
+	}
+	for _, k := range rest {
+		if err := store.Delete(ctx, k); err != nil {
+			return leftover(fmt.Errorf("delete %s: %w", k, err))
+		}
+	}
+	return nil
+}

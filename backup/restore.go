@@ -65,31 +65,22 @@ const IncompleteMarker = "gosst-restore-incomplete"
 // is swapped with the target (see staging.swap). Any failure before the
 // swap leaves the target as it was.
 func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*Manifest, error) {
-	o.defaults()
-	log := o.Logger
-	if o.TargetDir == "" {
-		return nil, errors.New("restore needs --target-dir")
-	}
-	target, err := filepath.Abs(o.TargetDir)
+	r, err := CheckRestore(ctx, cat, ref, o)
 	if err != nil {
 		return nil, err
 	}
-	m, chain, need, err := checkRestorable(ctx, cat, ref, o)
-	if err != nil {
+	if err := r.Begin(); err != nil {
 		return nil, err
 	}
-	st, err := beginStaging(target, o.Force, log)
-	if err != nil {
+	defer r.Close()
+	if err := r.Fetch(ctx); err != nil {
 		return nil, err
 	}
-	defer st.Close()
-	if err := stageRestore(ctx, cat, m, chain, need, o, st); err != nil {
+	if err := r.Swap(); err != nil {
 		return nil, err
 	}
-	if err := st.swap(); err != nil {
-		return nil, err
-	}
-	log.Info("restore complete", "backup", m.ID, "target", target, "galera_position", fmt.Sprintf("%s:%d", m.Galera.UUID, m.Galera.Seqno))
+	m := r.Manifest
+	r.o.Logger.Info("restore complete", "backup", m.ID, "target", r.target, "galera_position", fmt.Sprintf("%s:%d", m.Galera.UUID, m.Galera.Seqno))
 	return m, nil
 }
 
@@ -124,7 +115,7 @@ func checkRestorable(ctx context.Context, cat *Catalog, ref string, o RestoreOpt
 		if b.Encrypted() && len(o.Identities) == 0 {
 			return nil, nil, 0, fmt.Errorf("backup %s is encrypted (%s): give --identity FILE or --passphrase-file FILE", b.ID, describeKeys(b.KeyFingerprint))
 		}
-		if !b.Encrypted() && len(o.Identities) > 0 { // before the target is touched (see unseal)
+		if !b.Encrypted() && len(o.Identities) > 0 { // before the target is touched (see Unseal)
 			return nil, nil, 0, fmt.Errorf("%w: backup %s is recorded as unencrypted but a decryption key was given; its manifest may have been altered to drop the encryption. Restore without --identity/--passphrase-file only if you know it was taken without encryption", ErrNotEncrypted, b.ID)
 		}
 		for _, obj := range b.Objects {
@@ -269,7 +260,7 @@ func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o 
 	defer rc.Close()
 	hc := &hashCounter{h: sha256.New()}
 	var src io.Reader = io.TeeReader(o.meter.Reader(rc), hc)
-	ir, err := unseal(src, obj, b.Encrypted(), o.Identities)
+	ir, err := Unseal(src, obj, b.Encrypted(), o.Identities)
 	if err != nil {
 		return fmt.Errorf("object %s: %w", obj.Key, err)
 	}

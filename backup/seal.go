@@ -12,16 +12,16 @@ import (
 	"github.com/gosst/gosst/stream/integrity"
 )
 
-// sealer writes the stored form of a backup stream or an archived binlog:
+// Sealer writes the stored form of a backup stream or an archived binlog:
 // plaintext → codec with end marker (integrity) → age, when there are
 // recipients → dst.
-type sealer struct {
+type Sealer struct {
 	iw  *integrity.Writer
 	enc io.WriteCloser // nil without encryption
 }
 
-func newSealer(dst io.Writer, c codec.Codec, recipients []age.Recipient) (*sealer, error) {
-	s := &sealer{}
+func NewSealer(dst io.Writer, c codec.Codec, recipients []age.Recipient) (*Sealer, error) {
+	s := &Sealer{}
 	if len(recipients) > 0 {
 		e, err := crypt.Encrypt(dst, recipients...)
 		if err != nil {
@@ -37,11 +37,11 @@ func newSealer(dst io.Writer, c codec.Codec, recipients []age.Recipient) (*seale
 	return s, nil
 }
 
-func (s *sealer) Write(p []byte) (int, error) { return s.iw.Write(p) }
+func (s *Sealer) Write(p []byte) (int, error) { return s.iw.Write(p) }
 
 // Close writes the end marker and finishes the encryption; it returns the
 // plaintext's size and SHA-256.
-func (s *sealer) Close() (integrity.Sum, error) {
+func (s *Sealer) Close() (integrity.Sum, error) {
 	if err := s.iw.Close(); err != nil {
 		return integrity.Sum{}, err
 	}
@@ -55,13 +55,13 @@ func (s *sealer) Close() (integrity.Sum, error) {
 
 // Abort ends a failed stream without an end marker, so it can never pass
 // for complete.
-func (s *sealer) Abort() { s.iw.Abort() }
+func (s *Sealer) Abort() { s.iw.Abort() }
 
 // ErrNotEncrypted is returned when a decryption key was given for an
 // object whose record says it is not encrypted.
 var ErrNotEncrypted = errors.New("refusing unencrypted data")
 
-// unseal reads the stored form back: age (when encrypted) → codec, checking
+// Unseal reads the stored form back: age (when encrypted) → codec, checking
 // the end marker against the plaintext size and SHA-256 recorded for obj
 // (when there are any). The returned reader yields the plaintext; reading
 // to its end verifies it. src is read by it, so whatever follows the
@@ -72,7 +72,7 @@ var ErrNotEncrypted = errors.New("refusing unencrypted data")
 // access to the storage can rewrite. With identities given the object must
 // be age-encrypted (ErrNotEncrypted otherwise), so a crafted "unencrypted"
 // record cannot slip substituted plaintext into a restore.
-func unseal(src io.Reader, obj Object, encrypted bool, ids []age.Identity) (io.ReadCloser, error) {
+func Unseal(src io.Reader, obj Object, encrypted bool, ids []age.Identity) (io.ReadCloser, error) {
 	if len(ids) > 0 && !encrypted {
 		return nil, fmt.Errorf("%w: %s is recorded as unencrypted but a decryption key was given; "+
 			"its record in storage may have been altered to drop the encryption. Restore without "+

@@ -38,7 +38,7 @@ func TestSealUnseal(t *testing.T) {
 				recipients = []age.Recipient{id.Recipient()}
 			}
 			var stored bytes.Buffer
-			sw, err := newSealer(&stored, c, recipients)
+			sw, err := NewSealer(&stored, c, recipients)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +54,7 @@ func TestSealUnseal(t *testing.T) {
 			if tc.encrypted {
 				ids = []age.Identity{id}
 			}
-			r, err := unseal(bytes.NewReader(stored.Bytes()), obj, tc.encrypted, ids)
+			r, err := Unseal(bytes.NewReader(stored.Bytes()), obj, tc.encrypted, ids)
 			if err == nil {
 				var out []byte
 				out, err = io.ReadAll(r)

@@ -285,7 +285,7 @@ func encryptedBackup(t *testing.T, recipients []age.Recipient) (*Catalog, *Manif
 		m.KeyFingerprint = append(m.KeyFingerprint, crypt.RecipientFingerprint(r))
 	}
 	var buf bytes.Buffer
-	sw, err := newSealer(&buf, codec.None(), recipients)
+	sw, err := NewSealer(&buf, codec.None(), recipients)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/internal/text"
+	"github.com/gosst/gosst/pitr"
 	"github.com/gosst/gosst/stream/crypt"
 )
 
@@ -112,14 +113,14 @@ func runBinlogArchive(ctx context.Context, g *Globals, o *binlogArchiveOptions) 
 		return err
 	}
 	defer be.Close()
-	a := &backup.Archive{Store: be}
-	ao := backup.ArchiveOptions{Node: g.withPassword(o.target()), BinlogDir: o.BinlogDir, Codec: c, Recipients: rs, KeyFingerprints: fps, Logger: g.Logger}
+	a := &pitr.Archive{Store: be}
+	ao := pitr.ArchiveOptions{Node: g.withPassword(o.target()), BinlogDir: o.BinlogDir, Codec: c, Recipients: rs, KeyFingerprints: fps, Logger: g.Logger}
 	if o.Follow {
 		if o.MaxLag < time.Second {
 			return &ExitError{Code: ExitUsage, Err: errors.New("--max-lag must be at least 1s")}
 		}
 		g.Logger.Info("archiving binlogs until interrupted", "node", ao.Node.Label(), "max_lag", o.MaxLag)
-		err := backup.Follow(ctx, a, backup.FollowOptions{ArchiveOptions: ao, MaxLag: o.MaxLag, StandbyAfter: o.StandbyAfter, OnPass: func(rep *backup.ArchiveReport, err error) {
+		err := pitr.Follow(ctx, a, pitr.FollowOptions{ArchiveOptions: ao, MaxLag: o.MaxLag, StandbyAfter: o.StandbyAfter, OnPass: func(rep *pitr.ArchiveReport, err error) {
 			if rep != nil {
 				for _, gap := range rep.Gaps {
 					fmt.Fprintf(g.Out, "GAP in the archive: %s\n", gap)
@@ -131,7 +132,7 @@ func runBinlogArchive(ctx context.Context, g *Globals, o *binlogArchiveOptions) 
 		}
 		return nil
 	}
-	rep, err := backup.ArchivePass(ctx, a, ao)
+	rep, err := pitr.ArchivePass(ctx, a, ao)
 	if err != nil {
 		return fmt.Errorf("binlog archiving failed: %w", err)
 	}
@@ -168,7 +169,7 @@ func newBinlogListCommand(g *Globals) *cobra.Command {
 				return err
 			}
 			defer be.Close()
-			segs, bad, err := (&backup.Archive{Store: be}).Segments(cmd.Context())
+			segs, bad, err := (&pitr.Archive{Store: be}).Segments(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -177,7 +178,7 @@ func newBinlogListCommand(g *Globals) *cobra.Command {
 			}
 			if asJSON {
 				if segs == nil {
-					segs = []*backup.Segment{}
+					segs = []*pitr.Segment{}
 				}
 				return writeJSON(g, segs)
 			}
@@ -197,7 +198,7 @@ func newBinlogListCommand(g *Globals) *cobra.Command {
 
 // runListPITR prints the restorable windows (list --pitr).
 func runListPITR(ctx context.Context, g *Globals, cat *backup.Catalog, asJSON bool) error {
-	cov, err := (&backup.Archive{Store: cat.Store}).Coverage(ctx, cat)
+	cov, err := (&pitr.Archive{Store: cat.Store}).Coverage(ctx, cat)
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Cat
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	start := time.Now()
-	res, err := backup.PITR(ctx, cat, &backup.Archive{Store: cat.Store}, backup.PITROptions{RestoreOptions: ro, Time: at, GTID: gtid})
+	res, err := pitr.PITR(ctx, cat, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{RestoreOptions: ro, Time: at, GTID: gtid})
 	if err != nil {
 		return fmt.Errorf("point-in-time restore failed: %w", err)
 	}

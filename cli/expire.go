@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/pitr"
 )
 
 type expireOptions struct {
@@ -23,18 +23,18 @@ type expireOptions struct {
 }
 
 // policy turns the flags into a validated retention policy.
-func (o *expireOptions) policy() (backup.RetentionPolicy, error) {
+func (o *expireOptions) policy() (pitr.RetentionPolicy, error) {
 	if o.KeepDays < 0 {
-		return backup.RetentionPolicy{}, fmt.Errorf("%w: --keep-days %d is negative", backup.ErrRetentionPolicy, o.KeepDays)
+		return pitr.RetentionPolicy{}, fmt.Errorf("%w: --keep-days %d is negative", pitr.ErrRetentionPolicy, o.KeepDays)
 	}
 	if o.KeepDays > 100*366 {
-		return backup.RetentionPolicy{}, fmt.Errorf("%w: --keep-days %d is more than 100 years", backup.ErrRetentionPolicy, o.KeepDays)
+		return pitr.RetentionPolicy{}, fmt.Errorf("%w: --keep-days %d is more than 100 years", pitr.ErrRetentionPolicy, o.KeepDays)
 	}
-	w, err := backup.ParseRetentionDuration(o.PITRWindow)
+	w, err := pitr.ParseRetentionDuration(o.PITRWindow)
 	if err != nil {
-		return backup.RetentionPolicy{}, fmt.Errorf("--pitr-window: %w", err)
+		return pitr.RetentionPolicy{}, fmt.Errorf("--pitr-window: %w", err)
 	}
-	p := backup.RetentionPolicy{KeepFull: o.KeepFull, KeepWithin: time.Duration(o.KeepDays) * 24 * time.Hour, PITRWindow: w}
+	p := pitr.RetentionPolicy{KeepFull: o.KeepFull, KeepWithin: time.Duration(o.KeepDays) * 24 * time.Hour, PITRWindow: w}
 	return p, p.Validate(o.Force)
 }
 
@@ -102,7 +102,7 @@ func runExpire(ctx context.Context, g *Globals, o *expireOptions) error {
 		return err
 	}
 	defer done()
-	plan, err := backup.Expire(ctx, cat, backup.ExpireOptions{Policy: p, Now: now, DryRun: o.DryRun, Force: o.Force, Logger: g.Logger})
+	plan, err := pitr.Expire(ctx, cat, pitr.ExpireOptions{Policy: p, Now: now, DryRun: o.DryRun, Force: o.Force, Logger: g.Logger})
 	if plan != nil {
 		if o.JSON {
 			if werr := writeJSON(g, plan); werr != nil && err == nil {
@@ -112,7 +112,7 @@ func runExpire(ctx context.Context, g *Globals, o *expireOptions) error {
 			fmt.Fprintln(g.Out, plan.Describe())
 		}
 	}
-	if errors.Is(err, backup.ErrRetentionRefused) {
+	if errors.Is(err, pitr.ErrRetentionRefused) {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	if err != nil {

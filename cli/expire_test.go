@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/pitr"
 	"github.com/gosst/gosst/storage/local"
 )
 
@@ -125,7 +126,7 @@ func TestExpireDryRunThenDelete(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	var plan backup.RetentionPlan
+	var plan pitr.RetentionPlan
 	if err := json.Unmarshal([]byte(out), &plan); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -19,6 +19,7 @@ import (
 	"filippo.io/age"
 	"github.com/spf13/cobra"
 
+	"github.com/gosst/gosst/internal/ctxio"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
@@ -388,7 +389,7 @@ func runStreamEncode(ctx context.Context, g *Globals, o *streamEncodeOptions, ar
 		sealed = iw
 	}
 	start := time.Now()
-	n, err := io.Copy(sealed, contextReader{ctx, src})
+	n, err := io.Copy(sealed, ctxio.NewReader(ctx, src))
 	if err != nil {
 		return out.abort(fmt.Errorf("encode %s: %w", name, err))
 	}
@@ -458,7 +459,7 @@ func runStreamDecode(ctx context.Context, g *Globals, o *streamDecodeOptions, ar
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(out, contextReader{ctx, st.plain})
+	n, err := io.Copy(out, ctxio.NewReader(ctx, st.plain))
 	if err != nil {
 		return out.abort(fmt.Errorf("decode %s: after %d plaintext bytes: %w", name, n, err))
 	}
@@ -647,19 +648,6 @@ func reportProgress(ctx context.Context, g *Globals, what string, m *meter.Meter
 		})
 	}()
 	return func() { cancel(); <-done }
-}
-
-// contextReader stops reading when ctx is done.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 type nopCloser struct{ io.Writer }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gosst/gosst/internal/ctxio"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
@@ -276,7 +277,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	// holds 1 MiB; without a reader draining the pipe at once its next
 	// read waits for each network send. Read ahead of the sender, into
 	// up to 16 MiB: 25 % off a 2 GiB SST (docs/benchmarks.md).
-	ra, err := readahead.NewReaderSize(ctxReader{bctx, stdout}, 16, 1<<20)
+	ra, err := readahead.NewReaderSize(ctxio.NewReader(bctx, stdout), 16, 1<<20)
 	if err != nil {
 		return err
 	}
@@ -461,19 +462,6 @@ func (k *keepaliveWriter) err() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.failed
-}
-
-// ctxReader stops reading once ctx is done, even if r still has data.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 type replyResult struct {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gosst/gosst/internal/ctxio"
 	"github.com/gosst/gosst/storage/backend"
 )
 
@@ -100,19 +101,6 @@ func (b *Backend) path(key string) (string, error) {
 	return filepath.Join(b.root, filepath.FromSlash(key)), nil
 }
 
-// ctxReader makes a long copy notice cancellation between reads.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
 	p, err := b.path(key)
@@ -139,7 +127,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	if err := f.Chmod(FileMode); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	n, err := io.Copy(f, ctxReader{ctx, r})
+	n, err := io.Copy(f, ctxio.NewReader(ctx, r))
 	if err != nil {
 		return fmt.Errorf("put %s: after %d bytes: %w", key, n, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gosst/gosst/internal/ctxio"
 	"github.com/gosst/gosst/storage/backend"
 )
 
@@ -33,18 +34,6 @@ func New() *Backend { return &Backend{objs: map[string]object{}} }
 
 func (b *Backend) String() string { return "mem://" }
 
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	if err := backend.ValidateKey(key); err != nil {
@@ -53,7 +42,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	data, err := io.ReadAll(ctxReader{ctx, r})
+	data, err := io.ReadAll(ctxio.NewReader(ctx, r))
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/pitr"
 	"github.com/gosst/gosst/test/gbtest"
 )
 
@@ -76,7 +77,7 @@ func TestExpireKeepsPITRWindow(t *testing.T) {
 	now := time.Now().UTC()
 	args := []string{"expire", "--storage", store, "--pitr-window", now.Sub(start).String(), "--now", now.Format(time.RFC3339Nano), "--json", "--log-level", "error"}
 	before := storeFiles(t, store)
-	var dry, done backup.RetentionPlan
+	var dry, done pitr.RetentionPlan
 	if err := json.Unmarshal([]byte(mustGB(t, append(args, "--dry-run")...)), &dry); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestExpireKeepsPITRWindow(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &done); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	decisions := func(p *backup.RetentionPlan) string {
+	decisions := func(p *pitr.RetentionPlan) string {
 		var s []string
 		for _, v := range p.Backups {
 			s = append(s, fmt.Sprintf("%s keep=%v", v.ID, v.Keep))

@@ -1,4 +1,4 @@
-package backup
+package pitr
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/internal/version"
 	"github.com/gosst/gosst/mariadb"
@@ -77,11 +79,11 @@ type Segment struct {
 
 	Binlog *binlog.FileIndex `json:"binlog"`
 
-	Object         Object    `json:"object"`
-	Codecs         []string  `json:"codecs"` // ["binlog", "zstd", "age"]
-	KeyFingerprint []string  `json:"key_fingerprints,omitempty"`
-	Archived       time.Time `json:"archived"`
-	ToolVersion    string    `json:"tool_version"`
+	Object         backup.Object `json:"object"`
+	Codecs         []string      `json:"codecs"` // ["binlog", "zstd", "age"]
+	KeyFingerprint []string      `json:"key_fingerprints,omitempty"`
+	Archived       time.Time     `json:"archived"`
+	ToolVersion    string        `json:"tool_version"`
 }
 
 // Key returns the segment's directory key (without a trailing slash).
@@ -134,29 +136,29 @@ func (s *Segment) validate() error {
 	if !lineageRE.MatchString(s.Lineage) {
 		return fmt.Errorf("segment index: lineage %q is not a cluster UUID or server-N", s.Lineage)
 	}
-	if s.To <= s.From || s.Binlog == nil || s.Object.Key == "" || !isHexSHA256(s.Object.SHA256) || !isHexSHA256(s.Object.PlainSHA256) {
+	if s.To <= s.From || s.Binlog == nil || s.Object.Key == "" || !backup.IsHexSHA256(s.Object.SHA256) || !backup.IsHexSHA256(s.Object.PlainSHA256) {
 		return fmt.Errorf("segment index %s is incomplete", s.Key())
 	}
 	if !ValidBinlogFile(s.File) {
 		return fmt.Errorf("segment index %s: file %q is not a binlog file name", s.Key(), s.File)
 	}
-	if len(s.Node) > maxName {
-		return fmt.Errorf("segment index %s: node name longer than %d bytes", s.Key(), maxName)
+	if len(s.Node) > backup.MaxName {
+		return fmt.Errorf("segment index %s: node name longer than %d bytes", s.Key(), backup.MaxName)
 	}
 	// The data object must be this segment's own, named after its codecs:
 	// an index must not be able to make a restore read another object.
 	if len(s.Codecs) < 2 || len(s.Codecs) > 3 || s.Codecs[0] != "binlog" || (len(s.Codecs) == 3 && s.Codecs[2] != "age") {
 		return fmt.Errorf("segment index %s: codec chain %q is not binlog, a compression, and optionally age", s.Key(), s.Codecs)
 	}
-	ext, err := compressionExt(s.Codecs[1], len(s.Codecs) == 3)
+	ext, err := backup.CompressionExt(s.Codecs[1], len(s.Codecs) == 3)
 	if err != nil {
 		return fmt.Errorf("segment index %s: %w", s.Key(), err)
 	}
 	if want := s.Key() + "/data.binlog" + ext; s.Object.Key != want {
 		return fmt.Errorf("segment index %s: object key %q is not the segment's data object %q", s.Key(), s.Object.Key, want)
 	}
-	if s.Object.Size < 0 || s.Object.PlainSize < 0 || s.Object.Size > maxObjectSize || s.Object.PlainSize > maxObjectSize {
-		return fmt.Errorf("segment index %s: object size %d (plain %d) outside 0..%d", s.Key(), s.Object.Size, s.Object.PlainSize, int64(maxObjectSize))
+	if s.Object.Size < 0 || s.Object.PlainSize < 0 || s.Object.Size > backup.MaxObjectSize || s.Object.PlainSize > backup.MaxObjectSize {
+		return fmt.Errorf("segment index %s: object size %d (plain %d) outside 0..%d", s.Key(), s.Object.Size, s.Object.PlainSize, int64(backup.MaxObjectSize))
 	}
 	if s.ReplayFrom < 4 || s.ReplayFrom > s.Object.PlainSize {
 		return fmt.Errorf("segment %s: replay offset %d outside the file", s.Key(), s.ReplayFrom)
@@ -594,7 +596,7 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 	var plain integrity.Sum
 	go func() {
 		err := func() error {
-			sw, err := newSealer(io.MultiWriter(pw, stored), o.Codec, o.Recipients)
+			sw, err := backup.NewSealer(io.MultiWriter(pw, stored), o.Codec, o.Recipients)
 			if err != nil {
 				return err
 			}
@@ -614,7 +616,7 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 	if plain.SHA256 != plainSum || plain.Size != seg.Binlog.Size {
 		return fmt.Errorf("binlog %s changed while it was archived (%d bytes indexed, %d uploaded)", path, seg.Binlog.Size, plain.Size)
 	}
-	seg.Object = Object{Key: key, Size: stored.n, SHA256: hex.EncodeToString(stored.h.Sum(nil)),
+	seg.Object = backup.Object{Key: key, Size: stored.n, SHA256: hex.EncodeToString(stored.h.Sum(nil)),
 		PlainSize: plain.Size, PlainSHA256: hex.EncodeToString(plain.SHA256[:])}
 	seg.Archived = time.Now().UTC()
 	data, err := json.MarshalIndent(seg, "", "  ")
@@ -812,4 +814,16 @@ func seqOf(list string, d uint32) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// hashCounter hashes and counts what is written to it.
+type hashCounter struct {
+	h hash.Hash
+	n int64
+}
+
+func (h *hashCounter) Write(p []byte) (int, error) {
+	h.h.Write(p)
+	h.n += int64(len(p))
+	return len(p), nil
 }

@@ -1,4 +1,4 @@
-package backup
+package pitr
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/storage/mem"
@@ -38,9 +39,9 @@ func retID(n int) string { return fmt.Sprintf("20261101T%06dZ-%06x", n, n) }
 func putRetBackup(t *testing.T, be backend.Backend, b retBackup) {
 	t.Helper()
 	ctx := context.Background()
-	m := &Manifest{Format: ManifestFormat, ID: b.id, Type: b.typ, Parent: b.parent, StartTime: b.end.Add(-time.Minute), EndTime: b.end,
-		Galera: GaleraPosition{UUID: retLineage, Seqno: int64(b.seq), DomainID: 7}, ToolVersion: "test", Codecs: []string{"xbstream", "zstd"},
-		Objects: []Object{{Key: dataKey(b.id, ".zstd"), Size: 3, SHA256: strings.Repeat("a", 64), PlainSize: 5, PlainSHA256: strings.Repeat("b", 64)}}}
+	m := &backup.Manifest{Format: backup.ManifestFormat, ID: b.id, Type: b.typ, Parent: b.parent, StartTime: b.end.Add(-time.Minute), EndTime: b.end,
+		Galera: backup.GaleraPosition{UUID: retLineage, Seqno: int64(b.seq), DomainID: 7}, ToolVersion: "test", Codecs: []string{"xbstream", "zstd"},
+		Objects: []backup.Object{{Key: dataKey(b.id, ".zstd"), Size: 3, SHA256: strings.Repeat("a", 64), PlainSize: 5, PlainSHA256: strings.Repeat("b", 64)}}}
 	if b.seq > 0 {
 		m.Binlog.GTID = fmt.Sprintf("0-11-3,7-11-%d", b.seq)
 	}
@@ -64,7 +65,7 @@ func putRetSegment(t *testing.T, be backend.Backend, from, to uint64, closed tim
 	s := &Segment{Format: SegmentFormat, Lineage: retLineage, Domain: 7, Server: 11, From: from, To: to, Node: "node1",
 		File: fmt.Sprintf("mysql-bin.%06d", to), ReplayFrom: 4, FirstCommit: closed.Add(-time.Hour), LastCommit: closed, Closed: closed,
 		Binlog: &binlog.FileIndex{Size: 1000}, Codecs: []string{"binlog", "zstd"}}
-	s.Object = Object{Key: s.Key() + "/data.binlog.zstd", Size: 3, SHA256: strings.Repeat("a", 64), PlainSize: 1000, PlainSHA256: strings.Repeat("b", 64)}
+	s.Object = backup.Object{Key: s.Key() + "/data.binlog.zstd", Size: 3, SHA256: strings.Repeat("a", 64), PlainSize: 1000, PlainSHA256: strings.Repeat("b", 64)}
 	ctx := context.Background()
 	if err := be.Put(ctx, s.Object.Key, strings.NewReader("abc"), 3); err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ func ids(ns ...int) []string {
 }
 
 func TestPlanRetention(t *testing.T) {
-	F, I := TypeFull, TypeIncremental
+	F, I := backup.TypeFull, backup.TypeIncremental
 	type seg struct {
 		from, to uint64
 		closed   float64 // day
@@ -312,7 +313,7 @@ func TestPlanRetention(t *testing.T) {
 				putRetSegment(t, be, s.from, s.to, day(s.closed))
 			}
 			before := keys(t, be)
-			plan, err := PlanRetention(ctx, &Catalog{Store: be}, c.policy, day(c.now))
+			plan, err := PlanRetention(ctx, &backup.Catalog{Store: be}, c.policy, day(c.now))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -437,8 +438,8 @@ func (f *faultBackend) Delete(ctx context.Context, key string) error {
 func chainCatalog(t *testing.T) *mem.Backend {
 	be := mem.New()
 	for _, b := range []retBackup{
-		{retID(1), TypeFull, "", day(1), 0}, {retID(2), TypeIncremental, retID(1), day(2), 0}, {retID(3), TypeIncremental, retID(2), day(3), 0},
-		{retID(4), TypeFull, "", day(4), 0}, {retID(5), TypeIncremental, retID(4), day(5), 0},
+		{retID(1), backup.TypeFull, "", day(1), 0}, {retID(2), backup.TypeIncremental, retID(1), day(2), 0}, {retID(3), backup.TypeIncremental, retID(2), day(3), 0},
+		{retID(4), backup.TypeFull, "", day(4), 0}, {retID(5), backup.TypeIncremental, retID(4), day(5), 0},
 	} {
 		putRetBackup(t, be, b)
 	}
@@ -459,7 +460,7 @@ func TestExpireRefuses(t *testing.T) {
 		be := chainCatalog(t)
 		before := keys(t, be)
 		fb := &faultBackend{Backend: be}
-		plan, err := Expire(ctx, &Catalog{Store: fb}, ExpireOptions{Policy: c.policy, Now: day(30)})
+		plan, err := Expire(ctx, &backup.Catalog{Store: fb}, ExpireOptions{Policy: c.policy, Now: day(30)})
 		if !errors.Is(err, c.want) {
 			t.Fatalf("%s: %v, want %v", c.name, err, c.want)
 		}
@@ -473,7 +474,7 @@ func TestExpireRefuses(t *testing.T) {
 	// With --force the same policy deletes everything, incrementals first.
 	be := chainCatalog(t)
 	fb := &faultBackend{Backend: be}
-	if _, err := Expire(ctx, &Catalog{Store: fb}, ExpireOptions{Policy: RetentionPolicy{KeepWithin: 24 * time.Hour}, Now: day(30), Force: true}); err != nil {
+	if _, err := Expire(ctx, &backup.Catalog{Store: fb}, ExpireOptions{Policy: RetentionPolicy{KeepWithin: 24 * time.Hour}, Now: day(30), Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if k := keys(t, be); len(k) != 0 {
@@ -486,7 +487,7 @@ func TestExpireDryRunAndOrder(t *testing.T) {
 	be := chainCatalog(t)
 	before := keys(t, be)
 	fb := &faultBackend{Backend: be}
-	cat := &Catalog{Store: fb}
+	cat := &backup.Catalog{Store: fb}
 	o := ExpireOptions{Policy: RetentionPolicy{KeepFull: 1}, Now: day(30), DryRun: true}
 	dry, err := Expire(ctx, cat, o)
 	if err != nil {
@@ -554,7 +555,7 @@ func TestExpireInterrupted(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			be := chainCatalog(t)
 			fb := &faultBackend{Backend: be, failKey: c.failKey}
-			cat := &Catalog{Store: fb}
+			cat := &backup.Catalog{Store: fb}
 			plan, err := Expire(ctx, cat, ExpireOptions{Policy: RetentionPolicy{KeepFull: 1}, Now: day(30)})
 			if err == nil || !strings.Contains(err.Error(), "injected failure") {
 				t.Fatalf("err %v", err)
@@ -607,7 +608,7 @@ func TestExpireReadErrorDeletesNothing(t *testing.T) {
 	be := chainCatalog(t)
 	before := keys(t, be)
 	fb := &faultBackend{Backend: &getFault{Backend: be, key: manifestKey(retID(4))}}
-	_, err := Expire(ctx, &Catalog{Store: fb}, ExpireOptions{Policy: RetentionPolicy{KeepFull: 1}, Now: day(30)})
+	_, err := Expire(ctx, &backup.Catalog{Store: fb}, ExpireOptions{Policy: RetentionPolicy{KeepFull: 1}, Now: day(30)})
 	if err == nil || !strings.Contains(err.Error(), "nothing was deleted") {
 		t.Fatalf("err %v", err)
 	}
@@ -636,7 +637,7 @@ func (g *getFault) Get(ctx context.Context, key string, off, n int64) (io.ReadCl
 func TestExpireCycles(t *testing.T) {
 	ctx := context.Background()
 	be := mem.New()
-	cat := &Catalog{Store: be}
+	cat := &backup.Catalog{Store: be}
 	a := &Archive{Store: be}
 	p := RetentionPolicy{KeepFull: 2, KeepWithin: 3 * 24 * time.Hour, PITRWindow: 5 * 24 * time.Hour}
 	rnd := rand.New(rand.NewSource(1))
@@ -651,9 +652,9 @@ func TestExpireCycles(t *testing.T) {
 		end := day(float64(d) + 1)
 		b := retBackup{id: retID(d + 1), end: end, seq: seq}
 		if d%7 == 0 {
-			b.typ = TypeFull
+			b.typ = backup.TypeFull
 		} else {
-			b.typ, b.parent = TypeIncremental, prev
+			b.typ, b.parent = backup.TypeIncremental, prev
 		}
 		putRetBackup(t, be, b)
 		all = append(all, b)
@@ -674,7 +675,7 @@ func TestExpireCycles(t *testing.T) {
 		fulls := 0
 		for _, m := range list {
 			got = append(got, m.ID)
-			if m.Type == TypeFull {
+			if m.Type == backup.TypeFull {
 				fulls++
 			}
 			if _, err := cat.Chain(ctx, m); err != nil {
@@ -732,7 +733,7 @@ func TestExpireCycles(t *testing.T) {
 func retentionOracle(all []retBackup, p RetentionPolicy, now time.Time) []string {
 	keep := make([]bool, len(all))
 	root := func(i int) int {
-		for all[i].typ != TypeFull {
+		for all[i].typ != backup.TypeFull {
 			i--
 		}
 		return i
@@ -744,7 +745,7 @@ func retentionOracle(all []retBackup, p RetentionPolicy, now time.Time) []string
 	}
 	var fulls []int
 	for i, b := range all {
-		if b.typ == TypeFull {
+		if b.typ == backup.TypeFull {
 			fulls = append(fulls, i)
 		}
 	}
@@ -783,13 +784,13 @@ func retentionOracle(all []retBackup, p RetentionPolicy, now time.Time) []string
 func TestExpireSegmentInterrupted(t *testing.T) {
 	ctx := context.Background()
 	be := mem.New()
-	putRetBackup(t, be, retBackup{retID(1), TypeFull, "", day(1), 10})
-	putRetBackup(t, be, retBackup{retID(2), TypeFull, "", day(3), 30})
+	putRetBackup(t, be, retBackup{retID(1), backup.TypeFull, "", day(1), 10})
+	putRetBackup(t, be, retBackup{retID(2), backup.TypeFull, "", day(3), 30})
 	old := putRetSegment(t, be, 0, 20, day(2))
 	putRetSegment(t, be, 20, 40, day(4))
 	putRetSegment(t, be, 40, 60, day(6))
 	fb := &faultBackend{Backend: be, failKey: old.Object.Key}
-	cat := &Catalog{Store: fb}
+	cat := &backup.Catalog{Store: fb}
 	o := ExpireOptions{Policy: RetentionPolicy{PITRWindow: 4 * 24 * time.Hour}, Now: day(7)} // window from day 3
 	plan, err := Expire(ctx, cat, o)
 	if err == nil || !strings.Contains(err.Error(), "the next expire removes it") {

@@ -1,4 +1,4 @@
-package backup
+package pitr
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/storage/mem"
 )
@@ -24,7 +25,7 @@ func putSegment(t *testing.T, be *mem.Backend, from, to uint64, node string, clo
 	s := &Segment{Format: SegmentFormat, Lineage: lineage, Domain: 7, Server: 11, From: from, To: to, Node: node,
 		File: "mysql-bin.000001", ReplayFrom: 4, FirstCommit: closed.Add(-time.Second), LastCommit: closed, Closed: closed,
 		Binlog: &binlog.FileIndex{Size: 1000}, Codecs: []string{"binlog", "zstd"}}
-	s.Object = Object{Key: s.Key() + "/data.binlog.zstd", Size: 3, SHA256: strings.Repeat("a", 64), PlainSize: 1000, PlainSHA256: strings.Repeat("b", 64)}
+	s.Object = backup.Object{Key: s.Key() + "/data.binlog.zstd", Size: 3, SHA256: strings.Repeat("a", 64), PlainSize: 1000, PlainSHA256: strings.Repeat("b", 64)}
 	ctx := context.Background()
 	if err := be.Put(ctx, s.Object.Key, strings.NewReader("abc"), 3); err != nil {
 		t.Fatal(err)
@@ -38,9 +39,9 @@ func putSegment(t *testing.T, be *mem.Backend, from, to uint64, node string, clo
 
 func putBackup(t *testing.T, be *mem.Backend, id, uuid, gtid string, end time.Time) {
 	t.Helper()
-	m := &Manifest{Format: ManifestFormat, ID: id, Type: TypeFull, EndTime: end, Galera: GaleraPosition{UUID: uuid},
-		Binlog: BinlogPosition{GTID: gtid}, Codecs: []string{"xbstream", "zstd"},
-		Objects: []Object{{Key: dataKey(id, ".zstd"), SHA256: strings.Repeat("a", 64), PlainSHA256: strings.Repeat("b", 64)}}}
+	m := &backup.Manifest{Format: backup.ManifestFormat, ID: id, Type: backup.TypeFull, EndTime: end, Galera: backup.GaleraPosition{UUID: uuid},
+		Binlog: backup.BinlogPosition{GTID: gtid}, Codecs: []string{"xbstream", "zstd"},
+		Objects: []backup.Object{{Key: dataKey(id, ".zstd"), SHA256: strings.Repeat("a", 64), PlainSHA256: strings.Repeat("b", 64)}}}
 	data, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestCoverageAndPick(t *testing.T) {
 	putBackup(t, be, "20261126T050000Z-000001", lineage, "0-12-3,7-11-5", sec(5))
 	putBackup(t, be, "20261126T050100Z-000002", lineage, "7-11-15", sec(15))
 	putBackup(t, be, "20261126T050200Z-000003", "99990000-0000-0000-0000-000000000001", "7-11-16", sec(16)) // other lineage
-	cat, a := &Catalog{Store: be}, &Archive{Store: be}
+	cat, a := &backup.Catalog{Store: be}, &Archive{Store: be}
 	cov, err := a.Coverage(ctx, cat)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package backup
+package pitr
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/storage/backend"
 )
 
@@ -132,7 +133,7 @@ type BackupVerdict struct {
 	Deleted bool     `json:"deleted"`
 	Error   string   `json:"error,omitempty"`
 
-	m     *Manifest
+	m     *backup.Manifest
 	depth int
 }
 
@@ -189,7 +190,7 @@ type ExpireOptions struct {
 // it is an interrupted backup), then its objects; then binlog segments
 // oldest first, index first. The first failed deletion stops Expire. The
 // plan is returned also with an error, marking what was deleted.
-func Expire(ctx context.Context, cat *Catalog, o ExpireOptions) (*RetentionPlan, error) {
+func Expire(ctx context.Context, cat *backup.Catalog, o ExpireOptions) (*RetentionPlan, error) {
 	if err := o.Policy.Validate(o.Force); err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func Expire(ctx context.Context, cat *Catalog, o ExpireOptions) (*RetentionPlan,
 		if err := ctx.Err(); err != nil {
 			return plan, err
 		}
-		if err := deleteBackup(ctx, cat.Store, v.m); err != nil {
+		if err := cat.Delete(ctx, v.m); err != nil {
 			v.Error = err.Error()
 			return plan, fmt.Errorf("expire stopped at backup %s; backups after it in the plan were not touched: %w", v.ID, err)
 		}
@@ -265,41 +266,6 @@ func deleteOrder(all []*BackupVerdict) []*BackupVerdict {
 		return del[i].ID > del[j].ID
 	})
 	return del
-}
-
-// deleteBackup removes the manifest first, so that a deletion interrupted
-// afterwards leaves an unlisted, interrupted backup and never a listed one
-// with missing data; then the objects it names and anything else under its
-// prefix.
-func deleteBackup(ctx context.Context, store backend.Backend, m *Manifest) error {
-	prefix := backupsPrefix + m.ID + "/"
-	if err := store.Delete(ctx, manifestKey(m.ID)); err != nil {
-		return fmt.Errorf("delete the manifest of %s (the backup is still listed and complete): %w", m.ID, err)
-	}
-	leftover := func(err error) error {
-		return fmt.Errorf("backup %s is no longer listed, but some of its objects remain (the next backup removes them as an interrupted backup): %w", m.ID, err)
-	}
-	for _, o := range m.Objects {
-		if !strings.HasPrefix(o.Key, prefix) {
-			continue // never delete outside the backup's own prefix
-		}
-		if err := store.Delete(ctx, o.Key); err != nil {
-			return leftover(fmt.Errorf("delete %s: %w", o.Key, err))
-		}
-	}
-	var rest []string
-	if err := store.List(ctx, prefix, func(oi backend.ObjectInfo) error {
-		rest = append(rest, oi.Key)
-		return nil
-	}); err != nil {
-		return leftover(fmt.Errorf("list %s: %w", prefix, err))
-	}
-	for _, k := range rest {
-		if err := store.Delete(ctx, k); err != nil {
-			return leftover(fmt.Errorf("delete %s: %w", k, err))
-		}
-	}
-	return nil
 }
 
 // deleteSegment removes the index first (the segment is then no longer part
@@ -351,7 +317,7 @@ func deleteSegment(ctx context.Context, store backend.Backend, key string, s *Se
 //
 // A manifest that cannot be read for another reason (a storage error) stops
 // the plan: deciding without it could delete what it needs.
-func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now time.Time) (*RetentionPlan, error) {
+func PlanRetention(ctx context.Context, cat *backup.Catalog, p RetentionPolicy, now time.Time) (*RetentionPlan, error) {
 	if err := p.Validate(true); err != nil {
 		return nil, err
 	}
@@ -362,7 +328,7 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 	}
 	badIDs := make([]string, 0, len(bad))
 	for id, e := range bad {
-		if !errors.Is(e, ErrManifest) {
+		if !errors.Is(e, backup.ErrManifest) {
 			return nil, fmt.Errorf("read the manifest of backup %s (retention needs every manifest to know which backups others build on; nothing was deleted): %w", id, e)
 		}
 		badIDs = append(badIDs, id)
@@ -387,7 +353,7 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 	// on, nearest first, and whether the chain reaches a readable full.
 	ancestors := func(v *BackupVerdict) (ids []string, root string) {
 		cur := v
-		for i := 0; cur.m != nil && cur.m.Type == TypeIncremental && i <= 1000; i++ {
+		for i := 0; cur.m != nil && cur.m.Type == backup.TypeIncremental && i <= 1000; i++ {
 			p, ok := byID[cur.m.Parent]
 			if !ok {
 				return ids, ""
@@ -395,7 +361,7 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 			ids = append(ids, p.ID)
 			cur = p
 		}
-		if cur.m != nil && cur.m.Type == TypeFull {
+		if cur.m != nil && cur.m.Type == backup.TypeFull {
 			return ids, cur.ID
 		}
 		return ids, ""
@@ -416,7 +382,7 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 		}
 		anc, root := ancestors(v)
 		v.depth, roots[v.ID] = len(anc), root
-		if root == "" && v.m.Type == TypeIncremental {
+		if root == "" && v.m.Type == backup.TypeIncremental {
 			plan.Notes = append(plan.Notes, fmt.Sprintf("incremental %s does not lead to a readable full backup (parent %s missing or unreadable): it cannot be restored", v.ID, v.Parent))
 		}
 	}
@@ -424,7 +390,7 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 	if p.KeepFull > 0 {
 		var fulls []string
 		for _, v := range plan.Backups {
-			if v.m != nil && v.Type == TypeFull {
+			if v.m != nil && v.Type == backup.TypeFull {
 				fulls = append(fulls, v.ID)
 			}
 		}
@@ -482,7 +448,7 @@ func PlanRetention(ctx context.Context, cat *Catalog, p RetentionPolicy, now tim
 			// window starts in. An incremental whose chain is broken
 			// cannot be restored, so it is no base.
 			startSec := plan.windowStart.Truncate(time.Second)
-			var base, earliest *Manifest
+			var base, earliest *backup.Manifest
 			for _, m := range w.Backups {
 				if _, known := byID[m.ID]; known && roots[m.ID] == "" {
 					continue

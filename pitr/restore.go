@@ -1,4 +1,4 @@
-package backup
+package pitr
 
 import (
 	"context"
@@ -16,7 +16,9 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/binlog"
+	"github.com/gosst/gosst/internal/ctxio"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
 )
@@ -27,8 +29,8 @@ type Window struct {
 	Lineage string `json:"lineage"`
 	Domain  uint32 `json:"domain"`
 	// Backups that can start a PITR in this window, oldest first.
-	Backups   []*Manifest `json:"-"`
-	BackupIDs []string    `json:"backups"`
+	Backups   []*backup.Manifest `json:"-"`
+	BackupIDs []string           `json:"backups"`
 	// FromSeq/FromTime: the earliest backup's GTID sequence number and end
 	// time. A time target must not be before FromTime, a GTID target must
 	// be after FromSeq.
@@ -80,11 +82,11 @@ func (c *Coverage) Describe() string {
 }
 
 // backupSeq returns the backup's sequence number in domain d.
-func backupSeq(m *Manifest, d uint32) (uint64, bool) { return seqOf(m.Binlog.GTID, d) }
+func backupSeq(m *backup.Manifest, d uint32) (uint64, bool) { return seqOf(m.Binlog.GTID, d) }
 
 // Coverage computes the restorable windows. Every segment's data object is
 // checked with Stat: a missing object is a gap.
-func (a *Archive) Coverage(ctx context.Context, cat *Catalog) (*Coverage, error) {
+func (a *Archive) Coverage(ctx context.Context, cat *backup.Catalog) (*Coverage, error) {
 	segs, bad, err := a.Segments(ctx)
 	if err != nil {
 		return nil, err
@@ -179,7 +181,7 @@ func (a *Archive) Coverage(ctx context.Context, cat *Catalog) (*Coverage, error)
 // PITROptions configures a point-in-time restore. Exactly one of Time and
 // GTID is set.
 type PITROptions struct {
-	RestoreOptions
+	backup.RestoreOptions
 	// Time: restore the transactions committed before this instant (commit
 	// times have 1 s resolution: a transaction is included when its commit
 	// second is before Time).
@@ -193,14 +195,14 @@ type PITROptions struct {
 
 // PITRResult reports a point-in-time restore.
 type PITRResult struct {
-	Backup       *Manifest `json:"-"`
-	BackupID     string    `json:"backup"`
-	Window       Window    `json:"window"`
-	Transactions int       `json:"transactions"` // replayed
-	First        string    `json:"first_gtid,omitempty"`
-	Last         string    `json:"last_gtid,omitempty"`
-	LastCommit   time.Time `json:"last_commit,omitempty"`
-	Files        int       `json:"files"`
+	Backup       *backup.Manifest `json:"-"`
+	BackupID     string           `json:"backup"`
+	Window       Window           `json:"window"`
+	Transactions int              `json:"transactions"` // replayed
+	First        string           `json:"first_gtid,omitempty"`
+	Last         string           `json:"last_gtid,omitempty"`
+	LastCommit   time.Time        `json:"last_commit,omitempty"`
+	Files        int              `json:"files"`
 	// Start says where the replay started: the backup's own binlog
 	// coordinates, or the first transaction after its GTID in another
 	// node's file.
@@ -223,7 +225,7 @@ type step struct {
 // temporary mariadbd (wsrep off, no network, its own socket), then shuts
 // it down cleanly. Targets outside a gap-free window are refused before
 // anything is written, with the windows in the error.
-func PITR(ctx context.Context, cat *Catalog, a *Archive, o PITROptions) (*PITRResult, error) {
+func PITR(ctx context.Context, cat *backup.Catalog, a *Archive, o PITROptions) (*PITRResult, error) {
 	if (o.GTID == nil) == o.Time.IsZero() {
 		return nil, errors.New("give exactly one target: a time or a GTID")
 	}
@@ -270,17 +272,15 @@ func PITR(ctx context.Context, cat *Catalog, a *Archive, o PITROptions) (*PITRRe
 	// swapped with the target.
 	ro := o.RestoreOptions
 	ro.TargetDir, ro.Galera = target, false
-	ro.defaults()
-	m, chain, need, err := checkRestorable(ctx, cat, base.ID, ro)
+	sr, err := backup.CheckRestore(ctx, cat, base.ID, ro)
 	if err != nil {
 		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
 	}
-	st, err := beginStaging(target, o.Force, log)
-	if err != nil {
+	if err := sr.Begin(); err != nil {
 		return nil, err
 	}
-	defer st.Close()
-	binlogs := filepath.Join(st.dir, "binlogs")
+	defer sr.Close()
+	binlogs := filepath.Join(sr.Dir(), "binlogs")
 	if err := os.Mkdir(binlogs, 0o700); err != nil {
 		return nil, err
 	}
@@ -288,16 +288,16 @@ func PITR(ctx context.Context, cat *Catalog, a *Archive, o PITROptions) (*PITRRe
 	if err != nil {
 		return nil, err
 	}
-	if err := stageRestore(ctx, cat, m, chain, need, ro, st); err != nil {
+	if err := sr.Fetch(ctx); err != nil {
 		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
 	}
 	if len(steps) == 0 {
 		log.Info("nothing to replay: the backup is the target state")
-	} else if err := replay(ctx, st.newDir(), st.dir, steps, o, &res.ReplayTime); err != nil {
+	} else if err := replay(ctx, sr.DataDir(), sr.Dir(), steps, o, &res.ReplayTime); err != nil {
 		return nil, fmt.Errorf("replay binlogs (in the staging directory; the target was not changed): %w", err)
 	}
-	failpoint("replayed")
-	if err := st.swap(); err != nil {
+	backup.Failpoint("replayed")
+	if err := sr.Swap(); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -312,10 +312,10 @@ func describeTarget(o PITROptions) string {
 
 // pick finds the window holding the target and the newest backup in it
 // before the target.
-func pick(cov *Coverage, o PITROptions) (*Window, *Manifest, error) {
+func pick(cov *Coverage, o PITROptions) (*Window, *backup.Manifest, error) {
 	for i := range cov.Windows {
 		w := &cov.Windows[i]
-		var best *Manifest
+		var best *backup.Manifest
 		for _, m := range w.Backups {
 			seq, _ := backupSeq(m, w.Domain)
 			if o.GTID != nil {
@@ -344,7 +344,7 @@ func pick(cov *Coverage, o PITROptions) (*Window, *Manifest, error) {
 }
 
 // plan downloads the segments needed and turns them into replay steps.
-func plan(ctx context.Context, a *Archive, w *Window, base *Manifest, baseSeq uint64, o PITROptions, dir string, res *PITRResult) ([]step, error) {
+func plan(ctx context.Context, a *Archive, w *Window, base *backup.Manifest, baseSeq uint64, o PITROptions, dir string, res *PITRResult) ([]step, error) {
 	var steps []step
 	cur := baseSeq
 	if o.GTID != nil && o.GTID.Seq == cur+1 {
@@ -468,7 +468,7 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 	if s.Encrypted() && len(ids) == 0 {
 		return fmt.Errorf("archived binlog %s is encrypted: give --identity FILE or --passphrase-file FILE", s.Object.Key)
 	}
-	ir, err := unseal(src, s.Object, s.Encrypted(), ids)
+	ir, err := backup.Unseal(src, s.Object, s.Encrypted(), ids)
 	if err != nil {
 		return fmt.Errorf("object %s: %w", s.Object.Key, err)
 	}
@@ -477,7 +477,7 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 	if err != nil {
 		return fmt.Errorf("archived binlog %s: %w", s.Object.Key, err)
 	}
-	if _, err := io.Copy(f, contextReader{ctx, ir}); err != nil {
+	if _, err := io.Copy(f, ctxio.NewReader(ctx, ir)); err != nil {
 		f.Close()
 		return fmt.Errorf("object %s: %w", s.Object.Key, err)
 	}
@@ -491,18 +491,6 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 		return fmt.Errorf("object %s: stored bytes differ from the index (size %d, want %d, or SHA-256 differs)", s.Object.Key, hc.n, s.Object.Size)
 	}
 	return nil
-}
-
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // replay starts a temporary mariadbd on datadir and pipes
