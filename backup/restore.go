@@ -90,7 +90,7 @@ func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*
 	if err := st.swap(); err != nil {
 		return nil, err
 	}
-	log.Info("restore complete", "backup", m.ID, "target", target, "galera_position", fmt.Sprintf("%s:%d", m.Galera.UUID, m.Galera.Seqno))
+	log.Info("restore complete", "backup", m.ID, "target", target, "galera_position", m.Galera.Position().UUIDSeqno())
 	return m, nil
 }
 
