@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/stream/codec"
 )
 
@@ -67,6 +68,18 @@ type GaleraPosition struct {
 	UUID     string `json:"uuid,omitempty"`
 	Seqno    int64  `json:"seqno"`
 	DomainID int64  `json:"gtid_domain_id"`
+}
+
+// Position is g as the project's one position type (ist.Position). The
+// manifest always records a domain (0 when the galera info had none).
+func (g GaleraPosition) Position() ist.Position {
+	return ist.Position{UUID: g.UUID, Seqno: g.Seqno}.WithDomain(g.DomainID)
+}
+
+// GaleraPositionOf is p in the manifest's JSON form; a position without a
+// domain is recorded with domain 0, as manifests always have been.
+func GaleraPositionOf(p ist.Position) GaleraPosition {
+	return GaleraPosition{UUID: p.UUID, Seqno: p.Seqno, DomainID: int64(p.Domain)}
 }
 
 // BinlogPosition is the binary log coordinate of the backup.

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gosst/gosst/binlog"
+	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/stream/xbstream"
 )
 
@@ -191,22 +192,15 @@ func parseKV(s string) map[string]string {
 	return out
 }
 
-// ParseGaleraInfo parses "uuid:seqno [domain]".
+// ParseGaleraInfo parses line 1 of a galera info file ("uuid:seqno
+// [domain]", see ist.ParseGaleraInfo) into the manifest's form.
 func ParseGaleraInfo(s string) (GaleraPosition, error) {
-	f := strings.Fields(s)
-	if len(f) == 0 {
-		return GaleraPosition{}, fmt.Errorf("galera info is empty")
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	p, err := ist.ParseGaleraInfo(line)
+	if err != nil {
+		return GaleraPosition{}, fmt.Errorf("galera info: %w", err)
 	}
-	u, seq, ok := strings.Cut(f[0], ":")
-	n, err := strconv.ParseInt(seq, 10, 64)
-	if !ok || len(u) != 36 || err != nil {
-		return GaleraPosition{}, fmt.Errorf("galera info %q is not uuid:seqno", s)
-	}
-	g := GaleraPosition{UUID: u, Seqno: n}
-	if len(f) > 1 {
-		g.DomainID, _ = strconv.ParseInt(f[1], 10, 64)
-	}
-	return g, nil
+	return GaleraPositionOf(p), nil
 }
 
 // ParseBinlogInfo parses "file<TAB>position[<TAB>gtid]".

@@ -18,6 +18,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/gosst/gosst/internal/text"
+	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
@@ -80,7 +81,7 @@ func Restore(ctx context.Context, cat *Catalog, ref string, o RestoreOptions) (*
 		return nil, err
 	}
 	m := r.Manifest
-	r.o.Logger.Info("restore complete", "backup", m.ID, "target", r.target, "galera_position", fmt.Sprintf("%s:%d", m.Galera.UUID, m.Galera.Seqno))
+	r.o.Logger.Info("restore complete", "backup", m.ID, "target", r.target, "galera_position", m.Galera.Position().UUIDSeqno())
 	return m, nil
 }
 
@@ -184,13 +185,21 @@ func stageRestore(ctx context.Context, cat *Catalog, m *Manifest, chain []*Manif
 	}
 	failpoint("prepared")
 	if o.Galera {
-		if m.Galera.UUID == "" || m.Galera.Seqno < 0 {
-			return fmt.Errorf("backup %s has no Galera position (taken without wsrep?): cannot write grastate.dat", m.ID)
-		}
-		gs := fmt.Sprintf("# GALERA saved state\nversion: 2.1\nuuid:    %s\nseqno:   %d\nsafe_to_bootstrap: 0\n", m.Galera.UUID, m.Galera.Seqno)
-		if err := writeFileSync(filepath.Join(base, "grastate.dat"), []byte(gs), 0o660); err != nil {
-			return err
-		}
+		return writeGaleraState(base, m)
+	}
+	return nil
+}
+
+// writeGaleraState writes dir/grastate.dat with m's Galera position
+// (safe_to_bootstrap 0) through ist, durably. A manifest whose position
+// names no history (no or zero uuid, seqno -1, a malformed uuid) is
+// refused before anything is written.
+func writeGaleraState(dir string, m *Manifest) error {
+	if m.Galera.UUID == "" || m.Galera.Seqno < 0 {
+		return fmt.Errorf("backup %s has no Galera position (taken without wsrep?): cannot write grastate.dat", m.ID)
+	}
+	if err := ist.WriteGrastate(dir, m.Galera.Position(), false); err != nil {
+		return fmt.Errorf("backup %s: cannot write grastate.dat: %w", m.ID, err)
 	}
 	return nil
 }

@@ -1,5 +1,8 @@
-// Package ist reads Galera's saved state and positions, the inputs of the
-// IST-versus-SST decision.
+// Package ist reads and writes Galera's saved state and positions, the
+// inputs of the IST-versus-SST decision. Its Position is the project's one
+// Galera position type: the SST donor and joiner, backups (the manifest
+// converts to it) and restore (which writes grastate.dat with
+// WriteGrastate) all use it.
 package ist
 
 import (

@@ -13,12 +13,12 @@ func TestParsePosition(t *testing.T) {
 		want    Position
 		wantErr bool
 	}{
-		{u + ":101,0-0-0", Position{u, 101, "0-0-0"}, false},
-		{u + ":40,7-11-39", Position{u, 40, "7-11-39"}, false},
-		{u + ":40,7-11-39,8-1-2", Position{u, 40, "7-11-39,8-1-2"}, false},
-		{u + ":125", Position{u, 125, ""}, false},
-		{"  " + strings.ToUpper(u) + ":3\n", Position{u, 3, ""}, false},
-		{ZeroUUID + ":-1", Position{ZeroUUID, -1, ""}, false},
+		{u + ":101,0-0-0", Position{UUID: u, Seqno: 101, GTID: "0-0-0"}, false},
+		{u + ":40,7-11-39", Position{UUID: u, Seqno: 40, GTID: "7-11-39"}, false},
+		{u + ":40,7-11-39,8-1-2", Position{UUID: u, Seqno: 40, GTID: "7-11-39,8-1-2"}, false},
+		{u + ":125", Position{UUID: u, Seqno: 125, GTID: ""}, false},
+		{"  " + strings.ToUpper(u) + ":3\n", Position{UUID: u, Seqno: 3, GTID: ""}, false},
+		{ZeroUUID + ":-1", Position{UUID: ZeroUUID, Seqno: -1, GTID: ""}, false},
 		{u, Position{}, true},
 		{u + ":", Position{}, true},
 		{u + ":-2", Position{}, true},
@@ -43,10 +43,10 @@ func TestParsePosition(t *testing.T) {
 
 func TestPositionKnownString(t *testing.T) {
 	const u = "6b94087a-e947-11f1-b506-2f33047b60b8"
-	if !(Position{u, 0, ""}).Known() || (Position{u, -1, ""}).Known() || (Position{ZeroUUID, 5, ""}).Known() {
+	if !(Position{UUID: u, Seqno: 0, GTID: ""}).Known() || (Position{UUID: u, Seqno: -1, GTID: ""}).Known() || (Position{UUID: ZeroUUID, Seqno: 5, GTID: ""}).Known() {
 		t.Fatal("Known wrong")
 	}
-	if s := (Position{u, 4, "7-11-3"}).String(); s != u+":4,7-11-3" {
+	if s := (Position{UUID: u, Seqno: 4, GTID: "7-11-3"}).String(); s != u+":4,7-11-3" {
 		t.Fatal(s)
 	}
 }
@@ -60,7 +60,7 @@ const recoverLog = `2026-12-04 10:00:00 0 [Note] Starting MariaDB 10.11.19-Maria
 
 func TestParseRecoveredPosition(t *testing.T) {
 	p, err := ParseRecoveredPosition([]byte(recoverLog))
-	if err != nil || p != (Position{"6b94087a-e947-11f1-b506-2f33047b60b8", 101, "0-0-0"}) {
+	if err != nil || p != (Position{UUID: "6b94087a-e947-11f1-b506-2f33047b60b8", Seqno: 101, GTID: "0-0-0"}) {
 		t.Fatalf("got %+v, %v", p, err)
 	}
 	if _, err := ParseRecoveredPosition([]byte("[Note] WSREP: wsrep_on=OFF, skipping position recovery\n")); !errors.Is(err, ErrNoRecoveredPosition) || !strings.Contains(err.Error(), "wsrep_on") {

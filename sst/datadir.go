@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gosst/gosst/ist"
 )
 
 // Names gosst uses inside the joiner's datadir.
@@ -654,26 +656,26 @@ var galeraInfoFiles = []string{"donor_galera_info", "xtrabackup_galera_info", "m
 
 // BackupPosition is the position mariabackup recorded inside the backup:
 // line 1 of donor_galera_info, else of xtrabackup_galera_info.
-func BackupPosition(dir string) (Position, error) {
+func BackupPosition(dir string) (ist.Position, error) {
 	for _, f := range galeraInfoFiles {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return Position{}, err
+			return ist.Position{}, err
 		}
 		line, _, _ := strings.Cut(string(b), "\n")
-		p, err := ParsePosition(line)
+		p, err := ist.ParseGaleraInfo(line)
 		if err != nil {
-			return Position{}, fmt.Errorf("%s: %w", f, err)
+			return ist.Position{}, fmt.Errorf("%s: %w", f, err)
 		}
 		if p.Seqno < 0 {
-			return Position{}, fmt.Errorf("%s: undefined seqno in %q", f, line)
+			return ist.Position{}, fmt.Errorf("%s: undefined seqno in %q", f, line)
 		}
 		return p, nil
 	}
-	return Position{}, fmt.Errorf("backup has no %s (was mariabackup run with --galera-info?)", strings.Join(galeraInfoFiles[:2], " or "))
+	return ist.Position{}, fmt.Errorf("backup has no %s (was mariabackup run with --galera-info?)", strings.Join(galeraInfoFiles[:2], " or "))
 }
 
 // dataSize estimates the bytes mariabackup will stream from datadir:

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gosst/gosst/internal/ctxio"
+	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
@@ -51,11 +52,11 @@ func (d *Donor) Run(parent context.Context) error {
 	if d.Args.GTID == "" {
 		return exitf(wsrep.ExitInvalid, "--gtid is required on the donor")
 	}
-	pos, err := ParsePosition(d.Args.GTID)
+	pos, err := ist.ParseGaleraInfo(d.Args.GTID)
 	if err != nil {
 		return exitf(wsrep.ExitInvalid, "--gtid: %w", err)
 	}
-	pos.Domain = d.Args.GTIDDomainID
+	pos = pos.WithDomain(d.Args.GTIDDomainID)
 	var token []byte
 	if ra := d.getenv("WSREP_SST_OPT_REMOTE_AUTH"); ra != "" {
 		_, secret, ok := strings.Cut(ra, ":")
@@ -100,13 +101,13 @@ func (d *Donor) Run(parent context.Context) error {
 
 	if d.Args.Bypass {
 		d.log.Infof("IST bypass: joiner %s gets the missing write-sets from Galera; sending only position %s (no data)", hostport, pos.Line())
-		if err := sendMessage(conn, token, Control{Proto: ProtoVersion, Kind: KindIST, Position: pos.GTID(), Domain: pos.Domain}); err != nil {
+		if err := sendMessage(conn, token, Control{Proto: ProtoVersion, Kind: KindIST, Position: pos.UUIDSeqno(), Domain: pos.DomainID()}); err != nil {
 			return exitf(wsrep.ExitPipe, "send IST marker: %w", err)
 		}
 		if err := d.awaitReply(br); err != nil {
 			return err
 		}
-		return d.out.line("done " + pos.GTID())
+		return d.out.line("done " + pos.UUIDSeqno())
 	}
 	return d.full(ctx, conn, br, token, pos, hostport)
 }
@@ -196,13 +197,13 @@ func (d *Donor) auth() (user, password string) {
 }
 
 // full streams mariabackup's backup to the joiner.
-func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token []byte, pos Position, hostport string) error {
+func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token []byte, pos ist.Position, hostport string) error {
 	total := d.total
 	cd, how, err := d.codec()
 	if err != nil {
 		return exitf(wsrep.ExitInvalid, "compression: %w", err)
 	}
-	if err := sendMessage(conn, token, Control{Proto: ProtoVersion, Kind: KindSST, Position: pos.GTID(), Domain: pos.Domain, Total: total, Codec: cd.Name()}); err != nil {
+	if err := sendMessage(conn, token, Control{Proto: ProtoVersion, Kind: KindSST, Position: pos.UUIDSeqno(), Domain: pos.DomainID(), Total: total, Codec: cd.Name()}); err != nil {
 		return exitf(wsrep.ExitPipe, "send header to joiner %s: %w", hostport, err)
 	}
 	tmp, err := os.MkdirTemp(d.Config.TmpDir, "gosst-donor-")
@@ -388,7 +389,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		d.log.Infof("compression=auto sent %d of %d frames compressed; sending to the joiner took %.0f%% of the time (it tries compressing only while the connection is the limit, over half the time, and keeps it only while that moves the data faster; compression=s2 or zstd always compress, e.g. to save bandwidth)",
 			st.Compressed, st.Compressed+st.Plain, share)
 	}
-	return d.out.line("done " + pos.GTID())
+	return d.out.line("done " + pos.UUIDSeqno())
 }
 
 // keepaliveFrame is an empty wire extension frame (type 0x80): readers

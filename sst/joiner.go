@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/wire"
@@ -138,12 +139,12 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	pos, err := ParsePosition(ctl.Position)
+	pos, err := ist.ParseGaleraInfo(ctl.Position)
 	if err != nil {
 		return exitf(wsrep.ExitProto, "donor sent a bad position: %w", err)
 	}
-	if pos.Domain < 0 && ctl.Domain >= 0 {
-		pos.Domain = ctl.Domain
+	if !pos.HasDomain {
+		pos = pos.WithDomain(ctl.Domain)
 	}
 	switch ctl.Kind {
 	case KindIST:
@@ -180,8 +181,8 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 // system tablespace, redo, undo and Aria logs removed, so that
 // --wsrep-recover finds nothing either) and fails, so that mysqld aborts
 // and the next start takes a full SST.
-func (j *Joiner) refuseIST(conn net.Conn, pos Position) error {
-	msg := fmt.Sprintf("refusing IST to %s: an earlier SST into %s was interrupted while replacing the data (%s is present), so the data cannot be trusted", pos.GTID(), j.datadir, InProgressFile)
+func (j *Joiner) refuseIST(conn net.Conn, pos ist.Position) error {
+	msg := fmt.Sprintf("refusing IST to %s: an earlier SST into %s was interrupted while replacing the data (%s is present), so the data cannot be trusted", pos.UUIDSeqno(), j.datadir, InProgressFile)
 	// The position goes first: the donor's failure makes mysqld abort at
 	// once, and a service manager may then kill this script too.
 	err := invalidatePosition(j.datadir)
@@ -257,7 +258,7 @@ func durStr(d time.Duration) string {
 }
 
 // full receives, verifies, prepares and installs a full SST.
-func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl Control, donorPos Position) error {
+func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl Control, donorPos ist.Position) error {
 	staging := filepath.Join(j.datadir, StagingDir)
 	if err := os.RemoveAll(staging); err != nil {
 		return exitf(wsrep.ExitInvalid, "remove stale %s: %w", staging, err)
@@ -337,7 +338,7 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 		return fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
 	}
 	if pos.UUID != donorPos.UUID {
-		return fail(exitf(ExitRemChg, "backup is of state %s but the donor is at %s", pos.GTID(), donorPos.GTID()))
+		return fail(exitf(ExitRemChg, "backup is of state %s but the donor is at %s", pos.UUIDSeqno(), donorPos.UUIDSeqno()))
 	}
 	if err := sendMessage(conn, nil, Reply{OK: true, Bytes: prog.raw.Bytes()}); err != nil {
 		return exitf(wsrep.ExitPipe, "acknowledge receipt: %w", err)
@@ -354,9 +355,9 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	if j.Config.DirectIO {
 		j.log.Infof("direct-io: %s of %s written with O_DIRECT", human(stats.DirectBytes), human(stats.Bytes))
 	}
-	j.log.Infof("backup position %s (donor was at %s when the SST began)", pos.Line(), donorPos.GTID())
-	if pos.Domain < 0 {
-		pos.Domain = donorPos.Domain
+	j.log.Infof("backup position %s (donor was at %s when the SST began)", pos.Line(), donorPos.UUIDSeqno())
+	if !pos.HasDomain {
+		pos = pos.WithDomain(donorPos.DomainID())
 	}
 
 	// Prepare.

@@ -13,33 +13,6 @@ import (
 	"github.com/gosst/gosst/sst/wsrep"
 )
 
-func TestParsePosition(t *testing.T) {
-	for _, tc := range []struct {
-		in, line string
-		ok       bool
-	}{
-		{testUUID + ":9 9", testUUID + ":9 9", true},
-		{testUUID + ":9", testUUID + ":9", true},
-		{testUUID + ":-1 0\n", testUUID + ":-1 0", true},
-		{"  " + strings.ToUpper(testUUID) + ":12 7  ", testUUID + ":12 7", true},
-		{testUUID + ":x 9", "", false},
-		{testUUID + ":-2", "", false},
-		{"8e120e29:9 9", "", false},
-		{testUUID + ":9 9 9", "", false},
-		{testUUID + ":9 -1", "", false},
-		{"", "", false},
-	} {
-		p, err := ParsePosition(tc.in)
-		if (err == nil) != tc.ok {
-			t.Errorf("ParsePosition(%q): err %v, want ok=%v", tc.in, err, tc.ok)
-			continue
-		}
-		if tc.ok && p.Line() != tc.line {
-			t.Errorf("ParsePosition(%q).Line() = %q, want %q", tc.in, p.Line(), tc.line)
-		}
-	}
-}
-
 func TestAddresses(t *testing.T) {
 	for _, tc := range []struct {
 		in   string

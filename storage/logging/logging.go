@@ -56,23 +56,13 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// seekCountReader keeps io.Seeker visible to the retry decorator above.
-type seekCountReader struct {
-	*countReader
-	s io.Seeker
-}
-
-func (s seekCountReader) Seek(off int64, whence int) (int64, error) { return s.s.Seek(off, whence) }
-
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	start := time.Now()
 	cr := &countReader{r: r}
-	var rr io.Reader = cr
-	if s, ok := r.(io.Seeker); ok {
-		rr = seekCountReader{cr, s}
-	}
-	err := b.be.Put(ctx, key, rr, size)
+	// WrapBody keeps a rewindable body rewindable for the retry decorator
+	// above; bytes re-sent by a retry are counted too, as before.
+	err := b.be.Put(ctx, key, backend.WrapBody(r, cr, nil), size)
 	b.done(ctx, "put", key, start, err, slog.Int64("bytes", cr.n))
 	return err
 }

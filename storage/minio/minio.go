@@ -27,88 +27,63 @@ import (
 
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/storage/internal/multipart"
+	"github.com/gosst/gosst/storage/internal/s3opt"
 	"github.com/gosst/gosst/storage/retry"
 )
 
 // Defaults: 16 MiB × 4 threads = 64 MiB of part buffers per Put.
 const (
-	DefaultPartSize     = 16 << 20
-	DefaultThreads      = 4
-	DefaultMaxRetries   = 5
-	DefaultListPageSize = 1000
+	DefaultPartSize     = s3opt.DefaultPartSize
+	DefaultThreads      = s3opt.DefaultConcurrency
+	DefaultMaxRetries   = s3opt.DefaultMaxAttempts
+	DefaultListPageSize = s3opt.DefaultListPageSize
 )
 
 // Config of a MinIO backend. URL form:
-// minio://host:port/bucket/prefix?tls=&ca=&credentials=&region=&part-size=&threads=&max-retries=&list-page-size=
+// minio://host:port/bucket/prefix?tls=&credentials=&profile=
+// plus the parameters shared with s3:// (region, ca, part-size,
+// concurrency, max-attempts, list-page-size, single-put-max; see s3opt;
+// the older names threads and max-retries still work).
 type Config struct {
 	Host        string // host:port
 	Bucket      string
 	Prefix      string
 	TLS         bool
-	CAFile      string
 	Credentials string // path of a 0600 AWS-format credentials file; "" for the environment
 	Profile     string // section in Credentials; "" for default
-	Region      string
-	PartSize    int
-	Threads     int
-	// MaxRetries: attempts per request of a streamed upload, including the
-	// first (see Retry). minio-go's own retries are off.
-	MaxRetries   int
-	ListPageSize int
-	// SinglePutMax: known-size seekable sources (files, byte slices) up to
-	// this size go in one PUT straight from the source; -1 disables.
-	SinglePutMax int64
+	// Options are the knobs shared with the s3 backend. MaxAttempts counts
+	// the attempts per request of a streamed upload (see Retry);
+	// minio-go's own retries are off.
+	s3opt.Options
 	// Retry paces and logs the retries of the requests of a streamed
-	// upload (storage.Open fills it; MaxAttempts is MaxRetries). A nil
+	// upload (storage.Open fills it; MaxAttempts is Options'). A nil
 	// Logger logs to slog.Default(): retries are never silent.
 	Retry retry.Config
 }
 
 // ParseURL reads a Config from a minio:// URL.
 func ParseURL(u *url.URL) (Config, error) {
-	c := Config{Host: u.Host, TLS: true, PartSize: DefaultPartSize, Threads: DefaultThreads, MaxRetries: DefaultMaxRetries, ListPageSize: DefaultListPageSize}
+	c := Config{Host: u.Host, TLS: true, Options: s3opt.Defaults()}
 	if u.User != nil {
 		return c, errors.New("minio URL: credentials in the URL are not accepted; use ?credentials=FILE (mode 0600) or MINIO_ACCESS_KEY/MINIO_SECRET_KEY")
 	}
 	path := strings.Trim(u.Path, "/")
 	c.Bucket, c.Prefix, _ = strings.Cut(path, "/")
-	var err error
-	for k, vs := range u.Query() {
-		v := vs[len(vs)-1]
+	err := s3opt.Parse("minio", u.Query(), &c.Options, func(k, v string) (bool, error) {
+		var err error
 		switch k {
 		case "tls":
 			c.TLS, err = strconv.ParseBool(v)
-		case "ca":
-			c.CAFile = v
 		case "credentials":
 			c.Credentials = v
 		case "profile":
 			c.Profile = v
-		case "region":
-			c.Region = v
-		case "part-size":
-			c.PartSize, err = backend.ParseSize(v)
-		case "threads":
-			c.Threads, err = strconv.Atoi(v)
-		case "max-retries":
-			c.MaxRetries, err = strconv.Atoi(v)
-		case "list-page-size":
-			c.ListPageSize, err = strconv.Atoi(v)
-		case "single-put-max":
-			var n int
-			n, err = backend.ParseSize(v)
-			c.SinglePutMax = int64(n)
-			if n == 0 {
-				c.SinglePutMax = -1
-			}
 		default:
-			return c, fmt.Errorf("minio URL: unknown parameter %q", k)
+			return false, nil
 		}
-		if err != nil {
-			return c, fmt.Errorf("minio URL: parameter %s=%q: %w", k, v, err)
-		}
-	}
-	return c, nil
+		return true, err
+	})
+	return c, err
 }
 
 // Backend is a MinIO bucket (and prefix).
@@ -155,35 +130,13 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.Host == "" || c.Bucket == "" {
 		return nil, errors.New("minio: URL needs host:port and a bucket (minio://host:port/bucket/prefix)")
 	}
-	if c.PartSize == 0 {
-		c.PartSize = DefaultPartSize
-	}
-	if c.Threads == 0 {
-		c.Threads = DefaultThreads
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.ListPageSize == 0 {
-		c.ListPageSize = DefaultListPageSize
-	}
-	switch {
-	case c.SinglePutMax == 0:
-		c.SinglePutMax = multipart.DefaultSinglePutMax
-	case c.SinglePutMax < 0:
-		c.SinglePutMax = 0
-	case c.SinglePutMax > multipart.MaxPartSize:
-		return nil, fmt.Errorf("minio: single-put-max %d above the 5 GiB limit of one PUT", c.SinglePutMax)
-	}
-	mp := multipart.Config{PartSize: c.PartSize, Concurrency: c.Threads, SinglePutMax: c.SinglePutMax}
-	if err := mp.Check(); err != nil {
-		return nil, fmt.Errorf("minio: %w", err)
-	}
-	if c.MaxRetries < 1 {
-		return nil, fmt.Errorf("minio: max-retries %d: want at least 1", c.MaxRetries)
+	var mp multipart.Config
+	var err error
+	if c.Options, mp, err = c.Options.Resolve("minio"); err != nil {
+		return nil, err
 	}
 	rc := c.Retry
-	rc.MaxAttempts = c.MaxRetries
+	rc.MaxAttempts = c.MaxAttempts
 	if rc.Logger == nil {
 		rc.Logger = slog.Default()
 	}
@@ -195,7 +148,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("minio: transport: %w", err)
 	}
-	tr.MaxIdleConnsPerHost = c.Threads + 4
+	tr.MaxIdleConnsPerHost = c.Concurrency + 4
 	if c.CAFile != "" {
 		if !c.TLS {
 			return nil, errors.New("minio: ca= given with tls=false")

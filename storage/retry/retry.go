@@ -4,8 +4,9 @@
 // and full jitter. Permanent errors (403, NoSuchBucket, invalid keys,
 // ErrNotExist, a cancelled ctx) return at once.
 //
-// Put is retried only when the reader can be rewound (it implements
-// io.Seeker): a stream is never re-sent from a position it cannot return to.
+// Put is retried only when the reader can be rewound (backend.Rewindable: a
+// backend.RewindReader, or an io.Seeker such as a file or byte slice): a
+// stream is never re-sent from a position it cannot return to.
 // For non-rewindable streams the backend's own per-part retries are the only
 // ones. Get retries opening the object, not a read failing half-way through.
 // List retries restart the listing and skip keys already passed to fn.
@@ -118,21 +119,17 @@ func (c Config) do(ctx context.Context, op, key string, f func() error, final fu
 
 // Put implements backend.Backend; see the package comment.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	s, ok := r.(io.Seeker)
-	if !ok {
+	rr, ok := backend.Rewindable(r)
+	if !ok { // a stream (or a pipe, whose Seek fails): one attempt
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		return b.be.Put(ctx, key, r, size)
 	}
-	start, err := s.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return b.be.Put(ctx, key, r, size) // not really seekable (a pipe): one attempt
-	}
 	first := true
 	return b.do(ctx, "put", key, func() error {
 		if !first {
-			if _, err := s.Seek(start, io.SeekStart); err != nil {
+			if err := rr.Rewind(); err != nil {
 				return fmt.Errorf("put %s: rewind for retry: %w", key, err)
 			}
 		}

@@ -32,39 +32,36 @@ import (
 
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/storage/internal/multipart"
+	"github.com/gosst/gosst/storage/internal/s3opt"
 	"github.com/gosst/gosst/storage/retry"
 )
 
 // Defaults: 16 MiB × 4 = 64 MiB of part buffers per Put; 160 GiB objects at
 // most (10,000 parts) — raise PartSize for larger streams.
 const (
-	DefaultPartSize     = 16 << 20
-	DefaultConcurrency  = 4
-	DefaultMaxAttempts  = 5
-	DefaultListPageSize = 1000
+	DefaultPartSize     = s3opt.DefaultPartSize
+	DefaultConcurrency  = s3opt.DefaultConcurrency
+	DefaultMaxAttempts  = s3opt.DefaultMaxAttempts
+	DefaultListPageSize = s3opt.DefaultListPageSize
 )
 
 // Config of an S3 backend. The URL form is
-// s3://bucket/prefix?endpoint=&region=&path-style=&part-size=&concurrency=&sse=&sse-kms-key-id=&storage-class=&ca=&max-attempts=&list-page-size=
+// s3://bucket/prefix?endpoint=&path-style=&sse=&sse-kms-key-id=&storage-class=
+// plus the parameters shared with minio:// (region, ca, part-size,
+// concurrency, max-attempts, list-page-size, single-put-max; see s3opt).
 type Config struct {
 	Bucket       string
 	Prefix       string // keys are stored as Prefix/key; "" for none
 	Endpoint     string // "" for AWS (or $AWS_ENDPOINT_URL_S3)
-	Region       string // "" for the AWS chain's region, us-east-1 if none
 	PathStyle    bool   // needed by most S3-compatible servers
-	PartSize     int
-	Concurrency  int
 	SSE          string // "", "AES256" or "aws:kms"
 	SSEKMSKeyID  string // with SSE=aws:kms; "" for the bucket's default key
 	StorageClass string // e.g. STANDARD_IA; "" for the bucket default
-	CAFile       string // extra PEM roots to trust (or $AWS_CA_BUNDLE)
-	// MaxAttempts per request of a streamed upload, including the first
-	// (see Retry). The SDK's own retryer is off.
-	MaxAttempts  int
-	ListPageSize int // keys per ListObjectsV2 page, 1..1000
-	// SinglePutMax: known-size seekable sources (files, byte slices) up to
-	// this size go in one PUT straight from the source; -1 disables.
-	SinglePutMax int64
+	// Options are the knobs shared with the minio backend. Region "" is
+	// the AWS chain's region (us-east-1 if none); CAFile adds to the
+	// system roots (or $AWS_CA_BUNDLE); MaxAttempts counts the attempts
+	// per request of a streamed upload, the SDK's own retryer being off.
+	s3opt.Options
 	// Retry paces and logs the retries of the requests of a streamed
 	// upload (storage.Open fills it; MaxAttempts is taken from above). A nil
 	// Logger logs to slog.Default(): retries are never silent.
@@ -74,58 +71,32 @@ type Config struct {
 // ParseURL reads a Config from an s3:// URL.
 func ParseURL(u *url.URL) (Config, error) {
 	c := Config{
-		Bucket:       u.Host,
-		Prefix:       strings.Trim(u.Path, "/"),
-		PartSize:     DefaultPartSize,
-		Concurrency:  DefaultConcurrency,
-		MaxAttempts:  DefaultMaxAttempts,
-		ListPageSize: DefaultListPageSize,
+		Bucket:  u.Host,
+		Prefix:  strings.Trim(u.Path, "/"),
+		Options: s3opt.Defaults(),
 	}
 	if u.User != nil {
 		return c, errors.New("s3 URL: credentials in the URL are not accepted; use the AWS credential chain (environment, ~/.aws, instance role)")
 	}
-	q := u.Query()
-	var err error
-	for k, vs := range q {
-		v := vs[len(vs)-1]
+	err := s3opt.Parse("s3", u.Query(), &c.Options, func(k, v string) (bool, error) {
+		var err error
 		switch k {
 		case "endpoint":
 			c.Endpoint = v
-		case "region":
-			c.Region = v
 		case "path-style":
 			c.PathStyle, err = strconv.ParseBool(v)
-		case "part-size":
-			c.PartSize, err = backend.ParseSize(v)
-		case "concurrency":
-			c.Concurrency, err = strconv.Atoi(v)
 		case "sse":
 			c.SSE = v
 		case "sse-kms-key-id":
 			c.SSEKMSKeyID = v
 		case "storage-class":
 			c.StorageClass = v
-		case "ca":
-			c.CAFile = v
-		case "max-attempts":
-			c.MaxAttempts, err = strconv.Atoi(v)
-		case "list-page-size":
-			c.ListPageSize, err = strconv.Atoi(v)
-		case "single-put-max":
-			var n int
-			n, err = backend.ParseSize(v)
-			c.SinglePutMax = int64(n)
-			if n == 0 {
-				c.SinglePutMax = -1
-			}
 		default:
-			return c, fmt.Errorf("s3 URL: unknown parameter %q", k)
+			return false, nil
 		}
-		if err != nil {
-			return c, fmt.Errorf("s3 URL: parameter %s=%q: %w", k, v, err)
-		}
-	}
-	return c, nil
+		return true, err
+	})
+	return c, err
 }
 
 // Backend is an S3 bucket (and prefix).
@@ -144,32 +115,10 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.Bucket == "" {
 		return nil, errors.New("s3: no bucket in URL (s3://bucket/prefix)")
 	}
-	if c.PartSize == 0 {
-		c.PartSize = DefaultPartSize
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.ListPageSize == 0 {
-		c.ListPageSize = DefaultListPageSize
-	}
-	switch {
-	case c.SinglePutMax == 0:
-		c.SinglePutMax = multipart.DefaultSinglePutMax
-	case c.SinglePutMax < 0:
-		c.SinglePutMax = 0
-	case c.SinglePutMax > multipart.MaxPartSize:
-		return nil, fmt.Errorf("s3: single-put-max %d above the 5 GiB limit of one PUT", c.SinglePutMax)
-	}
-	mp := multipart.Config{PartSize: c.PartSize, Concurrency: c.Concurrency, SinglePutMax: c.SinglePutMax}
-	if err := mp.Check(); err != nil {
-		return nil, fmt.Errorf("s3: %w", err)
-	}
-	if c.ListPageSize < 1 || c.ListPageSize > 1000 {
-		return nil, fmt.Errorf("s3: list-page-size %d out of range 1..1000", c.ListPageSize)
+	var mp multipart.Config
+	var err error
+	if c.Options, mp, err = c.Options.Resolve("s3"); err != nil {
+		return nil, err
 	}
 	switch c.SSE {
 	case "", string(types.ServerSideEncryptionAes256), string(types.ServerSideEncryptionAwsKms):
@@ -178,9 +127,6 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	}
 	if c.SSEKMSKeyID != "" && c.SSE != string(types.ServerSideEncryptionAwsKms) {
 		return nil, errors.New("s3: sse-kms-key-id needs sse=aws:kms")
-	}
-	if c.MaxAttempts < 1 {
-		return nil, fmt.Errorf("s3: max-attempts %d: want at least 1", c.MaxAttempts)
 	}
 	rc := c.Retry
 	rc.MaxAttempts = c.MaxAttempts

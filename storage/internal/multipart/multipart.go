@@ -58,7 +58,8 @@ type Config struct {
 	// Retry, if set, runs one request (op names it) and retries it on
 	// transient errors. Upload uses it for every request of a streamed
 	// source, whose parts are its own buffers, and for Abort; the requests
-	// for a rewindable source (an io.Seeker: file, byte slice) are made once,
+	// for a rewindable source (backend.Rewindable: file, byte slice, a
+	// backend.RewindReader such as a decorator's wrapped body) are made once,
 	// because the caller's retry decorator replays the whole Put from the
 	// source: a request is retried by one layer, never by both.
 	Retry func(ctx context.Context, op string, f func() error) error
@@ -69,12 +70,8 @@ func once(_ context.Context, _ string, f func() error) error { return f() }
 
 // rewindable reports whether r is a source the retry decorator replays.
 func rewindable(r io.Reader) bool {
-	s, ok := r.(io.Seeker)
-	if !ok {
-		return false
-	}
-	_, err := s.Seek(0, io.SeekCurrent)
-	return err == nil
+	_, ok := backend.Rewindable(r)
+	return ok
 }
 
 // DefaultSinglePutMax is the default Config.SinglePutMax.
