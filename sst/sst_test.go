@@ -8,10 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -454,7 +454,7 @@ func TestParentDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// A short-lived child stands in for mysqld.
-	parent := command(ctx, syscall.SIGTERM, "sleep", "1")
+	parent := exec.CommandContext(ctx, "sleep", "1")
 	if err := parent.Start(); err != nil {
 		t.Fatal(err)
 	}
