@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/stream/xbstream"
 )
 
@@ -255,7 +256,7 @@ func TestFullSSTInProcess(t *testing.T) {
 			t.Errorf("%s still present after SST", gone)
 		}
 	}
-	if cp, _ := ReadCheckpoints(f.joinerDir); cp["backup_type"] != "full-prepared" {
+	if cp, _ := mariabackup.ReadCheckpoints(f.joinerDir); cp["backup_type"] != "full-prepared" {
 		t.Errorf("installed backup not prepared: %v", cp)
 	}
 	args, _ := os.ReadFile(f.argsLog)
