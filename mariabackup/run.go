@@ -1,7 +1,7 @@
 // Package mariabackup runs mariabackup and reads what it writes: one
 // runner for --backup and --prepare, and the parsers of the files it puts
 // into a backup (xtrabackup_checkpoints, galera info, binlog info). It is
-// a leaf: it imports only the standard library.
+// a leaf: it imports no other gosst package.
 package mariabackup
 
 import (
@@ -138,9 +138,6 @@ func (p *Process) Drained() <-chan struct{} { return p.drained }
 
 // Tail returns the last lines of the output.
 func (p *Process) Tail() *Tail { return p.tail }
-
-// Pid is the child's process id (also its process group id).
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Wait waits for the output to be read to its end, then for the child.
 // Once ctx has ended it waits for the output at most KillDelay (a process
