@@ -13,11 +13,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -25,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gosst/gosst/internal/version"
+	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/integrity"
@@ -407,20 +406,17 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, o.Mariabackup, args...)
-	cmd.Env = append(os.Environ(), "MYSQL_PWD="+cfg.Passwd) // never on argv
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return Object{}, nil, err
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return Object{}, nil, err
-	}
 	log.Info("starting mariabackup", "type", m.Type, "id", m.ID, "args", strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		return Object{}, nil, fmt.Errorf("start %s: %w (is mariadb-backup installed?)", o.Mariabackup, err)
+	mb, err := mariabackup.Start(ctx, mariabackup.Spec{
+		Path: o.Mariabackup, Args: args,
+		Password: cfg.Passwd, PasswordSet: true, // never on argv
+		TailLines: 40,
+		OnLine:    func(l string) { log.Debug("mariabackup", "line", l) },
+	})
+	if err != nil {
+		return Object{}, nil, fmt.Errorf("%w (is mariadb-backup installed?)", err)
 	}
+	stdout := mb.Stdout
 
 	ext := "." + o.Codec.Name()
 	if len(o.Recipients) > 0 {
@@ -429,7 +425,6 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	key := dataKey(m.ID, ext)
 	*written = key
 	scan := NewScan()
-	tail := &lineTail{max: 40}
 	mtr := meter.New(meter.Options{})
 	upR, upW := io.Pipe()
 	scanR, scanW := io.Pipe()
@@ -438,9 +433,6 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	var plain integrity.Sum
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { // mariabackup's stderr: keep a tail, log at debug
-		return tail.drain(stderr, log)
-	})
 	g.Go(func() error { // metadata and table list, from a tee of the stream
 		err := scan.Run(scanR)
 		if err != nil {
@@ -478,9 +470,15 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 			if _, err := io.Copy(sw, src); err != nil {
 				return fmt.Errorf("stream backup: %w", err)
 			}
-			// The stream is complete only if mariabackup says so.
-			if err := cmd.Wait(); err != nil {
-				return fmt.Errorf("mariabackup failed: %w\n%s", err, tail.String())
+			// The stream is complete only if mariabackup says so, and its
+			// error carries all of its output's last lines: Wait reads
+			// stderr to its end first.
+			if err := mb.Wait(); err != nil {
+				var ee *mariabackup.ExitError
+				if errors.As(err, &ee) {
+					return fmt.Errorf("mariabackup failed: %w\n--- mariabackup output (last lines) ---\n%s", ee.Err, ee.Tail)
+				}
+				return fmt.Errorf("mariabackup failed: %w", err)
 			}
 			if plain, err = sw.Close(); err != nil {
 				return err
@@ -502,7 +500,7 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 		go mtr.Report(pctx, time.Second, o.Progress)
 	}
 	if err := g.Wait(); err != nil {
-		_ = cmd.Wait()
+		_ = mb.Wait()
 		return Object{}, nil, err
 	}
 	storedSum := stored.Sum()
@@ -527,51 +525,6 @@ func (h *hashCounter) Write(p []byte) (int, error) {
 	h.h.Write(p)
 	h.n += int64(len(p))
 	return len(p), nil
-}
-
-// lineTail keeps the last lines of a child's stderr.
-type lineTail struct {
-	mu    sync.Mutex
-	max   int
-	lines []string
-}
-
-func (t *lineTail) drain(r io.Reader, log *slog.Logger) error {
-	buf := make([]byte, 32<<10)
-	var partial string
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			text := partial + string(buf[:n])
-			parts := strings.Split(text, "\n")
-			partial = parts[len(parts)-1]
-			for _, l := range parts[:len(parts)-1] {
-				t.add(l)
-				log.Debug("mariabackup", "line", l)
-			}
-		}
-		if err != nil {
-			if partial != "" {
-				t.add(partial)
-			}
-			return nil
-		}
-	}
-}
-
-func (t *lineTail) add(l string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.lines = append(t.lines, l)
-	if len(t.lines) > t.max {
-		t.lines = t.lines[len(t.lines)-t.max:]
-	}
-}
-
-func (t *lineTail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return "--- mariabackup output (last lines) ---\n" + strings.Join(t.lines, "\n")
 }
 
 func desync(ctx context.Context, db *sql.DB, log *slog.Logger) error {

@@ -1,30 +1,31 @@
 package backup
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"path"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/ist"
+	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/stream/xbstream"
 )
 
 // metaFiles are the small files mariabackup writes into the stream that
 // the manifest is built from (10.11 names and the 11.x renames).
-var metaFiles = map[string]bool{
-	"xtrabackup_checkpoints": true, "mariadb_backup_checkpoints": true,
-	"xtrabackup_galera_info": true, "mariadb_backup_galera_info": true,
-	"donor_galera_info":      true,
-	"xtrabackup_binlog_info": true, "mariadb_backup_binlog_info": true,
-	"xtrabackup_info": true, "mariadb_backup_info": true,
-}
+var metaFiles = func() map[string]bool {
+	m := map[string]bool{}
+	for _, l := range [][]string{mariabackup.CheckpointsFiles, mariabackup.GaleraInfoFiles, mariabackup.BinlogInfoFiles, mariabackup.InfoFiles} {
+		for _, n := range l {
+			m[n] = true
+		}
+	}
+	return m
+}()
 
 const maxMetaFile = 64 << 10
 
@@ -134,20 +135,20 @@ func (s *Scan) Tables() []Table {
 
 // Fill sets the manifest's positions from the captured metadata.
 func (s *Scan) Fill(m *Manifest) error {
-	cp, ok := s.File("xtrabackup_checkpoints", "mariadb_backup_checkpoints")
+	cp, ok := s.File(mariabackup.CheckpointsFiles...)
 	if !ok {
 		return fmt.Errorf("the stream has no xtrabackup_checkpoints: not a complete mariabackup backup")
 	}
-	kv := parseKV(cp)
+	kv := mariabackup.ParseCheckpoints(cp)
 	var err error
-	if m.LSN.From, err = strconv.ParseInt(kv["from_lsn"], 10, 64); err != nil {
-		return fmt.Errorf("xtrabackup_checkpoints: from_lsn %q", kv["from_lsn"])
+	if m.LSN.From, err = kv.LSN("from_lsn"); err != nil {
+		return err
 	}
-	if m.LSN.To, err = strconv.ParseInt(kv["to_lsn"], 10, 64); err != nil {
-		return fmt.Errorf("xtrabackup_checkpoints: to_lsn %q", kv["to_lsn"])
+	if m.LSN.To, err = kv.LSN("to_lsn"); err != nil {
+		return err
 	}
-	m.LSN.Last, _ = strconv.ParseInt(kv["last_lsn"], 10, 64)
-	if gi, ok := s.File("xtrabackup_galera_info", "mariadb_backup_galera_info", "donor_galera_info"); ok {
+	m.LSN.Last, _ = kv.LSN("last_lsn")
+	if gi, ok := s.File(mariabackup.GaleraInfoFiles...); ok {
 		g, err := ParseGaleraInfo(gi)
 		if err != nil {
 			return err
@@ -156,7 +157,7 @@ func (s *Scan) Fill(m *Manifest) error {
 	} else {
 		m.Galera.Seqno = -1
 	}
-	if bi, ok := s.File("xtrabackup_binlog_info", "mariadb_backup_binlog_info"); ok {
+	if bi, ok := s.File(mariabackup.BinlogInfoFiles...); ok {
 		m.Binlog = ParseBinlogInfo(bi)
 	}
 	if m.Binlog.GTID == "" && m.Binlog.File != "" {
@@ -170,26 +171,13 @@ func (s *Scan) Fill(m *Manifest) error {
 			}
 		}
 	}
-	if info, ok := s.File("xtrabackup_info", "mariadb_backup_info"); ok {
-		kv := parseKV(info)
+	if info, ok := s.File(mariabackup.InfoFiles...); ok {
+		kv := mariabackup.KeyValues(info)
 		m.MariaBackupVersion = kv["tool_version"]
 		m.MariaDBVersion = kv["server_version"]
 	}
 	m.Tables = s.Tables()
 	return nil
-}
-
-// parseKV parses "key = value" lines.
-func parseKV(s string) map[string]string {
-	out := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if ok {
-			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	return out
 }
 
 // ParseGaleraInfo parses line 1 of a galera info file ("uuid:seqno
@@ -203,19 +191,8 @@ func ParseGaleraInfo(s string) (GaleraPosition, error) {
 	return GaleraPositionOf(p), nil
 }
 
-// ParseBinlogInfo parses "file<TAB>position[<TAB>gtid]".
+// ParseBinlogInfo parses xtrabackup_binlog_info
+// ("file<TAB>position[<TAB>gtid]").
 func ParseBinlogInfo(s string) BinlogPosition {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	f := strings.Split(line, "\t")
-	var b BinlogPosition
-	if len(f) > 0 {
-		b.File = strings.TrimSpace(f[0])
-	}
-	if len(f) > 1 {
-		b.Position, _ = strconv.ParseInt(strings.TrimSpace(f[1]), 10, 64)
-	}
-	if len(f) > 2 {
-		b.GTID = strings.TrimSpace(f[2])
-	}
-	return b
+	return BinlogPosition(mariabackup.ParseBinlogInfo(s))
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/ist"
+	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/storage/backend"
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
@@ -308,10 +308,16 @@ func (o RestoreOptions) prepare(ctx context.Context, base, inc string) error {
 		what = "apply incremental " + filepath.Base(inc)
 	}
 	o.Logger.Info(what)
-	cmd := exec.CommandContext(ctx, o.Mariabackup, args...)
-	out, err := cmd.CombinedOutput()
+	err := mariabackup.Run(ctx, mariabackup.Spec{
+		Path: o.Mariabackup, Args: args, CombinedOutput: true, TailLines: 25,
+		OnLine: func(l string) { o.Logger.Debug("mariabackup", "line", l) },
+	})
+	var ee *mariabackup.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("mariabackup %s failed: %w\n%s", what, ee.Err, ee.Tail)
+	}
 	if err != nil {
-		return fmt.Errorf("mariabackup %s failed: %w\n%s", what, err, text.LastLines(string(out), 25))
+		return fmt.Errorf("mariabackup %s failed: %w", what, err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gosst/gosst/ist"
+	"github.com/gosst/gosst/mariabackup"
 )
 
 // Names gosst uses inside the joiner's datadir.
@@ -125,10 +126,8 @@ func PlanInstall(staging, datadir string, l Layout) (Plan, error) {
 		return Plan{}, err
 	}
 	binlog := ""
-	if b, err := os.ReadFile(filepath.Join(staging, "xtrabackup_binlog_info")); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			binlog = filepath.Base(f[0])
-		}
+	if bi, err := mariabackup.ReadBinlogInfo(staging); err == nil && bi.File != "" {
+		binlog = filepath.Base(bi.File)
 	}
 	p := Plan{Staging: staging}
 	var system [4][]Move // undo, aria, redo, data
@@ -611,34 +610,15 @@ func copyFile(from, to string) error {
 	return os.Remove(from)
 }
 
-// ReadCheckpoints parses xtrabackup_checkpoints ("key = value" lines).
-func ReadCheckpoints(dir string) (map[string]string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "xtrabackup_checkpoints"))
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if ok {
-			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	if len(m) == 0 {
-		return nil, errors.New("xtrabackup_checkpoints is empty")
-	}
-	return m, nil
-}
-
 // CheckBackup verifies that dir holds a complete backup of one of the
 // given backup_types ("full-backuped" before prepare; after it MariaDB
 // 10.11 writes "log-applied", older tools "full-prepared").
 func CheckBackup(dir string, wantTypes ...string) error {
-	cp, err := ReadCheckpoints(dir)
+	cp, err := mariabackup.ReadCheckpoints(dir)
 	if err != nil {
 		return fmt.Errorf("backup incomplete: %w", err)
 	}
-	if t := cp["backup_type"]; !slices.Contains(wantTypes, t) {
+	if t := cp.Type(); !slices.Contains(wantTypes, t) {
 		return fmt.Errorf("xtrabackup_checkpoints: backup_type = %q, want %s", t, strings.Join(wantTypes, " or "))
 	}
 	if cp["compact"] == "1" {
@@ -650,32 +630,25 @@ func CheckBackup(dir string, wantTypes ...string) error {
 	return nil
 }
 
-// galeraInfoFiles are read in this order; mariadb-backup writes both from
-// the state it read under its backup locks.
-var galeraInfoFiles = []string{"donor_galera_info", "xtrabackup_galera_info", "mariadb_backup_galera_info"}
-
 // BackupPosition is the position mariabackup recorded inside the backup:
-// line 1 of donor_galera_info, else of xtrabackup_galera_info.
+// line 1 of donor_galera_info, else of xtrabackup_galera_info (else of
+// its 11.x name, mariadb_backup_galera_info).
 func BackupPosition(dir string) (ist.Position, error) {
-	for _, f := range galeraInfoFiles {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return ist.Position{}, err
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		p, err := ist.ParseGaleraInfo(line)
-		if err != nil {
-			return ist.Position{}, fmt.Errorf("%s: %w", f, err)
-		}
-		if p.Seqno < 0 {
-			return ist.Position{}, fmt.Errorf("%s: undefined seqno in %q", f, line)
-		}
-		return p, nil
+	f, line, err := mariabackup.ReadGaleraInfo(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return ist.Position{}, fmt.Errorf("backup has no %s (was mariabackup run with --galera-info?)", strings.Join(mariabackup.GaleraInfoFiles[:2], " or "))
 	}
-	return ist.Position{}, fmt.Errorf("backup has no %s (was mariabackup run with --galera-info?)", strings.Join(galeraInfoFiles[:2], " or "))
+	if err != nil {
+		return ist.Position{}, err
+	}
+	p, err := ist.ParseGaleraInfo(line)
+	if err != nil {
+		return ist.Position{}, fmt.Errorf("%s: %w", f, err)
+	}
+	if p.Seqno < 0 {
+		return ist.Position{}, fmt.Errorf("%s: undefined seqno in %q", f, line)
+	}
+	return p, nil
 }
 
 // dataSize estimates the bytes mariabackup will stream from datadir:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gosst/gosst/internal/ctxio"
 	"github.com/gosst/gosst/ist"
+	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
@@ -214,32 +215,8 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 
 	user, password := d.auth()
 	args := d.backupArgs(tmp, user)
-	env := make([]string, 0, len(d.environ)+1)
-	for _, e := range d.environ {
-		if !strings.HasPrefix(e, "MYSQL_PWD=") && !strings.HasPrefix(e, "WSREP_SST_OPT_AUTH=") && !strings.HasPrefix(e, "WSREP_SST_OPT_REMOTE_AUTH=") {
-			env = append(env, e)
-		}
-	}
-	if password != "" {
-		env = append(env, "MYSQL_PWD="+password)
-	}
 	bctx, bcancel := context.WithCancel(ctx)
 	defer bcancel()
-	// A backup that is no longer wanted is killed outright: its locks go
-	// with its connections, and the sooner this script exits, the sooner
-	// mysqld learns that the transfer failed.
-	cmd := command(bctx, syscall.SIGKILL, d.Config.Mariabackup, args...)
-	cmd.Env = env
-	cmd.Dir = tmp
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return err
-	}
-	growPipe(stdout)
 	d.log.Infof("streaming to joiner %s: %s %s (compression %s)", hostport, d.Config.Mariabackup, strings.Join(args, " "), how)
 	// Like the stock script, mariabackup's log also goes to
 	// <datadir>/mariabackup.backup.log (the previous one archived).
@@ -247,12 +224,17 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	if logFile != nil {
 		defer logFile.Close()
 	}
-	if err := cmd.Start(); err != nil {
-		return exitf(wsrep.ExitNoEnt, "start %s: %w", d.Config.Mariabackup, err)
+	// A backup that is no longer wanted is killed outright: its locks go
+	// with its connections, and the sooner this script exits, the sooner
+	// mysqld learns that the transfer failed.
+	spec := mbSpec(d.log, d.Config.Mariabackup, args, "mariabackup: ", logFile, syscall.SIGKILL)
+	spec.Env, spec.Password, spec.Dir, spec.GrowPipe = d.environ, password, tmp, true
+	mb, err := mariabackup.Start(bctx, spec)
+	if err != nil {
+		return exitf(wsrep.ExitNoEnt, "%w", err)
 	}
-	tail := &tailKeeper{}
-	drained := make(chan struct{})
-	go func() { pipeLogTee(stderr, d.log, "mariabackup: ", tail, fileWriter(logFile)); close(drained) }()
+	stdout := mb.Stdout
+	drained := mb.Drained()
 
 	prog := newProgress(d.log, d.out, d.Args.Progress && !d.Config.ProgressOff, "streaming", total, d.Config.ReportEvery)
 	pctx, pcancel := context.WithCancel(ctx)
@@ -326,11 +308,10 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 			return err
 		}
 		// Only a backup mariabackup reports as complete gets an end frame.
-		<-drained
-		if werr := cmd.Wait(); werr != nil {
+		if werr := mb.Wait(); werr != nil {
 			conn.Close() // never let a failed backup look complete
 			cw.Close()
-			return &ExitError{Code: wsrep.ExitInvalid, Err: fmt.Errorf("mariabackup --backup failed: %v; last output:\n%s", werr, tail)}
+			return &ExitError{Code: wsrep.ExitInvalid, Err: fmt.Errorf("mariabackup --backup failed: %w", werr)}
 		}
 		if err := cw.Close(); err != nil {
 			return err
@@ -352,7 +333,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		case <-time.After(15 * time.Second):
 			d.log.Warnf("mariabackup's stderr still open 15 s after it was told to stop")
 		}
-		_ = cmd.Wait()
+		_ = mb.Wait()
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gosst/gosst/ist"
+	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/wire"
@@ -436,29 +437,18 @@ func (j *Joiner) prepare(ctx context.Context, staging string) error {
 	}
 	j.log.Infof("running %s %s", j.Config.Mariabackup, strings.Join(args, " "))
 	start := time.Now()
-	cmd := command(ctx, syscall.SIGTERM, j.Config.Mariabackup, args...)
-	cmd.Dir = staging
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	tail := &tailKeeper{}
 	logFile := openPhaseLog(j.datadir, "prepare", j.Config, j.log, start)
 	if logFile != nil {
 		defer logFile.Close()
 	}
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return exitf(wsrep.ExitNoEnt, "start %s: %w", j.Config.Mariabackup, err)
-	}
-	pw.Close()
-	done := make(chan struct{})
-	go func() { pipeLogTee(pr, j.log, "mariabackup --prepare: ", tail, fileWriter(logFile)); close(done) }()
-	<-done
-	pr.Close()
-	if err := cmd.Wait(); err != nil {
+	spec := mbSpec(j.log, j.Config.Mariabackup, args, "mariabackup --prepare: ", logFile, syscall.SIGTERM)
+	spec.Dir = staging
+	spec.CombinedOutput = true
+	if err := mariabackup.Run(ctx, spec); err != nil {
+		var ee *mariabackup.ExitError
+		if !errors.As(err, &ee) {
+			return exitf(wsrep.ExitNoEnt, "%w", err)
+		}
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
@@ -466,7 +456,7 @@ func (j *Joiner) prepare(ctx context.Context, staging string) error {
 		if logFile != nil {
 			where = " (all of it in " + logFile.Name() + ")"
 		}
-		return exitf(wsrep.ExitInvalid, "mariabackup --prepare failed: %v; last output%s:\n%s", err, where, tail)
+		return exitf(wsrep.ExitInvalid, "mariabackup --prepare failed: %v; last output%s:\n%s", ee.Err, where, ee.Tail)
 	}
 	j.log.Infof("prepare done in %.1f s", time.Since(start).Seconds())
 	return nil

@@ -5,13 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
+	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
 )
@@ -338,32 +339,14 @@ func redactValue(name, value string) string {
 	return value
 }
 
-// secretParam finds "--<option with a secret-looking name>=<value>" in
-// mariabackup's output (it prints every encryption plugin parameter).
-var secretParam = regexp.MustCompile(`(?i)(--[a-z0-9_-]*(?:filekey|token|password|passwd|secret)[a-z0-9_-]*=)[^'"\s]+`)
-
-// redactLine removes secret option values from a line of mariabackup output.
-func redactLine(s string) string {
-	return secretParam.ReplaceAllString(s, "${1}<redacted>")
-}
-
-// pipeLogTee is pipeLog that also writes every line to file (if not nil),
-// with secret option values removed from both.
-func pipeLogTee(r io.Reader, log *logger, prefix string, tail *tailKeeper, file io.Writer) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		s := redactLine(sc.Text())
-		if strings.TrimSpace(s) != "" { // mariabackup writes blank lines
-			tail.add(s)
-			log.Infof("%s%s", prefix, s)
-		}
-		if file != nil {
-			if _, err := io.WriteString(file, s+"\n"); err != nil {
-				log.Warnf("write mariabackup log file: %v (further lines only in this log)", err)
-				file = nil
-			}
-		}
+// mbSpec is how the SST runs mariabackup: its output goes to the error
+// log with prefix, and to file (mariabackup.<phase>.log) if not nil; sig
+// goes to its process group when the transfer is abandoned.
+func mbSpec(log *logger, path string, args []string, prefix string, file *os.File, sig syscall.Signal) mariabackup.Spec {
+	return mariabackup.Spec{
+		Path: path, Args: args, Signal: sig,
+		OnLine:         func(s string) { log.Infof("%s%s", prefix, s) },
+		LogFile:        fileWriter(file),
+		OnLogFileError: func(err error) { log.Warnf("write mariabackup log file: %v (further lines only in this log)", err) },
 	}
-	_, _ = io.Copy(io.Discard, r) // never block the child on a long line
 }

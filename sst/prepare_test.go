@@ -258,25 +258,6 @@ func TestConfigPrepareOptions(t *testing.T) {
 	}
 }
 
-func TestRedactLine(t *testing.T) {
-	for in, want := range map[string]string{
-		"[00] \t Encryption plugin parameter :  '--file_key_management_filekey=s3cr3t'":   "[00] \t Encryption plugin parameter :  '--file_key_management_filekey=<redacted>'",
-		"[00] \t Encryption plugin parameter :  '--hashicorp-key-management-token=hvs.x'": "[00] \t Encryption plugin parameter :  '--hashicorp-key-management-token=<redacted>'",
-		"[00] \t Encryption plugin parameter :  '--file_key_management_filename=/k.txt'":  "[00] \t Encryption plugin parameter :  '--file_key_management_filename=/k.txt'",
-		"[00] \t Encryption plugin parameter :  '--file_key_management_filekey='":         "[00] \t Encryption plugin parameter :  '--file_key_management_filekey='",
-	} {
-		if got := redactLine(in); got != want {
-			t.Errorf("redactLine(%q) = %q, want %q", in, got, want)
-		}
-	}
-	var file bytes.Buffer
-	var errlog bytes.Buffer
-	pipeLogTee(strings.NewReader("a --password=pw1\nb\n"), &logger{w: &errlog, role: "joiner"}, "mb: ", &tailKeeper{}, &file)
-	if strings.Contains(file.String()+errlog.String(), "pw1") || file.String() != "a --password=<redacted>\nb\n" {
-		t.Errorf("file %q, error log %q", file.String(), errlog.String())
-	}
-}
-
 // TestPhaseLogArchive: a new mariabackup log first moves the previous one,
 // gzipped, into the archive directory (or, if that cannot be created, next
 // to it in the datadir); with archiving off it is overwritten.

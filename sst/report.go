@@ -1,7 +1,6 @@
 package sst
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -44,39 +43,6 @@ func (o *output) line(s string) error {
 	defer o.mu.Unlock()
 	_, err := io.WriteString(o.w, s+"\n")
 	return err
-}
-
-// pipeLog copies r line by line to the log with a prefix and keeps the
-// last lines for error messages. It returns when r ends.
-type tailKeeper struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (t *tailKeeper) add(s string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.lines = append(t.lines, s)
-	if len(t.lines) > 20 {
-		t.lines = t.lines[len(t.lines)-20:]
-	}
-}
-
-func (t *tailKeeper) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.Join(t.lines, "\n")
-}
-
-func pipeLog(r io.Reader, log *logger, prefix string, tail *tailKeeper) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		s := sc.Text()
-		tail.add(s)
-		log.Infof("%s%s", prefix, s)
-	}
-	_, _ = io.Copy(io.Discard, r) // never block the child on a long line
 }
 
 // progress reports a transfer: a stderr line every interval, and, when

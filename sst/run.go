@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -179,20 +178,4 @@ func alive(pid int) bool {
 		return s[i+2] != 'Z' && s[i+2] != 'X'
 	}
 	return true
-}
-
-// command prepares a child in its own process group that gets sig (the
-// whole group) on cancellation, SIGKILL 10 s later, and SIGKILL if we die
-// first.
-func command(ctx context.Context, sig syscall.Signal, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Cancel = func() error {
-		if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
-			return cmd.Process.Signal(sig)
-		}
-		return nil
-	}
-	cmd.WaitDelay = 10 * time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	return cmd
 }

@@ -8,13 +8,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gosst/gosst/mariabackup"
+	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/xbstream"
 )
 
@@ -95,6 +98,7 @@ if [ "$mode" = backup ]; then
   if [ -n "$FAKE_SLOW_BACKUP" ]; then head -c 3000 %q; sleep "$FAKE_SLOW_BACKUP"; tail -c +3001 %q; exit 0; fi
   cat %q; exit 0
 fi
+if [ "$mode" = prepare ] && [ -n "$FAKE_FAIL_PREPARE" ]; then echo "[00] FATAL ERROR: simulated prepare failure --file_key_management_filekey=s3cr3t" >&2; echo; exit 1; fi
 if [ "$mode" = prepare ]; then sed -i 's/full-backuped/full-prepared/' "$t/xtrabackup_checkpoints"; exit 0; fi
 exit 1
 `, f.argsLog, f.xbs, f.xbs, f.xbs, f.xbs)
@@ -255,7 +259,7 @@ func TestFullSSTInProcess(t *testing.T) {
 			t.Errorf("%s still present after SST", gone)
 		}
 	}
-	if cp, _ := ReadCheckpoints(f.joinerDir); cp["backup_type"] != "full-prepared" {
+	if cp, _ := mariabackup.ReadCheckpoints(f.joinerDir); cp["backup_type"] != "full-prepared" {
 		t.Errorf("installed backup not prepared: %v", cp)
 	}
 	args, _ := os.ReadFile(f.argsLog)
@@ -375,6 +379,35 @@ func TestBackupFailsMidStream(t *testing.T) {
 	}
 }
 
+// TestPrepareFails: mariabackup --prepare fails on the joiner. Its last
+// lines (secrets redacted) are in the error, all of its output in
+// mariabackup.prepare.log, no position is printed and the datadir keeps
+// its old data.
+func TestPrepareFails(t *testing.T) {
+	t.Setenv("FAKE_FAIL_PREPARE", "1") // the joiner's prepare inherits this process's environment
+	f := newFixture(t)
+	f.writeCnf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := snapshot(t, f.joinerDir)
+	addr, jres := f.startJoiner(t, ctx)
+	d := f.runDonor(ctx, addr, false, nil)
+	j := <-jres
+	logName := PhaseLogName("prepare")
+	after := regexp.MustCompile(`/`+regexp.QuoteMeta(logName)+`:\d+ `).ReplaceAllString(snapshot(t, f.joinerDir), "")
+	failedJoiner(t, j, before, after)
+	if d.code != 0 {
+		t.Errorf("donor: exit %d (the stream was received whole):\n%s", d.code, d.stderr)
+	}
+	want := "mariabackup --prepare failed: exit status 1; last output (all of it in " + filepath.Join(f.joinerDir, logName) + "):\n"
+	if j.code != wsrep.ExitInvalid || !strings.Contains(j.stderr, want) || !strings.Contains(j.stderr, "simulated prepare failure --file_key_management_filekey=<redacted>") || strings.Contains(j.stderr, "s3cr3t") {
+		t.Errorf("joiner: exit %d, want %d and %q with mariabackup's last line:\n%s", j.code, wsrep.ExitInvalid, want, j.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.joinerDir, logName)); err != nil || !strings.Contains(string(b), "fake mariabackup prepare\n[00] FATAL ERROR: simulated prepare failure --file_key_management_filekey=<redacted>\n\n") {
+		t.Errorf("%s: %q %v", logName, b, err)
+	}
+}
+
 // flipProxy forwards one connection and flips one byte at offset flipAt
 // of the donor→joiner direction.
 func flipProxy(t *testing.T, target string, flipAt int64) string {
@@ -454,7 +487,7 @@ func TestParentDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// A short-lived child stands in for mysqld.
-	parent := command(ctx, syscall.SIGTERM, "sleep", "1")
+	parent := exec.CommandContext(ctx, "sleep", "1")
 	if err := parent.Start(); err != nil {
 		t.Fatal(err)
 	}
