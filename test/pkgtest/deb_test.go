@@ -223,6 +223,7 @@ func TestDeb(t *testing.T) {
 			}
 			run(t, ctx, root, nil, "sh", "-n", filepath.Join(ctl, s))
 		}
+		checkScripts(t, ctl)
 	})
 
 	t.Run("unit", func(t *testing.T) {
