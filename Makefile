@@ -29,6 +29,8 @@ NFPM_VERSION := v2.48.0
 DEB_DIR     ?= dist
 DEB_VERSION ?= $(shell sh packaging/deb/version.sh)
 DEB_ARCH    ?= $(shell $(GO) env GOARCH)
+# Set it to a real address for packages you publish (lintian refuses @localhost).
+DEB_MAINTAINER ?= gosst developers <gosst@localhost>
 # Timestamps in the package and its man pages: the last commit's time.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
@@ -81,8 +83,12 @@ deb: nfpm
 	rm -rf $(DEB_DIR)/root && mkdir -p $(DEB_DIR)/root
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DEB_DIR)/root/bin/ ./cmd/galera-backup ./cmd/wsrep_sst_gosst
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./cmd/gen-man -out $(DEB_DIR)/root/man -version $(DEB_VERSION)
+	printf 'gosst (%s) unstable; urgency=medium\n\n  * Built from git commit %s.\n\n -- %s  %s\n' \
+	  '$(DEB_VERSION)' "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" '$(DEB_MAINTAINER)' \
+	  "$$(LC_ALL=C date -u -R -d @$(SOURCE_DATE_EPOCH))" | gzip -9n > $(DEB_DIR)/root/changelog.gz
 	rm -f $(DEB_DIR)/gosst_*.deb
 	DEB_ROOT=$(abspath $(DEB_DIR))/root DEB_VERSION='$(DEB_VERSION)' DEB_ARCH=$(DEB_ARCH) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+	  DEB_MAINTAINER='$(DEB_MAINTAINER)' \
 	  $(NFPM) package --config packaging/deb/nfpm.yaml --packager deb --target $(DEB_DIR)/
 	@ls -l $(DEB_DIR)/gosst_*.deb
 

@@ -9,28 +9,32 @@ import (
 	"testing"
 )
 
-// fakeSystemctl records its arguments, one call per line; `is-active`
-// answers from $FAKE_ACTIVE as systemctl would (0 active, 3 inactive).
-const fakeSystemctl = `#!/bin/sh
-echo "$*" >> "$FAKE_LOG"
-case "$1" in is-active) [ "$FAKE_ACTIVE" = 1 ] && exit 0 || exit 3 ;; esac
+// fakeTool stands in for systemctl and deb-systemd-invoke: it records
+// its name and arguments, one call per line, and succeeds.
+const fakeTool = `#!/bin/sh
+echo "$(basename "$0") $*" >> "$FAKE_LOG"
 exit 0
 `
 
+const enableLink = "etc/systemd/system/multi-user.target.wants/galera-backup-schedule.service"
+
 // runScript runs a maintainer script the way dpkg does (sh SCRIPT ARGS)
 // in a private mount namespace whose /run is an empty tmpfs, with
-// /run/systemd/system present when systemd is true, and a fake systemctl
-// first in PATH. It returns the systemctl calls. The host's /run and
-// services are never touched.
-func runScript(t *testing.T, script string, systemd, active bool, args ...string) []string {
+// /run/systemd/system present when systemd is true, fake systemctl and
+// deb-systemd-invoke first in PATH, and DPKG_ROOT set to root (files the
+// scripts remove are looked for there). It returns the recorded calls.
+// The host's /run, /etc and services are never touched.
+func runScript(t *testing.T, script, root string, systemd bool, args ...string) []string {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(fakeSystemctl), 0o755); err != nil {
-		t.Fatal(err)
+	for _, tool := range []string{"systemctl", "deb-systemd-invoke", "deb-systemd-helper"} {
+		if err := os.WriteFile(filepath.Join(bin, tool), []byte(fakeTool), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	log := filepath.Join(dir, "calls")
 	setup := "mount -t tmpfs tmpfs /run"
@@ -39,11 +43,7 @@ func runScript(t *testing.T, script string, systemd, active bool, args ...string
 	}
 	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c",
 		setup + ` && exec sh "$0" "$@"`, script}, args...)...)
-	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "FAKE_LOG=" + log, "FAKE_ACTIVE=0"}
-	if active {
-		env[2] = "FAKE_ACTIVE=1"
-	}
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "FAKE_LOG="+log, "DPKG_ROOT="+root)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sh %s %s: %v\n%s", filepath.Base(script), strings.Join(args, " "), err, out)
 	}
@@ -64,38 +64,50 @@ func canUnshare() error {
 
 // checkScripts runs the maintainer scripts in dir through the dpkg
 // situations that matter and checks what they ask of systemd: an install
-// never starts the service, an upgrade restarts it only if it was running,
-// a removal stops and disables it, an upgrade does not stop it, and
-// without systemd nothing is called.
+// never starts the service, an upgrade restarts it only if it runs
+// (try-restart), a removal stops it and an upgrade does not, a purge
+// removes the enablement link, and without systemd nothing is called.
 func checkScripts(t *testing.T, dir string) {
 	if err := canUnshare(); err != nil {
 		t.Skipf("cannot run the maintainer scripts in a private mount namespace here (%v): only their syntax was checked", err)
 	}
 	const svc = "galera-backup-schedule.service"
+	const reload = "systemctl --system daemon-reload"
 	for _, tc := range []struct {
-		name            string
-		script          string
-		args            []string
-		systemd, active bool
-		want            []string
+		name     string
+		script   string
+		args     []string
+		systemd  bool
+		want     []string
+		linkGone bool
 	}{
-		{"install does not start", "postinst", []string{"configure", ""}, true, true, []string{"daemon-reload"}},
-		{"upgrade restarts a running service", "postinst", []string{"configure", "0.9"}, true, true,
-			[]string{"daemon-reload", "is-active --quiet " + svc, "restart " + svc}},
-		{"upgrade leaves a stopped service stopped", "postinst", []string{"configure", "0.9"}, true, false,
-			[]string{"daemon-reload", "is-active --quiet " + svc}},
-		{"removal stops and disables", "prerm", []string{"remove"}, true, true, []string{"disable --now " + svc}},
-		{"upgrade does not stop", "prerm", []string{"upgrade", "1.0"}, true, true, nil},
-		{"removal forgets the unit", "postrm", []string{"remove"}, true, false, []string{"daemon-reload"}},
-		{"purge forgets the unit", "postrm", []string{"purge"}, true, false, []string{"daemon-reload"}},
-		{"no systemd: postinst", "postinst", []string{"configure", "0.9"}, false, true, nil},
-		{"no systemd: prerm", "prerm", []string{"remove"}, false, true, nil},
-		{"no systemd: postrm", "postrm", []string{"purge"}, false, false, nil},
+		{"install does not start", "postinst", []string{"configure", ""}, true, []string{reload}, false},
+		{"upgrade restarts only a running service", "postinst", []string{"configure", "0.9"}, true,
+			[]string{reload, "deb-systemd-invoke try-restart " + svc}, false},
+		{"removal stops", "prerm", []string{"remove"}, true, []string{"deb-systemd-invoke stop " + svc}, false},
+		{"upgrade does not stop", "prerm", []string{"upgrade", "1.0"}, true, nil, false},
+		{"removal keeps the enablement", "postrm", []string{"remove"}, true, []string{reload}, false},
+		{"purge removes the enablement", "postrm", []string{"purge"}, true, []string{reload}, true},
+		{"no systemd: postinst", "postinst", []string{"configure", "0.9"}, false, nil, false},
+		{"no systemd: prerm", "prerm", []string{"remove"}, false, nil, false},
+		{"no systemd: purge", "postrm", []string{"purge"}, false, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := runScript(t, filepath.Join(dir, tc.script), tc.systemd, tc.active, tc.args...)
+			root := t.TempDir()
+			link := filepath.Join(root, enableLink)
+			if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("/lib/systemd/system/"+svc, link); err != nil {
+				t.Fatal(err)
+			}
+			got := runScript(t, filepath.Join(dir, tc.script), root, tc.systemd, tc.args...)
 			if !slices.Equal(got, tc.want) {
-				t.Fatalf("%s %s called systemctl %q, want %q", tc.script, strings.Join(tc.args, " "), got, tc.want)
+				t.Errorf("%s %s called %q, want %q", tc.script, strings.Join(tc.args, " "), got, tc.want)
+			}
+			_, err := os.Lstat(link)
+			if gone := os.IsNotExist(err); gone != tc.linkGone {
+				t.Errorf("%s %s: enablement link removed=%v, want %v", tc.script, strings.Join(tc.args, " "), gone, tc.linkGone)
 			}
 		})
 	}
