@@ -146,12 +146,14 @@ func (s *Reader) Layers(ended bool) []string {
 	l := append([]string(nil), s.outer...)
 	switch {
 	case s.codec == "":
-	case s.sealed == nil:
+	case s.sealed == nil && s.plain != nil:
 		l = append(l, "none (no end marker; xbstream chunk CRCs only)")
-	case !ended:
+	case s.sealed == nil, !ended:
 		l = append(l, s.codec)
 	case s.sealed.Sealed():
 		l = append(l, s.codec+"+end-marker")
+	case s.codec == codec.NameNone:
+		l = append(l, "none (checked against the recorded size and SHA-256)")
 	case s.noCheck:
 		l = append(l, s.codec+" (no gosst end marker; no zstd frame checksum: only the xbstream chunk CRCs verify the bytes)")
 	default:
