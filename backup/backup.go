@@ -25,8 +25,7 @@ import (
 	"github.com/gosst/gosst/internal/version"
 	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/mariadb"
-	"github.com/gosst/gosst/stream/codec"
-	"github.com/gosst/gosst/stream/integrity"
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/meter"
 	"github.com/gosst/gosst/stream/ratelimit"
 )
@@ -49,7 +48,7 @@ type Options struct {
 	// does not throttle the cluster; it is always switched off afterwards.
 	Desync bool
 	// Codec compresses the stream (default zstd level 1).
-	Codec codec.Codec
+	Codec stream.Codec
 	// Recipients, when not empty, encrypt the stream with age.
 	Recipients []age.Recipient
 	// KeyFingerprints are recorded in the manifest (see crypt.Fingerprint).
@@ -79,7 +78,7 @@ type Options struct {
 
 func (o *Options) defaults() error {
 	if o.Codec == nil {
-		c, err := codec.NewZstd(codec.ZstdOptions{Level: 1})
+		c, err := stream.DefaultCodec()
 		if err != nil {
 			return err
 		}
@@ -428,9 +427,9 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	mtr := meter.New(meter.Options{})
 	upR, upW := io.Pipe()
 	scanR, scanW := io.Pipe()
-	stored := integrity.NewAsyncSHA256()
+	stored := stream.NewAsyncSHA256()
 	defer stored.Sum() // stops its goroutine on every path
-	var plain integrity.Sum
+	var plain stream.Sum
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { // metadata and table list, from a tee of the stream
@@ -452,7 +451,7 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	})
 	g.Go(func() error { // mariabackup → tee → codec → age → upload
 		err := func() error {
-			sw, err := NewSealer(io.MultiWriter(upW, stored), o.Codec, o.Recipients)
+			sw, err := stream.NewWriter(io.MultiWriter(upW, stored), stream.WriteOptions{Codec: o.Codec, Recipients: o.Recipients})
 			if err != nil {
 				return err
 			}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/gosst/gosst/ist"
-	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream"
 )
 
 // ManifestFormat is the manifest version this package writes. Readers
@@ -226,9 +226,7 @@ func dataExt(codecs []string) (string, error) {
 }
 
 func compressionExt(c string, encrypted bool) (string, error) {
-	switch c {
-	case codec.NameZstd, codec.NameS2, codec.NameNone:
-	default:
+	if !stream.ValidCodec(c) {
 		return "", fmt.Errorf("unknown compression %q", c)
 	}
 	if encrypted {

@@ -20,8 +20,8 @@ import (
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/crypt"
-	"github.com/gosst/gosst/stream/integrity"
 	"github.com/gosst/gosst/stream/meter"
 	"github.com/gosst/gosst/stream/xbstream"
 )
@@ -288,8 +288,8 @@ func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o 
 	return nil
 }
 
-func plainSum(o Object) (integrity.Sum, error) {
-	var s integrity.Sum
+func plainSum(o Object) (stream.Sum, error) {
+	var s stream.Sum
 	b, err := hex.DecodeString(o.PlainSHA256)
 	if err != nil || len(b) != 32 {
 		return s, fmt.Errorf("bad plain sha256")

@@ -9,6 +9,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/codec"
 )
 
@@ -38,7 +39,7 @@ func TestSealUnseal(t *testing.T) {
 				recipients = []age.Recipient{id.Recipient()}
 			}
 			var stored bytes.Buffer
-			sw, err := NewSealer(&stored, c, recipients)
+			sw, err := stream.NewWriter(&stored, stream.WriteOptions{Codec: c, Recipients: recipients})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gosst/gosst/storage/mem"
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/crypt"
 )
@@ -285,7 +286,7 @@ func encryptedBackup(t *testing.T, recipients []age.Recipient) (*Catalog, *Manif
 		m.KeyFingerprint = append(m.KeyFingerprint, crypt.RecipientFingerprint(r))
 	}
 	var buf bytes.Buffer
-	sw, err := NewSealer(&buf, codec.None(), recipients)
+	sw, err := stream.NewWriter(&buf, stream.WriteOptions{Codec: codec.None(), Recipients: recipients})
 	if err != nil {
 		t.Fatal(err)
 	}

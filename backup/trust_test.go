@@ -15,6 +15,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/gosst/gosst/storage/mem"
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/codec"
 )
 
@@ -31,7 +32,7 @@ func sealed(t *testing.T, key string, plain []byte, rs ...age.Recipient) ([]byte
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	sw, err := NewSealer(&buf, c, rs)
+	sw, err := stream.NewWriter(&buf, stream.WriteOptions{Codec: c, Recipients: rs})
 	if err != nil {
 		t.Fatal(err)
 	}

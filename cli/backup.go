@@ -16,6 +16,7 @@ import (
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage"
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/verify"
 )
@@ -124,8 +125,8 @@ Only the public age recipient is needed here; keep the identity elsewhere.`,
 	f.DurationVar(&o.LeftoverGrace, "leftover-grace", backup.DefaultLeftoverGrace, "remove objects of interrupted backups whose owner cannot be proven gone only after this long without a heartbeat")
 	f.BoolVar(&o.Force, "force", false, "back up a node that is not Synced")
 	f.BoolVar(&o.Desync, "desync", false, "set wsrep_desync=ON during the backup (switched off afterwards, always)")
-	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none")
-	f.IntVar(&o.Level, "level", 1, "compression level (zstd 1..19)")
+	f.StringVar(&o.Codec, "codec", stream.CodecZstd, "compression: zstd, s2 or none")
+	f.IntVar(&o.Level, "level", stream.DefaultLevel, "compression level (zstd 1..19)")
 	f.IntVar(&o.Parallel, "parallel", 2, "mariabackup --parallel copy threads")
 	f.StringVar(&o.RateLimit, "rate-limit", "", "read at most this many bytes per second from mariabackup (e.g. 100M); empty = unlimited")
 	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")

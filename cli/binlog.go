@@ -14,6 +14,7 @@ import (
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/pitr"
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/crypt"
 )
 
@@ -84,8 +85,8 @@ them.`,
 	f.BoolVar(&o.Follow, "follow", false, "keep archiving until interrupted")
 	f.DurationVar(&o.MaxLag, "max-lag", 60*time.Second, "with --follow: rotate the active binlog when it holds transactions older than this")
 	f.DurationVar(&o.StandbyAfter, "standby-after", 0, "with --follow on several nodes: only the lease holder archives; the others take over when it has not renewed the lease for this long (e.g. 2m)")
-	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none")
-	f.IntVar(&o.Level, "level", 1, "compression level (zstd 1..19)")
+	f.StringVar(&o.Codec, "codec", stream.CodecZstd, "compression: zstd, s2 or none")
+	f.IntVar(&o.Level, "level", stream.DefaultLevel, "compression level (zstd 1..19)")
 	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
 	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
 	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "encrypt with the passphrase in this file (mode 0600)")

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,9 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gosst/gosst/internal/ctxio"
-	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/crypt"
-	"github.com/gosst/gosst/stream/integrity"
 	"github.com/gosst/gosst/stream/meter"
 	"github.com/gosst/gosst/stream/ratelimit"
 	"github.com/gosst/gosst/stream/xbstream"
@@ -170,107 +167,17 @@ func (o *outputFile) abort(err error) error {
 	return err
 }
 
-// ageHeader starts every binary age file.
-var ageHeader = []byte("age-encryption.org/v1\n")
-
-// openedStream is a stream with its layers peeled off (see openLayers).
-type openedStream struct {
-	plain  io.Reader         // the xbstream
-	outer  []string          // "age", when encrypted
-	codec  string            // the codec's name
-	sealed *integrity.Reader // nil for codec none
-	// noCheck: the first zstd frame carries no content checksum (zstd
-	// --no-check); without an end marker nothing then verifies the bytes.
-	noCheck bool
-}
-
-// layers names the layers for reports. With ended (plain was read to its
-// end without error) it also says whether the stream carried gosst's end
-// marker; before that, only what the codec is.
-func (s *openedStream) layers(ended bool) []string {
-	l := append([]string(nil), s.outer...)
-	switch {
-	case s.codec == "":
-	case s.sealed == nil:
-		l = append(l, "none (no end marker; xbstream chunk CRCs only)")
-	case !ended:
-		l = append(l, s.codec)
-	case s.sealed.Sealed():
-		l = append(l, s.codec+"+end-marker")
-	case s.noCheck:
-		l = append(l, s.codec+" (no gosst end marker; no zstd frame checksum: only the xbstream chunk CRCs verify the bytes)")
-	default:
-		l = append(l, s.codec+" (no gosst end marker; zstd frame checksums only)")
+// openStream peels the layers off a stream from a file or pipe
+// (stream.NewReader with Foreign: plain xbstream and stock zstd output are
+// accepted). A usage error (*ExitError) is returned when the input is
+// encrypted and no identity was given. On error the Reader still names the
+// layers recognised so far.
+func openStream(r io.Reader, ids []age.Identity) (*stream.Reader, error) {
+	st, err := stream.NewReader(r, stream.ReadOptions{Identities: ids, Foreign: true})
+	if errors.Is(err, stream.ErrNeedIdentity) {
+		err = &ExitError{Code: ExitUsage, Err: err}
 	}
-	return l
-}
-
-// unsealed reports whether the stream, read to its end, had no end marker.
-func (s *openedStream) unsealed() bool { return s.sealed != nil && !s.sealed.Sealed() }
-
-func (s *openedStream) Close() error {
-	if s.sealed == nil {
-		return nil
-	}
-	return s.sealed.Close()
-}
-
-// openLayers peels age (if present) and the codec with its end marker off
-// r. A usage error (*ExitError) is returned when the input is encrypted and
-// no identity was given. For codec none the plain reader is the raw
-// xbstream (no end marker exists; the chunk CRCs are the only check).
-//
-// zstd streams may come from the stock zstd CLI (`mbstream -c | zstd`), so
-// for them the end marker is optional (integrity.WithOptionalMarker: zstd
-// frames carry their own checksum and detect a cut inside a frame) and the
-// window limit is the zstd CLI's own (codec.StockZstdMaxWindow). s2 streams
-// must carry the marker: an s2 stream can be cut between any two chunks.
-func openLayers(r io.Reader, ids []age.Identity) (*openedStream, error) {
-	s := &openedStream{}
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, _ := br.Peek(len(ageHeader))
-	var src io.Reader = br
-	if bytes.Equal(head, ageHeader) {
-		if len(ids) == 0 {
-			return s, &ExitError{Code: ExitUsage, Err: errors.New("the stream is age-encrypted: give --identity FILE or --passphrase-file FILE")}
-		}
-		d, err := crypt.Decrypt(br, ids...)
-		if err != nil {
-			return s, err
-		}
-		src = d
-		s.outer = append(s.outer, "age")
-	}
-	c, cr, err := codec.Detect(src)
-	if err != nil {
-		return s, err
-	}
-	s.codec = c.Name()
-	var opts []integrity.Option
-	switch c.Name() {
-	case codec.NameNone:
-		s.plain = cr
-		return s, nil
-	case codec.NameZstd:
-		c, err = codec.NewZstd(codec.ZstdOptions{MaxWindow: codec.StockZstdMaxWindow})
-		if err != nil {
-			return s, err
-		}
-		opts = append(opts, integrity.WithOptionalMarker())
-		if p, ok := cr.(interface{ Peek(int) ([]byte, error) }); ok {
-			// Frame header: magic, then the descriptor whose bit 2 is
-			// Content_Checksum_flag (RFC 8878 3.1.1.1.1).
-			if h, _ := p.Peek(5); len(h) == 5 && bytes.Equal(h[:4], codec.ZstdMagic) {
-				s.noCheck = h[4]&0x04 == 0
-			}
-		}
-	}
-	ir, err := integrity.NewReader(cr, c, opts...)
-	if err != nil {
-		return s, err
-	}
-	s.sealed, s.plain = ir, ir
-	return s, nil
+	return st, err
 }
 
 type streamEncodeOptions struct {
@@ -303,8 +210,8 @@ everything was written and synced, so a failed run leaves no FILE.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none (none cannot carry an end marker and needs encryption or a manifest to be verified)")
-	f.IntVar(&o.Level, "level", 1, "zstd level (1 fastest .. 19 smallest); s2: 1 fast, 2 better, 3 best")
+	f.StringVar(&o.Codec, "codec", stream.CodecZstd, "compression: zstd, s2 or none (none cannot carry an end marker and needs encryption or a manifest to be verified)")
+	f.IntVar(&o.Level, "level", stream.DefaultLevel, "zstd level (1 fastest .. 19 smallest); s2: 1 fast, 2 better, 3 best")
 	f.IntVar(&o.Concurrency, "concurrency", 2, "compression goroutines for this stream (each zstd goroutine holds ~4x the window: 4 MiB at level 1-2, 32 MiB above)")
 	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
 	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
@@ -315,21 +222,15 @@ everything was written and synced, so a failed run leaves no FILE.`,
 	return cmd
 }
 
-func makeCodec(name string, level, concurrency int) (codec.Codec, error) {
-	switch name {
-	case codec.NameZstd:
-		return codec.NewZstd(codec.ZstdOptions{Level: level, Concurrency: concurrency})
-	case codec.NameS2:
-		levels := map[int]string{1: "fast", 2: "better", 3: "best"}
-		l, ok := levels[level]
-		if !ok {
-			return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--level %d: s2 levels are 1 (fast), 2 (better), 3 (best)", level)}
-		}
-		return codec.NewS2(codec.S2Options{Level: l, Concurrency: concurrency})
-	case codec.NameNone:
-		return codec.None(), nil
+// makeCodec is stream.NewCodec with a bad --codec or --level as a usage
+// error.
+func makeCodec(name string, level, concurrency int) (stream.Codec, error) {
+	c, err := stream.NewCodec(name, level, concurrency)
+	var oe *stream.CodecOptionError
+	if errors.As(err, &oe) {
+		return nil, &ExitError{Code: ExitUsage, Err: err}
 	}
-	return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--codec %q: want zstd, s2 or none", name)}
+	return c, err
 }
 
 func runStreamEncode(ctx context.Context, g *Globals, o *streamEncodeOptions, args []string) error {
@@ -341,7 +242,7 @@ func runStreamEncode(ctx context.Context, g *Globals, o *streamEncodeOptions, ar
 	if err != nil {
 		return err
 	}
-	if c.Name() == codec.NameNone && len(rs) == 0 {
+	if c.Name() == stream.CodecNone && len(rs) == 0 {
 		g.Logger.Warn("codec none without encryption: the output has no end marker, so truncation cannot be detected")
 	}
 	in, name, err := openInput(args)
@@ -368,46 +269,26 @@ func runStreamEncode(ctx context.Context, g *Globals, o *streamEncodeOptions, ar
 	if err != nil {
 		return err
 	}
-	var dst io.Writer = out
-	var enc io.WriteCloser
-	if len(rs) > 0 {
-		enc, err = crypt.Encrypt(out, rs...)
-		if err != nil {
-			return out.abort(err)
-		}
-		dst = enc
-	}
-	var sealed io.WriteCloser
-	var iw *integrity.Writer
-	if c.Name() == codec.NameNone {
-		sealed = nopCloser{dst}
-	} else {
-		iw, err = integrity.NewWriter(dst, c)
-		if err != nil {
-			return out.abort(err)
-		}
-		sealed = iw
+	sw, err := stream.NewWriter(out, stream.WriteOptions{Codec: c, Recipients: rs})
+	if err != nil {
+		return out.abort(err)
 	}
 	start := time.Now()
-	n, err := io.Copy(sealed, ctxio.NewReader(ctx, src))
+	n, err := io.Copy(sw, ctxio.NewReader(ctx, src))
+	if err != nil {
+		sw.Abort()
+		return out.abort(fmt.Errorf("encode %s: %w", name, err))
+	}
+	sum, err := sw.Close()
 	if err != nil {
 		return out.abort(fmt.Errorf("encode %s: %w", name, err))
-	}
-	if err := sealed.Close(); err != nil {
-		return out.abort(fmt.Errorf("encode %s: %w", name, err))
-	}
-	if enc != nil {
-		if err := enc.Close(); err != nil {
-			return out.abort(fmt.Errorf("encode %s: %w", name, err))
-		}
 	}
 	if err := out.Commit(); err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
 	attrs := []any{"input", name, "bytes", n, "seconds", time.Since(start).Seconds(), "codec", c.Name(), "encrypted", len(rs) > 0}
-	if iw != nil {
-		sum := iw.Sum()
-		attrs = append(attrs, "stored_bytes", iw.StoredSize(), "sha256", fmt.Sprintf("%x", sum.SHA256))
+	if c.Name() != stream.CodecNone { // codec none has no marker, so no sum to log
+		attrs = append(attrs, "stored_bytes", sw.StoredSize(), "sha256", fmt.Sprintf("%x", sum.SHA256))
 	}
 	g.Logger.Info("stream encoded", attrs...)
 	return nil
@@ -450,7 +331,7 @@ func runStreamDecode(ctx context.Context, g *Globals, o *streamDecodeOptions, ar
 		return err
 	}
 	defer in.Close()
-	st, err := openLayers(in, ids)
+	st, err := openStream(in, ids)
 	if err != nil {
 		return fmt.Errorf("decode %s: %w", name, err)
 	}
@@ -459,7 +340,7 @@ func runStreamDecode(ctx context.Context, g *Globals, o *streamDecodeOptions, ar
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(out, ctxio.NewReader(ctx, st.plain))
+	n, err := io.Copy(out, ctxio.NewReader(ctx, st))
 	if err != nil {
 		return out.abort(fmt.Errorf("decode %s: after %d plaintext bytes: %w", name, n, err))
 	}
@@ -467,18 +348,18 @@ func runStreamDecode(ctx context.Context, g *Globals, o *streamDecodeOptions, ar
 		return err
 	}
 	switch {
-	case st.unsealed() && st.noCheck:
+	case st.Unsealed() && st.NoCheck():
 		g.Logger.Warn("stream has no gosst end marker and no zstd frame checksum (zstd --no-check): nothing verified the decoded bytes; check them with stream inspect or mbstream -x, which test the xbstream chunk CRCs",
 			"input", name)
-	case st.unsealed():
+	case st.Unsealed():
 		g.Logger.Warn("stream has no gosst end marker (written by another tool): decoded and checked only by the zstd frame checksums; a cut between two frames would go unnoticed",
 			"input", name)
 	}
 	msg := "stream decoded and verified"
-	if st.unsealed() && st.noCheck {
+	if st.Unsealed() && st.NoCheck() {
 		msg = "stream decoded, not verified"
 	}
-	g.Logger.Info(msg, "input", name, "layers", strings.Join(st.layers(true), ", "), "bytes", n)
+	g.Logger.Info(msg, "input", name, "layers", strings.Join(st.Layers(true), ", "), "bytes", n)
 	return nil
 }
 
@@ -562,13 +443,13 @@ func runStreamInspect(ctx context.Context, g *Globals, o *streamInspectOptions, 
 }
 
 func inspect(ctx context.Context, in io.Reader, ids []age.Identity, rep *InspectReport) (err error) {
-	st, err := openLayers(in, ids)
-	rep.Layers = st.layers(false)
+	st, err := openStream(in, ids)
+	rep.Layers = st.Layers(false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	defer func() { rep.Layers = st.layers(err == nil) }() // the end marker is known at the end
+	defer func() { rep.Layers = st.Layers(err == nil) }() // the end marker is known at the end
 	files := map[string]*InspectFile{}
 	var order []string
 	get := func(p string) *InspectFile {
@@ -580,7 +461,7 @@ func inspect(ctx context.Context, in io.Reader, ids []age.Identity, rep *Inspect
 		}
 		return f
 	}
-	xr := xbstream.NewReader(st.plain)
+	xr := xbstream.NewReader(st)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -649,10 +530,6 @@ func reportProgress(ctx context.Context, g *Globals, what string, m *meter.Meter
 	}()
 	return func() { cancel(); <-done }
 }
-
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }
 
 // parseBytes parses sizes such as 512K, 50M, 2G (powers of 1024) or plain
 // byte counts.

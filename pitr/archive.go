@@ -26,8 +26,7 @@ import (
 	"github.com/gosst/gosst/internal/version"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
-	"github.com/gosst/gosst/stream/codec"
-	"github.com/gosst/gosst/stream/integrity"
+	"github.com/gosst/gosst/stream"
 )
 
 // Binlog archive key layout (no key is a "directory" of another):
@@ -254,7 +253,7 @@ type ArchiveOptions struct {
 	// BinlogDir overrides the directory the files are read from.
 	BinlogDir string
 	// Codec compresses (default zstd level 1); Recipients encrypt (age).
-	Codec           codec.Codec
+	Codec           stream.Codec
 	Recipients      []age.Recipient
 	KeyFingerprints []string
 	Logger          *slog.Logger
@@ -399,7 +398,7 @@ func binlogFiles(ctx context.Context, db *sql.DB) ([]string, error) {
 // the file after a gap is still archived.
 func ArchivePass(ctx context.Context, a *Archive, o ArchiveOptions) (*ArchiveReport, error) {
 	if o.Codec == nil {
-		c, err := codec.NewZstd(codec.ZstdOptions{Level: 1})
+		c, err := stream.DefaultCodec()
 		if err != nil {
 			return nil, err
 		}
@@ -593,10 +592,10 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 	defer f.Close()
 	pr, pw := io.Pipe()
 	stored := &hashCounter{h: sha256.New()}
-	var plain integrity.Sum
+	var plain stream.Sum
 	go func() {
 		err := func() error {
-			sw, err := backup.NewSealer(io.MultiWriter(pw, stored), o.Codec, o.Recipients)
+			sw, err := stream.NewWriter(io.MultiWriter(pw, stored), stream.WriteOptions{Codec: o.Codec, Recipients: o.Recipients})
 			if err != nil {
 				return err
 			}
@@ -726,7 +725,7 @@ func Follow(ctx context.Context, a *Archive, o FollowOptions) error {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Codec == nil {
-		c, err := codec.NewZstd(codec.ZstdOptions{Level: 1})
+		c, err := stream.DefaultCodec()
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/codec"
 )
 
@@ -40,7 +41,7 @@ func sealed(t *testing.T, key string, plain []byte, rs ...age.Recipient) ([]byte
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	sw, err := backup.NewSealer(&buf, c, rs)
+	sw, err := stream.NewWriter(&buf, stream.WriteOptions{Codec: c, Recipients: rs})
 	if err != nil {
 		t.Fatal(err)
 	}

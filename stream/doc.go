@@ -13,6 +13,9 @@
 //	xbstream → integrity.Writer(codec) → crypt.Encrypt → object
 //
 // and restores by hand with `age -d -i KEY | zstd -d | mbstream -x`.
+// NewWriter and NewReader build and peel that stack; every stored stream
+// goes through them, and the codec defaults (DefaultCodec, NewCodec) are
+// defined here once. Outside this package nothing assembles the layers.
 // docs/format.md describes every byte. The tests of this package check the
 // whole chain, including against the age and zstd command-line tools.
 package stream

@@ -14,6 +14,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
@@ -77,48 +78,33 @@ func codecs(t *testing.T) []codec.Codec {
 	return cs
 }
 
-// store runs the write side: plaintext → integrity(codec) → age → object.
+// store runs the write side: plaintext → integrity(codec) → age → object,
+// through stream.NewWriter.
 func store(t *testing.T, data []byte, c codec.Codec, k keys) ([]byte, integrity.Sum) {
 	t.Helper()
 	var obj bytes.Buffer
-	var sink io.Writer = &obj
-	var enc io.WriteCloser
-	if k.rs != nil {
-		var err error
-		if enc, err = crypt.Encrypt(&obj, k.rs...); err != nil {
-			t.Fatal(err)
-		}
-		sink = enc
-	}
-	w, err := integrity.NewWriter(sink, c)
+	w, err := stream.NewWriter(&obj, stream.WriteOptions{Codec: c, Recipients: k.rs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	// Close inner to outer.
-	if err := w.Close(); err != nil {
+	sum, err := w.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if enc != nil {
-		if err := enc.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return obj.Bytes(), w.Sum()
+	return obj.Bytes(), sum
 }
 
-// restore runs the read side, detecting the codec as a restore would.
+// restore runs the read side as a restore would (stream.NewReader with the
+// encryption and sum a manifest records), detecting the codec.
 func restore(obj []byte, k keys, sum integrity.Sum) ([]byte, error) {
-	var src io.Reader = bytes.NewReader(obj)
+	o := stream.ReadOptions{Identities: k.ids, Encryption: stream.Unencrypted, Expected: &sum}
 	if k.ids != nil {
-		var err error
-		if src, err = crypt.Decrypt(src, k.ids...); err != nil {
-			return nil, err
-		}
+		o.Encryption = stream.Encrypted
 	}
-	r, err := integrity.NewDetectingReader(src, integrity.WithExpected(sum))
+	r, err := stream.NewReader(bytes.NewReader(obj), o)
 	if err != nil {
 		return nil, err
 	}
