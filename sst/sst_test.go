@@ -25,6 +25,8 @@ const testUUID = "8e120e29-e947-11f1-817f-b7bf0e58ebeb"
 type fixture struct {
 	dir, donorDir, joinerDir, cnf, fakeMB, xbs, argsLog string
 	extraCnf                                            []string
+	joinerLog                                           *syncBuf // the last startJoiner's stderr
+	donorLog                                            *syncBuf // if set before runDonor, gets a copy of the donor's stderr
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -92,7 +94,7 @@ echo "fake mariabackup $mode" >&2
 if [ "$mode" = backup ]; then
   [ "$MYSQL_PWD" = "pw" ] || { echo "missing MYSQL_PWD" >&2; exit 1; }
   [ -n "$FAKE_FAIL_BACKUP" ] && { head -c 3000 %q; echo "simulated failure" >&2; exit 1; }
-  if [ -n "$FAKE_SLOW_BACKUP" ]; then head -c 3000 %q; sleep "$FAKE_SLOW_BACKUP"; tail -c +3001 %q; exit 0; fi
+  if [ -n "$FAKE_SLOW_BACKUP" ]; then head -c 3000 %q; echo "fake mariabackup: silent for $FAKE_SLOW_BACKUP s" >&2; sleep "$FAKE_SLOW_BACKUP"; tail -c +3001 %q; exit 0; fi
   cat %q; exit 0
 fi
 if [ "$mode" = prepare ]; then sed -i 's/full-backuped/full-prepared/' "$t/xtrabackup_checkpoints"; exit 0; fi
@@ -121,14 +123,41 @@ type result struct {
 
 // syncBuf is a goroutine-safe buffer.
 type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed by the next Write; see waitFor
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor blocks until the buffer contains sub (a log line the program
+// wrote), or ctx ends: tests wait for what a run did, not for a time.
+func (s *syncBuf) waitFor(ctx context.Context, sub string) error {
+	for {
+		s.mu.Lock()
+		if strings.Contains(s.b.String(), sub) {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %q: %w", sub, ctx.Err())
+		}
+	}
 }
 
 func (s *syncBuf) String() string {
@@ -144,6 +173,7 @@ func (f *fixture) startJoiner(t *testing.T, ctx context.Context) (string, <-chan
 	port := freePort(t)
 	pr, pw := io.Pipe()
 	stderr := &syncBuf{}
+	f.joinerLog = stderr
 	done := make(chan result, 1)
 	argv := []string{"--role", "joiner", "--address", fmt.Sprintf("127.0.0.1:%d", port), "--datadir", f.joinerDir + "/",
 		"--defaults-file", f.cnf, "--parent", fmt.Sprint(os.Getpid()), "--progress", "1", "--binlog", "mysql-bin"}
@@ -195,7 +225,11 @@ func (f *fixture) runDonor(ctx context.Context, address string, bypass bool, env
 	}
 	var stdout bytes.Buffer
 	stderr := &syncBuf{}
-	code := Run(ctx, argv, Env{Stdout: &stdout, Stderr: stderr, Getenv: func(k string) string { return vars[k] }, Environ: environ})
+	var errW io.Writer = stderr
+	if f.donorLog != nil {
+		errW = io.MultiWriter(stderr, f.donorLog)
+	}
+	code := Run(ctx, argv, Env{Stdout: &stdout, Stderr: errW, Getenv: func(k string) string { return vars[k] }, Environ: environ})
 	return result{code: code, lines: strings.Split(strings.TrimSpace(stdout.String()), "\n"), stderr: stderr.String()}
 }
 
@@ -502,8 +536,12 @@ func TestDonorNoticesDeadJoiner(t *testing.T) {
 	jctx, jcancel := context.WithCancel(ctx)
 	addr, jres := f.startJoiner(t, jctx)
 	dch := make(chan result, 1)
+	f.donorLog = &syncBuf{}
 	go func() { dch <- f.runDonor(ctx, addr, false, map[string]string{"FAKE_SLOW_BACKUP": "40"}) }()
-	time.Sleep(1500 * time.Millisecond)
+	// The fake backup has sent its first 3000 bytes and falls silent.
+	if err := f.donorLog.waitFor(ctx, "fake mariabackup: silent for 40 s"); err != nil {
+		t.Fatal(err)
+	}
 	jcancel()
 	killed := time.Now()
 	j := <-jres
