@@ -31,6 +31,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/gosst/gosst/ist"
+	"github.com/gosst/gosst/test/testport"
 )
 
 // Installed binaries and paths of the Debian packages.
@@ -134,7 +135,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{opts: opts}
-	ports, err := freePorts(4 * opts.Nodes)
+	ports, err := testport.Reserve(4 * opts.Nodes)
 	if err != nil {
 		return nil, err
 	}
