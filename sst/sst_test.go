@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gosst/gosst/stream/xbstream"
+	"github.com/gosst/gosst/test/testport"
 )
 
 const testUUID = "8e120e29-e947-11f1-817f-b7bf0e58ebeb"
@@ -233,14 +234,16 @@ func (f *fixture) runDonor(ctx context.Context, address string, bypass bool, env
 	return result{code: code, lines: strings.Split(strings.TrimSpace(stdout.String()), "\n"), stderr: stderr.String()}
 }
 
+// freePort reserves a port for a joiner to listen on later (testport:
+// a port taken from 127.0.0.1:0 and closed could be handed to another
+// process before the joiner binds it).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testport.Reserve(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p[0]
 }
 
 func lastLine(lines []string) string {
