@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,14 +35,6 @@ type ExitError struct {
 
 func (e *ExitError) Error() string { return e.Err.Error() }
 func (e *ExitError) Unwrap() error { return e.Err }
-
-// Exit codes shared by all commands (documented in --help).
-const (
-	ExitOK      = 0
-	ExitFailure = 1 // the operation failed
-	ExitUsage   = 2 // bad flags or arguments
-	ExitPartial = 3 // some nodes or objects failed; details in the output
-)
 
 // NewRootCommand builds `galera-backup` and its subcommands.
 func NewRootCommand(out, errOut io.Writer) *cobra.Command {
@@ -128,17 +119,10 @@ func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
 	root := NewRootCommand(out, errOut)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err == nil || errors.Is(err, errDefaultsPrinted) {
-		return ExitOK
+	code := ExitCode(err)
+	if code != ExitOK {
+		fmt.Fprintf(errOut, "galera-backup: %v\n", err)
 	}
-	code := ExitFailure
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		code = ee.Code
-	} else if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "accepts ") {
-		code = ExitUsage
-	}
-	fmt.Fprintf(errOut, "galera-backup: %v\n", err)
 	return code
 }
 

@@ -389,16 +389,24 @@ func keepaliveEvery(idle time.Duration) time.Duration {
 type keepaliveWriter struct {
 	mu      sync.Mutex
 	w       io.Writer
+	now     func() time.Time // the clock; nil means time.Now (tests inject one)
 	last    time.Time
 	stopped bool
 	failed  error
+}
+
+func (k *keepaliveWriter) clock() time.Time {
+	if k.now != nil {
+		return k.now()
+	}
+	return time.Now()
 }
 
 func (k *keepaliveWriter) Write(p []byte) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n, err := k.w.Write(p)
-	k.last = time.Now()
+	k.last = k.clock()
 	return n, err
 }
 
@@ -407,18 +415,25 @@ func (k *keepaliveWriter) Write(p []byte) (int, error) {
 func (k *keepaliveWriter) run(ctx context.Context, every time.Duration, onFail func()) {
 	t := time.NewTicker(every / 2)
 	defer t.Stop()
+	k.loop(ctx, t.C, every, onFail)
+}
+
+// loop is run with the ticker's channel given, so tests can drive it;
+// the time a tick carries is the loop's clock.
+func (k *keepaliveWriter) loop(ctx context.Context, tick <-chan time.Time, every time.Duration, onFail func()) {
+	var now time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now = <-tick:
 		}
 		k.mu.Lock()
 		if k.stopped {
 			k.mu.Unlock()
 			return
 		}
-		if time.Since(k.last) >= every {
+		if now.Sub(k.last) >= every {
 			if _, err := k.w.Write(keepaliveFrame); err != nil {
 				k.failed = fmt.Errorf("keepalive: %w", err)
 				k.stopped = true
@@ -426,7 +441,7 @@ func (k *keepaliveWriter) run(ctx context.Context, every time.Duration, onFail f
 				onFail()
 				return
 			}
-			k.last = time.Now()
+			k.last = now
 		}
 		k.mu.Unlock()
 	}

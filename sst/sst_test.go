@@ -19,6 +19,7 @@ import (
 	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/xbstream"
+	"github.com/gosst/gosst/test/testport"
 )
 
 const testUUID = "8e120e29-e947-11f1-817f-b7bf0e58ebeb"
@@ -28,6 +29,8 @@ const testUUID = "8e120e29-e947-11f1-817f-b7bf0e58ebeb"
 type fixture struct {
 	dir, donorDir, joinerDir, cnf, fakeMB, xbs, argsLog string
 	extraCnf                                            []string
+	joinerLog                                           *syncBuf // the last startJoiner's stderr
+	donorLog                                            *syncBuf // if set before runDonor, gets a copy of the donor's stderr
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -95,7 +98,7 @@ echo "fake mariabackup $mode" >&2
 if [ "$mode" = backup ]; then
   [ "$MYSQL_PWD" = "pw" ] || { echo "missing MYSQL_PWD" >&2; exit 1; }
   [ -n "$FAKE_FAIL_BACKUP" ] && { head -c 3000 %q; echo "simulated failure" >&2; exit 1; }
-  if [ -n "$FAKE_SLOW_BACKUP" ]; then head -c 3000 %q; sleep "$FAKE_SLOW_BACKUP"; tail -c +3001 %q; exit 0; fi
+  if [ -n "$FAKE_SLOW_BACKUP" ]; then head -c 3000 %q; echo "fake mariabackup: silent for $FAKE_SLOW_BACKUP s" >&2; sleep "$FAKE_SLOW_BACKUP"; tail -c +3001 %q; exit 0; fi
   cat %q; exit 0
 fi
 if [ "$mode" = prepare ] && [ -n "$FAKE_FAIL_PREPARE" ]; then echo "[00] FATAL ERROR: simulated prepare failure --file_key_management_filekey=s3cr3t" >&2; echo; exit 1; fi
@@ -125,14 +128,41 @@ type result struct {
 
 // syncBuf is a goroutine-safe buffer.
 type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed by the next Write; see waitFor
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor blocks until the buffer contains sub (a log line the program
+// wrote), or ctx ends: tests wait for what a run did, not for a time.
+func (s *syncBuf) waitFor(ctx context.Context, sub string) error {
+	for {
+		s.mu.Lock()
+		if strings.Contains(s.b.String(), sub) {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %q: %w", sub, ctx.Err())
+		}
+	}
 }
 
 func (s *syncBuf) String() string {
@@ -148,6 +178,7 @@ func (f *fixture) startJoiner(t *testing.T, ctx context.Context) (string, <-chan
 	port := freePort(t)
 	pr, pw := io.Pipe()
 	stderr := &syncBuf{}
+	f.joinerLog = stderr
 	done := make(chan result, 1)
 	argv := []string{"--role", "joiner", "--address", fmt.Sprintf("127.0.0.1:%d", port), "--datadir", f.joinerDir + "/",
 		"--defaults-file", f.cnf, "--parent", fmt.Sprint(os.Getpid()), "--progress", "1", "--binlog", "mysql-bin"}
@@ -199,18 +230,24 @@ func (f *fixture) runDonor(ctx context.Context, address string, bypass bool, env
 	}
 	var stdout bytes.Buffer
 	stderr := &syncBuf{}
-	code := Run(ctx, argv, Env{Stdout: &stdout, Stderr: stderr, Getenv: func(k string) string { return vars[k] }, Environ: environ})
+	var errW io.Writer = stderr
+	if f.donorLog != nil {
+		errW = io.MultiWriter(stderr, f.donorLog)
+	}
+	code := Run(ctx, argv, Env{Stdout: &stdout, Stderr: errW, Getenv: func(k string) string { return vars[k] }, Environ: environ})
 	return result{code: code, lines: strings.Split(strings.TrimSpace(stdout.String()), "\n"), stderr: stderr.String()}
 }
 
+// freePort reserves a port for a joiner to listen on later (testport:
+// a port taken from 127.0.0.1:0 and closed could be handed to another
+// process before the joiner binds it).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testport.Reserve(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p[0]
 }
 
 func lastLine(lines []string) string {
@@ -535,8 +572,12 @@ func TestDonorNoticesDeadJoiner(t *testing.T) {
 	jctx, jcancel := context.WithCancel(ctx)
 	addr, jres := f.startJoiner(t, jctx)
 	dch := make(chan result, 1)
+	f.donorLog = &syncBuf{}
 	go func() { dch <- f.runDonor(ctx, addr, false, map[string]string{"FAKE_SLOW_BACKUP": "40"}) }()
-	time.Sleep(1500 * time.Millisecond)
+	// The fake backup has sent its first 3000 bytes and falls silent.
+	if err := f.donorLog.waitFor(ctx, "fake mariabackup: silent for 40 s"); err != nil {
+		t.Fatal(err)
+	}
 	jcancel()
 	killed := time.Now()
 	j := <-jres

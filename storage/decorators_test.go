@@ -150,10 +150,13 @@ func TestRetryRefusesCancelledContext(t *testing.T) {
 	}
 }
 
-// slow counts concurrent calls.
+// slow counts concurrent calls; each call announces itself on entered and
+// holds its slot until the test sends on release.
 type slow struct {
 	backend.Backend
 	cur, peak atomic.Int32
+	entered   chan struct{}
+	release   chan struct{}
 }
 
 func (s *slow) Stat(context.Context, string) (backend.ObjectInfo, error) {
@@ -164,20 +167,32 @@ func (s *slow) Stat(context.Context, string) (backend.ObjectInfo, error) {
 			break
 		}
 	}
-	time.Sleep(5 * time.Millisecond)
+	s.entered <- struct{}{}
+	<-s.release
 	s.cur.Add(-1)
 	return backend.ObjectInfo{}, nil
 }
 
 func TestLimit(t *testing.T) {
-	s := &slow{}
+	s := &slow{entered: make(chan struct{}, 20), release: make(chan struct{})}
 	be := limit.New(s, 3)
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
 		go func() { defer wg.Done(); _, _ = be.Stat(context.Background(), "k") }()
 	}
+	// Three calls hold the three slots at once (no sleep needed for them
+	// to overlap); then they are let go one at a time.
+	for range 3 {
+		<-s.entered
+	}
+	for range 20 {
+		s.release <- struct{}{}
+	}
 	wg.Wait()
+	if p := s.peak.Load(); p != 3 {
+		t.Errorf("peak concurrency %d with a limit of 3 and 20 waiting callers; want 3", p)
+	}
 	if p := s.peak.Load(); p > 3 || p < 2 {
 		t.Fatalf("peak concurrency %d with a limit of 3", p)
 	}

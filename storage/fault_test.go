@@ -173,18 +173,29 @@ func TestServerKilledMidUpload(t *testing.T) {
 			if err := srv.Kill(); err != nil {
 				t.Fatal(err)
 			}
+			// The server comes back once the decorator has seen it down
+			// and is waiting to retry (not after a guessed delay).
 			restarted := make(chan error, 1)
+			firstRetry, putDone := make(chan struct{}), make(chan struct{})
+			var once sync.Once
 			go func() {
-				time.Sleep(1500 * time.Millisecond)
+				select {
+				case <-firstRetry:
+				case <-putDone: // no retry at all: the assertion below reports it
+				}
 				restarted <- srv.Restart(context.Background())
 			}()
 			var waits atomic.Int32
 			be2 := openT(t, backendURL(client, srv.Addr, "kill-"+client, 1), storage.Options{Retry: retry.Config{
 				MaxAttempts: 30, InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-				OnRetry: func(string, string, int, error, time.Duration) { waits.Add(1) },
+				OnRetry: func(string, string, int, error, time.Duration) {
+					waits.Add(1)
+					once.Do(func() { close(firstRetry) })
+				},
 			}})
 			data := storagetest.Bytes(13, 7<<20)
 			err = be2.Put(context.Background(), "backup/file", bytes.NewReader(data), int64(len(data)))
+			close(putDone)
 			if rerr := <-restarted; rerr != nil {
 				t.Fatal(rerr)
 			}

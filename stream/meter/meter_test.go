@@ -70,12 +70,21 @@ func TestReport(t *testing.T) {
 	var mu sync.Mutex
 	var got []Snapshot
 	done := make(chan struct{})
+	ticked := make(chan struct{}, 1)
 	go func() {
-		m.Report(ctx, 5*time.Millisecond, func(s Snapshot) { mu.Lock(); got = append(got, s); mu.Unlock() })
+		m.Report(ctx, 5*time.Millisecond, func(s Snapshot) {
+			mu.Lock()
+			got = append(got, s)
+			mu.Unlock()
+			select {
+			case ticked <- struct{}{}:
+			default:
+			}
+		})
 		close(done)
 	}()
 	io.Copy(m.Writer(io.Discard), bytes.NewReader(make([]byte, 1000)))
-	time.Sleep(30 * time.Millisecond)
+	<-ticked // one report from the ticker (however long the machine takes), then the final one
 	cancel()
 	<-done
 	mu.Lock()

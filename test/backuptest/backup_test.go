@@ -40,13 +40,16 @@ func TestFullAndIncrementalsRestoreExactRows(t *testing.T) {
 	n2 := clu.Node(2)
 	w := gbtest.StartWriter(t, clu.Node(1), "bk.rows", 5*time.Millisecond)
 	common := []string{"--storage", store, "--socket", n2.Socket, "--user", "root", "--log-level", "warn"}
-	time.Sleep(time.Second)
+	// Rows commit before and between the backups (waited for, not slept
+	// for: each backup must capture rows; the writer keeps writing during
+	// each backup).
+	w.WaitRows(t, 20)
 	mustGB(t, append([]string{"backup"}, common...)...)
-	time.Sleep(time.Second)
+	w.WaitRows(t, 20)
 	mustGB(t, append([]string{"backup", "--incremental"}, common...)...)
-	time.Sleep(time.Second)
+	w.WaitRows(t, 20)
 	mustGB(t, append([]string{"backup", "--incremental", "--desync"}, common...)...)
-	time.Sleep(500 * time.Millisecond)
+	w.WaitRows(t, 10)
 	w.Finish(t)
 
 	list := listBackups(t, store)

@@ -96,8 +96,9 @@ func TestS3Outages(t *testing.T) {
 		t.Fatalf("failed backup listed: %d", len(list))
 	}
 
-	// Kill the server mid-upload: the backup is slowed to ~4 MB/s so the
-	// upload is surely running when the server dies.
+	// Kill the server mid-backup: once the backup's lease is on the server
+	// (written before the data, which is slowed to ~4 MB/s), not after a
+	// guessed delay that a loaded machine can outrun either way.
 	cmd := exec.Command(filepath.Join(binDir, "galera-backup"), append(args, "--rate-limit", "4M")...)
 	cmd.Env = os.Environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -106,7 +107,20 @@ func TestS3Outages(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	// The posix backend keeps each object as a file under the bucket's
+	// directory; the bound is only a safety net.
+	lease := filepath.Join(srv.DataDir, "galera", "prod", "backups", "*", "lease.json")
+	for i := 0; ; i++ {
+		if m, _ := filepath.Glob(lease); len(m) > 0 {
+			break
+		}
+		if i > 2400 {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			t.Fatalf("the backup wrote no lease to the server in 2 min:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ package cluster
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/gosst/gosst/ist"
+	"github.com/gosst/gosst/test/testport"
 )
 
 // Installed binaries and paths of the Debian packages.
@@ -133,7 +135,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{opts: opts}
-	ports, err := freePorts(4 * opts.Nodes)
+	ports, err := testport.Reserve(4 * opts.Nodes)
 	if err != nil {
 		return nil, err
 	}
@@ -632,6 +634,57 @@ func (n *Node) Exec(ctx context.Context, query string, args ...any) error {
 		return fmt.Errorf("%s: %q: %w", n.Name, abbreviate(query), err)
 	}
 	return nil
+}
+
+// erDeadlock is MariaDB's ER_LOCK_DEADLOCK (SQLSTATE 40001), which Galera
+// also returns for a certification conflict or a transaction aborted by a
+// replicated write ("Deadlock found when trying to get lock").
+const erDeadlock = 1213
+
+// causalAttempts bounds ExecCausal's retries of a certification conflict.
+const causalAttempts = 5
+
+// ExecCausal runs query on the node as an application that writes to
+// several nodes must. It first waits until this node has applied every
+// write the cluster committed before it (wsrep_sync_wait=15 for the
+// statement's session: reads, UPDATE/DELETE, INSERT/REPLACE and SHOW), so
+// a write right after DDL or writes on another node sees them instead of
+// colliding with their replay; and it retries a certification conflict
+// (error 1213) a few times, as Galera's documentation tells applications
+// to. A 1213 rolls back the whole failed statement (autocommit) or
+// transaction, so query must be one statement or one transaction. Use it
+// for every write that follows DDL or writes on another node.
+func (n *Node) ExecCausal(ctx context.Context, query string, args ...any) error {
+	var err error
+	for attempt := 1; attempt <= causalAttempts; attempt++ {
+		err = n.execCausal(ctx, query, args...)
+		var me *mysql.MySQLError
+		if err == nil || !errors.As(err, &me) || me.Number != erDeadlock || ctx.Err() != nil {
+			break
+		}
+		n.logf("%q: certification conflict (attempt %d of %d): %v", abbreviate(query), attempt, causalAttempts, err)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %q: %w", n.Name, abbreviate(query), err)
+	}
+	return nil
+}
+
+func (n *Node) execCausal(ctx context.Context, query string, args ...any) error {
+	conn, err := n.DB().Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION wsrep_sync_wait = 15"); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, query, args...)
+	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "SET SESSION wsrep_sync_wait = DEFAULT"); rerr != nil {
+		// Never hand a causal session back to the pool.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return err
 }
 
 // QueryString runs a query returning one value, as a string.

@@ -46,7 +46,26 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	mustExec(t, n1, ctx, "INSERT INTO smoke.t VALUES (2, 'written on node1')")
-	mustExec(t, n3, ctx, "INSERT INTO smoke.t VALUES (3, 'written on node3')")
+	if err := n3.ExecCausal(ctx, "INSERT INTO smoke.t VALUES (3, 'written on node3')"); err != nil {
+		t.Fatal(err)
+	}
+	// A write on one node right after DDL on another must wait for the
+	// DDL (or retry error 1213) as an application must: without a causal
+	// wait the table may not exist there yet, or the replayed DDL aborts
+	// the write.
+	for i := range 5 {
+		mustExec(t, n1, ctx, fmt.Sprintf("CREATE TABLE smoke.ddl%d (id INT PRIMARY KEY) ENGINE=InnoDB", i))
+		if err := n2.ExecCausal(ctx, fmt.Sprintf("INSERT INTO smoke.ddl%d VALUES (1)", i)); err != nil {
+			t.Fatalf("write on node2 right after DDL on node1: %v", err)
+		}
+		if err := n3.ExecCausal(ctx, fmt.Sprintf("UPDATE smoke.ddl%d SET id = 2 WHERE id = 1", i)); err != nil {
+			t.Fatalf("write on node3 right after a write on node2: %v", err)
+		}
+		v, err := n1.QueryString(ctx, fmt.Sprintf("SET STATEMENT wsrep_sync_wait=1 FOR SELECT id FROM smoke.ddl%d", i))
+		if err != nil || v != "2" {
+			t.Fatalf("node1: smoke.ddl%d holds %q, %v; want the row node3 updated", i, v, err)
+		}
+	}
 	for i := 0; i < 50; i++ {
 		mustExec(t, n1, ctx, fmt.Sprintf("INSERT INTO smoke.t VALUES (%d, REPEAT('x', 60))", 100+i))
 	}

@@ -30,17 +30,10 @@ func TestExpireKeepsPITRWindow(t *testing.T) {
 	store := t.TempDir()
 	n2, n3 := clu.Node(2), clu.Node(3)
 	w := gbtest.StartWriter(t, n2, "expire.rows", 20*time.Millisecond)
-	// waitRows waits until n more rows are committed (the writer never
-	// stops on its own; the bound is only a safety net).
+	// waitRows waits until n more rows are committed.
 	waitRows := func(n int) {
 		t.Helper()
-		want := len(w.Seqs()) + n
-		for i := 0; len(w.Seqs()) < want; i++ {
-			if i > 6000 {
-				t.Fatalf("the writer did not commit %d rows", n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		w.WaitRows(t, n)
 	}
 	take := func(extra ...string) *backup.Manifest {
 		t.Helper()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gosst/gosst/test/cluster"
 	"github.com/gosst/gosst/test/gbtest"
@@ -75,6 +76,23 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	defer func() { <-outMu }()
 	return w.b.Write(p)
 }
+
+// waitOutput waits until the archiver has printed want at least n times
+// in all (it polls the output of a real process; the bound is only a
+// safety net). The tests kill and stop at moments chosen by what the
+// archiver did, never after a guessed delay.
+func (a *archiver) waitOutput(t *testing.T, want string, n int) {
+	t.Helper()
+	for i := 0; strings.Count(a.output(), want) < n; i++ {
+		if i > 3000 {
+			t.Fatalf("the archiver printed %q %d times, want %d, in 5 min:\n%s", want, strings.Count(a.output(), want), n, a.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// archived is how many binlog segments the archiver has uploaded.
+func (a *archiver) archived() int { return strings.Count(a.output(), "archived binlog") }
 
 func (a *archiver) output() string {
 	outMu <- struct{}{}

@@ -102,31 +102,32 @@ func TestPITR(t *testing.T) {
 	a := startArchiver(t, store, n3, "1s", standby...)
 	waitLease(t, store, n3.Name)
 	b := startArchiver(t, store, n1, "1s", standby...)
-	time.Sleep(1500 * time.Millisecond)
+	b.waitOutput(t, "standing by", 1)
 	flush(t, n3)
-	time.Sleep(time.Second)
+	a.waitOutput(t, "archived binlog", 1)
 	mustGB(t, "backup", "--storage", store, "--socket", n3.Socket, "--user", "root", "--log-level", "warn")
 	// Account statements in the replayed range (the temporary server
 	// must accept them).
 	if err := n1.Exec(ctx, "CREATE USER IF NOT EXISTS pitr_app@localhost IDENTIFIED BY 'x-Pw-1'; GRANT SELECT ON pitr.* TO pitr_app@localhost"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	// The archiver dies (kill -9) twice at arbitrary moments and is restarted.
+	// The archiver dies (kill -9) twice and is restarted: once after it
+	// archived more of the writer's rows since the backup, once right
+	// after a binlog rotation (while it archives the closed binlog).
+	a.waitOutput(t, "archived binlog", a.archived()+1)
 	a.kill()
 	a = startArchiver(t, store, n3, "1s", standby...)
-	time.Sleep(1700 * time.Millisecond)
+	a.waitOutput(t, "archived binlog", 1)
 	flush(t, n3)
-	time.Sleep(300 * time.Millisecond)
 	a.kill()
 	a = startArchiver(t, store, n3, "1s", standby...)
-	time.Sleep(1500 * time.Millisecond)
+	a.waitOutput(t, "archived binlog", 1)
 	// The archived node goes away: node 1's archiver takes over.
 	if err := n3.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitLease(t, store, n1.Name)
-	time.Sleep(2500 * time.Millisecond)
+	b.waitOutput(t, "archived binlog", 1) // node 1's archiver has archived since it took over
 	a.kill()
 	t.Logf("archiver on node3:\n%s", a.output())
 	w.Finish(t)

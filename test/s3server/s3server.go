@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gosst/gosst/test/testport"
 )
 
 // EnvBinary names the variable `make test` sets to the versitygw path.
@@ -170,13 +172,16 @@ func Require(tb testing.TB, opts Options) *Server {
 	return s
 }
 
+// freePort reserves the server's port the way the cluster harness does
+// (below the ephemeral range, locked across test processes): a port taken
+// from 127.0.0.1:0 and closed again could be handed to another process
+// before versitygw binds it, and again across each Kill and Restart.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testport.Reserve(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p[0], nil
 }
 
 // CreateBucket creates a bucket as a directory of the posix backend; works

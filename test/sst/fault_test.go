@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -207,6 +208,30 @@ func throttleDonors(t *testing.T) {
 	}
 }
 
+// receivingInto matches the joiner's log line naming its staging directory.
+var receivingInto = regexp.MustCompile(`gosst: joiner: receiving xbstream, .*, into (\S+) \(donor estimates`)
+
+// streaming waits until n's joiner script (logging after offset) has
+// received data: its staging directory holds bytes of the backup. The
+// donor's data is then flowing (throttled by throttleDonors): the moment
+// the mid-stream fault tests strike, chosen by what happened, not by time.
+func streaming(t *testing.T, n *cluster.Node, offset int64) {
+	t.Helper()
+	var staging string
+	if !waitFor(2*time.Minute, func() bool {
+		m := receivingInto.FindStringSubmatch(logSince(n, offset))
+		if m != nil {
+			staging = m[1]
+		}
+		return m != nil
+	}) {
+		t.Fatalf("%s's joiner never started receiving:\n%s", n.Name, shared.Tails(30))
+	}
+	if !waitFor(2*time.Minute, func() bool { return dirBytes(t, staging, func(string) bool { return true }) > 0 }) {
+		t.Fatalf("%s's joiner received no data into %s:\n%s", n.Name, staging, shared.Tails(30))
+	}
+}
+
 // TestDonorKilledMidStream kills the donor's wsrep_sst_gosst while it
 // streams: the joiner reports failure without a position, the donor node
 // returns to Synced, and a later restart of the joiner succeeds.
@@ -222,7 +247,7 @@ func TestDonorKilledMidStream(t *testing.T) {
 	if !waitFor(60*time.Second, func() bool { donors = sstProcs("donor"); return len(donors) > 0 }) {
 		t.Fatalf("no donor script appeared:\n%s", shared.Tails(30))
 	}
-	time.Sleep(3 * time.Second) // let some data flow
+	streaming(t, n3, off)
 	for _, pid := range donors {
 		t.Logf("killing donor script pid %d", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -299,13 +324,14 @@ func TestJoinerKilledMidStream(t *testing.T) {
 	ctx, n3 := wipedJoiner(t)
 	throttleDonors(t)
 	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2))}
+	off := logSize(n3)
 	if err := n3.StartNoWait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(60*time.Second, func() bool { return len(sstProcs("donor")) > 0 }) {
 		t.Fatalf("no donor script appeared:\n%s", shared.Tails(30))
 	}
-	time.Sleep(3 * time.Second)
+	streaming(t, n3, off)
 	if err := n3.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,20 @@ func startWriter(ctx context.Context, n *cluster.Node, table string, firstID int
 	return w
 }
 
+// waitRows waits until n more rows have committed: the test needs rows
+// written before and after a step, not a time to have passed.
+func (w *writer) waitRows(t *testing.T, n int) {
+	t.Helper()
+	count := func() int { w.mu.Lock(); defer w.mu.Unlock(); return len(w.ok) }
+	want := count() + n
+	if !waitFor(5*time.Minute, func() bool { return count() >= want }) {
+		w.mu.Lock()
+		failed := w.failed
+		w.mu.Unlock()
+		t.Fatalf("the writer committed %d rows in 5 min, want %d (%d failed)", count(), want, failed)
+	}
+}
+
 func (w *writer) finish() []int64 {
 	close(w.stop)
 	<-w.done
@@ -139,11 +153,11 @@ func TestFullSSTUnderLoad(t *testing.T) {
 	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2)), logSize(n3)}
 	off := offs[2]
 	w := startWriter(ctx, n1, "sstload.t", 1_000_000)
-	time.Sleep(time.Second)
+	w.waitRows(t, 10)
 	start := time.Now()
 	err := n3.Start(ctx)
 	sstTime := time.Since(start)
-	time.Sleep(2 * time.Second) // keep writing after the join
+	w.waitRows(t, 20) // keep writing after the join
 	ok := w.finish()
 	if err != nil {
 		t.Fatalf("node3 did not rejoin by gosst SST: %v", err)

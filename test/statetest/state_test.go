@@ -40,7 +40,8 @@ type rows struct{ committed int }
 func (r *rows) insert(t *testing.T, ctx context.Context, n *cluster.Node, count int) {
 	t.Helper()
 	for i := 0; i < count; i++ {
-		if err := n.Exec(ctx, "INSERT INTO st.t (node) VALUES (?)", n.Name); err != nil {
+		// Causal: the DDL and earlier rows may come from another node.
+		if err := n.ExecCausal(ctx, "INSERT INTO st.t (node) VALUES (?)", n.Name); err != nil {
 			t.Fatal(err)
 		}
 		r.committed++

@@ -1,4 +1,4 @@
-package cluster
+package testport
 
 import (
 	"os"
@@ -11,11 +11,11 @@ import (
 // whose lock another holder has (as another test process would) is not
 // handed out.
 func TestFreePortsDistinctAndBelowEphemeral(t *testing.T) {
-	a, err := freePorts(20)
+	a, err := Reserve(20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := freePorts(20)
+	b, err := Reserve(20)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package cluster
+// Package testport hands out loopback TCP ports to test servers (cluster
+// nodes, the S3 server) so that they cannot collide with each other, with
+// other test processes, or with any process's outgoing connections.
+package testport
 
 import (
 	"fmt"
@@ -28,8 +31,9 @@ var (
 	portLocks []*os.File // held for the life of the process
 )
 
-// freePorts reserves n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
+// Reserve reserves n distinct free TCP ports on 127.0.0.1 for the life of
+// the process.
+func Reserve(n int) ([]int, error) {
 	portMu.Lock()
 	defer portMu.Unlock()
 	lo, hi := portLo, portHi
@@ -37,11 +41,11 @@ func freePorts(n int) ([]int, error) {
 		hi = eph
 	}
 	if hi-lo < 100 {
-		return nil, fmt.Errorf("cluster: no port range below the ephemeral range (it starts at %d)", hi)
+		return nil, fmt.Errorf("testport: no port range below the ephemeral range (it starts at %d)", hi)
 	}
 	dir := filepath.Join(os.TempDir(), "gosst-test-ports")
 	if err := os.MkdirAll(dir, 0o777); err != nil {
-		return nil, fmt.Errorf("cluster: port lock dir: %w", err)
+		return nil, fmt.Errorf("testport: port lock dir: %w", err)
 	}
 	ports := make([]int, 0, n)
 	span := hi - lo
@@ -60,7 +64,7 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, p)
 	}
 	if len(ports) < n {
-		return nil, fmt.Errorf("cluster: found only %d of %d free ports in %d-%d", len(ports), n, lo, hi-1)
+		return nil, fmt.Errorf("testport: found only %d of %d free ports in %d-%d", len(ports), n, lo, hi-1)
 	}
 	return ports, nil
 }
