@@ -159,6 +159,9 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 		}
 		return j.out.line(pos.Line())
 	case KindSST:
+		if r := fullSSTReason(j.datadir, j.Args.MysqldArgs, pos); r != "" {
+			j.log.Infof("%s", r)
+		}
 		err := j.full(ctx, conn, br, ctl, pos)
 		if err != nil && ctx.Err() == nil {
 			if j.reportFailure != nil {

@@ -1,7 +1,10 @@
 // Package plantest checks galera-backup plan against what Galera then
-// does: in a real 3-node cluster with a small gcache, node3 is stopped (or
-// killed, or wiped), plan predicts IST or SST and the donor, node3 is
-// started, and its error log must show that transfer from that donor.
+// does: in a real 3-node cluster with a small gcache and gosst as the SST
+// method, node3 is stopped (or killed, or wiped), plan predicts IST or SST
+// and the donor, node3 is started, and its error log must show that
+// transfer from that donor; a full SST into a node that had data must log
+// why when it can tell (the server was started with
+// --wsrep_start_position), and never claim it had data when it had none.
 package plantest
 
 import (
@@ -10,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -46,9 +50,15 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "bin")
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "github.com/gosst/gosst/cmd/wsrep_sst_gosst").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build wsrep_sst_gosst: %v\n%s", err, out)
+		return 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c, err := cluster.Start(ctx, cluster.Options{Nodes: 3, Dir: filepath.Join(dir, "c"), GcacheSize: gcacheSize})
+	c, err := cluster.Start(ctx, cluster.Options{Nodes: 3, Dir: filepath.Join(dir, "c"), GcacheSize: gcacheSize,
+		SSTMethod: "gosst", BinDir: bin})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -110,6 +120,15 @@ func plan(t *testing.T, j *cluster.Node) planJSON {
 // observed starts node n3 and reads from its error log which transfer
 // Galera performed and from which donor.
 func observed(t *testing.T, ctx context.Context, n3 *cluster.Node) (transfer, donor string) {
+	transfer, donor, _ = observedLog(t, ctx, n3)
+	return transfer, donor
+}
+
+// fullReason is how the gosst joiner starts the line explaining a full
+// SST into a node that had data.
+const fullReason = "full SST although this node had"
+
+func observedLog(t *testing.T, ctx context.Context, n3 *cluster.Node) (transfer, donor, log string) {
 	t.Helper()
 	selectedRE := regexp.MustCompile(`\(` + n3.Name + `\) requested state transfer from '[^']*'\. Selected \d+\.\d+ \(([^)]+)\)`)
 	off := int64(0)
@@ -123,22 +142,27 @@ func observed(t *testing.T, ctx context.Context, n3 *cluster.Node) (transfer, do
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := string(b[off:])
+	log = string(b[off:])
 	if m := selectedRE.FindStringSubmatch(log); m != nil {
 		donor = m[1]
 	}
-	// The mariabackup SST script of an IST joiner receives only the
-	// xtrabackup_ist marker; a full SST receives and prepares a backup.
+	// gosst's joiner logs the donor's IST marker (--bypass), or the
+	// summary of the full copy it received.
 	switch {
-	case strings.Contains(log, "'xtrabackup_ist' received from donor"):
+	case strings.Contains(log, "donor reports IST (--bypass)"):
 		transfer = "IST"
-	case strings.Contains(log, "Proceeding with SST") || strings.Contains(log, "Preparing the backup"):
+	case strings.Contains(log, "received and verified"):
 		transfer = "SST"
 	default:
 		t.Fatalf("cannot tell IST from SST in %s's log:\n%s", n3.Name, tail(log, 60))
 	}
 	t.Logf("Galera: %s from %s", transfer, donor)
-	return transfer, donor
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, fullReason) {
+			t.Logf("joiner: %s", l)
+		}
+	}
+	return transfer, donor, log
 }
 
 func tail(s string, n int) string {
@@ -286,8 +310,11 @@ func TestPlanEmptyNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := plan(t, n3)
-	transfer, donor := observed(t, ctx, n3)
+	transfer, donor, log := observedLog(t, ctx, n3)
 	check(t, p, transfer, donor, "SST")
+	if strings.Contains(log, fullReason) {
+		t.Errorf("an empty node's SST is explained as if it had data")
+	}
 }
 
 // The joiner's wsrep_sst_donor names a member whose gcache lacks the range
@@ -344,5 +371,31 @@ func TestPlanNamedDonorWithoutRange(t *testing.T) {
 	check(t, p, transfer, donor, "IST")
 	if donor == "node3" {
 		t.Errorf("Galera took the named donor without the range")
+	}
+}
+
+// A SIGKILLed node whose gap has rolled out of every gcache: plan recovers
+// its position and predicts SST; the node is started with the recovered
+// position (as galera_recovery does), so the gosst joiner can say why it
+// got a full SST.
+func TestPlanKilledNodeAfterRollover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	n3 := clu.Node(3)
+	write(t, ctx, 3, 1000)
+	if err := n3.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	seqno, err := clu.Node(1).Status(ctx, "wsrep_last_committed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := strconv.ParseInt(seqno, 10, 64)
+	rollOver(t, ctx, s)
+	p := plan(t, n3)
+	transfer, donor, log := observedLog(t, ctx, n3)
+	check(t, p, transfer, donor, "SST")
+	if !strings.Contains(log, fullReason+" position") || !strings.Contains(log, "no longer holds write-set") {
+		t.Errorf("the joiner did not log why it got a full SST although it had a position")
 	}
 }
