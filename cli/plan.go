@@ -16,6 +16,7 @@ import (
 
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/sst"
 )
 
 type planOptions struct {
@@ -34,10 +35,14 @@ type planOptions struct {
 // PlanResult is what `galera-backup plan --json` prints.
 type PlanResult struct {
 	ist.Plan
-	// ETASeconds is null: no throughput history is kept yet.
-	ETASeconds *float64       `json:"eta_seconds"`
-	Node       ist.NodeState  `json:"node"`
-	Members    []PlanMemberJS `json:"members"`
+	// ETASeconds is the SST's size divided by the median throughput of
+	// this node's last gosst SSTs (their history in the datadir); null
+	// without history, and for IST.
+	ETASeconds *float64 `json:"eta_seconds"`
+	// ETABasis says where the ETA comes from.
+	ETABasis string         `json:"eta_basis,omitempty"`
+	Node     ist.NodeState  `json:"node"`
+	Members  []PlanMemberJS `json:"members"`
 }
 
 // PlanMemberJS is one running member as plan read it.
@@ -137,6 +142,20 @@ func runPlan(ctx context.Context, g *Globals, o *planOptions) error {
 		return fmt.Errorf("plan: %w", err)
 	}
 	res := PlanResult{Plan: p, Node: node, Members: shown}
+	if p.Transfer == "SST" && p.Bytes > 0 {
+		recs, err := sst.ReadHistory(node.DataDir)
+		if err != nil {
+			g.Logger.Warn("plan: cannot read the SST history; no ETA", "err", err)
+		}
+		if rate, ok := sst.Throughput(recs); ok {
+			eta := float64(p.Bytes) / rate
+			res.ETASeconds = &eta
+			n := min(len(recs), 5)
+			res.ETABasis = fmt.Sprintf("median of this node's last %d gosst SSTs: %s/s", n, humanBytes(int64(rate)))
+		} else {
+			res.ETABasis = "no earlier gosst SST recorded in this datadir (" + sst.HistoryFile + ")"
+		}
+	}
 	if o.JSON {
 		return writeJSON(g, res)
 	}
@@ -148,6 +167,11 @@ func runPlan(ctx context.Context, g *Globals, o *planOptions) error {
 		fmt.Fprintf(g.Out, "%s: no donor now: %s\n", who, p.Reason)
 	default:
 		fmt.Fprintf(g.Out, "%s: %s from %s, about %s\n  why: %s\n", who, p.Transfer, p.Donor, humanBytes(p.Bytes), p.Reason)
+		if res.ETASeconds != nil {
+			fmt.Fprintf(g.Out, "  ETA: about %s (%s)\n", time.Duration(*res.ETASeconds*float64(time.Second)).Round(time.Second), res.ETABasis)
+		} else if res.ETABasis != "" {
+			fmt.Fprintf(g.Out, "  ETA: unknown (%s)\n", res.ETABasis)
+		}
 	}
 	return nil
 }

@@ -113,7 +113,11 @@ func plan(t *testing.T, j *cluster.Node) planJSON {
 	if err := json.Unmarshal([]byte(out.String()), &p); err != nil {
 		t.Fatalf("plan --json: %v\n%s", err, out.String())
 	}
-	t.Logf("plan: %s from %s (%d bytes): %s", p.Transfer, p.Donor, p.Bytes, p.Reason)
+	eta := "none"
+	if p.ETA != nil {
+		eta = fmt.Sprintf("%.1fs", *p.ETA)
+	}
+	t.Logf("plan: %s from %s (%d bytes, ETA %s): %s", p.Transfer, p.Donor, p.Bytes, eta, p.Reason)
 	return p
 }
 
@@ -315,6 +319,9 @@ func TestPlanEmptyNode(t *testing.T) {
 	if strings.Contains(log, fullReason) {
 		t.Errorf("an empty node's SST is explained as if it had data")
 	}
+	if p.ETA != nil {
+		t.Errorf("ETA %v for a wiped node, which has no SST history", *p.ETA)
+	}
 }
 
 // The joiner's wsrep_sst_donor names a member whose gcache lacks the range
@@ -393,6 +400,10 @@ func TestPlanKilledNodeAfterRollover(t *testing.T) {
 	s, _ := strconv.ParseInt(seqno, 10, 64)
 	rollOver(t, ctx, s)
 	p := plan(t, n3)
+	// node3 took full SSTs in the tests before: its history gives an ETA.
+	if p.ETA == nil || !(*p.ETA > 0) {
+		t.Errorf("no ETA although node3 received gosst SSTs before: %+v", p)
+	}
 	transfer, donor, log := observedLog(t, ctx, n3)
 	check(t, p, transfer, donor, "SST")
 	if !strings.Contains(log, fullReason+" position") || !strings.Contains(log, "no longer holds write-set") {
