@@ -41,6 +41,8 @@ type Joiner struct {
 	ic        *idleConn // the donor connection, below TLS
 	// reportFailure logs the run's failure line (once); nil in tests.
 	reportFailure func(error) int
+	// receivedBytes of a full SST, for the history plan's ETA reads.
+	receivedBytes int64
 }
 
 // Run does the whole joiner side. It prints the final position line only
@@ -161,7 +163,14 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 		}
 		return j.out.line(pos.Line())
 	case KindSST:
+		if r := fullSSTReason(j.datadir, j.Args.MysqldArgs, pos); r != "" {
+			j.log.Infof("%s", r)
+		}
+		start := time.Now()
 		err := j.full(ctx, conn, br, ctl, pos)
+		if err == nil {
+			j.recordSST(start, pos)
+		}
 		if err != nil && ctx.Err() == nil {
 			if j.reportFailure != nil {
 				j.reportFailure(err)
@@ -352,6 +361,7 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	if cd.Name() != codec.NameNone {
 		checks += ", " + cd.Name() + " frame checksums"
 	}
+	j.receivedBytes = prog.raw.Bytes()
 	prog.summary(fmt.Sprintf("received and verified %d files (%s, CRC-32 of every chunk),", stats.Files, checks))
 	if j.Config.DirectIO {
 		j.log.Infof("direct-io: %s of %s written with O_DIRECT", human(stats.DirectBytes), human(stats.Bytes))
