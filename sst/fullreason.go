@@ -24,7 +24,7 @@ import (
 // re-created the gcache for the cluster's history, so without
 // --wsrep_start_position the previous position is not visible and nothing
 // is logged.
-func fullSSTReason(datadir string, mysqldArgs []string, donor Position) string {
+func fullSSTReason(datadir string, mysqldArgs []string, donor ist.Position) string {
 	var start ist.Position
 	haveStart := false
 	for _, a := range mysqldArgs {

@@ -1,6 +1,7 @@
 package sst
 
 import (
+	"github.com/gosst/gosst/ist"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,7 +12,7 @@ import (
 func TestFullSSTReason(t *testing.T) {
 	const cluster = "6b94087a-e947-11f1-b506-2f33047b60b8"
 	const other = "0c779d86-e947-11f1-b506-2f33047b60b8"
-	donor := Position{UUID: cluster, Seqno: 500, Domain: -1}
+	donor := ist.Position{UUID: cluster, Seqno: 500}
 	grastate := func(uuid string, seqno int) string {
 		return "# GALERA saved state\nversion: 2.1\nuuid:    " + uuid + "\nseqno:   " + strconv.Itoa(seqno) + "\nsafe_to_bootstrap: 0\n"
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gosst/gosst/ist"
 	"io"
 	"os"
 	"path/filepath"
@@ -148,8 +149,8 @@ func writeFileSync(path string, data []byte) error {
 
 // recordSST appends this run's record; a failure is only logged, the SST
 // itself succeeded.
-func (j *Joiner) recordSST(start time.Time, donor Position) {
-	r := HistoryRecord{Time: time.Now().UTC(), Bytes: j.receivedBytes, Seconds: time.Since(start).Seconds(), Donor: donor.GTID()}
+func (j *Joiner) recordSST(start time.Time, donor ist.Position) {
+	r := HistoryRecord{Time: time.Now().UTC(), Bytes: j.receivedBytes, Seconds: time.Since(start).Seconds(), Donor: donor.UUIDSeqno()}
 	if r.Bytes <= 0 {
 		return
 	}
