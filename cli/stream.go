@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gosst/gosst/internal/ctxio"
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/integrity"
@@ -351,7 +352,7 @@ func runStreamEncode(ctx context.Context, g *Globals, o *streamEncodeOptions, ar
 	defer in.Close()
 	var src io.Reader = in
 	if o.RateLimit != "" {
-		bps, err := parseBytes(o.RateLimit)
+		bps, err := text.ParseSize(o.RateLimit)
 		if err != nil || bps <= 0 {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--rate-limit %q: want a byte rate such as 50M", o.RateLimit)}
 		}
@@ -653,31 +654,3 @@ func reportProgress(ctx context.Context, g *Globals, what string, m *meter.Meter
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
-
-// parseBytes parses sizes such as 512K, 50M, 2G (powers of 1024) or plain
-// byte counts.
-func parseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToUpper(s))
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
-	mult := int64(1)
-	if s != "" {
-		switch s[len(s)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			s = s[:len(s)-1]
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
-}
