@@ -2,7 +2,6 @@ package backup
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -267,7 +266,7 @@ func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o 
 		return fmt.Errorf("download %s: %w", obj.Key, err)
 	}
 	defer rc.Close()
-	hc := &hashCounter{h: sha256.New()}
+	hc := NewHashCounter()
 	var src io.Reader = io.TeeReader(o.meter.Reader(rc), hc)
 	ir, err := Unseal(src, obj, b.Encrypted(), o.Identities)
 	if err != nil {
@@ -282,8 +281,8 @@ func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o 
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return fmt.Errorf("object %s: %w", obj.Key, err)
 	}
-	if hc.n != obj.Size || hex.EncodeToString(hc.h.Sum(nil)) != obj.SHA256 {
-		return fmt.Errorf("object %s: stored bytes differ from the manifest (size %d, want %d, or SHA-256 differs)", obj.Key, hc.n, obj.Size)
+	if !hc.Matches(obj) {
+		return fmt.Errorf("object %s: stored bytes differ from the manifest (size %d, want %d, or SHA-256 differs)", obj.Key, hc.Size(), obj.Size)
 	}
 	return nil
 }

@@ -2,8 +2,6 @@ package pitr
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -463,7 +461,7 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 		return fmt.Errorf("download %s: %w", s.Object.Key, err)
 	}
 	defer rc.Close()
-	hc := &hashCounter{h: sha256.New()}
+	hc := backup.NewHashCounter()
 	var src io.Reader = io.TeeReader(rc, hc)
 	if s.Encrypted() && len(ids) == 0 {
 		return fmt.Errorf("archived binlog %s is encrypted: give --identity FILE or --passphrase-file FILE", s.Object.Key)
@@ -487,8 +485,8 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return fmt.Errorf("object %s: %w", s.Object.Key, err)
 	}
-	if hc.n != s.Object.Size || hex.EncodeToString(hc.h.Sum(nil)) != s.Object.SHA256 {
-		return fmt.Errorf("object %s: stored bytes differ from the index (size %d, want %d, or SHA-256 differs)", s.Object.Key, hc.n, s.Object.Size)
+	if !hc.Matches(s.Object) {
+		return fmt.Errorf("object %s: stored bytes differ from the index (size %d, want %d, or SHA-256 differs)", s.Object.Key, hc.Size(), s.Object.Size)
 	}
 	return nil
 }
