@@ -291,7 +291,7 @@ func applySafeToBootstrap(chosen ist.NodeState, l localNode) error {
 	if err != nil {
 		return fmt.Errorf("--apply: %s: %w", path, err)
 	}
-	if err := fsutil.WriteFileDurable(path, out); err != nil {
+	if err := fsutil.WriteFileDurable(path, out, 0o660); err != nil {
 		return fmt.Errorf("--apply: %w", err)
 	}
 	if gs, err := ist.ReadGrastate(path); err != nil || !gs.SafeToBootstrap {

@@ -71,5 +71,5 @@ func WriteGrastate(datadir string, p Position, safeToBootstrap bool) error {
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileDurable(filepath.Join(datadir, "grastate.dat"), data)
+	return fsutil.WriteFileDurable(filepath.Join(datadir, "grastate.dat"), data, 0o660)
 }

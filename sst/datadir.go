@@ -275,7 +275,7 @@ const invalidatedGrastate = "# GALERA saved state\nversion: 2.1\nuuid:    000000
 // grastate.dat, both durably. grastate.dat is rewritten in place: Galera
 // holds it open and rewrites it in place itself.
 func invalidatePosition(datadir string) error {
-	if err := writeDurable(filepath.Join(datadir, InProgressFile), markerSwap); err != nil {
+	if err := fsutil.WriteFileDurable(filepath.Join(datadir, InProgressFile), []byte(markerSwap), 0o640); err != nil {
 		return fmt.Errorf("mark the swap in %s: %w", InProgressFile, err)
 	}
 	gs := filepath.Join(datadir, "grastate.dat")
@@ -297,31 +297,6 @@ func invalidatePosition(datadir string) error {
 		return fmt.Errorf("invalidate %s: %w", gs, err)
 	}
 	return fsutil.SyncDir(datadir)
-}
-
-// writeDurable creates or replaces path with content through a temporary
-// file, fsyncs it and its directory.
-func writeDurable(path, content string) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(filepath.Dir(path))
 }
 
 // removeSystem deletes the old system files in every directory that holds

@@ -73,7 +73,7 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 		}
 	}
 	if !j.staleSwap {
-		if err := writeDurable(marker, markerReceive); err != nil {
+		if err := fsutil.WriteFileDurable(marker, []byte(markerReceive), 0o640); err != nil {
 			return exitf(wsrep.ExitInvalid, "write %s: %w", marker, err)
 		}
 	}

@@ -39,11 +39,12 @@ func FreeBytes(dir string) (int64, error) {
 // WriteFileDurable replaces path with data the crash-safe way: a temporary
 // file in the same directory, fsync, rename over path, fsync of the
 // directory. The new file keeps the old one's mode and owner, so a root
-// run does not leave a file the mysql user cannot rewrite. A crash at any
-// point leaves either the old or the new file, never a torn one.
-func WriteFileDurable(path string, data []byte) (err error) {
+// run does not leave a file the mysql user cannot rewrite; a file that did
+// not exist gets perm. A crash at any point leaves either the old or the
+// new file, never a torn one (at worst a hidden temporary file next to it).
+func WriteFileDurable(path string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
-	mode := os.FileMode(0o660)
+	mode := perm
 	uid, gid := -1, -1
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()

@@ -16,7 +16,7 @@ func TestWriteFileDurable(t *testing.T) {
 	if err := os.WriteFile(p, []byte(realGrastate), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFileDurable(p, []byte("new\n")); err != nil {
+	if err := WriteFileDurable(p, []byte("new\n"), 0o660); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(p)
@@ -34,7 +34,7 @@ func TestWriteFileDurable(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer os.Chmod(dir, 0o700)
-		if err := WriteFileDurable(p, []byte("newer\n")); err == nil {
+		if err := WriteFileDurable(p, []byte("newer\n"), 0o660); err == nil {
 			t.Fatal("want error")
 		}
 		if data, _ := os.ReadFile(p); string(data) != "new\n" {
@@ -60,5 +60,21 @@ func TestFreeBytes(t *testing.T) {
 	}
 	if _, err := FreeBytes(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("missing directory: got %v", err)
+	}
+}
+
+func TestWriteFileDurableNewFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sst_in_progress")
+	if err := WriteFileDurable(p, []byte("receive\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	fi, _ := os.Stat(p)
+	if string(data) != "receive\n" || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("got %q mode %v", data, fi.Mode())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("temporary file left behind: %v", entries)
 	}
 }
