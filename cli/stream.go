@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gosst/gosst/internal/ctxio"
+	"github.com/gosst/gosst/internal/fsutil"
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/crypt"
@@ -156,10 +157,7 @@ func (o *outputFile) Commit() error {
 	if err := os.Rename(o.path+".partial", o.path); err != nil {
 		return o.abort(err)
 	}
-	if d, err := os.Open(filepath.Dir(o.path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	_ = fsutil.SyncDir(filepath.Dir(o.path)) // best effort, as before: the file is in place
 	return nil
 }
 
