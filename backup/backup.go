@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -512,18 +511,6 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	}
 	log.Info("backup stream stored", "key", key, "plain_bytes", obj.PlainSize, "stored_bytes", obj.Size)
 	return obj, scan, nil
-}
-
-// hashCounter hashes and counts what is written to it.
-type hashCounter struct {
-	h hash.Hash
-	n int64
-}
-
-func (h *hashCounter) Write(p []byte) (int, error) {
-	h.h.Write(p)
-	h.n += int64(len(p))
-	return len(p), nil
 }
 
 func desync(ctx context.Context, db *sql.DB, log *slog.Logger) error {

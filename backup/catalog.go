@@ -137,7 +137,22 @@ func (c *Catalog) Chain(ctx context.Context, m *Manifest) ([]*Manifest, error) {
 // backups, or backups still running (see Abandoned). They are invisible to
 // list and restore.
 func (c *Catalog) Leftovers(ctx context.Context) (map[string][]string, error) {
-	keys := map[string][]string{}
+	byID, err := c.leftovers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := make(map[string][]string, len(byID))
+	for id, l := range byID {
+		keys[id] = l.Keys
+	}
+	return keys, nil
+}
+
+// leftovers lists the ids under backups/ that have objects but no
+// manifest, each with its keys (in listing order) and newest write; the
+// policy fields are left for Abandoned.
+func (c *Catalog) leftovers(ctx context.Context) (map[string]*Leftover, error) {
+	byID := map[string]*Leftover{}
 	withManifest := map[string]bool{}
 	err := c.Store.List(ctx, backupsPrefix, func(oi backend.ObjectInfo) error {
 		id, file, ok := strings.Cut(strings.TrimPrefix(oi.Key, backupsPrefix), "/")
@@ -146,8 +161,16 @@ func (c *Catalog) Leftovers(ctx context.Context) (map[string][]string, error) {
 		}
 		if file == "manifest.json" {
 			withManifest[id] = true
-		} else {
-			keys[id] = append(keys[id], oi.Key)
+			return nil
+		}
+		l := byID[id]
+		if l == nil {
+			l = &Leftover{ID: id}
+			byID[id] = l
+		}
+		l.Keys = append(l.Keys, oi.Key)
+		if oi.ModTime.After(l.LastWrite) {
+			l.LastWrite = oi.ModTime
 		}
 		return nil
 	})
@@ -155,9 +178,9 @@ func (c *Catalog) Leftovers(ctx context.Context) (map[string][]string, error) {
 		return nil, fmt.Errorf("list backups: %w", err)
 	}
 	for id := range withManifest {
-		delete(keys, id)
+		delete(byID, id)
 	}
-	return keys, nil
+	return byID, nil
 }
 
 // Delete removes backup m: the manifest first, so that a deletion interrupted

@@ -186,37 +186,13 @@ func (c *Catalog) Abandoned(ctx context.Context, p LeftoverPolicy) ([]*Leftover,
 	if p.me == (self{}) {
 		p.me = thisProcess()
 	}
-	byID := map[string]*Leftover{}
-	withManifest := map[string]bool{}
-	err := c.Store.List(ctx, backupsPrefix, func(oi backend.ObjectInfo) error {
-		id, file, ok := strings.Cut(strings.TrimPrefix(oi.Key, backupsPrefix), "/")
-		if !ok {
-			return nil
-		}
-		if file == "manifest.json" {
-			withManifest[id] = true
-			return nil
-		}
-		l := byID[id]
-		if l == nil {
-			l = &Leftover{ID: id}
-			byID[id] = l
-		}
-		l.Keys = append(l.Keys, oi.Key)
-		if oi.ModTime.After(l.LastWrite) {
-			l.LastWrite = oi.ModTime
-		}
-		return nil
-	})
+	byID, err := c.leftovers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list backups: %w", err)
+		return nil, err
 	}
 	now := p.Now()
 	var out []*Leftover
 	for id, l := range byID {
-		if withManifest[id] {
-			continue
-		}
 		out = append(out, l)
 		switch {
 		case id == p.Keep:

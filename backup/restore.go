@@ -2,7 +2,6 @@ package backup
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,11 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"filippo.io/age"
 
+	"github.com/gosst/gosst/internal/fsutil"
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariabackup"
@@ -143,7 +142,7 @@ func checkRestorable(ctx context.Context, cat *Catalog, ref string, o RestoreOpt
 // st.newDir(), and writes grastate.dat there for o.Galera.
 func stageRestore(ctx context.Context, cat *Catalog, m *Manifest, chain []*Manifest, need int64, o RestoreOptions, st *staging) error {
 	log := o.Logger
-	if free, err := freeBytes(st.dir); err == nil && free < need+need/10 {
+	if free, err := fsutil.FreeBytes(st.dir); err == nil && free < need+need/10 {
 		return fmt.Errorf("not enough disk space under %s: restore needs about %s, %s free", filepath.Dir(st.dir), text.Bytes(need+need/10), text.Bytes(free))
 	}
 	var total int64
@@ -267,7 +266,7 @@ func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o 
 		return fmt.Errorf("download %s: %w", obj.Key, err)
 	}
 	defer rc.Close()
-	hc := &hashCounter{h: sha256.New()}
+	hc := NewHashCounter()
 	var src io.Reader = io.TeeReader(o.meter.Reader(rc), hc)
 	ir, err := Unseal(src, obj, b.Encrypted(), o.Identities)
 	if err != nil {
@@ -282,8 +281,8 @@ func fetchExtract(ctx context.Context, cat *Catalog, b *Manifest, dir string, o 
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return fmt.Errorf("object %s: %w", obj.Key, err)
 	}
-	if hc.n != obj.Size || hex.EncodeToString(hc.h.Sum(nil)) != obj.SHA256 {
-		return fmt.Errorf("object %s: stored bytes differ from the manifest (size %d, want %d, or SHA-256 differs)", obj.Key, hc.n, obj.Size)
+	if !hc.Matches(obj) {
+		return fmt.Errorf("object %s: stored bytes differ from the manifest (size %d, want %d, or SHA-256 differs)", obj.Key, hc.Size(), obj.Size)
 	}
 	return nil
 }
@@ -338,13 +337,13 @@ func moveInto(src, dst string) error {
 			return err
 		}
 	}
-	if err := syncDir(dst); err != nil {
+	if err := fsutil.SyncDir(dst); err != nil {
 		return err
 	}
 	if err := os.Remove(marker); err != nil {
 		return err
 	}
-	return syncDir(dst)
+	return fsutil.SyncDir(dst)
 }
 
 func writeFileSync(path string, data []byte, mode os.FileMode) error {
@@ -361,21 +360,4 @@ func writeFileSync(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-func freeBytes(dir string) (int64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gosst/gosst/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -181,7 +182,7 @@ func (s *staging) removeLeftovers(dirs []string) error {
 				if err := os.Rename(old, s.target); err != nil {
 					return fmt.Errorf("an interrupted restore left the target at %s; moving it back to %s failed: %w", old, s.target, err)
 				}
-				if err := syncDir(parent); err != nil {
+				if err := fsutil.SyncDir(parent); err != nil {
 					return err
 				}
 				s.log.Warn("put back the target an interrupted restore had moved aside", "from", old, "target", s.target)
@@ -265,7 +266,7 @@ func (s *staging) swap() error {
 	}
 	s.swapped = true
 	failpoint("swapped")
-	if err := syncDir(parent); err != nil {
+	if err := fsutil.SyncDir(parent); err != nil {
 		return fmt.Errorf("sync %s after the swap: %w", parent, err)
 	}
 	return nil
@@ -325,7 +326,7 @@ func (s *staging) Close() {
 	} else if s.swapped && s.exists && !s.inside {
 		s.log.Info("removed the replaced datadir", "dir", s.dir)
 	}
-	_ = syncDir(filepath.Dir(s.dir))
+	_ = fsutil.SyncDir(filepath.Dir(s.dir))
 	s.lock.Close()
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sort"
 	"time"
+
+	"github.com/gosst/gosst/internal/ctxio"
 )
 
 // Gtid event flags2 bits (sql/log_event.h).
@@ -119,7 +121,7 @@ type IndexOptions struct {
 // Index reads a whole binlog file and summarises it: GTID ranges per
 // domain, commit times, how it ends. Checksums are verified.
 func Index(r io.Reader, o IndexOptions) (*FileIndex, error) {
-	cr := &countReader{r: r}
+	cr := &ctxio.CountingReader{R: r}
 	br, err := NewReader(cr)
 	if err != nil {
 		return nil, err
@@ -207,7 +209,7 @@ func Index(r io.Reader, o IndexOptions) (*FileIndex, error) {
 	if x.StartState == nil {
 		return nil, fmt.Errorf("%w: no Gtid_list event: not a MariaDB 10.x binlog", ErrFormat)
 	}
-	x.Size = cr.n
+	x.Size = cr.N
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 	for _, d := range order {
 		x.Domains = append(x.Domains, *domains[d])
@@ -218,17 +220,6 @@ func Index(r io.Reader, o IndexOptions) (*FileIndex, error) {
 func isCutShort(err error) bool {
 	var ce *cutError
 	return errors.As(err, &ce)
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // Tx is one transaction start found by Scan.

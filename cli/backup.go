@@ -159,7 +159,7 @@ func runBackup(ctx context.Context, g *Globals, o *backupOptions) error {
 	}
 	var rateLimit int64
 	if o.RateLimit != "" {
-		if rateLimit, err = parseBytes(o.RateLimit); err != nil || rateLimit <= 0 {
+		if rateLimit, err = text.ParseSize(o.RateLimit); err != nil || rateLimit <= 0 {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--rate-limit %q: want a byte rate such as 100M", o.RateLimit)}
 		}
 	}

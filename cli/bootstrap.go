@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gosst/gosst/internal/fsutil"
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariadb"
 )
@@ -290,7 +291,7 @@ func applySafeToBootstrap(chosen ist.NodeState, l localNode) error {
 	if err != nil {
 		return fmt.Errorf("--apply: %s: %w", path, err)
 	}
-	if err := ist.WriteFileDurable(path, out); err != nil {
+	if err := fsutil.WriteFileDurable(path, out, 0o660); err != nil {
 		return fmt.Errorf("--apply: %w", err)
 	}
 	if gs, err := ist.ReadGrastate(path); err != nil || !gs.SafeToBootstrap {

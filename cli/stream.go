@@ -18,6 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gosst/gosst/internal/ctxio"
+	"github.com/gosst/gosst/internal/fsutil"
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/stream/meter"
@@ -152,10 +154,7 @@ func (o *outputFile) Commit() error {
 	if err := os.Rename(o.path+".partial", o.path); err != nil {
 		return o.abort(err)
 	}
-	if d, err := os.Open(filepath.Dir(o.path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	_ = fsutil.SyncDir(filepath.Dir(o.path)) // best effort, as before: the file is in place
 	return nil
 }
 
@@ -252,7 +251,7 @@ func runStreamEncode(ctx context.Context, g *Globals, o *streamEncodeOptions, ar
 	defer in.Close()
 	var src io.Reader = in
 	if o.RateLimit != "" {
-		bps, err := parseBytes(o.RateLimit)
+		bps, err := text.ParseSize(o.RateLimit)
 		if err != nil || bps <= 0 {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--rate-limit %q: want a byte rate such as 50M", o.RateLimit)}
 		}
@@ -529,32 +528,4 @@ func reportProgress(ctx context.Context, g *Globals, what string, m *meter.Meter
 		})
 	}()
 	return func() { cancel(); <-done }
-}
-
-// parseBytes parses sizes such as 512K, 50M, 2G (powers of 1024) or plain
-// byte counts.
-func parseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToUpper(s))
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
-	mult := int64(1)
-	if s != "" {
-		switch s[len(s)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			s = s[:len(s)-1]
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }

@@ -2,8 +2,6 @@ package ist
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -147,39 +145,6 @@ func TestSetSafeToBootstrap(t *testing.T) {
 	}
 	if _, err := SetSafeToBootstrap([]byte("seqno: x\n"), true); !errors.Is(err, ErrGrastate) {
 		t.Errorf("malformed input: got %v", err)
-	}
-}
-
-func TestWriteFileDurable(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "grastate.dat")
-	if err := os.WriteFile(p, []byte(realGrastate), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteFileDurable(p, []byte("new\n")); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(p)
-	fi, _ := os.Stat(p)
-	if string(data) != "new\n" || fi.Mode().Perm() != 0o640 {
-		t.Fatalf("got %q mode %v", data, fi.Mode())
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Fatalf("temporary file left behind: %v", entries)
-	}
-	// A directory that cannot take the temporary file: the old file stays.
-	if os.Geteuid() != 0 {
-		if err := os.Chmod(dir, 0o500); err != nil {
-			t.Fatal(err)
-		}
-		defer os.Chmod(dir, 0o700)
-		if err := WriteFileDurable(p, []byte("newer\n")); err == nil {
-			t.Fatal("want error")
-		}
-		if data, _ := os.ReadFile(p); string(data) != "new\n" {
-			t.Fatalf("old content lost: %q", data)
-		}
 	}
 }
 

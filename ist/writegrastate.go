@@ -2,10 +2,10 @@ package ist
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/gosst/gosst/internal/fsutil"
 )
 
 // SetSafeToBootstrap returns grastate.dat text with safe_to_bootstrap set,
@@ -41,62 +41,6 @@ func SetSafeToBootstrap(data []byte, safe bool) ([]byte, error) {
 	return out, nil
 }
 
-// WriteFileDurable replaces path with data the crash-safe way: a temporary
-// file in the same directory, fsync, rename over path, fsync of the
-// directory. The new file keeps the old one's mode and owner, so a root
-// run does not leave a file the mysql user cannot rewrite. A crash at any
-// point leaves either the old or the new file, never a torn one.
-func WriteFileDurable(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	mode := os.FileMode(0o660)
-	uid, gid := -1, -1
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(st.Uid), int(st.Gid)
-		}
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".gosst-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if uid >= 0 && os.Geteuid() == 0 {
-		if err = tmp.Chown(uid, gid); err != nil {
-			return fmt.Errorf("write %s: %w", tmp.Name(), err)
-		}
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
-}
-
 // FormatGrastate returns grastate.dat text for position p, in Galera's
 // own layout (version 2.1). It refuses a position that names no real
 // history (zero or malformed UUID, seqno -1), since such a file would
@@ -120,12 +64,12 @@ func FormatGrastate(p Position, safeToBootstrap bool) ([]byte, error) {
 }
 
 // WriteGrastate writes datadir/grastate.dat for position p with
-// WriteFileDurable: after a crash the file is either absent (or the old
+// fsutil.WriteFileDurable: after a crash the file is either absent (or the old
 // one) or complete, never torn.
 func WriteGrastate(datadir string, p Position, safeToBootstrap bool) error {
 	data, err := FormatGrastate(p, safeToBootstrap)
 	if err != nil {
 		return err
 	}
-	return WriteFileDurable(filepath.Join(datadir, "grastate.dat"), data)
+	return fsutil.WriteFileDurable(filepath.Join(datadir, "grastate.dat"), data, 0o660)
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -591,7 +590,7 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 	}
 	defer f.Close()
 	pr, pw := io.Pipe()
-	stored := &hashCounter{h: sha256.New()}
+	stored := backup.NewHashCounter()
 	var plain stream.Sum
 	go func() {
 		err := func() error {
@@ -615,7 +614,7 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 	if plain.SHA256 != plainSum || plain.Size != seg.Binlog.Size {
 		return fmt.Errorf("binlog %s changed while it was archived (%d bytes indexed, %d uploaded)", path, seg.Binlog.Size, plain.Size)
 	}
-	seg.Object = backup.Object{Key: key, Size: stored.n, SHA256: hex.EncodeToString(stored.h.Sum(nil)),
+	seg.Object = backup.Object{Key: key, Size: stored.Size(), SHA256: stored.SHA256(),
 		PlainSize: plain.Size, PlainSHA256: hex.EncodeToString(plain.SHA256[:])}
 	seg.Archived = time.Now().UTC()
 	data, err := json.MarshalIndent(seg, "", "  ")
@@ -813,16 +812,4 @@ func seqOf(list string, d uint32) (uint64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// hashCounter hashes and counts what is written to it.
-type hashCounter struct {
-	h hash.Hash
-	n int64
-}
-
-func (h *hashCounter) Write(p []byte) (int, error) {
-	h.h.Write(p)
-	h.n += int64(len(p))
-	return len(p), nil
 }

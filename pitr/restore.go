@@ -2,8 +2,6 @@ package pitr
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,7 @@ import (
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/internal/ctxio"
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
 )
@@ -463,7 +462,7 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 		return fmt.Errorf("download %s: %w", s.Object.Key, err)
 	}
 	defer rc.Close()
-	hc := &hashCounter{h: sha256.New()}
+	hc := backup.NewHashCounter()
 	var src io.Reader = io.TeeReader(rc, hc)
 	if s.Encrypted() && len(ids) == 0 {
 		return fmt.Errorf("archived binlog %s is encrypted: give --identity FILE or --passphrase-file FILE", s.Object.Key)
@@ -487,8 +486,8 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return fmt.Errorf("object %s: %w", s.Object.Key, err)
 	}
-	if hc.n != s.Object.Size || hex.EncodeToString(hc.h.Sum(nil)) != s.Object.SHA256 {
-		return fmt.Errorf("object %s: stored bytes differ from the index (size %d, want %d, or SHA-256 differs)", s.Object.Key, hc.n, s.Object.Size)
+	if !hc.Matches(s.Object) {
+		return fmt.Errorf("object %s: stored bytes differ from the index (size %d, want %d, or SHA-256 differs)", s.Object.Key, hc.Size(), s.Object.Size)
 	}
 	return nil
 }
@@ -515,8 +514,8 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 	}
 	client := exec.CommandContext(ctx, o.Mariadb, "--no-defaults", "--socket="+sock, "--user=root", "--binary-mode")
 	client.Stdin = pr
-	var clientOut tail
-	client.Stdout, client.Stderr = &clientOut, &clientOut
+	clientOut := text.NewTail(8 << 10)
+	client.Stdout, client.Stderr = clientOut, clientOut
 	if err := client.Start(); err != nil {
 		pr.Close()
 		pw.Close()
@@ -546,8 +545,8 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 		log.Info("replaying", "files", j-i, "first", steps[i].seg.File, "node", steps[i].seg.Node, "start", steps[i].start, "stop", steps[j-1].stop)
 		bl := exec.CommandContext(ctx, o.MariadbBinlog, bargs...)
 		bl.Stdout = pw
-		var blErr tail
-		bl.Stderr = &blErr
+		blErr := text.NewTail(8 << 10)
+		bl.Stderr = blErr
 		bl.Env = append(os.Environ(), "TZ=UTC")
 		if err := bl.Run(); err != nil {
 			feedErr = fmt.Errorf("mariadb-binlog %s: %w\n%s", strings.Join(bargs[1:], " "), err, blErr.String())
@@ -565,16 +564,3 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 	*took = time.Since(start)
 	return srv.Stop()
 }
-
-// tail keeps the last 8 KiB written to it.
-type tail struct{ b []byte }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > 8<<10 {
-		t.b = t.b[len(t.b)-8<<10:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string { return string(t.b) }

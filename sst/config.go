@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
 )
@@ -220,7 +221,7 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	intKey("compression-threads", 1, 64, &c.CodecConcurrency)
 	intKey("backup-threads", 1, 256, &c.BackupThreads)
 	if v, ok := get("rlimit"); ok {
-		n, err := ParseSize(v)
+		n, err := text.ParseSize(v)
 		if err != nil || n <= 0 {
 			bad("rlimit", v, "want a positive byte rate such as 100M")
 		} else {
@@ -267,9 +268,13 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 		return "", "", false
 	}
 	if v, from, ok := toolGet("use-memory"); ok {
-		if _, err := ParseSize(v); err != nil {
+		if n, err := text.ParseSize(v); err != nil {
 			bad("use-memory", v, "want a size such as 512M")
 		} else {
+			if strings.HasSuffix(strings.ToUpper(v), "B") {
+				// mariabackup takes no B/iB suffix: give it the byte count.
+				v = strconv.FormatInt(n, 10)
+			}
 			c.UseMemory, c.UseMemoryFrom = v, from
 		}
 	}
@@ -330,7 +335,7 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	if c.UseMemory == "" {
 		// As the stock script: prepare gets the server's buffer pool size.
 		if v := lastSetting(c.Server, "innodb-buffer-pool-size"); v != "" {
-			if _, err := ParseSize(v); err == nil {
+			if _, err := text.ParseSize(v); err == nil {
 				c.UseMemory, c.UseMemoryFrom = v, "innodb_buffer_pool_size"
 			}
 		}
@@ -389,32 +394,6 @@ func Resolve(datadir, p string) string {
 		return filepath.Clean(p)
 	}
 	return filepath.Join(datadir, p)
-}
-
-// ParseSize parses a byte count with an optional K/M/G/T suffix (powers of 1024).
-func ParseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	mult := int64(1)
-	if s != "" {
-		switch strings.ToUpper(s[len(s)-1:]) {
-		case "K":
-			mult = 1 << 10
-		case "M":
-			mult = 1 << 20
-		case "G":
-			mult = 1 << 30
-		case "T":
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			s = s[:len(s)-1]
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 // ParseSeconds parses plain seconds ("300") or a Go duration ("5m").

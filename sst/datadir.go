@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gosst/gosst/internal/fsutil"
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariabackup"
 )
@@ -274,13 +275,13 @@ const invalidatedGrastate = "# GALERA saved state\nversion: 2.1\nuuid:    000000
 // grastate.dat, both durably. grastate.dat is rewritten in place: Galera
 // holds it open and rewrites it in place itself.
 func invalidatePosition(datadir string) error {
-	if err := writeDurable(filepath.Join(datadir, InProgressFile), markerSwap); err != nil {
+	if err := fsutil.WriteFileDurable(filepath.Join(datadir, InProgressFile), []byte(markerSwap), 0o640); err != nil {
 		return fmt.Errorf("mark the swap in %s: %w", InProgressFile, err)
 	}
 	gs := filepath.Join(datadir, "grastate.dat")
 	f, err := os.OpenFile(gs, os.O_WRONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return syncDir(datadir) // no saved state: nothing to invalidate
+		return fsutil.SyncDir(datadir) // no saved state: nothing to invalidate
 	}
 	if err != nil {
 		return fmt.Errorf("invalidate %s: %w", gs, err)
@@ -295,32 +296,7 @@ func invalidatePosition(datadir string) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("invalidate %s: %w", gs, err)
 	}
-	return syncDir(datadir)
-}
-
-// writeDurable creates or replaces path with content through a temporary
-// file, fsyncs it and its directory.
-func writeDurable(path, content string) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return fsutil.SyncDir(datadir)
 }
 
 // removeSystem deletes the old system files in every directory that holds
@@ -351,7 +327,7 @@ func removeSystem(datadir string, l Layout) ([]string, error) {
 			changed = true
 		}
 		if changed {
-			errs = append(errs, syncDir(dir))
+			errs = append(errs, fsutil.SyncDir(dir))
 		}
 	}
 	return removed, errors.Join(errs...)
@@ -380,7 +356,7 @@ func removeRest(datadir string, l Layout, half func()) ([]string, error) {
 	}
 	for i, p := range doomed {
 		if i == len(doomed)/2 {
-			if err := syncDir(datadir); err != nil {
+			if err := fsutil.SyncDir(datadir); err != nil {
 				return removed, err
 			}
 			half()
@@ -396,7 +372,7 @@ func removeRest(datadir string, l Layout, half func()) ([]string, error) {
 	}
 	r, err := cleanBinlogs(datadir, l)
 	removed = append(removed, r...)
-	errs = append(errs, err, syncDir(datadir))
+	errs = append(errs, err, fsutil.SyncDir(datadir))
 	if err := errors.Join(errs...); err != nil {
 		return removed, fmt.Errorf("delete old data: %w", err)
 	}
@@ -463,7 +439,7 @@ func cleanBinlogs(datadir string, l Layout) ([]string, error) {
 			errs = append(errs, err)
 			continue
 		}
-		errs = append(errs, syncDir(d))
+		errs = append(errs, fsutil.SyncDir(d))
 	}
 	return removed, errors.Join(errs...)
 }
@@ -499,7 +475,7 @@ func install(p Plan, system bool, half func()) error {
 	var dirs []string
 	sync := func() error {
 		for _, d := range dirs {
-			if err := syncDir(d); err != nil {
+			if err := fsutil.SyncDir(d); err != nil {
 				return err
 			}
 		}
@@ -563,20 +539,6 @@ func syncTree(root string) error {
 		}
 		return nil
 	})
-}
-
-// syncDir fsyncs a directory so that the entries created, renamed or
-// deleted in it survive a crash.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }
 
 func copyFile(from, to string) error {
@@ -675,13 +637,4 @@ func dataSize(datadir string) int64 {
 		return nil
 	})
 	return n
-}
-
-// freeSpace is the space available to an unprivileged user in dir.
-func freeSpace(dir string) (int64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gosst/gosst/internal/fsutil"
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/sst/wsrep"
@@ -74,7 +75,7 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 		}
 	}
 	if !j.staleSwap {
-		if err := writeDurable(marker, markerReceive); err != nil {
+		if err := fsutil.WriteFileDurable(marker, []byte(markerReceive), 0o640); err != nil {
 			return exitf(wsrep.ExitInvalid, "write %s: %w", marker, err)
 		}
 	}
@@ -289,7 +290,7 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 		return err
 	}
 	if ctl.Total > 0 {
-		if free, err := freeSpace(j.datadir); err == nil && free < ctl.Total {
+		if free, err := fsutil.FreeBytes(j.datadir); err == nil && free < ctl.Total {
 			return fail(exitf(ExitNoSpace, "not enough space in %s: donor estimates %s, %s free (the old data is kept until the new data is verified, so both must fit)", j.datadir, human(ctl.Total), human(free)))
 		}
 	}
@@ -397,7 +398,7 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	if err := os.RemoveAll(staging); err != nil {
 		j.log.Warnf("remove %s: %v", staging, err)
 	}
-	if err := syncDir(j.datadir); err != nil {
+	if err := fsutil.SyncDir(j.datadir); err != nil {
 		return exitf(wsrep.ExitInvalid, "%w", err)
 	}
 	var skipped []string
@@ -411,7 +412,7 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	if err := os.Remove(filepath.Join(j.datadir, InProgressFile)); err != nil {
 		return exitf(wsrep.ExitInvalid, "remove %s: %w", InProgressFile, err)
 	}
-	if err := syncDir(j.datadir); err != nil {
+	if err := fsutil.SyncDir(j.datadir); err != nil {
 		return exitf(wsrep.ExitInvalid, "%w", err)
 	}
 	return j.out.line(pos.Line())

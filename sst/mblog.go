@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/gosst/gosst/internal/fsutil"
 )
 
 // mariabackup's own logs, where DBAs look for them: the stock method writes
@@ -81,7 +83,7 @@ func archiveLog(src, dir string, now time.Time) (string, error) {
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return "", err
 	}
-	syncDir(dir)
+	_ = fsutil.SyncDir(dir) // best effort, as before: the log is archived either way
 	if err := os.Remove(src); err != nil {
 		return dst, fmt.Errorf("archived as %s, but: %w", dst, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
@@ -138,7 +139,7 @@ func appendPlugins(list []string, v string) []string {
 
 // pageSize parses an innodb_page_size value: bytes, or with a K suffix.
 func pageSize(v string) (int64, error) {
-	n, err := ParseSize(v)
+	n, err := text.ParseSize(v)
 	if err != nil {
 		return 0, fmt.Errorf("innodb_page_size %q: %w", v, err)
 	}

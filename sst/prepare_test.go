@@ -228,6 +228,7 @@ func TestConfigPrepareOptions(t *testing.T) {
 		{name: "--mysqld-args buffer pool wins", cnf: "[mysqld]\ninnodb_buffer_pool_size=256M\n", args: []string{"--innodb-buffer-pool-size=1G"}, mem: "1G", from: "innodb_buffer_pool_size", archive: true, archiveDir: DefaultLogArchiveDir},
 		{name: "[mariabackup] use-memory", cnf: "[mysqld]\ninnodb_buffer_pool_size=256M\n[mariabackup]\nuse-memory=64M\n", mem: "64M", from: "[mariabackup] use-memory", archive: true, archiveDir: DefaultLogArchiveDir},
 		{name: "[xtrabackup] before [mariabackup]", cnf: "[mariabackup]\nuse-memory=64M\n[xtrabackup]\nuse_memory=32M\n", mem: "32M", from: "[xtrabackup] use-memory", archive: true, archiveDir: DefaultLogArchiveDir},
+		{name: "B suffix as a byte count", cnf: "[mariabackup]\nuse-memory=64MiB\n", mem: "67108864", from: "[mariabackup] use-memory", archive: true, archiveDir: DefaultLogArchiveDir},
 		{name: "[sst] wins", cnf: "[mariabackup]\nuse-memory=64M\ninno-apply-opts=--x\n[sst]\nuse-memory=128M\nsst-log-archive=0\nsst-log-archive-dir=/var/log/sst/\n", mem: "128M", from: "[sst] use-memory", applyOpts: []string{"--x"}, archive: false, archiveDir: "/var/log/sst"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/stream/meter"
 )
 
@@ -122,17 +123,5 @@ func (p *progress) summary(verb string) {
 	}
 }
 
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f := float64(n)
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
-		f /= unit
-		if f < unit {
-			return fmt.Sprintf("%.1f %s", f, u)
-		}
-	}
-	return fmt.Sprintf("%.1f PiB", f/unit)
-}
+// human formats a byte count for the log (text.Bytes: 1.5 KiB, 17.1 MiB).
+var human = text.Bytes

@@ -118,6 +118,8 @@ direct-io=off
 		"[sst]\nrlimit=fast", "[sst]\nssl-mode=PARANOID", "[sst]\nbackup-threads=0", "[gosst]\ncompression=lz4",
 		"[sst]\nsst-initial-timeout=-5", "[sst]\nssl-mode=REQUIRED", "[sst]\ntcert=/nonexistent\ntkey=/nonexistent",
 		"[sst]\ntcert=/etc/hostname", "[gosst]\nsecret=maybe", "[gosst]\ndirect-io=sometimes",
+		// 2^64+2^40 bytes: once wrapped silently to a 1 TiB/s limit.
+		"[sst]\nrlimit=16777217T", "[sst]\nuse-memory=8388608T", "[sst]\nrlimit=1.5G",
 	} {
 		if _, err := parseCnf(t, bad, nil); !errors.Is(err, ErrConfig) {
 			t.Errorf("%q: err %v, want ErrConfig", bad, err)

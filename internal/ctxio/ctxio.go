@@ -1,5 +1,6 @@
-// Package ctxio makes plain readers notice context cancellation. It is a
-// leaf: it imports only the standard library.
+// Package ctxio holds the reader wrappers every package shares: one that
+// makes a plain reader notice context cancellation, one that counts the
+// bytes read. It is a leaf: it imports only the standard library.
 package ctxio
 
 import (

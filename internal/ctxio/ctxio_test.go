@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestReader(t *testing.T) {
@@ -47,5 +48,15 @@ func TestReader(t *testing.T) {
 				t.Fatalf("read %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestCountingReader(t *testing.T) {
+	for _, in := range []string{"", "x", strings.Repeat("abc", 5000)} {
+		c := &CountingReader{R: iotest.OneByteReader(strings.NewReader(in))}
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != in || c.N != int64(len(in)) {
+			t.Errorf("%d bytes: read %d, counted %d, %v", len(in), len(got), c.N, err)
+		}
 	}
 }

@@ -1,9 +1,11 @@
-// Package text formats sizes and output excerpts for operator messages.
+// Package text formats and parses sizes and keeps output excerpts for
+// operator messages.
 package text
 
 import (
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Bytes formats n with binary units: 512 B, 1.5 KiB, 17.1 MiB, ...
@@ -27,4 +29,33 @@ func LastLines(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// Tail is a writer that keeps the last bytes written to it (a child's
+// output, for an error message). Safe for concurrent use.
+type Tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+// NewTail keeps up to max bytes.
+func NewTail(max int) *Tail { return &Tail{max: max} }
+
+// Write keeps the end of p; it never fails.
+func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+// String is the kept bytes.
+func (t *Tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
 }

@@ -18,3 +18,28 @@ func TestLastLines(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+func TestTail(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		max    int
+		writes []string
+		want   string
+	}{
+		{"nothing", 8, nil, ""},
+		{"fits", 8, []string{"abc", "def"}, "abcdef"},
+		{"exactly", 6, []string{"abc", "def"}, "abcdef"},
+		{"keeps the end", 4, []string{"abc", "def"}, "cdef"},
+		{"one long write", 3, []string{"0123456789"}, "789"},
+	} {
+		tl := NewTail(c.max)
+		for _, w := range c.writes {
+			if n, err := tl.Write([]byte(w)); n != len(w) || err != nil {
+				t.Fatalf("%s: Write = %d, %v", c.name, n, err)
+			}
+		}
+		if got := tl.String(); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}

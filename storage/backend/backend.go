@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -182,23 +180,4 @@ func ValidateRange(off, length int64) error {
 		return fmt.Errorf("%w: zero length", ErrInvalidRange)
 	}
 	return nil
-}
-
-// ParseSize accepts a byte count with an optional KiB/MiB/GiB (or K/M/G) suffix.
-func ParseSize(s string) (int, error) {
-	mult := 1
-	for _, suf := range []struct {
-		s string
-		m int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
-		if strings.HasSuffix(s, suf.s) {
-			s, mult = strings.TrimSuffix(s, suf.s), suf.m
-			break
-		}
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("not a size: %q", s)
-	}
-	return n * mult, nil
 }

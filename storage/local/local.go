@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/gosst/gosst/internal/ctxio"
+	"github.com/gosst/gosst/internal/fsutil"
 	"github.com/gosst/gosst/storage/backend"
 )
 
@@ -146,22 +147,12 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	if err := os.Rename(f.Name(), p); err != nil {
 		return fmt.Errorf("put %s: rename into place: %w", key, err)
 	}
-	if err := syncDir(dir); err != nil {
+	// Some file systems cannot fsync a directory (EINVAL, ENOTSUP): the
+	// object is still in place, so that is not an error here.
+	if err := fsutil.SyncDir(dir); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
 		return fmt.Errorf("put %s: fsync directory: %w", key, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
-		err = nil // some filesystems cannot fsync a directory
-	}
-	return errors.Join(err, d.Close())
 }
 
 func mapErr(op, key string, err error) error {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/gosst/gosst/internal/ctxio"
 	"github.com/gosst/gosst/storage/backend"
 )
 
@@ -45,25 +46,14 @@ func (b *Backend) done(ctx context.Context, op, key string, start time.Time, err
 	b.log.LogAttrs(ctx, level, "storage "+op, attrs...)
 }
 
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	start := time.Now()
-	cr := &countReader{r: r}
+	cr := &ctxio.CountingReader{R: r}
 	// WrapBody keeps a rewindable body rewindable for the retry decorator
 	// above; bytes re-sent by a retry are counted too, as before.
 	err := b.be.Put(ctx, key, backend.WrapBody(r, cr, nil), size)
-	b.done(ctx, "put", key, start, err, slog.Int64("bytes", cr.n))
+	b.done(ctx, "put", key, start, err, slog.Int64("bytes", cr.N))
 	return err
 }
 

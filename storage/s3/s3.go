@@ -276,17 +276,20 @@ func (t target) PutSection(ctx context.Context, body *io.SectionReader) error {
 		Body:          body,
 		ContentLength: aws.Int64(body.Size()),
 	}
-	if t.b.cfg.SSE != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(t.b.cfg.SSE)
-	}
-	if t.b.cfg.SSEKMSKeyID != "" {
-		in.SSEKMSKeyId = &t.b.cfg.SSEKMSKeyID
-	}
-	if t.b.cfg.StorageClass != "" {
-		in.StorageClass = types.StorageClass(t.b.cfg.StorageClass)
-	}
+	in.ServerSideEncryption, in.SSEKMSKeyId, in.StorageClass = t.b.cfg.writeSettings()
 	_, err := t.b.client.PutObject(ctx, in)
 	return t.b.mapErr("PutObject", t.key, err)
+}
+
+// writeSettings are the server-side encryption and storage class every
+// object write sends (single PUT or multipart create): zero values, which
+// the SDK omits, for what the URL does not set.
+func (c *Config) writeSettings() (types.ServerSideEncryption, *string, types.StorageClass) {
+	var kms *string
+	if c.SSEKMSKeyID != "" {
+		kms = aws.String(c.SSEKMSKeyID)
+	}
+	return types.ServerSideEncryption(c.SSE), kms, types.StorageClass(c.StorageClass)
 }
 
 func (t target) Create(ctx context.Context) (string, error) {
@@ -295,15 +298,7 @@ func (t target) Create(ctx context.Context) (string, error) {
 		Key:               aws.String(t.b.ObjectKey(t.key)),
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 	}
-	if t.b.cfg.SSE != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(t.b.cfg.SSE)
-	}
-	if t.b.cfg.SSEKMSKeyID != "" {
-		in.SSEKMSKeyId = &t.b.cfg.SSEKMSKeyID
-	}
-	if t.b.cfg.StorageClass != "" {
-		in.StorageClass = types.StorageClass(t.b.cfg.StorageClass)
-	}
+	in.ServerSideEncryption, in.SSEKMSKeyId, in.StorageClass = t.b.cfg.writeSettings()
 	out, err := t.b.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return "", t.b.mapErr("CreateMultipartUpload", t.key, err)

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/storage/internal/multipart"
 )
 
@@ -97,7 +97,9 @@ func (o *Options) set(name, v string) (bool, error) {
 	case "ca":
 		o.CAFile = v
 	case "part-size":
-		o.PartSize, err = backend.ParseSize(v)
+		var n int64
+		n, err = text.ParseSize(v)
+		o.PartSize = int(n)
 	case "concurrency":
 		o.Concurrency, err = strconv.Atoi(v)
 	case "max-attempts":
@@ -105,10 +107,8 @@ func (o *Options) set(name, v string) (bool, error) {
 	case "list-page-size":
 		o.ListPageSize, err = strconv.Atoi(v)
 	case "single-put-max":
-		var n int
-		n, err = backend.ParseSize(v)
-		o.SinglePutMax = int64(n)
-		if n == 0 {
+		o.SinglePutMax, err = text.ParseSize(v)
+		if o.SinglePutMax == 0 {
 			o.SinglePutMax = -1
 		}
 	default:

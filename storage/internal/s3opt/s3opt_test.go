@@ -46,6 +46,9 @@ func TestParse(t *testing.T) {
 		{"concurrency=x", nil, "parameter concurrency=\"x\""},
 		{"threads=x", nil, "parameter threads=\"x\""},
 		{"part-size=lots", nil, "part-size"},
+		// 2^64+2^30 bytes: once wrapped silently to a 1 GiB part size.
+		{"part-size=17179869185G", nil, "part-size"},
+		{"part-size=64mib", func(o Options) bool { return o.PartSize == 64<<20 }, ""},
 		// errors name the first bad parameter in name order, whatever the map order
 		{"zz=1&aa=1", nil, `unknown parameter "aa"`},
 	} {
