@@ -21,6 +21,7 @@ import (
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/wire"
 	"github.com/gosst/gosst/stream/xbstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Joiner receives a state transfer into its datadir.
@@ -49,7 +50,9 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	if j.Args.Parent > 0 {
-		go watchParent(ctx, cancel, j.Args.Parent)
+		var pg errgroup.Group
+		pg.Go(func() error { watchParent(ctx, cancel, j.Args.Parent); return nil })
+		defer func() { cancel(nil); _ = pg.Wait() }()
 	}
 	j.datadir = filepath.Clean(strings.TrimRight(j.Args.DataDir, "/"))
 	if fi, err := os.Stat(j.datadir); err != nil || !fi.IsDir() {
@@ -284,17 +287,85 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 			return fail(exitf(ExitNoSpace, "not enough space in %s: donor estimates %s, %s free (the old data is kept until the new data is verified, so both must fit)", j.datadir, human(ctl.Total), human(free)))
 		}
 	}
+	pos, err := j.receiveFull(ctx, conn, br, ctl, donorPos, staging, fail)
+	if err != nil {
+		return err
+	}
 
+	// Prepare.
+	if err := j.prepare(ctx, staging); err != nil {
+		return err
+	}
+	if err := CheckBackup(staging, "log-applied", "full-prepared"); err != nil {
+		return exitf(wsrep.ExitInvalid, "after prepare: %w", err)
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return j.installFull(ctx, staging, pos, &keepStaging)
+}
+
+// receivedStream is what receiveStream read: its frames, codec and files.
+type receivedStream struct {
+	fr    *wire.FrameReader
+	cd    codec.Codec
+	stats xbstream.Stats
+}
+
+// receiveFull receives the stream into staging, checks the backup and the
+// state it is of, and acknowledges receipt; fail reports an error to the
+// donor. It returns the backup's position.
+func (j *Joiner) receiveFull(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl Control, donorPos ist.Position, staging string, fail func(error) error) (ist.Position, error) {
 	// Receive. The wire meter sits beneath the frame reader, which
 	// decodes block frames (compression=auto).
 	prog := newProgress(j.log, j.out, j.Args.Progress && !j.Config.ProgressOff, "receiving", ctl.Total, j.Config.ReportEvery)
+	rs, err := j.receiveStream(ctx, br, ctl, staging, prog, fail)
+	if err != nil {
+		return ist.Position{}, err
+	}
+	if err := CheckBackup(staging, "full-backuped"); err != nil {
+		return ist.Position{}, fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
+	}
+	pos, err := BackupPosition(staging)
+	if err != nil {
+		return ist.Position{}, fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
+	}
+	if pos.UUID != donorPos.UUID {
+		return ist.Position{}, fail(exitf(ExitRemChg, "backup is of state %s but the donor is at %s", pos.UUIDSeqno(), donorPos.UUIDSeqno()))
+	}
+	if err := sendMessage(conn, nil, Reply{OK: true, Bytes: prog.raw.Bytes()}); err != nil {
+		return ist.Position{}, exitf(wsrep.ExitPipe, "acknowledge receipt: %w", err)
+	}
+	conn.Close()
+	checks := "SHA-256 of the stream"
+	if rs.fr.Hello().Flags&wire.FlagCRC32C != 0 {
+		checks = "CRC-32C of the stream"
+	}
+	if rs.cd.Name() != codec.NameNone {
+		checks += ", " + rs.cd.Name() + " frame checksums"
+	}
+	prog.summary(fmt.Sprintf("received and verified %d files (%s, CRC-32 of every chunk),", rs.stats.Files, checks))
+	if j.Config.DirectIO {
+		j.log.Infof("direct-io: %s of %s written with O_DIRECT", human(rs.stats.DirectBytes), human(rs.stats.Bytes))
+	}
+	j.log.Infof("backup position %s (donor was at %s when the SST began)", pos.Line(), donorPos.UUIDSeqno())
+	if !pos.HasDomain {
+		pos = pos.WithDomain(donorPos.DomainID())
+	}
+	return pos, nil
+}
+
+// receiveStream decodes the donor's stream and extracts it into staging,
+// reading up to and verifying the end frame. The progress reporter runs
+// only while it receives, and is joined before it returns.
+func (j *Joiner) receiveStream(ctx context.Context, br *bufio.Reader, ctl Control, staging string, prog *progress, fail func(error) error) (receivedStream, error) {
 	fr, err := wire.NewFrameReader(prog.wire.Reader(br), wire.ReaderOptions{AsyncHash: true})
 	if err != nil {
-		return fail(exitf(ExitCode(err), "data stream: %w", err))
+		return receivedStream{}, fail(exitf(ExitCode(err), "data stream: %w", err))
 	}
 	cd, err := codec.Lookup(fr.Hello().Codec)
 	if err != nil {
-		return fail(exitf(wsrep.ExitProtoNoSupport, "data stream: %w", err))
+		return receivedStream{}, fail(exitf(wsrep.ExitProtoNoSupport, "data stream: %w", err))
 	}
 	how := cd.Name() + "-compressed"
 	switch {
@@ -309,10 +380,11 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	// from an older donor is a block the decoder skips.
 	dec, err := cd.NewReader(fr)
 	if err != nil {
-		return fail(exitf(wsrep.ExitPipe, "data stream: %w", err))
+		return receivedStream{}, fail(exitf(wsrep.ExitPipe, "data stream: %w", err))
 	}
 	pctx, pcancel := context.WithCancel(ctx)
-	go prog.run(pctx)
+	var pg errgroup.Group
+	pg.Go(func() error { prog.run(pctx); return nil })
 	stats, err := xbstream.Extract(ctx, prog.raw.Reader(dec), staging, xbstream.ExtractOptions{Workers: 4, DirectIO: j.Config.DirectIO})
 	if err == nil {
 		// The decoder may stop at the end of its frame; the end frame
@@ -325,54 +397,20 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	}
 	dec.Close()
 	pcancel()
+	_ = pg.Wait()
 	if err != nil {
 		if ctx.Err() != nil {
-			return context.Cause(ctx)
+			return receivedStream{}, context.Cause(ctx)
 		}
-		return fail(exitf(codeOr(err, wsrep.ExitPipe), "receive: %w", err))
+		return receivedStream{}, fail(exitf(codeOr(err, wsrep.ExitPipe), "receive: %w", err))
 	}
-	if err := CheckBackup(staging, "full-backuped"); err != nil {
-		return fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
-	}
-	pos, err := BackupPosition(staging)
-	if err != nil {
-		return fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
-	}
-	if pos.UUID != donorPos.UUID {
-		return fail(exitf(ExitRemChg, "backup is of state %s but the donor is at %s", pos.UUIDSeqno(), donorPos.UUIDSeqno()))
-	}
-	if err := sendMessage(conn, nil, Reply{OK: true, Bytes: prog.raw.Bytes()}); err != nil {
-		return exitf(wsrep.ExitPipe, "acknowledge receipt: %w", err)
-	}
-	conn.Close()
-	checks := "SHA-256 of the stream"
-	if fr.Hello().Flags&wire.FlagCRC32C != 0 {
-		checks = "CRC-32C of the stream"
-	}
-	if cd.Name() != codec.NameNone {
-		checks += ", " + cd.Name() + " frame checksums"
-	}
-	prog.summary(fmt.Sprintf("received and verified %d files (%s, CRC-32 of every chunk),", stats.Files, checks))
-	if j.Config.DirectIO {
-		j.log.Infof("direct-io: %s of %s written with O_DIRECT", human(stats.DirectBytes), human(stats.Bytes))
-	}
-	j.log.Infof("backup position %s (donor was at %s when the SST began)", pos.Line(), donorPos.UUIDSeqno())
-	if !pos.HasDomain {
-		pos = pos.WithDomain(donorPos.DomainID())
-	}
+	return receivedStream{fr: fr, cd: cd, stats: stats}, nil
+}
 
-	// Prepare.
-	if err := j.prepare(ctx, staging); err != nil {
-		return err
-	}
-	if err := CheckBackup(staging, "log-applied", "full-prepared"); err != nil {
-		return exitf(wsrep.ExitInvalid, "after prepare: %w", err)
-	}
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-
-	// Install: only now is the old data deleted.
+// installFull swaps the prepared backup in staging into the datadir: only
+// now is the old data deleted. A failed swap keeps staging
+// (*keepStaging).
+func (j *Joiner) installFull(ctx context.Context, staging string, pos ist.Position, keepStaging *bool) error {
 	plan, err := PlanInstall(staging, j.datadir, j.Config.Layout)
 	if err != nil {
 		return exitf(wsrep.ExitInvalid, "plan install: %w", err)
@@ -380,7 +418,7 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	j.touched = true
 	removed, err := Swap(j.datadir, j.Config.Layout, plan, j.swapStep)
 	if err != nil {
-		keepStaging = true
+		*keepStaging = true
 		return exitf(wsrep.ExitInvalid, "swap in the new data (%s stays, this node needs a full SST): %w", InProgressFile, err)
 	}
 	j.log.Infof("deleted %d old entries (galera state, logs and certificates kept; old binlogs removed)", removed)
