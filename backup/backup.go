@@ -494,11 +494,7 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 		}
 		return upW.Close()
 	})
-	if o.Progress != nil {
-		pctx, pcancel := context.WithCancel(ctx)
-		defer pcancel()
-		go mtr.Report(pctx, time.Second, o.Progress)
-	}
+	defer reportProgress(ctx, mtr, o.Progress)()
 	if err := g.Wait(); err != nil {
 		_ = mb.Wait()
 		return Object{}, nil, err
