@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -64,6 +65,33 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	}
 	defer release()
 	marker := filepath.Join(j.datadir, InProgressFile)
+	if err := j.markInProgress(marker); err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil || !j.touched {
+			_ = os.Remove(marker)
+		}
+	}()
+
+	l, tlsCfg, secret, err := j.listenReady(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	conn, br, ctl, err := j.accept(ctx, l, tlsCfg, []byte(secret))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	return j.transfer(ctx, conn, br, ctl)
+}
+
+// markInProgress notes an earlier unfinished SST and, unless its swap had
+// begun (whose marker only a full SST may remove), writes marker.
+func (j *Joiner) markInProgress(marker string) error {
 	if b, err := os.ReadFile(marker); err == nil {
 		j.staleSwap = swapBegun(b)
 		if j.staleSwap {
@@ -79,19 +107,19 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 			return exitf(wsrep.ExitInvalid, "write %s: %w", marker, err)
 		}
 	}
-	defer func() {
-		if err == nil || !j.touched {
-			_ = os.Remove(marker)
-		}
-	}()
+	return nil
+}
 
+// listenReady listens for the donor and prints the ready line with the
+// address (and secret) the donor is to use.
+func (j *Joiner) listenReady(ctx context.Context) (net.Listener, *tls.Config, string, error) {
 	host, port, err := ParseListenAddress(j.Args.Address)
 	if err != nil {
-		return exitf(wsrep.ExitInvalid, "--address: %w", err)
+		return nil, nil, "", exitf(wsrep.ExitInvalid, "--address: %w", err)
 	}
 	tlsCfg, err := tlsConfig(j.Config, true, "")
 	if err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	lhost, lport := host, port
 	if a := j.Config.ListenAddress; a != "" {
@@ -102,17 +130,16 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 			lhost, lport, err = ParseListenAddress(a)
 		}
 		if err != nil {
-			return exitf(wsrep.ExitInvalid, "listen-address: %w", err)
+			return nil, nil, "", exitf(wsrep.ExitInvalid, "listen-address: %w", err)
 		}
 	}
 	l, err := listen(ctx, lhost, lport)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return exitf(wsrep.ExitBusy, "listen on port %d: %w", lport, err)
+			return nil, nil, "", exitf(wsrep.ExitBusy, "listen on port %d: %w", lport, err)
 		}
-		return exitf(wsrep.ExitInvalid, "listen: %w", err)
+		return nil, nil, "", exitf(wsrep.ExitInvalid, "listen: %w", err)
 	}
-	defer l.Close()
 	secret := ""
 	if j.Config.Secret {
 		var b [16]byte
@@ -121,10 +148,12 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	}
 	addr, err := ReadyAddress(host, port, secret)
 	if err != nil {
-		return exitf(wsrep.ExitInvalid, "%w", err)
+		l.Close()
+		return nil, nil, "", exitf(wsrep.ExitInvalid, "%w", err)
 	}
 	if err := j.out.line("ready " + addr); err != nil {
-		return fmt.Errorf("write ready line: %w", err)
+		l.Close()
+		return nil, nil, "", fmt.Errorf("write ready line: %w", err)
 	}
 	mode := "cleartext"
 	if tlsCfg != nil {
@@ -134,15 +163,11 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 		}
 	}
 	j.log.Infof("listening on %s (%s, protocol %s/%d); waiting up to %s for the donor", l.Addr(), mode, ProtoName, ProtoVersion, durStr(j.Config.InitialTimeout))
+	return l, tlsCfg, secret, nil
+}
 
-	conn, br, ctl, err := j.accept(ctx, l, tlsCfg, []byte(secret))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
+// transfer does what the donor's header asks: an IST marker or a full SST.
+func (j *Joiner) transfer(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl Control) error {
 	pos, err := ist.ParseGaleraInfo(ctl.Position)
 	if err != nil {
 		return exitf(wsrep.ExitProto, "donor sent a bad position: %w", err)
