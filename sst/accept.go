@@ -229,6 +229,44 @@ func (t *acceptTally) timeoutMessage(timeout time.Duration) string {
 	return msg
 }
 
+// dropped names what a peer did wrong before it proved anything; until
+// is the end of its hello-timeout (zero for none).
+func (j *Joiner) dropped(until time.Time, what string, err error) error {
+	switch {
+	case errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled):
+		return &dropError{reason: "closed by the joiner", ours: true}
+	case !until.IsZero() && !time.Now().Before(until):
+		return &dropError{reason: fmt.Sprintf("did not complete the handshake within hello-timeout (%s)", j.Config.HelloTimeout)}
+	case errors.Is(err, wire.ErrTruncated):
+		return &dropError{reason: "closed the connection during the handshake"}
+	case errors.Is(err, wire.ErrBadMagic):
+		return &dropError{reason: "is not a gosst donor (" + err.Error() + ")"}
+	}
+	return &dropError{reason: what + ": " + err.Error()}
+}
+
+// refusePeer tells a peer on conn (over ic, over raw) why it is refused.
+func refusePeer(conn, raw net.Conn, ic *idleConn, until time.Time, msg string) {
+	// Tell a donor why, so that it fails at once with the reason
+	// instead of streaming into a closed connection.
+	if sendMessage(conn, nil, Reply{Error: msg}) != nil {
+		return
+	}
+	// Then close only our side and read on for a moment: closing with
+	// the peer's bytes unread resets the connection, and a donor still
+	// sending its header would fail on the reset without reading why.
+	if tc, ok := conn.(*tls.Conn); ok {
+		_ = tc.CloseWrite()
+	}
+	if cw, ok := raw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	if linger := time.Now().Add(lingerAfterRefusal); until.IsZero() || linger.Before(until) {
+		ic.setUntil(linger)
+	}
+	_, _ = io.Copy(io.Discard, ic)
+}
+
 func plural(n int) string {
 	if n == 1 {
 		return ""
@@ -250,20 +288,7 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 		until = time.Now().Add(d)
 		ic.setUntil(until)
 	}
-	// dropped names what a peer did wrong before it proved anything.
-	dropped := func(what string, err error) error {
-		switch {
-		case errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled):
-			return &dropError{reason: "closed by the joiner", ours: true}
-		case !until.IsZero() && !time.Now().Before(until):
-			return &dropError{reason: fmt.Sprintf("did not complete the handshake within hello-timeout (%s)", j.Config.HelloTimeout)}
-		case errors.Is(err, wire.ErrTruncated):
-			return &dropError{reason: "closed the connection during the handshake"}
-		case errors.Is(err, wire.ErrBadMagic):
-			return &dropError{reason: "is not a gosst donor (" + err.Error() + ")"}
-		}
-		return &dropError{reason: what + ": " + err.Error()}
-	}
+	dropped := func(what string, err error) error { return j.dropped(until, what, err) }
 	var conn net.Conn = ic
 	if tlsCfg != nil {
 		tc := tls.Server(ic, tlsCfg)
@@ -289,24 +314,7 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 			report(de.reason)
 			de.reported = true
 		}
-		// Tell a donor why, so that it fails at once with the reason
-		// instead of streaming into a closed connection.
-		if sendMessage(conn, nil, Reply{Error: msg}) != nil {
-			return
-		}
-		// Then close only our side and read on for a moment: closing with
-		// the peer's bytes unread resets the connection, and a donor still
-		// sending its header would fail on the reset without reading why.
-		if tc, ok := conn.(*tls.Conn); ok {
-			_ = tc.CloseWrite()
-		}
-		if cw, ok := raw.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-		if linger := time.Now().Add(lingerAfterRefusal); until.IsZero() || linger.Before(until) {
-			ic.setUntil(linger)
-		}
-		_, _ = io.Copy(io.Discard, ic)
+		refusePeer(conn, raw, ic, until, msg)
 	}
 	if err != nil {
 		switch {
