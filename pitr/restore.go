@@ -402,40 +402,9 @@ func plan(ctx context.Context, a *Archive, w *Window, base *backup.Manifest, bas
 			}
 		}
 		// Find the stop and count what this step applies.
-		done := false
-		var scanErr error
-		f, err := os.Open(path)
+		end, done, err := scanStep(&st, w.Domain, o, res)
 		if err != nil {
 			return nil, err
-		}
-		end, err := binlog.Scan(f, func(tx binlog.Tx) bool {
-			if tx.Offset < st.start {
-				return true
-			}
-			if o.GTID != nil && tx.GTID.Domain == w.Domain && tx.GTID.Seq >= o.GTID.Seq {
-				if tx.GTID != *o.GTID {
-					scanErr = fmt.Errorf("%w: the archive has %s where %s was asked for (wrong server id?)", ErrOutsideWindow, tx.GTID, o.GTID)
-				}
-				st.stop, done = tx.Offset, true
-				return false
-			}
-			if o.GTID == nil && !tx.Commit.Before(o.Time) {
-				st.stop, done = tx.Offset, true
-				return false
-			}
-			if res.First == "" {
-				res.First = tx.GTID.String()
-			}
-			res.Last, res.LastCommit = tx.GTID.String(), tx.Commit
-			res.Transactions++
-			return true
-		})
-		f.Close()
-		if err == nil {
-			err = scanErr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read archived %s: %w", s.File, err)
 		}
 		if st.stop < 0 && end < s.Object.PlainSize {
 			st.stop = end // a crashed file: stop after its last complete event
@@ -450,6 +419,47 @@ func plan(ctx context.Context, a *Archive, w *Window, base *backup.Manifest, bas
 		}
 	}
 	return steps, nil
+}
+
+// scanStep reads st's downloaded segment from st.start: it sets st.stop
+// at the target, if the target is in it (done), and counts what the step
+// applies into res. end is where its last complete event ends.
+func scanStep(st *step, domain uint32, o PITROptions, res *PITRResult) (end int64, done bool, err error) {
+	var scanErr error
+	f, err := os.Open(st.path)
+	if err != nil {
+		return 0, false, err
+	}
+	end, err = binlog.Scan(f, func(tx binlog.Tx) bool {
+		if tx.Offset < st.start {
+			return true
+		}
+		if o.GTID != nil && tx.GTID.Domain == domain && tx.GTID.Seq >= o.GTID.Seq {
+			if tx.GTID != *o.GTID {
+				scanErr = fmt.Errorf("%w: the archive has %s where %s was asked for (wrong server id?)", ErrOutsideWindow, tx.GTID, o.GTID)
+			}
+			st.stop, done = tx.Offset, true
+			return false
+		}
+		if o.GTID == nil && !tx.Commit.Before(o.Time) {
+			st.stop, done = tx.Offset, true
+			return false
+		}
+		if res.First == "" {
+			res.First = tx.GTID.String()
+		}
+		res.Last, res.LastCommit = tx.GTID.String(), tx.Commit
+		res.Transactions++
+		return true
+	})
+	f.Close()
+	if err == nil {
+		err = scanErr
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read archived %s: %w", st.seg.File, err)
+	}
+	return end, done, nil
 }
 
 func findIn(path string, fn func(io.Reader) (binlog.Tx, bool, error)) (binlog.Tx, bool, error) {
