@@ -724,25 +724,56 @@ func (p *RetentionPlan) Counts() (keptBackups, delBackups, keptSegs, delSegs int
 	return
 }
 
+// verb is the action Describe shows for a backup or segment.
+func (p *RetentionPlan) verb(keep, deleted bool, errText string) string {
+	switch {
+	case keep:
+		return "keep"
+	case errText != "":
+		return "FAILED"
+	case deleted:
+		return "deleted"
+	case p.DryRun:
+		return "would delete"
+	default:
+		return "delete"
+	}
+}
+
+// describeSegments writes Describe's binlog segments section.
+func (p *RetentionPlan) describeSegments(b *strings.Builder) {
+	b.WriteString("binlog segments:\n")
+	if len(p.Segments) == 0 {
+		b.WriteString("  none\n")
+	}
+	// Kept segments are many (one per binlog file): one line per run
+	// of them; --json has each with its reason.
+	for i := 0; i < len(p.Segments); i++ {
+		v := p.Segments[i]
+		if !v.Keep {
+			fmt.Fprintf(b, "  %-12s %d-*-%d … %d-*-%d (%s) %s\n", p.verb(v.Keep, v.Deleted, v.Error), v.Domain, v.From+1, v.Domain, v.To, v.Key, v.Reason)
+			if v.Error != "" {
+				fmt.Fprintf(b, "               error: %s\n", retOneLine(v.Error))
+			}
+			continue
+		}
+		j := i
+		last := v.To
+		for j+1 < len(p.Segments) && p.Segments[j+1].Keep && p.Segments[j+1].Lineage == v.Lineage && p.Segments[j+1].Domain == v.Domain {
+			j++
+			last = max(last, p.Segments[j].To)
+		}
+		fmt.Fprintf(b, "  %-12s %d segments %d-*-%d … %d-*-%d (lineage %s): pitr-window\n", "keep", j-i+1, v.Domain, v.From+1, v.Domain, last, v.Lineage)
+		i = j
+	}
+}
+
 // Describe prints the plan for an operator: every backup and segment with
 // keep or delete and the reasons.
 func (p *RetentionPlan) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "retention policy: %s (now %s)\n", p.Policy, p.Now.Format(time.RFC3339))
-	verb := func(keep, deleted bool, errText string) string {
-		switch {
-		case keep:
-			return "keep"
-		case errText != "":
-			return "FAILED"
-		case deleted:
-			return "deleted"
-		case p.DryRun:
-			return "would delete"
-		default:
-			return "delete"
-		}
-	}
+	verb := p.verb
 	b.WriteString("backups:\n")
 	if len(p.Backups) == 0 {
 		b.WriteString("  none\n")
@@ -758,30 +789,7 @@ func (p *RetentionPlan) Describe() string {
 		}
 	}
 	if p.Policy.PITRWindow > 0 {
-		b.WriteString("binlog segments:\n")
-		if len(p.Segments) == 0 {
-			b.WriteString("  none\n")
-		}
-		// Kept segments are many (one per binlog file): one line per run
-		// of them; --json has each with its reason.
-		for i := 0; i < len(p.Segments); i++ {
-			v := p.Segments[i]
-			if !v.Keep {
-				fmt.Fprintf(&b, "  %-12s %d-*-%d … %d-*-%d (%s) %s\n", verb(v.Keep, v.Deleted, v.Error), v.Domain, v.From+1, v.Domain, v.To, v.Key, v.Reason)
-				if v.Error != "" {
-					fmt.Fprintf(&b, "               error: %s\n", retOneLine(v.Error))
-				}
-				continue
-			}
-			j := i
-			last := v.To
-			for j+1 < len(p.Segments) && p.Segments[j+1].Keep && p.Segments[j+1].Lineage == v.Lineage && p.Segments[j+1].Domain == v.Domain {
-				j++
-				last = max(last, p.Segments[j].To)
-			}
-			fmt.Fprintf(&b, "  %-12s %d segments %d-*-%d … %d-*-%d (lineage %s): pitr-window\n", "keep", j-i+1, v.Domain, v.From+1, v.Domain, last, v.Lineage)
-			i = j
-		}
+		p.describeSegments(&b)
 	} else {
 		b.WriteString("binlog segments: not managed (no --pitr-window)\n")
 	}
