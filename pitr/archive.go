@@ -758,57 +758,9 @@ func Follow(ctx context.Context, a *Archive, o FollowOptions) error {
 		tick = 100 * time.Millisecond
 	}
 	log := o.Logger
-	var lastPos string
-	var dirtySince time.Time
-	standing := false
+	f := &follower{a: a, o: o}
 	for {
-		err := func() error {
-			db, err := mariadb.Open(ctx, o.Node)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if o.StandbyAfter > 0 {
-				ni, err := readNodeInfo(ctx, db)
-				if err != nil {
-					return err
-				}
-				ok, holder, err := a.claim(ctx, ni.lineage, ni.name, o.StandbyAfter)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					if !standing && holder != nil {
-						log.Info("standing by: another archiver holds the lease", "holder", holder.Node, "host", holder.Host, "renewed", holder.Renewed)
-					}
-					standing = true
-					return nil
-				}
-				if standing {
-					log.Warn("taking over binlog archiving: the previous archiver stopped renewing its lease", "node", ni.name)
-				}
-				standing = false
-			}
-			var pos string
-			if err := db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
-				return err
-			}
-			now := time.Now()
-			if pos != lastPos && dirtySince.IsZero() {
-				dirtySince = now
-			}
-			if !dirtySince.IsZero() && now.Sub(dirtySince) >= o.MaxLag {
-				if _, err := db.ExecContext(ctx, "FLUSH LOCAL BINARY LOGS"); err != nil {
-					return fmt.Errorf("rotate the binlog (needs RELOAD): %w", err)
-				}
-				lastPos, dirtySince = pos, time.Time{}
-			}
-			rep, err := archivePass(ctx, a, o.ArchiveOptions, db)
-			if o.OnPass != nil {
-				o.OnPass(rep, err)
-			}
-			return err
-		}()
+		err := f.pass(ctx)
 		if errors.Is(err, ErrGTIDSplit) {
 			return err
 		}
@@ -821,6 +773,67 @@ func Follow(ctx context.Context, a *Archive, o FollowOptions) error {
 		case <-time.After(tick):
 		}
 	}
+}
+
+// follower is Follow's state between passes.
+type follower struct {
+	a          *Archive
+	o          FollowOptions
+	lastPos    string    // @@gtid_binlog_pos at the last rotation
+	dirtySince time.Time // when it first differed from lastPos
+	standing   bool      // standing by for another archiver
+}
+
+// pass connects to the node and, unless another archiver holds the lease,
+// rotates the binlog if it has held unarchived transactions for MaxLag,
+// then archives the closed files.
+func (f *follower) pass(ctx context.Context) error {
+	a, o, log := f.a, f.o, f.o.Logger
+	db, err := mariadb.Open(ctx, o.Node)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if o.StandbyAfter > 0 {
+		ni, err := readNodeInfo(ctx, db)
+		if err != nil {
+			return err
+		}
+		ok, holder, err := a.claim(ctx, ni.lineage, ni.name, o.StandbyAfter)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if !f.standing && holder != nil {
+				log.Info("standing by: another archiver holds the lease", "holder", holder.Node, "host", holder.Host, "renewed", holder.Renewed)
+			}
+			f.standing = true
+			return nil
+		}
+		if f.standing {
+			log.Warn("taking over binlog archiving: the previous archiver stopped renewing its lease", "node", ni.name)
+		}
+		f.standing = false
+	}
+	var pos string
+	if err := db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
+		return err
+	}
+	now := time.Now()
+	if pos != f.lastPos && f.dirtySince.IsZero() {
+		f.dirtySince = now
+	}
+	if !f.dirtySince.IsZero() && now.Sub(f.dirtySince) >= o.MaxLag {
+		if _, err := db.ExecContext(ctx, "FLUSH LOCAL BINARY LOGS"); err != nil {
+			return fmt.Errorf("rotate the binlog (needs RELOAD): %w", err)
+		}
+		f.lastPos, f.dirtySince = pos, time.Time{}
+	}
+	rep, err := archivePass(ctx, a, o.ArchiveOptions, db)
+	if o.OnPass != nil {
+		o.OnPass(rep, err)
+	}
+	return err
 }
 
 // seqOf returns the sequence number of domain d in a GTID list "d-s-n,…".
