@@ -117,43 +117,14 @@ func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) 
 		return nil, fmt.Errorf("connect to the node to back up: %w", err)
 	}
 	defer db.Close()
-	st, err := mariadb.ReadStatus(ctx, db)
+	st, galera, err := o.checkNode(ctx, db)
 	if err != nil {
-		return nil, fmt.Errorf("read node state: %w", err)
-	}
-	galera := st.LocalState != ""
-	switch {
-	case !galera:
-		log.Warn("wsrep is off on this server: backing it up as a standalone MariaDB")
-	case st.LocalState != "Synced" && !o.Force:
-		return nil, fmt.Errorf("node is %s, not Synced: a backup now would copy a node that is behind; wait, or use --force", st.LocalState)
+		return nil, err
 	}
 
-	m := &Manifest{Format: ManifestFormat, Type: TypeFull, StartTime: time.Now().UTC(), Node: st.NodeName, ToolVersion: version.String()}
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	m.ID = NewID(m.StartTime, binary.LittleEndian.Uint32(rnd[:]))
-	if m.Node == "" {
-		m.Node, _ = os.Hostname()
-	}
-	if m.Lineage, err = datadirLineage(ctx, db); err != nil {
-		if o.Incremental {
-			return nil, fmt.Errorf("%w: %v", ErrNoBase, err)
-		}
-		log.Warn("datadir lineage unknown: later incrementals cannot build on this backup", "err", err)
-	}
-	var parent *Manifest
-	if o.Incremental {
-		parent, err = incrementalBase(ctx, cat, m, galera, st.ClusterStateUUID, func() (int64, bool) { return currentLSN(ctx, db) }, log)
-		if err != nil {
-			return nil, err
-		}
-		m.Type, m.Parent = TypeIncremental, parent.ID
-	}
-	m.Codecs = []string{"xbstream", o.Codec.Name()}
-	if len(o.Recipients) > 0 {
-		m.Codecs = append(m.Codecs, "age")
-		m.KeyFingerprint = o.KeyFingerprints
+	m, parent, err := o.newManifest(ctx, cat, db, st, galera)
+	if err != nil {
+		return nil, err
 	}
 
 	// Make sure the storage answers before mariabackup starts.
@@ -175,18 +146,7 @@ func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) 
 		// stays, and a later run removes the objects if they are
 		// manifest-less and abandoned.
 		if err != nil && !manifestTried {
-			// A failed run removes what it stored (the lease last), on a
-			// context of its own: ctx may be what failed.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			for _, k := range []string{dataKeyWritten, leaseObjectKey(m.ID)} {
-				if k == "" {
-					continue
-				}
-				if derr := cat.Store.Delete(cctx, k); derr != nil {
-					log.Warn("could not remove an object of the failed backup (the next backup removes it)", "key", k, "err", derr)
-				}
-			}
+			removeFailed(ctx, cat, log, dataKeyWritten, leaseObjectKey(m.ID))
 		}
 	}()
 	hbCtx, stopHeartbeat := context.WithCancel(ctx)
@@ -218,32 +178,8 @@ func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := scan.Fill(m); err != nil {
+	if err := o.writeManifest(ctx, cat, m, parent, obj, scan, &manifestTried); err != nil {
 		return nil, err
-	}
-	if parent != nil && m.LSN.From != parent.LSN.To {
-		return nil, fmt.Errorf("incremental starts at LSN %d, parent %s ends at %d", m.LSN.From, parent.ID, parent.LSN.To)
-	}
-	m.Objects = []Object{obj}
-	if o.BeforeManifest != nil {
-		if err := o.BeforeManifest(ctx, m); err != nil {
-			return nil, err
-		}
-	}
-	// The manifest promises the data object: check it is still there (a
-	// run elsewhere that wrongly judged this one abandoned would have
-	// removed it).
-	if oi, err := cat.Store.Stat(ctx, obj.Key); err != nil || oi.Size != obj.Size {
-		return nil, fmt.Errorf("the stored data object %s is gone or changed before the manifest was written (size %d, want %d): %v; no backup was recorded", obj.Key, oi.Size, obj.Size, err)
-	}
-	m.EndTime = time.Now().UTC()
-	data, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	manifestTried = true
-	if err := cat.Store.Put(ctx, manifestKey(m.ID), bytes.NewReader(data), int64(len(data))); err != nil {
-		return nil, fmt.Errorf("write manifest (the data is stored but the backup is not complete): %w", err)
 	}
 	stopHeartbeat()
 	_ = hb.Wait()
@@ -251,6 +187,106 @@ func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) 
 		log.Warn("backup complete, but its lease object could not be removed", "key", leaseObjectKey(m.ID), "err", err)
 	}
 	return m, nil
+}
+
+// checkNode reads the node's state: a Galera node must be Synced (unless
+// forced); a server with wsrep off is backed up as a standalone one.
+func (o Options) checkNode(ctx context.Context, db *sql.DB) (st mariadb.NodeStatus, galera bool, err error) {
+	st, err = mariadb.ReadStatus(ctx, db)
+	if err != nil {
+		return st, false, fmt.Errorf("read node state: %w", err)
+	}
+	galera = st.LocalState != ""
+	switch {
+	case !galera:
+		o.Logger.Warn("wsrep is off on this server: backing it up as a standalone MariaDB")
+	case st.LocalState != "Synced" && !o.Force:
+		return st, galera, fmt.Errorf("node is %s, not Synced: a backup now would copy a node that is behind; wait, or use --force", st.LocalState)
+	}
+	return st, galera, nil
+}
+
+// newManifest starts the manifest of a backup of the node db (status st):
+// its id, node, lineage, codecs and, for an incremental, its parent, which
+// it returns.
+func (o Options) newManifest(ctx context.Context, cat *Catalog, db *sql.DB, st mariadb.NodeStatus, galera bool) (m, parent *Manifest, err error) {
+	log := o.Logger
+	m = &Manifest{Format: ManifestFormat, Type: TypeFull, StartTime: time.Now().UTC(), Node: st.NodeName, ToolVersion: version.String()}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	m.ID = NewID(m.StartTime, binary.LittleEndian.Uint32(rnd[:]))
+	if m.Node == "" {
+		m.Node, _ = os.Hostname()
+	}
+	if m.Lineage, err = datadirLineage(ctx, db); err != nil {
+		if o.Incremental {
+			return nil, nil, fmt.Errorf("%w: %v", ErrNoBase, err)
+		}
+		log.Warn("datadir lineage unknown: later incrementals cannot build on this backup", "err", err)
+	}
+	if o.Incremental {
+		parent, err = incrementalBase(ctx, cat, m, galera, st.ClusterStateUUID, func() (int64, bool) { return currentLSN(ctx, db) }, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		m.Type, m.Parent = TypeIncremental, parent.ID
+	}
+	m.Codecs = []string{"xbstream", o.Codec.Name()}
+	if len(o.Recipients) > 0 {
+		m.Codecs = append(m.Codecs, "age")
+		m.KeyFingerprint = o.KeyFingerprints
+	}
+	return m, parent, nil
+}
+
+// removeFailed removes what a failed run stored (the lease last), on a
+// context of its own: ctx may be what failed. Empty keys are skipped.
+func removeFailed(ctx context.Context, cat *Catalog, log *slog.Logger, keys ...string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	for _, k := range keys {
+		if k == "" {
+			continue
+		}
+		if derr := cat.Store.Delete(cctx, k); derr != nil {
+			log.Warn("could not remove an object of the failed backup (the next backup removes it)", "key", k, "err", derr)
+		}
+	}
+}
+
+// writeManifest completes m with the stored object obj and what scan
+// found, checks the object is still there and writes the manifest.
+// *tried is set once the write is attempted: after that, a failure may
+// still have stored it.
+func (o Options) writeManifest(ctx context.Context, cat *Catalog, m, parent *Manifest, obj Object, scan *Scan, tried *bool) error {
+	if err := scan.Fill(m); err != nil {
+		return err
+	}
+	if parent != nil && m.LSN.From != parent.LSN.To {
+		return fmt.Errorf("incremental starts at LSN %d, parent %s ends at %d", m.LSN.From, parent.ID, parent.LSN.To)
+	}
+	m.Objects = []Object{obj}
+	if o.BeforeManifest != nil {
+		if err := o.BeforeManifest(ctx, m); err != nil {
+			return err
+		}
+	}
+	// The manifest promises the data object: check it is still there (a
+	// run elsewhere that wrongly judged this one abandoned would have
+	// removed it).
+	if oi, err := cat.Store.Stat(ctx, obj.Key); err != nil || oi.Size != obj.Size {
+		return fmt.Errorf("the stored data object %s is gone or changed before the manifest was written (size %d, want %d): %v; no backup was recorded", obj.Key, oi.Size, obj.Size, err)
+	}
+	m.EndTime = time.Now().UTC()
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	*tried = true
+	if err := cat.Store.Put(ctx, manifestKey(m.ID), bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("write manifest (the data is stored but the backup is not complete): %w", err)
+	}
+	return nil
 }
 
 // heartbeat rewrites the run's lease until ctx ends, often enough that a
@@ -492,11 +528,7 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 		}
 		return upW.Close()
 	})
-	if o.Progress != nil {
-		pctx, pcancel := context.WithCancel(ctx)
-		defer pcancel()
-		go mtr.Report(pctx, time.Second, o.Progress)
-	}
+	defer reportProgress(ctx, mtr, o.Progress)()
 	if err := g.Wait(); err != nil {
 		_ = mb.Wait()
 		return Object{}, nil, err

@@ -192,46 +192,52 @@ func (c *Catalog) Abandoned(ctx context.Context, p LeftoverPolicy) ([]*Leftover,
 	}
 	now := p.Now()
 	var out []*Leftover
-	for id, l := range byID {
+	for _, l := range byID {
 		out = append(out, l)
-		switch {
-		case id == p.Keep:
-			l.Reason = "this run"
-			continue
-		case !ValidID(id):
-			l.Reason = "not a backup id: left for the operator"
-			continue
-		}
-		if lease, err := c.readLease(ctx, id); err == nil {
-			l.Lease = lease
-			if lease.Host != "" && lease.Host == p.me.host && lease.BootID != "" && lease.BootID == p.me.bootID && lease.PIDStart != 0 {
-				if p.gone(lease.PID, lease.PIDStart) {
-					l.Abandoned = true
-					l.Reason = fmt.Sprintf("its process (pid %d on this host) is gone", lease.PID)
-				} else {
-					l.Reason = fmt.Sprintf("its process (pid %d on this host) is still running", lease.PID)
-				}
-				continue
-			}
-		}
-		idTime, _ := time.Parse("20060102T150405Z", id[:16])
-		switch {
-		case now.Sub(l.LastWrite) <= p.Grace:
-			owner := "an unknown process"
-			if l.Lease != nil {
-				owner = fmt.Sprintf("pid %d on %s (node %s)", l.Lease.PID, l.Lease.Host, l.Lease.Node)
-			}
-			l.Reason = fmt.Sprintf("written %s ago by %s, within the grace period %s: in progress, or not yet provably abandoned",
-				now.Sub(l.LastWrite).Round(time.Second), owner, p.Grace)
-		case now.Sub(idTime) <= p.Grace:
-			l.Reason = fmt.Sprintf("started %s ago, within the grace period %s", now.Sub(idTime).Round(time.Second), p.Grace)
-		default:
-			l.Abandoned = true
-			l.Reason = fmt.Sprintf("no heartbeat for %s (grace period %s)", now.Sub(l.LastWrite).Round(time.Second), p.Grace)
-		}
+		c.judgeLeftover(ctx, l, p, now)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// judgeLeftover sets l's verdict under policy p at time now.
+func (c *Catalog) judgeLeftover(ctx context.Context, l *Leftover, p LeftoverPolicy, now time.Time) {
+	id := l.ID
+	switch {
+	case id == p.Keep:
+		l.Reason = "this run"
+		return
+	case !ValidID(id):
+		l.Reason = "not a backup id: left for the operator"
+		return
+	}
+	if lease, err := c.readLease(ctx, id); err == nil {
+		l.Lease = lease
+		if lease.Host != "" && lease.Host == p.me.host && lease.BootID != "" && lease.BootID == p.me.bootID && lease.PIDStart != 0 {
+			if p.gone(lease.PID, lease.PIDStart) {
+				l.Abandoned = true
+				l.Reason = fmt.Sprintf("its process (pid %d on this host) is gone", lease.PID)
+			} else {
+				l.Reason = fmt.Sprintf("its process (pid %d on this host) is still running", lease.PID)
+			}
+			return
+		}
+	}
+	idTime, _ := time.Parse("20060102T150405Z", id[:16])
+	switch {
+	case now.Sub(l.LastWrite) <= p.Grace:
+		owner := "an unknown process"
+		if l.Lease != nil {
+			owner = fmt.Sprintf("pid %d on %s (node %s)", l.Lease.PID, l.Lease.Host, l.Lease.Node)
+		}
+		l.Reason = fmt.Sprintf("written %s ago by %s, within the grace period %s: in progress, or not yet provably abandoned",
+			now.Sub(l.LastWrite).Round(time.Second), owner, p.Grace)
+	case now.Sub(idTime) <= p.Grace:
+		l.Reason = fmt.Sprintf("started %s ago, within the grace period %s", now.Sub(idTime).Round(time.Second), p.Grace)
+	default:
+		l.Abandoned = true
+		l.Reason = fmt.Sprintf("no heartbeat for %s (grace period %s)", now.Sub(l.LastWrite).Round(time.Second), p.Grace)
+	}
 }
 
 // DeleteLeftovers removes the objects of provably abandoned backups (see

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"filippo.io/age"
 
@@ -150,11 +149,7 @@ func stageRestore(ctx context.Context, cat *Catalog, m *Manifest, chain []*Manif
 		total += b.Objects[0].Size
 	}
 	o.meter = meter.New(meter.Options{Total: total})
-	if o.Progress != nil {
-		pctx, pcancel := context.WithCancel(ctx)
-		defer pcancel()
-		go o.meter.Report(pctx, time.Second, o.Progress)
-	}
+	defer reportProgress(ctx, o.meter, o.Progress)()
 	dirs := make([]string, len(chain))
 	for i, b := range chain {
 		dirs[i] = st.newDir()

@@ -126,19 +126,8 @@ func Index(r io.Reader, o IndexOptions) (*FileIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &FileIndex{End: EndNone, ValidSize: 4}
-	domains := map[uint32]*DomainRange{}
-	var order []uint32
-	dom := func(d uint32) *DomainRange {
-		if dr, ok := domains[d]; ok {
-			return dr
-		}
-		dr := &DomainRange{Domain: d}
-		domains[d] = dr
-		order = append(order, d)
-		return dr
-	}
-	var lastTS uint32
+	ix := &indexer{x: &FileIndex{End: EndNone, ValidSize: 4}, domains: map[uint32]*DomainRange{}}
+	x := ix.x
 	for {
 		e, err := br.Next()
 		if err == io.EOF {
@@ -150,71 +139,98 @@ func Index(r io.Reader, o IndexOptions) (*FileIndex, error) {
 			}
 			return nil, err
 		}
-		x.Events++
-		x.ValidSize = e.Offset + int64(e.Size)
-		switch e.Type {
-		case TypeFormatDescription:
-			if x.Events == 1 {
-				x.Created = time.Unix(int64(e.Timestamp), 0).UTC()
-				x.InUse = e.Flags&flagBinlogInUse != 0
-			}
-		case TypeGtidList:
-			if x.StartState == nil {
-				gl, err := ParseGtidList(e.Body)
-				if err != nil {
-					return nil, err
-				}
-				x.StartState = gl
-				if x.StartState == nil {
-					x.StartState = []GTID{}
-				}
-				for _, g := range gl {
-					dom(g.Domain).Before = g // the last entry of a domain is the newest
-				}
-			}
-		case TypeGtid:
-			ge, err := ParseGtid(e)
-			if err != nil {
-				return nil, err
-			}
-			ts := time.Unix(int64(e.Timestamp), 0).UTC()
-			if x.Transactions == 0 {
-				x.FirstCommit = ts
-				x.FirstTxOffset = e.Offset
-			} else if e.Timestamp < lastTS {
-				x.NonMonotonic = true
-			}
-			if e.Timestamp > lastTS {
-				lastTS = e.Timestamp
-			}
-			x.LastCommit = time.Unix(int64(lastTS), 0).UTC()
-			x.Transactions++
-			dr := dom(ge.GTID.Domain)
-			if dr.Transactions == 0 {
-				dr.First = ge.GTID
-			}
-			dr.Last = ge.GTID
-			dr.Transactions++
-		case TypeRotate:
-			x.End = EndRotate
-			x.Closed = time.Unix(int64(e.Timestamp), 0).UTC()
-			if len(e.Body) > 8 {
-				x.RotateTo = string(e.Body[8:])
-			}
-		case TypeStop:
-			x.End = EndStop
-			x.Closed = time.Unix(int64(e.Timestamp), 0).UTC()
+		if err := ix.add(e); err != nil {
+			return nil, err
 		}
 	}
 	if x.StartState == nil {
 		return nil, fmt.Errorf("%w: no Gtid_list event: not a MariaDB 10.x binlog", ErrFormat)
 	}
 	x.Size = cr.N
-	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
-	for _, d := range order {
-		x.Domains = append(x.Domains, *domains[d])
+	sort.Slice(ix.order, func(i, j int) bool { return ix.order[i] < ix.order[j] })
+	for _, d := range ix.order {
+		x.Domains = append(x.Domains, *ix.domains[d])
 	}
 	return x, nil
+}
+
+// indexer builds a FileIndex event by event.
+type indexer struct {
+	x       *FileIndex
+	domains map[uint32]*DomainRange
+	order   []uint32 // domains in the order first seen
+	lastTS  uint32   // the newest commit timestamp so far
+}
+
+func (ix *indexer) dom(d uint32) *DomainRange {
+	if dr, ok := ix.domains[d]; ok {
+		return dr
+	}
+	dr := &DomainRange{Domain: d}
+	ix.domains[d] = dr
+	ix.order = append(ix.order, d)
+	return dr
+}
+
+// add counts event e into the index.
+func (ix *indexer) add(e *Event) error {
+	x := ix.x
+	x.Events++
+	x.ValidSize = e.Offset + int64(e.Size)
+	switch e.Type {
+	case TypeFormatDescription:
+		if x.Events == 1 {
+			x.Created = time.Unix(int64(e.Timestamp), 0).UTC()
+			x.InUse = e.Flags&flagBinlogInUse != 0
+		}
+	case TypeGtidList:
+		if x.StartState == nil {
+			gl, err := ParseGtidList(e.Body)
+			if err != nil {
+				return err
+			}
+			x.StartState = gl
+			if x.StartState == nil {
+				x.StartState = []GTID{}
+			}
+			for _, g := range gl {
+				ix.dom(g.Domain).Before = g // the last entry of a domain is the newest
+			}
+		}
+	case TypeGtid:
+		ge, err := ParseGtid(e)
+		if err != nil {
+			return err
+		}
+		ts := time.Unix(int64(e.Timestamp), 0).UTC()
+		if x.Transactions == 0 {
+			x.FirstCommit = ts
+			x.FirstTxOffset = e.Offset
+		} else if e.Timestamp < ix.lastTS {
+			x.NonMonotonic = true
+		}
+		if e.Timestamp > ix.lastTS {
+			ix.lastTS = e.Timestamp
+		}
+		x.LastCommit = time.Unix(int64(ix.lastTS), 0).UTC()
+		x.Transactions++
+		dr := ix.dom(ge.GTID.Domain)
+		if dr.Transactions == 0 {
+			dr.First = ge.GTID
+		}
+		dr.Last = ge.GTID
+		dr.Transactions++
+	case TypeRotate:
+		x.End = EndRotate
+		x.Closed = time.Unix(int64(e.Timestamp), 0).UTC()
+		if len(e.Body) > 8 {
+			x.RotateTo = string(e.Body[8:])
+		}
+	case TypeStop:
+		x.End = EndStop
+		x.Closed = time.Unix(int64(e.Timestamp), 0).UTC()
+	}
+	return nil
 }
 
 func isCutShort(err error) bool {

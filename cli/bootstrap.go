@@ -136,41 +136,9 @@ func runBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
 	if len(locals)+len(o.From) == 0 {
 		return &ExitError{Code: ExitUsage, Err: errors.New("no node given: use --datadir/--defaults-file for nodes on this host and --from for the others")}
 	}
-	var nodes []ist.NodeState
-	for _, l := range locals {
-		st, err := recoverNode(ctx, g, l.datadir, l.defaultsFile, o.Mariadbd, o.Timeout)
-		if err != nil {
-			return fmt.Errorf("every node's position is needed to choose safely: %w", err)
-		}
-		nodes = append(nodes, st)
-	}
-	for _, p := range o.From {
-		f, err := os.Open(p)
-		if err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
-		more, err := ist.ParseNodeStates(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("--from %s: %w", p, err)
-		}
-		for _, m := range more {
-			// The chosen node's own JSON next to its --datadir (the --apply
-			// run on its host): the fresh local reading wins, if it agrees.
-			dup := false
-			for _, l := range nodes[:len(locals)] {
-				if l.Host == m.Host && l.DataDir == m.DataDir {
-					if l.Position() != m.Position() || l.SafeToBootstrap != m.SafeToBootstrap {
-						return fmt.Errorf("--from %s: %s now reads %s (safe_to_bootstrap %s), the file says %s (%s): the node changed since the file was written; recover it again",
-							p, l.Label(), l.Position(), boolFlag(l.SafeToBootstrap), m.Position(), boolFlag(m.SafeToBootstrap))
-					}
-					dup = true
-				}
-			}
-			if !dup {
-				nodes = append(nodes, m)
-			}
-		}
+	nodes, err := gatherNodes(ctx, g, o, locals)
+	if err != nil {
+		return err
 	}
 	expect := o.ExpectNodes
 	if expect == 0 {
@@ -201,7 +169,58 @@ func runBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
 	if o.JSON {
 		return writeJSON(g, res)
 	}
-	printNodes(g, nodes, d.Chosen)
+	printBootstrap(g, o, res, d, len(locals))
+	return nil
+}
+
+// gatherNodes recovers the position of each node on this host and adds
+// the nodes of the --from files; a node both local and in a file must
+// read the same in both.
+func gatherNodes(ctx context.Context, g *Globals, o *bootstrapOptions, locals []localNode) ([]ist.NodeState, error) {
+	var nodes []ist.NodeState
+	for _, l := range locals {
+		st, err := recoverNode(ctx, g, l.datadir, l.defaultsFile, o.Mariadbd, o.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("every node's position is needed to choose safely: %w", err)
+		}
+		nodes = append(nodes, st)
+	}
+	for _, p := range o.From {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("--from: %w", err)
+		}
+		more, err := ist.ParseNodeStates(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--from %s: %w", p, err)
+		}
+		for _, m := range more {
+			// The chosen node's own JSON next to its --datadir (the --apply
+			// run on its host): the fresh local reading wins, if it agrees.
+			dup := false
+			for _, l := range nodes[:len(locals)] {
+				if l.Host == m.Host && l.DataDir == m.DataDir {
+					if l.Position() != m.Position() || l.SafeToBootstrap != m.SafeToBootstrap {
+						return nil, fmt.Errorf("--from %s: %s now reads %s (safe_to_bootstrap %s), the file says %s (%s): the node changed since the file was written; recover it again",
+							p, l.Label(), l.Position(), boolFlag(l.SafeToBootstrap), m.Position(), boolFlag(m.SafeToBootstrap))
+					}
+					dup = true
+				}
+			}
+			if !dup {
+				nodes = append(nodes, m)
+			}
+		}
+	}
+	return nodes, nil
+}
+
+// printBootstrap prints the nodes, the choice and the commands to run;
+// nLocal nodes (the first) are on this host.
+func printBootstrap(g *Globals, o *bootstrapOptions, res BootstrapResult, d ist.Decision, nLocal int) {
+	chosen := *res.Chosen
+	printNodes(g, res.Nodes, d.Chosen)
 	fmt.Fprintf(g.Out, "\nBootstrap from %s at %s.\n", chosen.Label(), chosen.Position())
 	for _, n := range d.Notes {
 		fmt.Fprintf(g.Out, "Note: %s.\n", n)
@@ -210,7 +229,7 @@ func runBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
 	switch {
 	case res.Applied:
 		fmt.Fprintf(g.Out, "  # done: safe_to_bootstrap: 1 set in %s\n", filepath.Join(chosen.DataDir, "grastate.dat"))
-	case d.NeedsSafeFlag && d.Chosen < len(locals):
+	case d.NeedsSafeFlag && d.Chosen < nLocal:
 		fmt.Fprintf(g.Out, "  galera-backup bootstrap %s --apply   # sets safe_to_bootstrap: 1 in %s\n", o.rerunArgs(), filepath.Join(chosen.DataDir, "grastate.dat"))
 	case d.NeedsSafeFlag:
 		fmt.Fprintf(g.Out, "  galera-backup bootstrap --datadir %s %s --apply   # sets safe_to_bootstrap: 1 in %s\n", chosen.DataDir, o.rerunArgs(), filepath.Join(chosen.DataDir, "grastate.dat"))
@@ -222,7 +241,6 @@ func runBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) error {
 		fmt.Fprintf(g.Out, "  # (without systemd: mariadbd --wsrep-new-cluster)\n")
 	}
 	fmt.Fprintf(g.Out, "Then on each other node, one at a time, once it reports wsrep_local_state_comment Synced:\n  systemctl start mariadb\n")
-	return nil
 }
 
 // rerunArgs repeats the node arguments for the --apply command line.

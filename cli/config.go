@@ -109,17 +109,33 @@ func applyOptionFiles(cmd *cobra.Command, g *Globals) error {
 // groups against the flags of the whole command tree and works out what
 // applies to cmd.
 func resolveOptionFiles(cmd *cobra.Command, opts *mariadb.Options, suffix string) (*fileConfig, error) {
+	fc := &fileConfig{}
+	perFlag, order, err := collectSettings(cmd, opts, suffix, fc)
+	if err != nil {
+		return nil, err
+	}
+	fc.apply = pickSettings(cmd.Flags(), perFlag, order)
+	return fc, nil
+}
+
+// fileEntry is a setting for a flag of the command, and whether it is from
+// the galera-backup groups (else a client group).
+type fileEntry struct {
+	s     mariadb.Setting
+	isApp bool
+}
+
+// collectSettings checks every setting and returns, for each flag of cmd
+// set in the files, its settings in file order, and the flags in the order
+// first set. The password, the settings to print and the warnings go
+// into fc.
+func collectSettings(cmd *cobra.Command, opts *mariadb.Options, suffix string, fc *fileConfig) (map[string][]fileEntry, []string, error) {
 	app := mariadb.GroupsWithSuffix(suffix, appGroup)
 	client := mariadb.GroupsWithSuffix(suffix, mariadb.ClientGroups()...)
 	all := flagsByName()
 	fl := cmd.Flags()
-	fc := &fileConfig{}
 	var errs []error
-	type entry struct {
-		s     mariadb.Setting
-		isApp bool
-	}
-	perFlag := map[string][]entry{} // flag of cmd → settings in file order
+	perFlag := map[string][]fileEntry{} // flag of cmd → settings in file order
 	var order []string
 	for _, s := range opts.Settings(append(client, app...)...) {
 		isApp := slices.Contains(app, s.Group)
@@ -170,12 +186,18 @@ func resolveOptionFiles(cmd *cobra.Command, opts *mariadb.Options, suffix string
 		if _, ok := perFlag[name]; !ok {
 			order = append(order, name)
 		}
-		perFlag[name] = append(perFlag[name], entry{s, isApp})
+		perFlag[name] = append(perFlag[name], fileEntry{s, isApp})
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return perFlag, order, nil
+}
 
+// pickSettings returns the settings to apply to the flags fl: none for a
+// flag set on the command line, and the server address from one place.
+func pickSettings(fl *pflag.FlagSet, perFlag map[string][]fileEntry, order []string) []mariadb.Setting {
+	var apply []mariadb.Setting
 	addrOnCLI := slices.ContainsFunc(addrKeys, func(k string) bool { return fl.Lookup(k) != nil && fl.Changed(k) })
 	addrInApp := false
 	for _, k := range addrKeys {
@@ -222,14 +244,14 @@ func resolveOptionFiles(cmd *cobra.Command, opts *mariadb.Options, suffix string
 		}
 		if !isList(fl.Lookup(name)) {
 			pick = pick[len(pick)-1:] // the later setting wins
-		} else if slices.ContainsFunc(perFlag[name], func(e entry) bool { return e.isApp }) {
+		} else if slices.ContainsFunc(perFlag[name], func(e fileEntry) bool { return e.isApp }) {
 			// a repeatable flag takes every [galera-backup] line
 		} else {
 			pick = pick[len(pick)-1:] // and one server from [client]
 		}
-		fc.apply = append(fc.apply, pick...)
+		apply = append(apply, pick...)
 	}
-	return fc, nil
+	return apply
 }
 
 // checkValue sets val on every command's instance of the flag (from the

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gosst/gosst/internal/fsutil"
 	"io"
 	"net/http"
 	"net/url"
@@ -165,7 +166,7 @@ func Append(ctx context.Context, path string, line []byte) (lockTimedOut bool, e
 		return !locked, fmt.Errorf("fsync notify file %s: %w", path, err)
 	}
 	if created {
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
 			return !locked, fmt.Errorf("fsync directory of notify file %s: %w", path, err)
 		}
 	}
@@ -192,15 +193,6 @@ func lock(ctx context.Context, f *os.File) (bool, error) {
 		case <-tick.C:
 		}
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // CheckWebhook validates a webhook URL: http or https with a host.

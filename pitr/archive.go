@@ -465,76 +465,94 @@ func archivePass(ctx context.Context, a *Archive, o ArchiveOptions, db *sql.DB) 
 				continue
 			}
 		}
-		path := filepath.Join(dir, name)
-		x, sum, err := indexFile(path)
-		if err != nil {
-			return rep, fmt.Errorf("read binlog %s: %w", path, err)
-		}
-		dr, _ := x.Domain(ni.domain)
-		before, to := dr.Before.Seq, dr.Last.Seq
-		if dr.Transactions == 0 {
-			to = before
-		}
-		if dr.Transactions > 0 {
-			want := server
-			if want == 0 {
-				want = dr.First.Server
-			}
-			if dr.First.Server != want || dr.Last.Server != want {
-				return rep, fmt.Errorf("%w in %s on node %s: transactions of domain %d are logged as %s…%s, the archive has server id %d; this node's binlogs are refused (archive from another node, repair this one with a full SST)",
-					ErrGTIDSplit, name, ni.name, ni.domain, dr.First, dr.Last, want)
-			}
-		}
-		if x.InUse && x.End == binlog.EndNone {
-			log.Warn("binlog was the active file when the server crashed: archiving its complete events", "file", name, "valid_bytes", x.ValidSize, "bytes", x.Size)
-		}
-		switch {
-		case have && to <= last:
-			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %d-%d-%d and earlier already archived", name, ni.domain, server, last))
-			continue
-		case to == before:
-			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: no transactions in domain %d", name, ni.domain))
-			continue
-		}
-		seg := &Segment{
-			Format: SegmentFormat, Lineage: ni.lineage, Domain: ni.domain, Server: dr.Last.Server,
-			From: before, To: to, Node: ni.name, File: name, ReplayFrom: 4,
-			FirstCommit: x.FirstCommit, LastCommit: x.LastCommit, Closed: x.Closed, Binlog: x,
-			Codecs: []string{"binlog", o.Codec.Name()}, KeyFingerprint: o.KeyFingerprints,
-			ToolVersion: version.String(),
-		}
-		if have && before > last {
-			g := Gap{Lineage: ni.lineage, Domain: ni.domain, After: last, Through: before, Reason: fmt.Sprintf("not in the binlogs of node %s (purged, or lost at an SST)", ni.name)}
-			rep.Gaps = append(rep.Gaps, g)
-			log.Error("gap in the binlog archive", "gap", g.String(), "next_file", name)
-		}
-		if have && before < last {
-			// Archiving moved to this node: start after the last archived
-			// transaction.
-			f, err := os.Open(path)
-			if err != nil {
-				return rep, err
-			}
-			tx, found, err := binlog.FindGTID(f, ni.domain, last+1)
-			f.Close()
-			if err != nil || !found {
-				return rep, fmt.Errorf("find %d-*-%d in %s: %v", ni.domain, last+1, name, err)
-			}
-			seg.From, seg.ReplayFrom, seg.FirstCommit = last, tx.Offset, tx.Commit
-		}
-		if len(o.Recipients) > 0 {
-			seg.Codecs = append(seg.Codecs, "age")
-		}
-		if err := a.upload(ctx, seg, path, sum, o); err != nil {
+		tip := archiveTip{last: last, server: server, have: have}
+		if err := archiveFile(ctx, a, o, ni, filepath.Join(dir, name), name, &tip, rep); err != nil {
 			return rep, err
 		}
-		log.Info("archived binlog", "file", name, "node", ni.name, "gtids", fmt.Sprintf("%d-%d-%d…%d", seg.Domain, seg.Server, seg.From+1, seg.To),
-			"bytes", seg.Object.PlainSize, "stored", seg.Object.Size)
-		rep.Archived = append(rep.Archived, seg)
-		last, server, have = seg.To, seg.Server, true
+		last, server, have = tip.last, tip.server, tip.have
 	}
 	rep.Last = last
 	return rep, nil
+}
+
+// archiveTip is the newest archived transaction of a node's domain.
+type archiveTip struct {
+	last   uint64 // its sequence number
+	server uint32 // its server id
+	have   bool   // whether the archive has any
+}
+
+// archiveFile archives the closed binlog file name at path, after tip,
+// which it moves on; what it skips or finds missing goes into rep.
+func archiveFile(ctx context.Context, a *Archive, o ArchiveOptions, ni nodeInfo, path, name string, tip *archiveTip, rep *ArchiveReport) error {
+	log := o.Logger
+	x, sum, err := indexFile(path)
+	if err != nil {
+		return fmt.Errorf("read binlog %s: %w", path, err)
+	}
+	dr, _ := x.Domain(ni.domain)
+	before, to := dr.Before.Seq, dr.Last.Seq
+	if dr.Transactions == 0 {
+		to = before
+	}
+	if dr.Transactions > 0 {
+		want := tip.server
+		if want == 0 {
+			want = dr.First.Server
+		}
+		if dr.First.Server != want || dr.Last.Server != want {
+			return fmt.Errorf("%w in %s on node %s: transactions of domain %d are logged as %s…%s, the archive has server id %d; this node's binlogs are refused (archive from another node, repair this one with a full SST)",
+				ErrGTIDSplit, name, ni.name, ni.domain, dr.First, dr.Last, want)
+		}
+	}
+	if x.InUse && x.End == binlog.EndNone {
+		log.Warn("binlog was the active file when the server crashed: archiving its complete events", "file", name, "valid_bytes", x.ValidSize, "bytes", x.Size)
+	}
+	switch {
+	case tip.have && to <= tip.last:
+		rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %d-%d-%d and earlier already archived", name, ni.domain, tip.server, tip.last))
+		return nil
+	case to == before:
+		rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: no transactions in domain %d", name, ni.domain))
+		return nil
+	}
+	seg := &Segment{
+		Format: SegmentFormat, Lineage: ni.lineage, Domain: ni.domain, Server: dr.Last.Server,
+		From: before, To: to, Node: ni.name, File: name, ReplayFrom: 4,
+		FirstCommit: x.FirstCommit, LastCommit: x.LastCommit, Closed: x.Closed, Binlog: x,
+		Codecs: []string{"binlog", o.Codec.Name()}, KeyFingerprint: o.KeyFingerprints,
+		ToolVersion: version.String(),
+	}
+	if tip.have && before > tip.last {
+		g := Gap{Lineage: ni.lineage, Domain: ni.domain, After: tip.last, Through: before, Reason: fmt.Sprintf("not in the binlogs of node %s (purged, or lost at an SST)", ni.name)}
+		rep.Gaps = append(rep.Gaps, g)
+		log.Error("gap in the binlog archive", "gap", g.String(), "next_file", name)
+	}
+	if tip.have && before < tip.last {
+		// Archiving moved to this node: start after the last archived
+		// transaction.
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		tx, found, err := binlog.FindGTID(f, ni.domain, tip.last+1)
+		f.Close()
+		if err != nil || !found {
+			return fmt.Errorf("find %d-*-%d in %s: %v", ni.domain, tip.last+1, name, err)
+		}
+		seg.From, seg.ReplayFrom, seg.FirstCommit = tip.last, tx.Offset, tx.Commit
+	}
+	if len(o.Recipients) > 0 {
+		seg.Codecs = append(seg.Codecs, "age")
+	}
+	if err := a.upload(ctx, seg, path, sum, o); err != nil {
+		return err
+	}
+	log.Info("archived binlog", "file", name, "node", ni.name, "gtids", fmt.Sprintf("%d-%d-%d…%d", seg.Domain, seg.Server, seg.From+1, seg.To),
+		"bytes", seg.Object.PlainSize, "stored", seg.Object.Size)
+	rep.Archived = append(rep.Archived, seg)
+	tip.last, tip.server, tip.have = seg.To, seg.Server, true
+	return nil
 }
 
 // endSeq reads the Gtid_list at the start of a binlog file: the sequence
@@ -738,57 +756,9 @@ func Follow(ctx context.Context, a *Archive, o FollowOptions) error {
 		tick = 100 * time.Millisecond
 	}
 	log := o.Logger
-	var lastPos string
-	var dirtySince time.Time
-	standing := false
+	f := &follower{a: a, o: o}
 	for {
-		err := func() error {
-			db, err := mariadb.Open(ctx, o.Node)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if o.StandbyAfter > 0 {
-				ni, err := readNodeInfo(ctx, db)
-				if err != nil {
-					return err
-				}
-				ok, holder, err := a.claim(ctx, ni.lineage, ni.name, o.StandbyAfter)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					if !standing && holder != nil {
-						log.Info("standing by: another archiver holds the lease", "holder", holder.Node, "host", holder.Host, "renewed", holder.Renewed)
-					}
-					standing = true
-					return nil
-				}
-				if standing {
-					log.Warn("taking over binlog archiving: the previous archiver stopped renewing its lease", "node", ni.name)
-				}
-				standing = false
-			}
-			var pos string
-			if err := db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
-				return err
-			}
-			now := time.Now()
-			if pos != lastPos && dirtySince.IsZero() {
-				dirtySince = now
-			}
-			if !dirtySince.IsZero() && now.Sub(dirtySince) >= o.MaxLag {
-				if _, err := db.ExecContext(ctx, "FLUSH LOCAL BINARY LOGS"); err != nil {
-					return fmt.Errorf("rotate the binlog (needs RELOAD): %w", err)
-				}
-				lastPos, dirtySince = pos, time.Time{}
-			}
-			rep, err := archivePass(ctx, a, o.ArchiveOptions, db)
-			if o.OnPass != nil {
-				o.OnPass(rep, err)
-			}
-			return err
-		}()
+		err := f.pass(ctx)
 		if errors.Is(err, ErrGTIDSplit) {
 			return err
 		}
@@ -801,6 +771,67 @@ func Follow(ctx context.Context, a *Archive, o FollowOptions) error {
 		case <-time.After(tick):
 		}
 	}
+}
+
+// follower is Follow's state between passes.
+type follower struct {
+	a          *Archive
+	o          FollowOptions
+	lastPos    string    // @@gtid_binlog_pos at the last rotation
+	dirtySince time.Time // when it first differed from lastPos
+	standing   bool      // standing by for another archiver
+}
+
+// pass connects to the node and, unless another archiver holds the lease,
+// rotates the binlog if it has held unarchived transactions for MaxLag,
+// then archives the closed files.
+func (f *follower) pass(ctx context.Context) error {
+	a, o, log := f.a, f.o, f.o.Logger
+	db, err := mariadb.Open(ctx, o.Node)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if o.StandbyAfter > 0 {
+		ni, err := readNodeInfo(ctx, db)
+		if err != nil {
+			return err
+		}
+		ok, holder, err := a.claim(ctx, ni.lineage, ni.name, o.StandbyAfter)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if !f.standing && holder != nil {
+				log.Info("standing by: another archiver holds the lease", "holder", holder.Node, "host", holder.Host, "renewed", holder.Renewed)
+			}
+			f.standing = true
+			return nil
+		}
+		if f.standing {
+			log.Warn("taking over binlog archiving: the previous archiver stopped renewing its lease", "node", ni.name)
+		}
+		f.standing = false
+	}
+	var pos string
+	if err := db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
+		return err
+	}
+	now := time.Now()
+	if pos != f.lastPos && f.dirtySince.IsZero() {
+		f.dirtySince = now
+	}
+	if !f.dirtySince.IsZero() && now.Sub(f.dirtySince) >= o.MaxLag {
+		if _, err := db.ExecContext(ctx, "FLUSH LOCAL BINARY LOGS"); err != nil {
+			return fmt.Errorf("rotate the binlog (needs RELOAD): %w", err)
+		}
+		f.lastPos, f.dirtySince = pos, time.Time{}
+	}
+	rep, err := archivePass(ctx, a, o.ArchiveOptions, db)
+	if o.OnPass != nil {
+		o.OnPass(rep, err)
+	}
+	return err
 }
 
 // seqOf returns the sequence number of domain d in a GTID list "d-s-n,…".

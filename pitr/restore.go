@@ -98,83 +98,98 @@ func (a *Archive) Coverage(ctx context.Context, cat *backup.Catalog) (*Coverage,
 	for k, e := range bad {
 		cov.Notes = append(cov.Notes, fmt.Sprintf("unreadable index %s: %v", k, e))
 	}
-	type group struct {
-		lineage string
-		domain  uint32
-	}
-	var order []group
-	byGroup := map[group][]*Segment{}
+	var order []segGroup
+	byGroup := map[segGroup][]*Segment{}
 	for _, s := range segs {
-		g := group{s.Lineage, s.Domain}
+		g := segGroup{s.Lineage, s.Domain}
 		if _, ok := byGroup[g]; !ok {
 			order = append(order, g)
 		}
 		byGroup[g] = append(byGroup[g], s)
 	}
 	for _, g := range order {
-		var runs [][]*Segment
-		var missing []*Segment
-		var run []*Segment
-		var runTo uint64
-		for _, s := range byGroup[g] {
-			oi, err := a.Store.Stat(ctx, s.Object.Key)
-			if err != nil || oi.Size != s.Object.Size {
-				why := "missing"
-				if err == nil {
-					why = fmt.Sprintf("%d bytes, index says %d", oi.Size, s.Object.Size)
-				} else if !errors.Is(err, backend.ErrNotExist) {
-					return nil, fmt.Errorf("check %s: %w", s.Object.Key, err)
-				}
-				missing = append(missing, s)
-				cov.Notes = append(cov.Notes, fmt.Sprintf("data object %s is %s", s.Object.Key, why))
-				continue
-			}
-			switch {
-			case len(run) == 0:
-				run, runTo = []*Segment{s}, s.To
-			case s.From <= runTo:
-				if s.To > runTo {
-					run, runTo = append(run, s), s.To
-				}
-			default:
-				reason := "not archived"
-				for _, m := range missing {
-					if m.To > runTo && m.From < s.From {
-						reason = "data object " + m.Object.Key + " missing"
-					}
-				}
-				cov.Gaps = append(cov.Gaps, Gap{Lineage: g.lineage, Domain: g.domain, After: runTo, Through: s.From, Reason: reason})
-				runs = append(runs, run)
-				run, runTo = []*Segment{s}, s.To
-			}
-		}
-		if len(run) > 0 {
-			runs = append(runs, run)
+		runs, err := a.contiguousRuns(ctx, g, byGroup[g], cov)
+		if err != nil {
+			return nil, err
 		}
 		for _, run := range runs {
-			from, to := run[0].From, run[len(run)-1].To
-			w := Window{Lineage: g.lineage, Domain: g.domain, ToSeq: to, ToTime: run[len(run)-1].EndTime(), Segments: run}
-			for _, m := range backups {
-				if m.Galera.UUID != g.lineage && !(strings.HasPrefix(g.lineage, "server-") && m.Galera.UUID == "") {
-					continue
-				}
-				seq, ok := backupSeq(m, g.domain)
-				if !ok || seq < from || seq > to {
-					continue
-				}
-				w.Backups = append(w.Backups, m)
-				w.BackupIDs = append(w.BackupIDs, m.ID)
+			if w, ok := runWindow(g, run, backups, cov); ok {
+				cov.Windows = append(cov.Windows, w)
 			}
-			if len(w.Backups) == 0 {
-				cov.Notes = append(cov.Notes, fmt.Sprintf("archived %d-*-%d … %d-*-%d (lineage %s) has no backup to start from", g.domain, from+1, g.domain, to, g.lineage))
-				continue
-			}
-			w.FromSeq, _ = backupSeq(w.Backups[0], g.domain)
-			w.FromTime = w.Backups[0].EndTime
-			cov.Windows = append(cov.Windows, w)
 		}
 	}
 	return cov, nil
+}
+
+// contiguousRuns splits group g's segments, whose data objects it checks,
+// into runs without gaps; the gaps and missing objects go into cov.
+func (a *Archive) contiguousRuns(ctx context.Context, g segGroup, segs []*Segment, cov *Coverage) ([][]*Segment, error) {
+	var runs [][]*Segment
+	var missing []*Segment
+	var run []*Segment
+	var runTo uint64
+	for _, s := range segs {
+		oi, err := a.Store.Stat(ctx, s.Object.Key)
+		if err != nil || oi.Size != s.Object.Size {
+			why := "missing"
+			if err == nil {
+				why = fmt.Sprintf("%d bytes, index says %d", oi.Size, s.Object.Size)
+			} else if !errors.Is(err, backend.ErrNotExist) {
+				return nil, fmt.Errorf("check %s: %w", s.Object.Key, err)
+			}
+			missing = append(missing, s)
+			cov.Notes = append(cov.Notes, fmt.Sprintf("data object %s is %s", s.Object.Key, why))
+			continue
+		}
+		switch {
+		case len(run) == 0:
+			run, runTo = []*Segment{s}, s.To
+		case s.From <= runTo:
+			if s.To > runTo {
+				run, runTo = append(run, s), s.To
+			}
+		default:
+			reason := "not archived"
+			for _, m := range missing {
+				if m.To > runTo && m.From < s.From {
+					reason = "data object " + m.Object.Key + " missing"
+				}
+			}
+			cov.Gaps = append(cov.Gaps, Gap{Lineage: g.lineage, Domain: g.domain, After: runTo, Through: s.From, Reason: reason})
+			runs = append(runs, run)
+			run, runTo = []*Segment{s}, s.To
+		}
+	}
+	if len(run) > 0 {
+		runs = append(runs, run)
+	}
+	return runs, nil
+}
+
+// runWindow is the restorable window of run: from the first of backups
+// inside it to its end. A run without a backup to start from is no
+// window; cov notes it.
+func runWindow(g segGroup, run []*Segment, backups []*backup.Manifest, cov *Coverage) (Window, bool) {
+	from, to := run[0].From, run[len(run)-1].To
+	w := Window{Lineage: g.lineage, Domain: g.domain, ToSeq: to, ToTime: run[len(run)-1].EndTime(), Segments: run}
+	for _, m := range backups {
+		if m.Galera.UUID != g.lineage && !(strings.HasPrefix(g.lineage, "server-") && m.Galera.UUID == "") {
+			continue
+		}
+		seq, ok := backupSeq(m, g.domain)
+		if !ok || seq < from || seq > to {
+			continue
+		}
+		w.Backups = append(w.Backups, m)
+		w.BackupIDs = append(w.BackupIDs, m.ID)
+	}
+	if len(w.Backups) == 0 {
+		cov.Notes = append(cov.Notes, fmt.Sprintf("archived %d-*-%d … %d-*-%d (lineage %s) has no backup to start from", g.domain, from+1, g.domain, to, g.lineage))
+		return w, false
+	}
+	w.FromSeq, _ = backupSeq(w.Backups[0], g.domain)
+	w.FromTime = w.Backups[0].EndTime
+	return w, true
 }
 
 // PITROptions configures a point-in-time restore. Exactly one of Time and
@@ -386,40 +401,9 @@ func plan(ctx context.Context, a *Archive, w *Window, base *backup.Manifest, bas
 			}
 		}
 		// Find the stop and count what this step applies.
-		done := false
-		var scanErr error
-		f, err := os.Open(path)
+		end, done, err := scanStep(&st, w.Domain, o, res)
 		if err != nil {
 			return nil, err
-		}
-		end, err := binlog.Scan(f, func(tx binlog.Tx) bool {
-			if tx.Offset < st.start {
-				return true
-			}
-			if o.GTID != nil && tx.GTID.Domain == w.Domain && tx.GTID.Seq >= o.GTID.Seq {
-				if tx.GTID != *o.GTID {
-					scanErr = fmt.Errorf("%w: the archive has %s where %s was asked for (wrong server id?)", ErrOutsideWindow, tx.GTID, o.GTID)
-				}
-				st.stop, done = tx.Offset, true
-				return false
-			}
-			if o.GTID == nil && !tx.Commit.Before(o.Time) {
-				st.stop, done = tx.Offset, true
-				return false
-			}
-			if res.First == "" {
-				res.First = tx.GTID.String()
-			}
-			res.Last, res.LastCommit = tx.GTID.String(), tx.Commit
-			res.Transactions++
-			return true
-		})
-		f.Close()
-		if err == nil {
-			err = scanErr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read archived %s: %w", s.File, err)
 		}
 		if st.stop < 0 && end < s.Object.PlainSize {
 			st.stop = end // a crashed file: stop after its last complete event
@@ -434,6 +418,47 @@ func plan(ctx context.Context, a *Archive, w *Window, base *backup.Manifest, bas
 		}
 	}
 	return steps, nil
+}
+
+// scanStep reads st's downloaded segment from st.start: it sets st.stop
+// at the target, if the target is in it (done), and counts what the step
+// applies into res. end is where its last complete event ends.
+func scanStep(st *step, domain uint32, o PITROptions, res *PITRResult) (end int64, done bool, err error) {
+	var scanErr error
+	f, err := os.Open(st.path)
+	if err != nil {
+		return 0, false, err
+	}
+	end, err = binlog.Scan(f, func(tx binlog.Tx) bool {
+		if tx.Offset < st.start {
+			return true
+		}
+		if o.GTID != nil && tx.GTID.Domain == domain && tx.GTID.Seq >= o.GTID.Seq {
+			if tx.GTID != *o.GTID {
+				scanErr = fmt.Errorf("%w: the archive has %s where %s was asked for (wrong server id?)", ErrOutsideWindow, tx.GTID, o.GTID)
+			}
+			st.stop, done = tx.Offset, true
+			return false
+		}
+		if o.GTID == nil && !tx.Commit.Before(o.Time) {
+			st.stop, done = tx.Offset, true
+			return false
+		}
+		if res.First == "" {
+			res.First = tx.GTID.String()
+		}
+		res.Last, res.LastCommit = tx.GTID.String(), tx.Commit
+		res.Transactions++
+		return true
+	})
+	f.Close()
+	if err == nil {
+		err = scanErr
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read archived %s: %w", st.seg.File, err)
+	}
+	return end, done, nil
 }
 
 func findIn(path string, fn func(io.Reader) (binlog.Tx, bool, error)) (binlog.Tx, bool, error) {

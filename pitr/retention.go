@@ -335,198 +335,264 @@ func PlanRetention(ctx context.Context, cat *backup.Catalog, p RetentionPolicy, 
 	}
 	sort.Strings(badIDs)
 
-	byID := map[string]*BackupVerdict{}
+	r := &retentionPlanner{plan: plan, p: p, byID: map[string]*BackupVerdict{}, roots: map[string]string{},
+		cutoff: map[segGroup]uint64{}, cutoffBy: map[segGroup]string{}}
 	for _, m := range list {
 		v := &BackupVerdict{ID: m.ID, Type: m.Type, Parent: m.Parent, EndTime: m.EndTime, Reasons: []string{}, m: m}
-		byID[m.ID] = v
+		r.byID[m.ID] = v
 		plan.Backups = append(plan.Backups, v)
 	}
 	for _, id := range badIDs {
 		v := &BackupVerdict{ID: id, Keep: true, Reasons: []string{"manifest unreadable: never deleted by retention (" + retOneLine(bad[id].Error()) + ")"}}
-		byID[id] = v
+		r.byID[id] = v
 		plan.Backups = append(plan.Backups, v)
 		plan.Notes = append(plan.Notes, fmt.Sprintf("backup %s has an unreadable manifest: kept; check it by hand", id))
 	}
 	sort.Slice(plan.Backups, func(i, j int) bool { return plan.Backups[i].ID < plan.Backups[j].ID })
-
-	// ancestors walks the chain of m towards its full: the ids it builds
-	// on, nearest first, and whether the chain reaches a readable full.
-	ancestors := func(v *BackupVerdict) (ids []string, root string) {
-		cur := v
-		for i := 0; cur.m != nil && cur.m.Type == backup.TypeIncremental && i <= 1000; i++ {
-			p, ok := byID[cur.m.Parent]
-			if !ok {
-				return ids, ""
-			}
-			ids = append(ids, p.ID)
-			cur = p
-		}
-		if cur.m != nil && cur.m.Type == backup.TypeFull {
-			return ids, cur.ID
-		}
-		return ids, ""
-	}
-	keep := func(v *BackupVerdict, why string) {
-		v.Keep = true
-		for _, r := range v.Reasons {
-			if r == why {
-				return
-			}
-		}
-		v.Reasons = append(v.Reasons, why)
-	}
-	roots := map[string]string{}
-	for _, v := range plan.Backups {
-		if v.m == nil {
-			continue
-		}
-		anc, root := ancestors(v)
-		v.depth, roots[v.ID] = len(anc), root
-		if root == "" && v.m.Type == backup.TypeIncremental {
-			plan.Notes = append(plan.Notes, fmt.Sprintf("incremental %s does not lead to a readable full backup (parent %s missing or unreadable): it cannot be restored", v.ID, v.Parent))
-		}
-	}
-
-	if p.KeepFull > 0 {
-		var fulls []string
-		for _, v := range plan.Backups {
-			if v.m != nil && v.Type == backup.TypeFull {
-				fulls = append(fulls, v.ID)
-			}
-		}
-		if len(fulls) > p.KeepFull {
-			fulls = fulls[len(fulls)-p.KeepFull:]
-		}
-		keptRoot := map[string]bool{}
-		for _, id := range fulls {
-			keptRoot[id] = true
-		}
-		for _, v := range plan.Backups {
-			if r := roots[v.ID]; r != "" && keptRoot[r] {
-				if r == v.ID {
-					keep(v, fmt.Sprintf("keep-full: one of the %d newest full backups", p.KeepFull))
-				} else {
-					keep(v, fmt.Sprintf("keep-full: in the chain of full backup %s, one of the %d newest", r, p.KeepFull))
-				}
-			}
-		}
-	}
-	if p.KeepWithin > 0 {
-		plan.keepSince = plan.Now.Add(-p.KeepWithin)
-		plan.KeepSince = &plan.keepSince
-		for _, v := range plan.Backups {
-			if v.m != nil && !v.EndTime.Before(plan.keepSince) {
-				keep(v, fmt.Sprintf("keep-days: finished %s, within %s", v.EndTime.UTC().Format(time.RFC3339), FormatRetentionDuration(p.KeepWithin)))
-			}
-		}
-	}
-	type group struct {
-		lineage string
-		domain  uint32
-	}
-	cutoff := map[group]uint64{} // pitr: keep segments ending at or after this sequence number
-	cutoffBy := map[group]string{}
+	r.findRoots()
+	r.keepFull()
+	r.keepDays()
 	if p.PITRWindow > 0 {
-		plan.windowStart = plan.Now.Add(-p.PITRWindow)
-		plan.WindowStart = &plan.windowStart
-		cov, err := (&Archive{Store: cat.Store}).Coverage(ctx, cat)
-		if err != nil {
-			return nil, fmt.Errorf("compute the restorable windows: %w", err)
-		}
-		plan.Notes = append(plan.Notes, cov.Notes...)
-		for _, g := range cov.Gaps {
-			plan.Notes = append(plan.Notes, "gap in the binlog archive: "+g.String())
-		}
-		reaches := false
-		for _, w := range cov.Windows {
-			if w.ToTime.Before(plan.windowStart) {
-				continue
-			}
-			reaches = true
-			// A time target restores what committed before its whole
-			// second, so the base must have finished by the second the
-			// window starts in. An incremental whose chain is broken
-			// cannot be restored, so it is no base.
-			startSec := plan.windowStart.Truncate(time.Second)
-			var base, earliest *backup.Manifest
-			for _, m := range w.Backups {
-				if _, known := byID[m.ID]; known && roots[m.ID] == "" {
-					continue
-				}
-				if earliest == nil {
-					earliest = m
-				}
-				if !m.EndTime.After(startSec) {
-					base = m
-				}
-			}
-			if base == nil {
-				base = earliest
-			}
-			if base == nil {
-				plan.Notes = append(plan.Notes, fmt.Sprintf("lineage %s domain %d: no backup in the restorable window %s can be restored (broken chains): nothing to keep for it",
-					w.Lineage, w.Domain, w))
-				continue
-			}
-			if base.EndTime.After(startSec) {
-				plan.Notes = append(plan.Notes, fmt.Sprintf("the PITR window starts at %s, but lineage %s domain %d is restorable only from %s (backup %s): nothing older exists to keep",
-					plan.windowStart.Format(time.RFC3339), w.Lineage, w.Domain, base.EndTime.UTC().Format(time.RFC3339), base.ID))
-			}
-			seq, _ := backupSeq(base, w.Domain)
-			gr := group{w.Lineage, w.Domain}
-			if c, ok := cutoff[gr]; !ok || seq < c {
-				cutoff[gr], cutoffBy[gr] = seq, base.ID
-			}
-			why := fmt.Sprintf("pitr-window: base backup for restoring %s … %s (GTID %d-*-%d on)",
-				retMaxTime(plan.windowStart, base.EndTime).UTC().Format(time.RFC3339), w.ToTime.UTC().Format(time.RFC3339), w.Domain, seq+1)
-			if v, ok := byID[base.ID]; ok {
-				keep(v, why)
-			} else {
-				// Listed by Coverage after our listing: a backup that just
-				// finished. Nothing of it is in the plan, so it is kept.
-				plan.Notes = append(plan.Notes, fmt.Sprintf("backup %s appeared while planning: kept", base.ID))
-			}
-		}
-		if !reaches {
-			plan.Notes = append(plan.Notes, fmt.Sprintf("no restorable window reaches the PITR window start %s: is binlog archiving running, and is there a backup it can start from?", plan.windowStart.Format(time.RFC3339)))
+		if err := r.keepPITRBases(ctx, cat); err != nil {
+			return nil, err
 		}
 	}
-	// A kept backup keeps the chain it builds on; a backup built on an
-	// unreadable manifest is kept too.
-	for _, v := range plan.Backups {
+	r.keepChains()
+	r.explainDeletes()
+
+	if p.PITRWindow == 0 {
+		return plan, nil
+	}
+	if err := r.planSegments(ctx, cat); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// segGroup is one lineage's GTID domain: the binlog segments of one
+// sequence.
+type segGroup struct {
+	lineage string
+	domain  uint32
+}
+
+// retentionPlanner is PlanRetention's working state.
+type retentionPlanner struct {
+	plan  *RetentionPlan
+	p     RetentionPolicy
+	byID  map[string]*BackupVerdict
+	roots map[string]string // backup → the readable full its chain reaches, or ""
+	// pitr: keep segments ending at or after this sequence number, and
+	// the base backup that set it.
+	cutoff   map[segGroup]uint64
+	cutoffBy map[segGroup]string
+}
+
+// ancestors walks the chain of m towards its full: the ids it builds
+// on, nearest first, and whether the chain reaches a readable full.
+func (r *retentionPlanner) ancestors(v *BackupVerdict) (ids []string, root string) {
+	cur := v
+	for i := 0; cur.m != nil && cur.m.Type == backup.TypeIncremental && i <= 1000; i++ {
+		p, ok := r.byID[cur.m.Parent]
+		if !ok {
+			return ids, ""
+		}
+		ids = append(ids, p.ID)
+		cur = p
+	}
+	if cur.m != nil && cur.m.Type == backup.TypeFull {
+		return ids, cur.ID
+	}
+	return ids, ""
+}
+
+func retKeep(v *BackupVerdict, why string) {
+	v.Keep = true
+	for _, r := range v.Reasons {
+		if r == why {
+			return
+		}
+	}
+	v.Reasons = append(v.Reasons, why)
+}
+
+func (r *retentionPlanner) findRoots() {
+	for _, v := range r.plan.Backups {
 		if v.m == nil {
 			continue
 		}
-		anc, _ := ancestors(v)
-		for _, id := range anc {
-			if a := byID[id]; a.m == nil {
-				keep(v, fmt.Sprintf("builds on %s, whose manifest is unreadable", id))
+		anc, root := r.ancestors(v)
+		v.depth, r.roots[v.ID] = len(anc), root
+		if root == "" && v.m.Type == backup.TypeIncremental {
+			r.plan.Notes = append(r.plan.Notes, fmt.Sprintf("incremental %s does not lead to a readable full backup (parent %s missing or unreadable): it cannot be restored", v.ID, v.Parent))
+		}
+	}
+}
+
+// keepFull applies keep-full.
+func (r *retentionPlanner) keepFull() {
+	p := r.p
+	if p.KeepFull <= 0 {
+		return
+	}
+	var fulls []string
+	for _, v := range r.plan.Backups {
+		if v.m != nil && v.Type == backup.TypeFull {
+			fulls = append(fulls, v.ID)
+		}
+	}
+	if len(fulls) > p.KeepFull {
+		fulls = fulls[len(fulls)-p.KeepFull:]
+	}
+	keptRoot := map[string]bool{}
+	for _, id := range fulls {
+		keptRoot[id] = true
+	}
+	for _, v := range r.plan.Backups {
+		if root := r.roots[v.ID]; root != "" && keptRoot[root] {
+			if root == v.ID {
+				retKeep(v, fmt.Sprintf("keep-full: one of the %d newest full backups", p.KeepFull))
+			} else {
+				retKeep(v, fmt.Sprintf("keep-full: in the chain of full backup %s, one of the %d newest", root, p.KeepFull))
 			}
 		}
 	}
+}
+
+// keepDays applies keep-days.
+func (r *retentionPlanner) keepDays() {
+	plan, p := r.plan, r.p
+	if p.KeepWithin <= 0 {
+		return
+	}
+	plan.keepSince = plan.Now.Add(-p.KeepWithin)
+	plan.KeepSince = &plan.keepSince
 	for _, v := range plan.Backups {
+		if v.m != nil && !v.EndTime.Before(plan.keepSince) {
+			retKeep(v, fmt.Sprintf("keep-days: finished %s, within %s", v.EndTime.UTC().Format(time.RFC3339), FormatRetentionDuration(p.KeepWithin)))
+		}
+	}
+}
+
+// keepPITRBases applies pitr-window to the backups: the base of each
+// restorable window that reaches into it, and the cutoff for segments.
+func (r *retentionPlanner) keepPITRBases(ctx context.Context, cat *backup.Catalog) error {
+	plan := r.plan
+	plan.windowStart = plan.Now.Add(-r.p.PITRWindow)
+	plan.WindowStart = &plan.windowStart
+	cov, err := (&Archive{Store: cat.Store}).Coverage(ctx, cat)
+	if err != nil {
+		return fmt.Errorf("compute the restorable windows: %w", err)
+	}
+	plan.Notes = append(plan.Notes, cov.Notes...)
+	for _, g := range cov.Gaps {
+		plan.Notes = append(plan.Notes, "gap in the binlog archive: "+g.String())
+	}
+	reaches := false
+	for _, w := range cov.Windows {
+		if w.ToTime.Before(plan.windowStart) {
+			continue
+		}
+		reaches = true
+		r.keepWindowBase(w)
+	}
+	if !reaches {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("no restorable window reaches the PITR window start %s: is binlog archiving running, and is there a backup it can start from?", plan.windowStart.Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// keepWindowBase keeps the base backup for restoring window w from the
+// start of the PITR window.
+func (r *retentionPlanner) keepWindowBase(w Window) {
+	plan := r.plan
+	// A time target restores what committed before its whole
+	// second, so the base must have finished by the second the
+	// window starts in. An incremental whose chain is broken
+	// cannot be restored, so it is no base.
+	startSec := plan.windowStart.Truncate(time.Second)
+	var base, earliest *backup.Manifest
+	for _, m := range w.Backups {
+		if _, known := r.byID[m.ID]; known && r.roots[m.ID] == "" {
+			continue
+		}
+		if earliest == nil {
+			earliest = m
+		}
+		if !m.EndTime.After(startSec) {
+			base = m
+		}
+	}
+	if base == nil {
+		base = earliest
+	}
+	if base == nil {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("lineage %s domain %d: no backup in the restorable window %s can be restored (broken chains): nothing to keep for it",
+			w.Lineage, w.Domain, w))
+		return
+	}
+	if base.EndTime.After(startSec) {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("the PITR window starts at %s, but lineage %s domain %d is restorable only from %s (backup %s): nothing older exists to keep",
+			plan.windowStart.Format(time.RFC3339), w.Lineage, w.Domain, base.EndTime.UTC().Format(time.RFC3339), base.ID))
+	}
+	seq, _ := backupSeq(base, w.Domain)
+	gr := segGroup{w.Lineage, w.Domain}
+	if c, ok := r.cutoff[gr]; !ok || seq < c {
+		r.cutoff[gr], r.cutoffBy[gr] = seq, base.ID
+	}
+	why := fmt.Sprintf("pitr-window: base backup for restoring %s … %s (GTID %d-*-%d on)",
+		retMaxTime(plan.windowStart, base.EndTime).UTC().Format(time.RFC3339), w.ToTime.UTC().Format(time.RFC3339), w.Domain, seq+1)
+	if v, ok := r.byID[base.ID]; ok {
+		retKeep(v, why)
+	} else {
+		// Listed by Coverage after our listing: a backup that just
+		// finished. Nothing of it is in the plan, so it is kept.
+		plan.Notes = append(plan.Notes, fmt.Sprintf("backup %s appeared while planning: kept", base.ID))
+	}
+}
+
+// keepChains: a kept backup keeps the chain it builds on; a backup built
+// on an unreadable manifest is kept too.
+func (r *retentionPlanner) keepChains() {
+	for _, v := range r.plan.Backups {
+		if v.m == nil {
+			continue
+		}
+		anc, _ := r.ancestors(v)
+		for _, id := range anc {
+			if a := r.byID[id]; a.m == nil {
+				retKeep(v, fmt.Sprintf("builds on %s, whose manifest is unreadable", id))
+			}
+		}
+	}
+	for _, v := range r.plan.Backups {
 		if !v.Keep {
 			continue
 		}
-		anc, _ := ancestors(v)
+		anc, _ := r.ancestors(v)
 		for _, id := range anc {
-			keep(byID[id], "needed by kept incremental "+v.ID)
+			retKeep(r.byID[id], "needed by kept incremental "+v.ID)
 		}
 	}
-	for _, v := range plan.Backups {
+}
+
+// explainDeletes says of each backup no rule keeps why each rule lets it go.
+func (r *retentionPlanner) explainDeletes() {
+	p := r.p
+	for _, v := range r.plan.Backups {
 		if v.Keep {
 			continue
 		}
 		var why []string
 		if p.KeepFull > 0 {
-			if roots[v.ID] == "" {
+			if r.roots[v.ID] == "" {
 				why = append(why, "not in any full backup's chain")
 			} else {
 				why = append(why, fmt.Sprintf("not in the chain of one of the %d newest full backups", p.KeepFull))
 			}
 		}
 		if p.KeepWithin > 0 {
-			why = append(why, fmt.Sprintf("finished %s, before %s", v.EndTime.UTC().Format(time.RFC3339), plan.keepSince.Format(time.RFC3339)))
+			why = append(why, fmt.Sprintf("finished %s, before %s", v.EndTime.UTC().Format(time.RFC3339), r.plan.keepSince.Format(time.RFC3339)))
 		}
 		if p.PITRWindow > 0 {
 			why = append(why, "not needed to restore the PITR window")
@@ -536,29 +602,31 @@ func PlanRetention(ctx context.Context, cat *backup.Catalog, p RetentionPolicy, 
 		}
 		v.Reasons = append(v.Reasons, "no rule keeps it: "+strings.Join(why, "; "))
 	}
+}
 
-	if p.PITRWindow == 0 {
-		return plan, nil
-	}
+// planSegments applies pitr-window to the binlog segments and to data
+// left without an index.
+func (r *retentionPlanner) planSegments(ctx context.Context, cat *backup.Catalog) error {
+	plan := r.plan
 	segs, badSegs, err := (&Archive{Store: cat.Store}).Segments(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for k, e := range badSegs {
 		plan.Notes = append(plan.Notes, fmt.Sprintf("binlog index %s is unreadable: kept (%v)", k, retOneLine(e.Error())))
 	}
 	for _, s := range segs {
 		v := &SegmentVerdict{Key: s.Key(), Lineage: s.Lineage, Domain: s.Domain, From: s.From, To: s.To, End: s.EndTime(), seg: s}
-		gr := group{s.Lineage, s.Domain}
-		c, hasBase := cutoff[gr]
+		gr := segGroup{s.Lineage, s.Domain}
+		c, hasBase := r.cutoff[gr]
 		switch {
 		case !s.EndTime().Before(plan.windowStart):
 			v.Keep, v.Reason = true, fmt.Sprintf("pitr-window: closed %s, inside the window", s.EndTime().UTC().Format(time.RFC3339))
 		case hasBase && s.To >= c:
-			v.Keep, v.Reason = true, fmt.Sprintf("pitr-window: replayed from base backup %s (GTID %d-*-%d)", cutoffBy[gr], s.Domain, c)
+			v.Keep, v.Reason = true, fmt.Sprintf("pitr-window: replayed from base backup %s (GTID %d-*-%d)", r.cutoffBy[gr], s.Domain, c)
 		case hasBase:
 			v.Reason = fmt.Sprintf("no rule keeps it: closed %s, before the window start %s, and ends before base backup %s (GTID %d-*-%d)",
-				s.EndTime().UTC().Format(time.RFC3339), plan.windowStart.Format(time.RFC3339), cutoffBy[gr], s.Domain, c)
+				s.EndTime().UTC().Format(time.RFC3339), plan.windowStart.Format(time.RFC3339), r.cutoffBy[gr], s.Domain, c)
 		default:
 			v.Reason = fmt.Sprintf("no rule keeps it: closed %s, before the window start %s",
 				s.EndTime().UTC().Format(time.RFC3339), plan.windowStart.Format(time.RFC3339))
@@ -571,16 +639,16 @@ func PlanRetention(ctx context.Context, cat *backup.Catalog, p RetentionPolicy, 
 	// transaction, so it is never touched.
 	orphans, err := segmentOrphans(ctx, cat.Store)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, o := range orphans {
-		gr := group{o.lineage, o.domain}
-		if c, ok := cutoff[gr]; ok && o.to < c {
+		gr := segGroup{o.lineage, o.domain}
+		if c, ok := r.cutoff[gr]; ok && o.to < c {
 			plan.Segments = append(plan.Segments, &SegmentVerdict{Key: o.key, Lineage: o.lineage, Domain: o.domain, From: o.from, To: o.to,
-				Reason: fmt.Sprintf("no rule keeps it: data without an index (an interrupted expire or archive pass), ends before base backup %s (GTID %d-*-%d)", cutoffBy[gr], o.domain, c)})
+				Reason: fmt.Sprintf("no rule keeps it: data without an index (an interrupted expire or archive pass), ends before base backup %s (GTID %d-*-%d)", r.cutoffBy[gr], o.domain, c)})
 		}
 	}
-	return plan, nil
+	return nil
 }
 
 type segmentOrphan struct {
@@ -656,25 +724,56 @@ func (p *RetentionPlan) Counts() (keptBackups, delBackups, keptSegs, delSegs int
 	return
 }
 
+// verb is the action Describe shows for a backup or segment.
+func (p *RetentionPlan) verb(keep, deleted bool, errText string) string {
+	switch {
+	case keep:
+		return "keep"
+	case errText != "":
+		return "FAILED"
+	case deleted:
+		return "deleted"
+	case p.DryRun:
+		return "would delete"
+	default:
+		return "delete"
+	}
+}
+
+// describeSegments writes Describe's binlog segments section.
+func (p *RetentionPlan) describeSegments(b *strings.Builder) {
+	b.WriteString("binlog segments:\n")
+	if len(p.Segments) == 0 {
+		b.WriteString("  none\n")
+	}
+	// Kept segments are many (one per binlog file): one line per run
+	// of them; --json has each with its reason.
+	for i := 0; i < len(p.Segments); i++ {
+		v := p.Segments[i]
+		if !v.Keep {
+			fmt.Fprintf(b, "  %-12s %d-*-%d … %d-*-%d (%s) %s\n", p.verb(v.Keep, v.Deleted, v.Error), v.Domain, v.From+1, v.Domain, v.To, v.Key, v.Reason)
+			if v.Error != "" {
+				fmt.Fprintf(b, "               error: %s\n", retOneLine(v.Error))
+			}
+			continue
+		}
+		j := i
+		last := v.To
+		for j+1 < len(p.Segments) && p.Segments[j+1].Keep && p.Segments[j+1].Lineage == v.Lineage && p.Segments[j+1].Domain == v.Domain {
+			j++
+			last = max(last, p.Segments[j].To)
+		}
+		fmt.Fprintf(b, "  %-12s %d segments %d-*-%d … %d-*-%d (lineage %s): pitr-window\n", "keep", j-i+1, v.Domain, v.From+1, v.Domain, last, v.Lineage)
+		i = j
+	}
+}
+
 // Describe prints the plan for an operator: every backup and segment with
 // keep or delete and the reasons.
 func (p *RetentionPlan) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "retention policy: %s (now %s)\n", p.Policy, p.Now.Format(time.RFC3339))
-	verb := func(keep, deleted bool, errText string) string {
-		switch {
-		case keep:
-			return "keep"
-		case errText != "":
-			return "FAILED"
-		case deleted:
-			return "deleted"
-		case p.DryRun:
-			return "would delete"
-		default:
-			return "delete"
-		}
-	}
+	verb := p.verb
 	b.WriteString("backups:\n")
 	if len(p.Backups) == 0 {
 		b.WriteString("  none\n")
@@ -690,30 +789,7 @@ func (p *RetentionPlan) Describe() string {
 		}
 	}
 	if p.Policy.PITRWindow > 0 {
-		b.WriteString("binlog segments:\n")
-		if len(p.Segments) == 0 {
-			b.WriteString("  none\n")
-		}
-		// Kept segments are many (one per binlog file): one line per run
-		// of them; --json has each with its reason.
-		for i := 0; i < len(p.Segments); i++ {
-			v := p.Segments[i]
-			if !v.Keep {
-				fmt.Fprintf(&b, "  %-12s %d-*-%d … %d-*-%d (%s) %s\n", verb(v.Keep, v.Deleted, v.Error), v.Domain, v.From+1, v.Domain, v.To, v.Key, v.Reason)
-				if v.Error != "" {
-					fmt.Fprintf(&b, "               error: %s\n", retOneLine(v.Error))
-				}
-				continue
-			}
-			j := i
-			last := v.To
-			for j+1 < len(p.Segments) && p.Segments[j+1].Keep && p.Segments[j+1].Lineage == v.Lineage && p.Segments[j+1].Domain == v.Domain {
-				j++
-				last = max(last, p.Segments[j].To)
-			}
-			fmt.Fprintf(&b, "  %-12s %d segments %d-*-%d … %d-*-%d (lineage %s): pitr-window\n", "keep", j-i+1, v.Domain, v.From+1, v.Domain, last, v.Lineage)
-			i = j
-		}
+		p.describeSegments(&b)
 	} else {
 		b.WriteString("binlog segments: not managed (no --pitr-window)\n")
 	}

@@ -91,36 +91,7 @@ func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config,
 	stopListener := context.AfterFunc(gctx, func() { l.Close() })
 	defer stopListener()
 
-	var (
-		mu     sync.Mutex
-		winner *accepted
-		drops  []string // the first maxReportedDrops, for the timeout error
-		nDrops int
-	)
-	drop := func(peer, reason string) {
-		mu.Lock()
-		defer mu.Unlock()
-		nDrops++
-		if len(drops) < maxReportedDrops {
-			drops = append(drops, peer+" "+reason)
-		}
-		switch {
-		case nDrops <= maxLoggedDrops:
-			j.log.Warnf("dropped connection from %s: %s; still waiting for the donor", peer, reason)
-		case nDrops == maxLoggedDrops+1:
-			j.log.Warnf("more connections dropped; counting them without logging")
-		}
-	}
-	claim := func(a *accepted) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if winner != nil {
-			return false
-		}
-		winner = a
-		return true
-	}
-
+	t := &acceptTally{log: j.log}
 	slots := make(chan struct{}, maxPendingHandshakes)
 	g.Go(func() error {
 		for {
@@ -145,39 +116,12 @@ func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config,
 			}
 			g.Go(func() error {
 				defer func() { <-slots }()
-				peer := raw.RemoteAddr().String()
-				unwatch := context.AfterFunc(gctx, func() { raw.Close() })
-				a, err := j.handshake(gctx, raw, peer, tlsCfg, token, func(reason string) { drop(peer, reason) })
-				watched := unwatch()
-				var de *dropError
-				switch {
-				case errors.As(err, &de):
-					raw.Close()
-					if !de.reported && !de.ours {
-						drop(peer, de.reason)
-					}
-					return nil
-				case !watched:
-					// Another connection won, or the joiner is stopping:
-					// this one was closed under the handshake.
-					raw.Close()
-					return nil
-				case err == nil:
-					if !claim(a) {
-						raw.Close()
-						j.log.Warnf("closed a second connection with the one-time secret from %s: the donor is already connected", peer)
-						return nil
-					}
-					won() // stop accepting, close the others
-					return nil
-				default:
-					raw.Close()
-					return err
-				}
+				return j.serveConn(gctx, raw, tlsCfg, token, t, won)
 			})
 		}
 	})
 	err := g.Wait()
+	winner := t.winner
 	if ctx.Err() != nil {
 		if winner != nil {
 			winner.conn.Close()
@@ -188,26 +132,139 @@ func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config,
 		return nil, nil, Control{}, err
 	}
 	if winner == nil {
-		msg := fmt.Sprintf("no donor connected within sst-initial-timeout (%s)", j.Config.InitialTimeout)
-		if nDrops > 0 {
-			msg += fmt.Sprintf("; %d connection%s dropped: %s", nDrops, plural(nDrops), strings.Join(drops, "; "))
-			if nDrops > len(drops) {
-				msg += fmt.Sprintf("; and %d more", nDrops-len(drops))
-			}
-		}
-		return nil, nil, Control{}, exitf(ExitTimedOut, "%s", msg)
+		return nil, nil, Control{}, exitf(ExitTimedOut, "%s", t.timeoutMessage(j.Config.InitialTimeout))
 	}
 	a := winner
 	a.ic.setUntil(time.Time{})
 	j.ic = a.ic
 	also := ""
-	if nDrops > 0 {
-		also = fmt.Sprintf("; %d other connection%s dropped", nDrops, plural(nDrops))
+	if t.nDrops > 0 {
+		also = fmt.Sprintf("; %d other connection%s dropped", t.nDrops, plural(t.nDrops))
 	}
 	j.log.Infof("donor %s connected (%s transfer from position %s%s)", a.peer, a.ctl.Kind, a.ctl.Position, also)
 	// The handshake read exactly up to the end of the Control message, so
 	// nothing of the data stream is lost by buffering only now.
 	return a.conn, bufio.NewReaderSize(a.conn, 1<<20), a.ctl, nil
+}
+
+// serveConn runs one connection's handshake for accept: a dropped peer is
+// counted in t, the first donor through claims t.winner and calls won to
+// stop accepting and close the others, and an error that fails the SST is
+// returned.
+func (j *Joiner) serveConn(gctx context.Context, raw net.Conn, tlsCfg *tls.Config, token []byte, t *acceptTally, won func()) error {
+	peer := raw.RemoteAddr().String()
+	unwatch := context.AfterFunc(gctx, func() { raw.Close() })
+	a, err := j.handshake(gctx, raw, peer, tlsCfg, token, func(reason string) { t.drop(peer, reason) })
+	watched := unwatch()
+	var de *dropError
+	switch {
+	case errors.As(err, &de):
+		raw.Close()
+		if !de.reported && !de.ours {
+			t.drop(peer, de.reason)
+		}
+		return nil
+	case !watched:
+		// Another connection won, or the joiner is stopping:
+		// this one was closed under the handshake.
+		raw.Close()
+		return nil
+	case err == nil:
+		if !t.claim(a) {
+			raw.Close()
+			j.log.Warnf("closed a second connection with the one-time secret from %s: the donor is already connected", peer)
+			return nil
+		}
+		won() // stop accepting, close the others
+		return nil
+	default:
+		raw.Close()
+		return err
+	}
+}
+
+// acceptTally is what accept's handshakes share: the dropped peers and the
+// winner. Read its fields only after every handshake has ended.
+type acceptTally struct {
+	log    *logger
+	mu     sync.Mutex
+	winner *accepted
+	drops  []string // the first maxReportedDrops, for the timeout error
+	nDrops int
+}
+
+func (t *acceptTally) drop(peer, reason string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.nDrops++
+	if len(t.drops) < maxReportedDrops {
+		t.drops = append(t.drops, peer+" "+reason)
+	}
+	switch {
+	case t.nDrops <= maxLoggedDrops:
+		t.log.Warnf("dropped connection from %s: %s; still waiting for the donor", peer, reason)
+	case t.nDrops == maxLoggedDrops+1:
+		t.log.Warnf("more connections dropped; counting them without logging")
+	}
+}
+
+func (t *acceptTally) claim(a *accepted) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.winner != nil {
+		return false
+	}
+	t.winner = a
+	return true
+}
+
+func (t *acceptTally) timeoutMessage(timeout time.Duration) string {
+	msg := fmt.Sprintf("no donor connected within sst-initial-timeout (%s)", timeout)
+	if t.nDrops > 0 {
+		msg += fmt.Sprintf("; %d connection%s dropped: %s", t.nDrops, plural(t.nDrops), strings.Join(t.drops, "; "))
+		if t.nDrops > len(t.drops) {
+			msg += fmt.Sprintf("; and %d more", t.nDrops-len(t.drops))
+		}
+	}
+	return msg
+}
+
+// dropped names what a peer did wrong before it proved anything; until
+// is the end of its hello-timeout (zero for none).
+func (j *Joiner) dropped(until time.Time, what string, err error) error {
+	switch {
+	case errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled):
+		return &dropError{reason: "closed by the joiner", ours: true}
+	case !until.IsZero() && !time.Now().Before(until):
+		return &dropError{reason: fmt.Sprintf("did not complete the handshake within hello-timeout (%s)", j.Config.HelloTimeout)}
+	case errors.Is(err, wire.ErrTruncated):
+		return &dropError{reason: "closed the connection during the handshake"}
+	case errors.Is(err, wire.ErrBadMagic):
+		return &dropError{reason: "is not a gosst donor (" + err.Error() + ")"}
+	}
+	return &dropError{reason: what + ": " + err.Error()}
+}
+
+// refusePeer tells a peer on conn (over ic, over raw) why it is refused.
+func refusePeer(conn, raw net.Conn, ic *idleConn, until time.Time, msg string) {
+	// Tell a donor why, so that it fails at once with the reason
+	// instead of streaming into a closed connection.
+	if sendMessage(conn, nil, Reply{Error: msg}) != nil {
+		return
+	}
+	// Then close only our side and read on for a moment: closing with
+	// the peer's bytes unread resets the connection, and a donor still
+	// sending its header would fail on the reset without reading why.
+	if tc, ok := conn.(*tls.Conn); ok {
+		_ = tc.CloseWrite()
+	}
+	if cw, ok := raw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	if linger := time.Now().Add(lingerAfterRefusal); until.IsZero() || linger.Before(until) {
+		ic.setUntil(linger)
+	}
+	_, _ = io.Copy(io.Discard, ic)
 }
 
 func plural(n int) string {
@@ -231,20 +288,7 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 		until = time.Now().Add(d)
 		ic.setUntil(until)
 	}
-	// dropped names what a peer did wrong before it proved anything.
-	dropped := func(what string, err error) error {
-		switch {
-		case errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled):
-			return &dropError{reason: "closed by the joiner", ours: true}
-		case !until.IsZero() && !time.Now().Before(until):
-			return &dropError{reason: fmt.Sprintf("did not complete the handshake within hello-timeout (%s)", j.Config.HelloTimeout)}
-		case errors.Is(err, wire.ErrTruncated):
-			return &dropError{reason: "closed the connection during the handshake"}
-		case errors.Is(err, wire.ErrBadMagic):
-			return &dropError{reason: "is not a gosst donor (" + err.Error() + ")"}
-		}
-		return &dropError{reason: what + ": " + err.Error()}
-	}
+	dropped := func(what string, err error) error { return j.dropped(until, what, err) }
 	var conn net.Conn = ic
 	if tlsCfg != nil {
 		tc := tls.Server(ic, tlsCfg)
@@ -270,24 +314,7 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 			report(de.reason)
 			de.reported = true
 		}
-		// Tell a donor why, so that it fails at once with the reason
-		// instead of streaming into a closed connection.
-		if sendMessage(conn, nil, Reply{Error: msg}) != nil {
-			return
-		}
-		// Then close only our side and read on for a moment: closing with
-		// the peer's bytes unread resets the connection, and a donor still
-		// sending its header would fail on the reset without reading why.
-		if tc, ok := conn.(*tls.Conn); ok {
-			_ = tc.CloseWrite()
-		}
-		if cw, ok := raw.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-		if linger := time.Now().Add(lingerAfterRefusal); until.IsZero() || linger.Before(until) {
-			ic.setUntil(linger)
-		}
-		_, _ = io.Copy(io.Discard, ic)
+		refusePeer(conn, raw, ic, until, msg)
 	}
 	if err != nil {
 		switch {

@@ -178,154 +178,18 @@ func LoadConfig(a *wsrep.Args) (Config, error) {
 // the arguments (group suffix, --binlog, --mysqld-args).
 func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	c := DefaultConfig()
-	groups := mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, "sst", "gosst")
-	get := func(key string) (string, bool) {
-		v, ok := o.Get(key, groups...)
-		return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
-	}
-	for _, g := range groups {
-		for _, s := range o.Group(g) {
-			used, known := knownKeys[s.Name]
-			switch {
-			case !known:
-				c.Warnings = append(c.Warnings, fmt.Sprintf("[%s] %s (%s:%d) is not a gosst option; ignored", g, s.Name, s.File, s.Line))
-			case !used:
-				c.Warnings = append(c.Warnings, fmt.Sprintf("[%s] %s is a stock-script option gosst does not use; set [gosst] compression=auto|s2|zstd|none instead", g, s.Name))
-			}
-		}
-	}
-	var errs []error
-	bad := func(key, val, why string) {
-		errs = append(errs, fmt.Errorf("%w: %s=%q: %s", ErrConfig, key, val, why))
-	}
-	errs = append(errs, c.resolveTLS(o, a, get)...)
-	if v, ok := get("compression"); ok {
-		switch v {
-		case "auto", "zstd", "s2", "none":
-			c.Codec = v
-		default:
-			bad("compression", v, "want auto, s2, zstd or none")
-		}
-	}
-	intKey := func(key string, lo, hi int, dst *int) {
-		if v, ok := get(key); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < lo || n > hi {
-				bad(key, v, fmt.Sprintf("want an integer from %d to %d", lo, hi))
-				return
-			}
-			*dst = n
-		}
-	}
-	intKey("compression-level", 1, 22, &c.CodecLevel)
-	intKey("compression-threads", 1, 64, &c.CodecConcurrency)
-	intKey("backup-threads", 1, 256, &c.BackupThreads)
-	if v, ok := get("rlimit"); ok {
-		n, err := text.ParseSize(v)
-		if err != nil || n <= 0 {
-			bad("rlimit", v, "want a positive byte rate such as 100M")
-		} else {
-			c.RateLimit = n
-		}
-	}
-	durKey := func(key string, allowZero bool, dst *time.Duration) {
-		if v, ok := get(key); ok {
-			d, err := ParseSeconds(v)
-			if err != nil || d < 0 || (d == 0 && !allowZero) {
-				bad(key, v, "want seconds (or a Go duration such as 5m)")
-				return
-			}
-			*dst = d
-		}
-	}
-	durKey("sst-initial-timeout", true, &c.InitialTimeout)
-	durKey("idle-timeout", true, &c.IdleTimeout)
-	durKey("hello-timeout", false, &c.HelloTimeout)
-	durKey("connect-timeout", false, &c.ConnectTimeout)
-	durKey("report-interval", false, &c.ReportEvery)
-	if v, ok := get("progress"); ok && strings.EqualFold(v, "none") {
-		c.ProgressOff = true
-	}
-	if v, ok := get("mariabackup"); ok {
-		c.Mariabackup = v
-	}
-	// use-memory and inno-apply-opts: [gosst], [sst], then the
-	// [xtrabackup] and [mariabackup] groups the stock script also reads
-	// (the first group that sets the key wins there).
-	toolGet := func(key string) (string, string, bool) {
-		if v, ok := get(key); ok {
-			from := "[sst] "
-			if g, ok := o.Get(key, mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, "gosst")...); ok && strings.TrimSpace(g) != "" {
-				from = "[gosst] "
-			}
-			return v, from + key, true
-		}
-		for _, g := range []string{"xtrabackup", "mariabackup"} {
-			if v, ok := o.Get(key, mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, g)...); ok && strings.TrimSpace(v) != "" {
-				return strings.TrimSpace(v), "[" + g + "] " + key, true
-			}
-		}
-		return "", "", false
-	}
-	if v, from, ok := toolGet("use-memory"); ok {
-		if n, err := text.ParseSize(v); err != nil {
-			bad("use-memory", v, "want a size such as 512M")
-		} else {
-			if strings.HasSuffix(strings.ToUpper(v), "B") {
-				// mariabackup takes no B/iB suffix: give it the byte count.
-				v = strconv.FormatInt(n, 10)
-			}
-			c.UseMemory, c.UseMemoryFrom = v, from
-		}
-	}
-	if v, from, ok := toolGet("inno-apply-opts"); ok {
-		opts, err := applyOpts(v)
-		if err != nil {
-			bad(from, v, err.Error())
-		}
-		c.ApplyOpts = opts
-	}
-	if v, ok := get("sst-log-archive"); ok {
-		b, err := parseBool(v)
-		if err != nil {
-			bad("sst-log-archive", v, "want 1 or 0")
-		}
-		c.LogArchive = b
-	}
-	if v, ok := get("sst-log-archive-dir"); ok {
-		c.LogArchiveDir = strings.TrimRight(v, "/")
-		if c.LogArchiveDir == "" {
-			c.LogArchiveDir = "/"
-		}
-	}
-	c.Auth, _ = get("wsrep-sst-auth")
-	c.TmpDir, _ = get("tmpdir")
-	if v, ok := get("listen-address"); ok {
-		if _, _, err := ParseListenAddress(v); err != nil && !strings.HasPrefix(v, ":") {
-			bad("listen-address", v, err.Error())
-		}
-		c.ListenAddress = v
-	}
-	if v, ok := get("secret"); ok {
-		b, err := parseBool(v)
-		if err != nil {
-			bad("secret", v, "want on or off")
-		}
-		c.Secret = b
-	}
-	if v, ok := get("direct-io"); ok {
-		b, err := parseBool(v)
-		if err != nil {
-			bad("direct-io", v, "want on or off")
-		}
-		c.DirectIO = b
-	}
+	r := &optionReader{o: o, a: a, c: &c, groups: mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, "sst", "gosst")}
+	r.warnUnknown()
+	r.errs = append(r.errs, c.resolveTLS(o, a, r.get)...)
+	r.streamKeys()
+	r.toolKeys()
+	r.miscKeys()
 	// The stock encrypt=1..4 modes (xbcrypt, socat TLS) are not
 	// supported; gosst's encryption is TLS with tcert/tkey. A transfer the
 	// operator asked to encrypt never goes out in cleartext.
-	if v, from, ok := toolGet("encrypt"); ok && v != "0" {
+	if v, from, ok := r.toolGet("encrypt"); ok && v != "0" {
 		if c.Cert == "" {
-			errs = append(errs, fmt.Errorf("%w: %s=%s asks for an encrypted transfer, which gosst does with TLS only: set tcert and tkey (or ssl-cert and ssl-key), or encrypt=0", ErrConfig, from, v))
+			r.errs = append(r.errs, fmt.Errorf("%w: %s=%s asks for an encrypted transfer, which gosst does with TLS only: set tcert and tkey (or ssl-cert and ssl-key), or encrypt=0", ErrConfig, from, v))
 		} else {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s=%s: gosst encrypts with TLS 1.3 using tcert/tkey instead of the stock encryption modes", from, v))
 		}
@@ -340,7 +204,180 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 			}
 		}
 	}
-	return c, errors.Join(errs...)
+	return c, errors.Join(r.errs...)
+}
+
+// optionReader reads gosst's keys from the option files' [sst] and
+// [gosst] groups into c, collecting every bad value in errs.
+type optionReader struct {
+	o      *mariadb.Options
+	a      *wsrep.Args
+	c      *Config
+	groups []string
+	errs   []error
+}
+
+func (r *optionReader) get(key string) (string, bool) {
+	v, ok := r.o.Get(key, r.groups...)
+	return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
+}
+
+func (r *optionReader) bad(key, val, why string) {
+	r.errs = append(r.errs, fmt.Errorf("%w: %s=%q: %s", ErrConfig, key, val, why))
+}
+
+// warnUnknown warns of keys gosst does not know or does not use.
+func (r *optionReader) warnUnknown() {
+	for _, g := range r.groups {
+		for _, s := range r.o.Group(g) {
+			used, known := knownKeys[s.Name]
+			switch {
+			case !known:
+				r.c.Warnings = append(r.c.Warnings, fmt.Sprintf("[%s] %s (%s:%d) is not a gosst option; ignored", g, s.Name, s.File, s.Line))
+			case !used:
+				r.c.Warnings = append(r.c.Warnings, fmt.Sprintf("[%s] %s is a stock-script option gosst does not use; set [gosst] compression=auto|s2|zstd|none instead", g, s.Name))
+			}
+		}
+	}
+}
+
+func (r *optionReader) intKey(key string, lo, hi int, dst *int) {
+	if v, ok := r.get(key); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			r.bad(key, v, fmt.Sprintf("want an integer from %d to %d", lo, hi))
+			return
+		}
+		*dst = n
+	}
+}
+
+func (r *optionReader) durKey(key string, allowZero bool, dst *time.Duration) {
+	if v, ok := r.get(key); ok {
+		d, err := ParseSeconds(v)
+		if err != nil || d < 0 || (d == 0 && !allowZero) {
+			r.bad(key, v, "want seconds (or a Go duration such as 5m)")
+			return
+		}
+		*dst = d
+	}
+}
+
+// streamKeys reads compression, rate, timeout and progress settings.
+func (r *optionReader) streamKeys() {
+	c := r.c
+	if v, ok := r.get("compression"); ok {
+		switch v {
+		case "auto", "zstd", "s2", "none":
+			c.Codec = v
+		default:
+			r.bad("compression", v, "want auto, s2, zstd or none")
+		}
+	}
+	r.intKey("compression-level", 1, 22, &c.CodecLevel)
+	r.intKey("compression-threads", 1, 64, &c.CodecConcurrency)
+	r.intKey("backup-threads", 1, 256, &c.BackupThreads)
+	if v, ok := r.get("rlimit"); ok {
+		n, err := text.ParseSize(v)
+		if err != nil || n <= 0 {
+			r.bad("rlimit", v, "want a positive byte rate such as 100M")
+		} else {
+			c.RateLimit = n
+		}
+	}
+	r.durKey("sst-initial-timeout", true, &c.InitialTimeout)
+	r.durKey("idle-timeout", true, &c.IdleTimeout)
+	r.durKey("hello-timeout", false, &c.HelloTimeout)
+	r.durKey("connect-timeout", false, &c.ConnectTimeout)
+	r.durKey("report-interval", false, &c.ReportEvery)
+	if v, ok := r.get("progress"); ok && strings.EqualFold(v, "none") {
+		c.ProgressOff = true
+	}
+}
+
+// toolGet reads use-memory and inno-apply-opts: [gosst], [sst], then the
+// [xtrabackup] and [mariabackup] groups the stock script also reads (the
+// first group that sets the key wins there). It returns the value and
+// where it came from.
+func (r *optionReader) toolGet(key string) (string, string, bool) {
+	if v, ok := r.get(key); ok {
+		from := "[sst] "
+		if g, ok := r.o.Get(key, mariadb.GroupsWithSuffix(r.a.DefaultsGroupSuffix, "gosst")...); ok && strings.TrimSpace(g) != "" {
+			from = "[gosst] "
+		}
+		return v, from + key, true
+	}
+	for _, g := range []string{"xtrabackup", "mariabackup"} {
+		if v, ok := r.o.Get(key, mariadb.GroupsWithSuffix(r.a.DefaultsGroupSuffix, g)...); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v), "[" + g + "] " + key, true
+		}
+	}
+	return "", "", false
+}
+
+// toolKeys reads the mariabackup binary and its settings.
+func (r *optionReader) toolKeys() {
+	c := r.c
+	if v, ok := r.get("mariabackup"); ok {
+		c.Mariabackup = v
+	}
+	if v, from, ok := r.toolGet("use-memory"); ok {
+		if n, err := text.ParseSize(v); err != nil {
+			r.bad("use-memory", v, "want a size such as 512M")
+		} else {
+			if strings.HasSuffix(strings.ToUpper(v), "B") {
+				// mariabackup takes no B/iB suffix: give it the byte count.
+				v = strconv.FormatInt(n, 10)
+			}
+			c.UseMemory, c.UseMemoryFrom = v, from
+		}
+	}
+	if v, from, ok := r.toolGet("inno-apply-opts"); ok {
+		opts, err := applyOpts(v)
+		if err != nil {
+			r.bad(from, v, err.Error())
+		}
+		c.ApplyOpts = opts
+	}
+}
+
+// miscKeys reads the log archive, credentials, directories, the listen
+// address and the on/off switches.
+func (r *optionReader) miscKeys() {
+	c := r.c
+	if v, ok := r.get("sst-log-archive"); ok {
+		b, err := parseBool(v)
+		if err != nil {
+			r.bad("sst-log-archive", v, "want 1 or 0")
+		}
+		c.LogArchive = b
+	}
+	if v, ok := r.get("sst-log-archive-dir"); ok {
+		c.LogArchiveDir = strings.TrimRight(v, "/")
+		if c.LogArchiveDir == "" {
+			c.LogArchiveDir = "/"
+		}
+	}
+	c.Auth, _ = r.get("wsrep-sst-auth")
+	c.TmpDir, _ = r.get("tmpdir")
+	if v, ok := r.get("listen-address"); ok {
+		if _, _, err := ParseListenAddress(v); err != nil && !strings.HasPrefix(v, ":") {
+			r.bad("listen-address", v, err.Error())
+		}
+		c.ListenAddress = v
+	}
+	r.boolKey("secret", &c.Secret)
+	r.boolKey("direct-io", &c.DirectIO)
+}
+
+func (r *optionReader) boolKey(key string, dst *bool) {
+	if v, ok := r.get(key); ok {
+		b, err := parseBool(v)
+		if err != nil {
+			r.bad(key, v, "want on or off")
+		}
+		*dst = b
+	}
 }
 
 // layoutFrom reads the server paths from the server groups, then from

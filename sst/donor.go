@@ -24,6 +24,7 @@ import (
 	"github.com/gosst/gosst/stream/ratelimit"
 	"github.com/gosst/gosst/stream/wire"
 	"github.com/klauspost/readahead"
+	"golang.org/x/sync/errgroup"
 )
 
 // Donor sends a state transfer to a joiner.
@@ -213,49 +214,26 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	}
 	defer os.RemoveAll(tmp)
 
-	user, password := d.auth()
-	args := d.backupArgs(tmp, user)
 	bctx, bcancel := context.WithCancel(ctx)
 	defer bcancel()
-	d.log.Infof("streaming to joiner %s: %s %s (compression %s)", hostport, d.Config.Mariabackup, strings.Join(args, " "), how)
-	// Like the stock script, mariabackup's log also goes to
-	// <datadir>/mariabackup.backup.log (the previous one archived).
-	logFile := openPhaseLog(strings.TrimRight(d.Args.DataDir, "/"), "backup", d.Config, d.log, time.Now())
-	if logFile != nil {
-		defer logFile.Close()
-	}
-	// A backup that is no longer wanted is killed outright: its locks go
-	// with its connections, and the sooner this script exits, the sooner
-	// mysqld learns that the transfer failed.
-	spec := mbSpec(d.log, d.Config.Mariabackup, args, "mariabackup: ", logFile, syscall.SIGKILL)
-	spec.Env, spec.Password, spec.Dir, spec.GrowPipe = d.environ, password, tmp, true
-	mb, err := mariabackup.Start(bctx, spec)
+	mb, closeLog, err := d.startBackup(bctx, tmp, hostport, how)
 	if err != nil {
-		return exitf(wsrep.ExitNoEnt, "%w", err)
+		return err
 	}
+	defer closeLog()
 	stdout := mb.Stdout
-	drained := mb.Drained()
 
+	// Every goroutine below is joined before full returns: the progress
+	// reporter before the final line, the reply reader last.
 	prog := newProgress(d.log, d.out, d.Args.Progress && !d.Config.ProgressOff, "streaming", total, d.Config.ReportEvery)
 	pctx, pcancel := context.WithCancel(ctx)
-	defer pcancel()
-	go prog.run(pctx)
+	var progG errgroup.Group
+	progG.Go(func() error { prog.run(pctx); return nil })
+	stopProg := func() { pcancel(); _ = progG.Wait() }
+	defer stopProg()
 
-	// Listen for the joiner while streaming: its failure report, or the
-	// end of the connection when it dies, stops the backup at once (a
-	// donor script that outlives its joiner can have its late failure
-	// report attributed by mysqld to the next state transfer).
-	d.ic.noReadDeadline.Store(true)
-	_ = d.ic.Conn.SetReadDeadline(time.Time{})
-	replyCh := make(chan replyResult, 1)
-	go func() {
-		var r Reply
-		err := readMessage(br, nil, &r)
-		replyCh <- replyResult{r, err}
-		if err != nil || !r.OK {
-			bcancel()
-		}
-	}()
+	replyCh, joinReply := d.watchReply(br, bcancel)
+	defer joinReply()
 	// mariabackup reads a chunk, then writes it into the pipe, which
 	// holds 1 MiB; without a reader draining the pipe at once its next
 	// read waits for each network send. Read ahead of the sender, into
@@ -268,88 +246,14 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	// of the pipe returns: the pipe is closed first.
 	defer func() { _ = stdout.Close(); _ = ra.Close() }()
 	ka := &keepaliveWriter{w: prog.wire.Writer(conn)}
-	var auto func() wire.AdaptiveStats // compression=auto's frame counts
 	streamStart := time.Now()
-	sendErr := func() error {
-		wo := wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize, CRC32C: true}
-		if d.Config.Codec == CodecAuto {
-			wo.Adaptive = &wire.AdaptiveOptions{}
-		}
-		fw, err := wire.NewFrameWriter(ka, wo)
-		if err != nil {
-			return err
-		}
-		if wo.Adaptive != nil {
-			auto = fw.AdaptiveStats
-		}
-		// Highly compressible data (empty InnoDB pages) or a backup stuck
-		// on a lock can keep the wire silent for long; keepalive frames
-		// keep the joiner's idle timer quiet and show a dead joiner here.
-		kctx, kstop := context.WithCancel(ctx)
-		defer kstop()
-		go ka.run(kctx, keepaliveEvery(d.Config.IdleTimeout), bcancel)
-		defer ka.stop()
-		// No end marker with the plaintext's SHA-256 here (backups have
-		// one): mariabackup's CRC-32 on every xbstream chunk, checked by
-		// the joiner's extractor, already covers the plaintext end to end,
-		// the codec checks its own frames (s2 block CRCs, zstd content
-		// checksums), and the wire's end frame covers length and bytes.
-		cw, err := cd.NewWriter(fw)
-		if err != nil {
-			return err
-		}
-		var src io.Reader = ra
-		if d.Config.RateLimit > 0 {
-			src = ratelimit.NewReader(bctx, src, ratelimit.NewLimiter(d.Config.RateLimit, 0))
-		}
-		_, err = io.CopyBuffer(cw, prog.raw.Reader(src), make([]byte, 1<<20))
-		if err != nil {
-			cw.Close()
-			return err
-		}
-		// Only a backup mariabackup reports as complete gets an end frame.
-		if werr := mb.Wait(); werr != nil {
-			conn.Close() // never let a failed backup look complete
-			cw.Close()
-			return &ExitError{Code: wsrep.ExitInvalid, Err: fmt.Errorf("mariabackup --backup failed: %w", werr)}
-		}
-		if err := cw.Close(); err != nil {
-			return err
-		}
-		if err := ka.stop(); err != nil {
-			return err
-		}
-		return fw.Close()
-	}()
+	auto, sendErr := d.send(ctx, bctx, bcancel, conn, cd, ka, ra, prog, mb)
 	if kerr := ka.err(); kerr != nil && sendErr != nil {
 		sendErr = kerr // the keepalive saw the broken link first
 	}
-	pcancel()
+	stopProg()
 	if sendErr != nil {
-		bcancel()
-		_ = stdout.Close() // a writer still holding the pipe gets EPIPE
-		select {
-		case <-drained:
-		case <-time.After(15 * time.Second):
-			d.log.Warnf("mariabackup's stderr still open 15 s after it was told to stop")
-		}
-		_ = mb.Wait()
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		// The joiner may have said why it hung up.
-		_ = d.ic.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		select {
-		case res := <-replyCh:
-			if res.err == nil && res.r.Error != "" {
-				return exitf(wsrep.ExitPipe, "joiner aborted the transfer: %s (local error: %v)", res.r.Error, sendErr)
-			}
-			if res.err != nil && !errors.Is(res.err, os.ErrDeadlineExceeded) && !errors.Is(res.err, ErrTimeout) {
-				return exitf(wsrep.ExitPipe, "joiner %s went away (%v); backup stopped", hostport, res.err)
-			}
-		case <-time.After(3 * time.Second):
-		}
-		return exitf(codeOr(sendErr, wsrep.ExitPipe), "stream to joiner %s: %w", hostport, sendErr)
+		return d.sendFailed(ctx, bcancel, mb, replyCh, hostport, sendErr)
 	}
 	d.log.Infof("backup sent; waiting for the joiner to verify it")
 	d.ic.noReadDeadline.Store(false)
@@ -371,6 +275,152 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 			st.Compressed, st.Compressed+st.Plain, share)
 	}
 	return d.out.line("done " + pos.UUIDSeqno())
+}
+
+// startBackup starts mariabackup --backup into a pipe; bctx ends it. The
+// returned func closes its log file.
+func (d *Donor) startBackup(bctx context.Context, tmp, hostport, how string) (*mariabackup.Process, func(), error) {
+	user, password := d.auth()
+	args := d.backupArgs(tmp, user)
+	d.log.Infof("streaming to joiner %s: %s %s (compression %s)", hostport, d.Config.Mariabackup, strings.Join(args, " "), how)
+	// Like the stock script, mariabackup's log also goes to
+	// <datadir>/mariabackup.backup.log (the previous one archived).
+	logFile := openPhaseLog(strings.TrimRight(d.Args.DataDir, "/"), "backup", d.Config, d.log, time.Now())
+	closeLog := func() {
+		if logFile != nil {
+			logFile.Close()
+		}
+	}
+	// A backup that is no longer wanted is killed outright: its locks go
+	// with its connections, and the sooner this script exits, the sooner
+	// mysqld learns that the transfer failed.
+	spec := mbSpec(d.log, d.Config.Mariabackup, args, "mariabackup: ", logFile, syscall.SIGKILL)
+	spec.Env, spec.Password, spec.Dir, spec.GrowPipe = d.environ, password, tmp, true
+	mb, err := mariabackup.Start(bctx, spec)
+	if err != nil {
+		closeLog()
+		return nil, nil, exitf(wsrep.ExitNoEnt, "%w", err)
+	}
+	return mb, closeLog, nil
+}
+
+// watchReply listens for the joiner while streaming: its failure report,
+// or the end of the connection when it dies, stops the backup at once (a
+// donor script that outlives its joiner can have its late failure report
+// attributed by mysqld to the next state transfer). The reply arrives on
+// the returned channel; join waits for the reader, first ending a read
+// still blocked on a silent joiner.
+func (d *Donor) watchReply(br *bufio.Reader, bcancel context.CancelFunc) (<-chan replyResult, func()) {
+	d.ic.noReadDeadline.Store(true)
+	_ = d.ic.Conn.SetReadDeadline(time.Time{})
+	replyCh := make(chan replyResult, 1)
+	done := make(chan struct{})
+	var g errgroup.Group
+	g.Go(func() error {
+		defer close(done)
+		var r Reply
+		err := readMessage(br, nil, &r)
+		replyCh <- replyResult{r, err}
+		if err != nil || !r.OK {
+			bcancel()
+		}
+		return nil
+	})
+	join := func() {
+		select {
+		case <-done:
+		default:
+			_ = d.ic.Conn.SetReadDeadline(time.Now())
+		}
+		_ = g.Wait()
+	}
+	return replyCh, join
+}
+
+// send copies the backup from ra to the joiner through the codec and the
+// frame writer, with keepalive frames while the backup is silent. It ends
+// with an end frame only for a backup mariabackup reports as complete.
+// auto, if not nil, reports compression=auto's frame counts.
+func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, conn net.Conn, cd codec.Codec, ka *keepaliveWriter, ra io.Reader, prog *progress, mb *mariabackup.Process) (auto func() wire.AdaptiveStats, err error) {
+	wo := wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize, CRC32C: true}
+	if d.Config.Codec == CodecAuto {
+		wo.Adaptive = &wire.AdaptiveOptions{}
+	}
+	fw, err := wire.NewFrameWriter(ka, wo)
+	if err != nil {
+		return nil, err
+	}
+	if wo.Adaptive != nil {
+		auto = fw.AdaptiveStats
+	}
+	// Highly compressible data (empty InnoDB pages) or a backup stuck
+	// on a lock can keep the wire silent for long; keepalive frames
+	// keep the joiner's idle timer quiet and show a dead joiner here.
+	kctx, kstop := context.WithCancel(ctx)
+	var kg errgroup.Group
+	kg.Go(func() error { ka.run(kctx, keepaliveEvery(d.Config.IdleTimeout), bcancel); return nil })
+	defer func() { kstop(); _ = kg.Wait() }()
+	defer ka.stop()
+	// No end marker with the plaintext's SHA-256 here (backups have
+	// one): mariabackup's CRC-32 on every xbstream chunk, checked by
+	// the joiner's extractor, already covers the plaintext end to end,
+	// the codec checks its own frames (s2 block CRCs, zstd content
+	// checksums), and the wire's end frame covers length and bytes.
+	cw, err := cd.NewWriter(fw)
+	if err != nil {
+		return auto, err
+	}
+	var src io.Reader = ra
+	if d.Config.RateLimit > 0 {
+		src = ratelimit.NewReader(bctx, src, ratelimit.NewLimiter(d.Config.RateLimit, 0))
+	}
+	_, err = io.CopyBuffer(cw, prog.raw.Reader(src), make([]byte, 1<<20))
+	if err != nil {
+		cw.Close()
+		return auto, err
+	}
+	// Only a backup mariabackup reports as complete gets an end frame.
+	if werr := mb.Wait(); werr != nil {
+		conn.Close() // never let a failed backup look complete
+		cw.Close()
+		return auto, &ExitError{Code: wsrep.ExitInvalid, Err: fmt.Errorf("mariabackup --backup failed: %w", werr)}
+	}
+	if err := cw.Close(); err != nil {
+		return auto, err
+	}
+	if err := ka.stop(); err != nil {
+		return auto, err
+	}
+	return auto, fw.Close()
+}
+
+// sendFailed stops the backup after a failed send and returns the error
+// to report: the joiner's own reason if it said why it hung up.
+func (d *Donor) sendFailed(ctx context.Context, bcancel context.CancelFunc, mb *mariabackup.Process, replyCh <-chan replyResult, hostport string, sendErr error) error {
+	bcancel()
+	_ = mb.Stdout.Close() // a writer still holding the pipe gets EPIPE
+	select {
+	case <-mb.Drained():
+	case <-time.After(15 * time.Second):
+		d.log.Warnf("mariabackup's stderr still open 15 s after it was told to stop")
+	}
+	_ = mb.Wait()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	// The joiner may have said why it hung up.
+	_ = d.ic.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	select {
+	case res := <-replyCh:
+		if res.err == nil && res.r.Error != "" {
+			return exitf(wsrep.ExitPipe, "joiner aborted the transfer: %s (local error: %v)", res.r.Error, sendErr)
+		}
+		if res.err != nil && !errors.Is(res.err, os.ErrDeadlineExceeded) && !errors.Is(res.err, ErrTimeout) {
+			return exitf(wsrep.ExitPipe, "joiner %s went away (%v); backup stopped", hostport, res.err)
+		}
+	case <-time.After(3 * time.Second):
+	}
+	return exitf(codeOr(sendErr, wsrep.ExitPipe), "stream to joiner %s: %w", hostport, sendErr)
 }
 
 // keepaliveFrame is an empty wire extension frame (type 0x80): readers

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/wire"
 	"github.com/gosst/gosst/stream/xbstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Joiner receives a state transfer into its datadir.
@@ -52,7 +54,9 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	if j.Args.Parent > 0 {
-		go watchParent(ctx, cancel, j.Args.Parent)
+		var pg errgroup.Group
+		pg.Go(func() error { watchParent(ctx, cancel, j.Args.Parent); return nil })
+		defer func() { cancel(nil); _ = pg.Wait() }()
 	}
 	j.datadir = filepath.Clean(strings.TrimRight(j.Args.DataDir, "/"))
 	if fi, err := os.Stat(j.datadir); err != nil || !fi.IsDir() {
@@ -64,6 +68,33 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	}
 	defer release()
 	marker := filepath.Join(j.datadir, InProgressFile)
+	if err := j.markInProgress(marker); err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil || !j.touched {
+			_ = os.Remove(marker)
+		}
+	}()
+
+	l, tlsCfg, secret, err := j.listenReady(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	conn, br, ctl, err := j.accept(ctx, l, tlsCfg, []byte(secret))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	return j.transfer(ctx, conn, br, ctl)
+}
+
+// markInProgress notes an earlier unfinished SST and, unless its swap had
+// begun (whose marker only a full SST may remove), writes marker.
+func (j *Joiner) markInProgress(marker string) error {
 	if b, err := os.ReadFile(marker); err == nil {
 		j.staleSwap = swapBegun(b)
 		if j.staleSwap {
@@ -79,19 +110,19 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 			return exitf(wsrep.ExitInvalid, "write %s: %w", marker, err)
 		}
 	}
-	defer func() {
-		if err == nil || !j.touched {
-			_ = os.Remove(marker)
-		}
-	}()
+	return nil
+}
 
+// listenReady listens for the donor and prints the ready line with the
+// address (and secret) the donor is to use.
+func (j *Joiner) listenReady(ctx context.Context) (net.Listener, *tls.Config, string, error) {
 	host, port, err := ParseListenAddress(j.Args.Address)
 	if err != nil {
-		return exitf(wsrep.ExitInvalid, "--address: %w", err)
+		return nil, nil, "", exitf(wsrep.ExitInvalid, "--address: %w", err)
 	}
 	tlsCfg, err := tlsConfig(j.Config, true, "")
 	if err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	lhost, lport := host, port
 	if a := j.Config.ListenAddress; a != "" {
@@ -102,17 +133,16 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 			lhost, lport, err = ParseListenAddress(a)
 		}
 		if err != nil {
-			return exitf(wsrep.ExitInvalid, "listen-address: %w", err)
+			return nil, nil, "", exitf(wsrep.ExitInvalid, "listen-address: %w", err)
 		}
 	}
 	l, err := listen(ctx, lhost, lport)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return exitf(wsrep.ExitBusy, "listen on port %d: %w", lport, err)
+			return nil, nil, "", exitf(wsrep.ExitBusy, "listen on port %d: %w", lport, err)
 		}
-		return exitf(wsrep.ExitInvalid, "listen: %w", err)
+		return nil, nil, "", exitf(wsrep.ExitInvalid, "listen: %w", err)
 	}
-	defer l.Close()
 	secret := ""
 	if j.Config.Secret {
 		var b [16]byte
@@ -121,10 +151,12 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 	}
 	addr, err := ReadyAddress(host, port, secret)
 	if err != nil {
-		return exitf(wsrep.ExitInvalid, "%w", err)
+		l.Close()
+		return nil, nil, "", exitf(wsrep.ExitInvalid, "%w", err)
 	}
 	if err := j.out.line("ready " + addr); err != nil {
-		return fmt.Errorf("write ready line: %w", err)
+		l.Close()
+		return nil, nil, "", fmt.Errorf("write ready line: %w", err)
 	}
 	mode := "cleartext"
 	if tlsCfg != nil {
@@ -134,15 +166,11 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 		}
 	}
 	j.log.Infof("listening on %s (%s, protocol %s/%d); waiting up to %s for the donor", l.Addr(), mode, ProtoName, ProtoVersion, durStr(j.Config.InitialTimeout))
+	return l, tlsCfg, secret, nil
+}
 
-	conn, br, ctl, err := j.accept(ctx, l, tlsCfg, []byte(secret))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
+// transfer does what the donor's header asks: an IST marker or a full SST.
+func (j *Joiner) transfer(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl Control) error {
 	pos, err := ist.ParseGaleraInfo(ctl.Position)
 	if err != nil {
 		return exitf(wsrep.ExitProto, "donor sent a bad position: %w", err)
@@ -294,17 +322,86 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 			return fail(exitf(ExitNoSpace, "not enough space in %s: donor estimates %s, %s free (the old data is kept until the new data is verified, so both must fit)", j.datadir, human(ctl.Total), human(free)))
 		}
 	}
+	pos, err := j.receiveFull(ctx, conn, br, ctl, donorPos, staging, fail)
+	if err != nil {
+		return err
+	}
 
+	// Prepare.
+	if err := j.prepare(ctx, staging); err != nil {
+		return err
+	}
+	if err := CheckBackup(staging, "log-applied", "full-prepared"); err != nil {
+		return exitf(wsrep.ExitInvalid, "after prepare: %w", err)
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return j.installFull(ctx, staging, pos, &keepStaging)
+}
+
+// receivedStream is what receiveStream read: its frames, codec and files.
+type receivedStream struct {
+	fr    *wire.FrameReader
+	cd    codec.Codec
+	stats xbstream.Stats
+}
+
+// receiveFull receives the stream into staging, checks the backup and the
+// state it is of, and acknowledges receipt; fail reports an error to the
+// donor. It returns the backup's position.
+func (j *Joiner) receiveFull(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl Control, donorPos ist.Position, staging string, fail func(error) error) (ist.Position, error) {
 	// Receive. The wire meter sits beneath the frame reader, which
 	// decodes block frames (compression=auto).
 	prog := newProgress(j.log, j.out, j.Args.Progress && !j.Config.ProgressOff, "receiving", ctl.Total, j.Config.ReportEvery)
+	rs, err := j.receiveStream(ctx, br, ctl, staging, prog, fail)
+	if err != nil {
+		return ist.Position{}, err
+	}
+	if err := CheckBackup(staging, "full-backuped"); err != nil {
+		return ist.Position{}, fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
+	}
+	pos, err := BackupPosition(staging)
+	if err != nil {
+		return ist.Position{}, fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
+	}
+	if pos.UUID != donorPos.UUID {
+		return ist.Position{}, fail(exitf(ExitRemChg, "backup is of state %s but the donor is at %s", pos.UUIDSeqno(), donorPos.UUIDSeqno()))
+	}
+	if err := sendMessage(conn, nil, Reply{OK: true, Bytes: prog.raw.Bytes()}); err != nil {
+		return ist.Position{}, exitf(wsrep.ExitPipe, "acknowledge receipt: %w", err)
+	}
+	conn.Close()
+	checks := "SHA-256 of the stream"
+	if rs.fr.Hello().Flags&wire.FlagCRC32C != 0 {
+		checks = "CRC-32C of the stream"
+	}
+	if rs.cd.Name() != codec.NameNone {
+		checks += ", " + rs.cd.Name() + " frame checksums"
+	}
+	j.receivedBytes = prog.raw.Bytes()
+	prog.summary(fmt.Sprintf("received and verified %d files (%s, CRC-32 of every chunk),", rs.stats.Files, checks))
+	if j.Config.DirectIO {
+		j.log.Infof("direct-io: %s of %s written with O_DIRECT", human(rs.stats.DirectBytes), human(rs.stats.Bytes))
+	}
+	j.log.Infof("backup position %s (donor was at %s when the SST began)", pos.Line(), donorPos.UUIDSeqno())
+	if !pos.HasDomain {
+		pos = pos.WithDomain(donorPos.DomainID())
+	}
+	return pos, nil
+}
+
+// receiveStream decodes the donor's stream and extracts it into staging,
+// reading up to and verifying the end frame. The progress reporter runs
+// only while it receives, and is joined before it returns.
+func (j *Joiner) receiveStream(ctx context.Context, br *bufio.Reader, ctl Control, staging string, prog *progress, fail func(error) error) (receivedStream, error) {
 	fr, err := wire.NewFrameReader(prog.wire.Reader(br), wire.ReaderOptions{AsyncHash: true})
 	if err != nil {
-		return fail(exitf(ExitCode(err), "data stream: %w", err))
+		return receivedStream{}, fail(exitf(ExitCode(err), "data stream: %w", err))
 	}
 	cd, err := codec.Lookup(fr.Hello().Codec)
 	if err != nil {
-		return fail(exitf(wsrep.ExitProtoNoSupport, "data stream: %w", err))
+		return receivedStream{}, fail(exitf(wsrep.ExitProtoNoSupport, "data stream: %w", err))
 	}
 	how := cd.Name() + "-compressed"
 	switch {
@@ -319,10 +416,11 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	// from an older donor is a block the decoder skips.
 	dec, err := cd.NewReader(fr)
 	if err != nil {
-		return fail(exitf(wsrep.ExitPipe, "data stream: %w", err))
+		return receivedStream{}, fail(exitf(wsrep.ExitPipe, "data stream: %w", err))
 	}
 	pctx, pcancel := context.WithCancel(ctx)
-	go prog.run(pctx)
+	var pg errgroup.Group
+	pg.Go(func() error { prog.run(pctx); return nil })
 	stats, err := xbstream.Extract(ctx, prog.raw.Reader(dec), staging, xbstream.ExtractOptions{Workers: 4, DirectIO: j.Config.DirectIO})
 	if err == nil {
 		// The decoder may stop at the end of its frame; the end frame
@@ -335,55 +433,20 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	}
 	dec.Close()
 	pcancel()
+	_ = pg.Wait()
 	if err != nil {
 		if ctx.Err() != nil {
-			return context.Cause(ctx)
+			return receivedStream{}, context.Cause(ctx)
 		}
-		return fail(exitf(codeOr(err, wsrep.ExitPipe), "receive: %w", err))
+		return receivedStream{}, fail(exitf(codeOr(err, wsrep.ExitPipe), "receive: %w", err))
 	}
-	if err := CheckBackup(staging, "full-backuped"); err != nil {
-		return fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
-	}
-	pos, err := BackupPosition(staging)
-	if err != nil {
-		return fail(exitf(wsrep.ExitPipe, "received backup: %w", err))
-	}
-	if pos.UUID != donorPos.UUID {
-		return fail(exitf(ExitRemChg, "backup is of state %s but the donor is at %s", pos.UUIDSeqno(), donorPos.UUIDSeqno()))
-	}
-	if err := sendMessage(conn, nil, Reply{OK: true, Bytes: prog.raw.Bytes()}); err != nil {
-		return exitf(wsrep.ExitPipe, "acknowledge receipt: %w", err)
-	}
-	conn.Close()
-	checks := "SHA-256 of the stream"
-	if fr.Hello().Flags&wire.FlagCRC32C != 0 {
-		checks = "CRC-32C of the stream"
-	}
-	if cd.Name() != codec.NameNone {
-		checks += ", " + cd.Name() + " frame checksums"
-	}
-	j.receivedBytes = prog.raw.Bytes()
-	prog.summary(fmt.Sprintf("received and verified %d files (%s, CRC-32 of every chunk),", stats.Files, checks))
-	if j.Config.DirectIO {
-		j.log.Infof("direct-io: %s of %s written with O_DIRECT", human(stats.DirectBytes), human(stats.Bytes))
-	}
-	j.log.Infof("backup position %s (donor was at %s when the SST began)", pos.Line(), donorPos.UUIDSeqno())
-	if !pos.HasDomain {
-		pos = pos.WithDomain(donorPos.DomainID())
-	}
+	return receivedStream{fr: fr, cd: cd, stats: stats}, nil
+}
 
-	// Prepare.
-	if err := j.prepare(ctx, staging); err != nil {
-		return err
-	}
-	if err := CheckBackup(staging, "log-applied", "full-prepared"); err != nil {
-		return exitf(wsrep.ExitInvalid, "after prepare: %w", err)
-	}
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-
-	// Install: only now is the old data deleted.
+// installFull swaps the prepared backup in staging into the datadir: only
+// now is the old data deleted. A failed swap keeps staging
+// (*keepStaging).
+func (j *Joiner) installFull(ctx context.Context, staging string, pos ist.Position, keepStaging *bool) error {
 	plan, err := PlanInstall(staging, j.datadir, j.Config.Layout)
 	if err != nil {
 		return exitf(wsrep.ExitInvalid, "plan install: %w", err)
@@ -391,7 +454,7 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	j.touched = true
 	removed, err := Swap(j.datadir, j.Config.Layout, plan, j.swapStep)
 	if err != nil {
-		keepStaging = true
+		*keepStaging = true
 		return exitf(wsrep.ExitInvalid, "swap in the new data (%s stays, this node needs a full SST): %w", InProgressFile, err)
 	}
 	j.log.Infof("deleted %d old entries (galera state, logs and certificates kept; old binlogs removed)", removed)

@@ -97,38 +97,7 @@ func (c *Config) resolveTLS(o *mariadb.Options, a *wsrep.Args, get func(string) 
 			errs = append(errs, fmt.Errorf("%w: %s=%q: want DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY", ErrConfig, v.where, v.val))
 		}
 	}
-	legacy := func(key string) tlsValue {
-		if v, ok := get(key); ok {
-			return tlsValue{val: v, where: "[sst] " + key, sst: true}
-		}
-		return tlsValue{}
-	}
-	ca, capath, cert, key := legacy("tca"), legacy("tcapath"), legacy("tcert"), legacy("tkey")
-	nca, ncapath, ncert, nkey := enc("ssl-ca"), enc("ssl-capath"), enc("ssl-cert"), enc("ssl-key")
-	if ca.val == "" && capath.val == "" && cert.val == "" && key.val == "" {
-		ca, capath, cert, key = nca, ncapath, ncert, nkey
-	} else if (nca.val != "" || ncapath.val != "" || ncert.val != "" || nkey.val != "") &&
-		(nca.val != ca.val || ncapath.val != capath.val || ncert.val != cert.val || nkey.val != key.val) {
-		c.Warnings = append(c.Warnings, "ssl-ca, ssl-capath, ssl-cert and ssl-key are ignored for the SST because tca, tcapath, tcert or tkey is set in [sst]")
-	}
-	role := "client"
-	if a.Role == wsrep.Joiner {
-		role = "server"
-	}
-	override := func(dst *tlsValue, key string) {
-		if v := enc("ssl-" + role + "-" + key); v.val != "" {
-			*dst = v
-		}
-	}
-	override(&ca, "ca")
-	override(&capath, "capath")
-	override(&cert, "cert")
-	override(&key, "key")
-	if ca.val != "" {
-		if fi, err := os.Stat(ca.val); strings.HasSuffix(ca.val, "/") || (err == nil && fi.IsDir()) {
-			capath, ca = ca, tlsValue{}
-		}
-	}
+	ca, capath, cert, key := c.tlsFiles(enc, get, a.Role)
 
 	if c.SSLMode == "DISABLED" && !cert.sst && !key.sst {
 		// The server's own certificates, and no SST TLS asked for: the
@@ -154,7 +123,53 @@ func (c *Config) resolveTLS(o *mariadb.Options, a *wsrep.Args, get func(string) 
 		}
 	}
 	c.TLSSource = strings.Join(src, ", ")
+	return append(errs, c.checkTLS(ca, capath, cert, key)...)
+}
 
+// tlsFiles picks the CA, CA directory, certificate and key: tca, tcapath,
+// tcert and tkey from get ([sst]/[gosst]) if any is set, else the ssl-*
+// keys from enc; then the role's own ssl-server-* or ssl-client-* keys
+// win. A CA that is a directory becomes the CA directory.
+func (c *Config) tlsFiles(enc func(string) tlsValue, get func(string) (string, bool), r wsrep.Role) (ca, capath, cert, key tlsValue) {
+	legacy := func(key string) tlsValue {
+		if v, ok := get(key); ok {
+			return tlsValue{val: v, where: "[sst] " + key, sst: true}
+		}
+		return tlsValue{}
+	}
+	ca, capath, cert, key = legacy("tca"), legacy("tcapath"), legacy("tcert"), legacy("tkey")
+	nca, ncapath, ncert, nkey := enc("ssl-ca"), enc("ssl-capath"), enc("ssl-cert"), enc("ssl-key")
+	if ca.val == "" && capath.val == "" && cert.val == "" && key.val == "" {
+		ca, capath, cert, key = nca, ncapath, ncert, nkey
+	} else if (nca.val != "" || ncapath.val != "" || ncert.val != "" || nkey.val != "") &&
+		(nca.val != ca.val || ncapath.val != capath.val || ncert.val != cert.val || nkey.val != key.val) {
+		c.Warnings = append(c.Warnings, "ssl-ca, ssl-capath, ssl-cert and ssl-key are ignored for the SST because tca, tcapath, tcert or tkey is set in [sst]")
+	}
+	role := "client"
+	if r == wsrep.Joiner {
+		role = "server"
+	}
+	override := func(dst *tlsValue, key string) {
+		if v := enc("ssl-" + role + "-" + key); v.val != "" {
+			*dst = v
+		}
+	}
+	override(&ca, "ca")
+	override(&capath, "capath")
+	override(&cert, "cert")
+	override(&key, "key")
+	if ca.val != "" {
+		if fi, err := os.Stat(ca.val); strings.HasSuffix(ca.val, "/") || (err == nil && fi.IsDir()) {
+			capath, ca = ca, tlsValue{}
+		}
+	}
+	return ca, capath, cert, key
+}
+
+// checkTLS reports a certificate without its key (or the reverse), an
+// ssl-mode the files cannot satisfy, and files that cannot be read.
+func (c *Config) checkTLS(ca, capath, cert, key tlsValue) []error {
+	var errs []error
 	if (c.Cert == "") != (c.Key == "") {
 		have, miss := cert, "key (tkey or ssl-key)"
 		if c.Cert == "" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gosst/gosst/internal/version"
 	"github.com/gosst/gosst/sst"
+	"golang.org/x/sync/errgroup"
 )
 
 func main() {
@@ -25,13 +26,21 @@ func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
-	go func() {
-		s := <-sigs
-		cancel(fmt.Errorf("%w (%v)", sst.ErrInterrupted, s))
-	}()
+	ran := make(chan struct{})
+	var g errgroup.Group
+	g.Go(func() error {
+		select {
+		case s := <-sigs:
+			cancel(fmt.Errorf("%w (%v)", sst.ErrInterrupted, s))
+		case <-ran:
+		}
+		return nil
+	})
 	// SIGPIPE on stdout (mysqld gone) must surface as a write error.
 	signal.Ignore(syscall.SIGPIPE)
 	code := sst.Run(ctx, argv, sst.Env{Stdout: os.Stdout, Stderr: os.Stderr})
+	close(ran)
+	_ = g.Wait()
 	cancel(nil)
 	os.Exit(code)
 }

@@ -154,143 +154,170 @@ func Upload(ctx context.Context, t Target, r io.Reader, size int64, c Config) (e
 			return err
 		}
 	}
-	pool := make(chan []byte, c.Concurrency)
+	u := &uploader{t: t, c: c, size: size, retry: retry, pool: make(chan []byte, c.Concurrency)}
 	for range c.Concurrency {
-		pool <- nil // allocated on first use, so small objects stay small
-	}
-	getBuf := func(ctx context.Context) ([]byte, error) {
-		select {
-		case b := <-pool:
-			if b == nil {
-				b = make([]byte, c.PartSize)
-			}
-			return b, nil
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		}
+		u.pool <- nil // allocated on first use, so small objects stay small
 	}
 
 	// The first part is read into a buffer that grows as bytes arrive, so a
 	// small object costs its own size, not a whole part.
-	<-pool
+	<-u.pool
 	limit := c.PartSize
 	if size >= 0 && size < int64(limit) {
 		limit = int(size) + 1 // one more byte detects a longer stream
 	}
 	buf, n, rerr := readFirst(r, limit)
-	total := int64(n)
+	u.total = int64(n)
 	if rerr != nil && rerr != io.EOF {
 		return fmt.Errorf("read source: %w", rerr)
 	}
-	if size >= 0 && total > size {
+	if size >= 0 && u.total > size {
 		return fmt.Errorf("%w: announced %d bytes, got more", backend.ErrSizeMismatch, size)
 	}
 	if rerr == io.EOF {
-		if size >= 0 && total != size {
-			return fmt.Errorf("%w: announced %d bytes, got %d", backend.ErrSizeMismatch, size, total)
+		if size >= 0 && u.total != size {
+			return fmt.Errorf("%w: announced %d bytes, got %d", backend.ErrSizeMismatch, size, u.total)
 		}
 		return retry(ctx, "put", func() error { return t.PutSingle(ctx, buf[:n]) })
 	}
 
-	var id string
 	err = retry(ctx, "create multipart upload", func() (err error) {
-		id, err = t.Create(ctx)
+		u.id, err = t.Create(ctx)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	gctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		mu    sync.Mutex
-		parts []Part
-		wg    sync.WaitGroup
-		ferr  error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if ferr == nil {
-			ferr = err
-		}
-		mu.Unlock()
-		cancel(err)
-	}
 	defer func() {
 		if err != nil {
 			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), AbortTimeout)
 			defer acancel()
-			if aerr := abortRetry(actx, "abort multipart upload", func() error { return t.Abort(actx, id) }); aerr != nil {
-				err = errors.Join(err, fmt.Errorf("abort multipart upload %s (the server keeps its parts until a lifecycle rule removes them): %w", id, aerr))
+			if aerr := abortRetry(actx, "abort multipart upload", func() error { return t.Abort(actx, u.id) }); aerr != nil {
+				err = errors.Join(err, fmt.Errorf("abort multipart upload %s (the server keeps its parts until a lifecycle rule removes them): %w", u.id, aerr))
 			}
 		}
 	}()
+	return u.run(ctx, r, buf, n)
+}
 
-	send := func(num int32, b []byte, n int) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var p Part
-			err := retry(gctx, fmt.Sprintf("upload part %d", num), func() (err error) {
-				p, err = t.UploadPart(gctx, id, num, b[:n])
-				return err
-			})
-			pool <- b
-			if err != nil {
-				fail(fmt.Errorf("upload part %d: %w", num, err))
-				return
-			}
-			mu.Lock()
-			parts = append(parts, p)
-			mu.Unlock()
-		}()
+// uploader sends the parts of one multipart upload, up to c.Concurrency at
+// a time, each from a buffer of the pool.
+type uploader struct {
+	t     Target
+	c     Config
+	id    string
+	size  int64 // announced, or -1
+	total int64 // bytes read so far
+	retry func(ctx context.Context, op string, f func() error) error
+	pool  chan []byte
+
+	gctx   context.Context
+	cancel context.CancelCauseFunc
+	mu     sync.Mutex
+	parts  []Part
+	wg     sync.WaitGroup
+	ferr   error
+}
+
+func (u *uploader) getBuf(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-u.pool:
+		if b == nil {
+			b = make([]byte, u.c.PartSize)
+		}
+		return b, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
+}
 
+func (u *uploader) fail(err error) {
+	u.mu.Lock()
+	if u.ferr == nil {
+		u.ferr = err
+	}
+	u.mu.Unlock()
+	u.cancel(err)
+}
+
+// send uploads part num from b[:n] on its own goroutine, joined by run.
+func (u *uploader) send(num int32, b []byte, n int) {
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		var p Part
+		err := u.retry(u.gctx, fmt.Sprintf("upload part %d", num), func() (err error) {
+			p, err = u.t.UploadPart(u.gctx, u.id, num, b[:n])
+			return err
+		})
+		u.pool <- b
+		if err != nil {
+			u.fail(fmt.Errorf("upload part %d: %w", num, err))
+			return
+		}
+		u.mu.Lock()
+		u.parts = append(u.parts, p)
+		u.mu.Unlock()
+	}()
+}
+
+// run uploads the first part (buf[:n]) and the rest of r, waits for every
+// part and completes the upload.
+func (u *uploader) run(ctx context.Context, r io.Reader, buf []byte, n int) error {
+	u.gctx, u.cancel = context.WithCancelCause(ctx)
+	defer u.cancel(nil)
 	num := int32(1)
-	send(num, buf, n)
+	u.send(num, buf, n)
 	for {
-		b, err := getBuf(gctx)
+		b, err := u.getBuf(u.gctx)
 		if err != nil {
 			break
 		}
 		n, rerr := io.ReadFull(r, b)
-		total += int64(n)
-		if size >= 0 && total > size {
-			fail(fmt.Errorf("%w: announced %d bytes, got more", backend.ErrSizeMismatch, size))
-			pool <- b
+		u.total += int64(n)
+		if u.size >= 0 && u.total > u.size {
+			u.fail(fmt.Errorf("%w: announced %d bytes, got more", backend.ErrSizeMismatch, u.size))
+			u.pool <- b
 			break
 		}
 		if n > 0 {
 			num++
 			if num > MaxParts {
-				fail(fmt.Errorf("stream longer than %d parts of %d MiB: raise the part size", MaxParts, c.PartSize>>20))
-				pool <- b
+				u.fail(fmt.Errorf("stream longer than %d parts of %d MiB: raise the part size", MaxParts, u.c.PartSize>>20))
+				u.pool <- b
 				break
 			}
-			send(num, b, n)
+			u.send(num, b, n)
 		} else {
-			pool <- b
+			u.pool <- b
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
 		}
 		if rerr != nil {
-			fail(fmt.Errorf("read source: %w", rerr))
+			u.fail(fmt.Errorf("read source: %w", rerr))
 			break
 		}
 	}
-	wg.Wait()
+	u.wg.Wait()
+	return u.finish(ctx)
+}
+
+// finish completes the upload once every part is in, or returns the first
+// failure.
+func (u *uploader) finish(ctx context.Context) error {
+	ferr := u.ferr
 	if ferr == nil && ctx.Err() != nil {
 		ferr = context.Cause(ctx)
 	}
-	if ferr == nil && size >= 0 && total != size {
-		ferr = fmt.Errorf("%w: announced %d bytes, got %d", backend.ErrSizeMismatch, size, total)
+	if ferr == nil && u.size >= 0 && u.total != u.size {
+		ferr = fmt.Errorf("%w: announced %d bytes, got %d", backend.ErrSizeMismatch, u.size, u.total)
 	}
 	if ferr != nil {
 		return ferr
 	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
-	return retry(ctx, "complete multipart upload", func() error { return t.Complete(ctx, id, parts) })
+	sort.Slice(u.parts, func(i, j int) bool { return u.parts[i].Number < u.parts[j].Number })
+	return u.retry(ctx, "complete multipart upload", func() error { return u.t.Complete(ctx, u.id, u.parts) })
 }
 
 // readFirst reads up to limit bytes, growing the buffer geometrically. It
