@@ -95,15 +95,15 @@ type event struct {
 }
 
 type harness struct {
-	t      *testing.T
-	clock  *clockwork.FakeClock
-	store  *fakeStore
+	t        *testing.T
+	clock    *clockwork.FakeClock
+	store    *fakeStore
 	events   chan event
 	attempts chan error
-	mu     sync.Mutex
-	runs   []event // jobs that ran (node, kind, slot)
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	runs     []event // jobs that ran (node, kind, slot)
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 var t0 = time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
