@@ -104,6 +104,7 @@ example one node of several unreachable).`,
 		newBackupCommand(g), newListCommand(g), newShowCommand(g), newRestoreCommand(g), newVerifyCommand(g),
 		newBinlogCommand(g), newRecoverCommand(g), newBootstrapCommand(g))
 	root.AddCommand(newExpireCommand(g))
+	root.AddCommand(newScheduleCommand(g))
 	return root
 }
 

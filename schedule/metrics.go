@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +18,9 @@ type Metrics struct {
 	lastSuccess, lastDuration, lastBytes *prometheus.GaugeVec
 	failures, runs, bytes                *prometheus.CounterVec
 	holder                               *prometheus.GaugeVec
-	archiverLag                          prometheus.Gauge
+	archiverLag                          prometheus.GaugeFunc
+	lastPass                             atomic.Int64 // unix nanoseconds; 0: none
+	now                                  func() time.Time
 	windowStart, windowEnd               prometheus.Gauge
 	verifyResult, verifyTime             prometheus.Gauge
 }
@@ -43,8 +46,6 @@ func NewMetrics(node string) *Metrics {
 			Help: "Bytes stored by successful runs of the job on this node."}, []string{"job"}),
 		holder: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gosst_writer_holder",
 			Help: "1 while this node holds the writer role for the lease (backup, verify), else 0."}, []string{"lease", "node"}),
-		archiverLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gosst_binlog_archiver_lag_seconds",
-			Help: "Seconds since the last archived commit when this node's last archive pass ended (0 when nothing is pending); -1 before the first pass."}),
 		windowStart: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gosst_restorable_window_start_timestamp_seconds",
 			Help: "Unix time of the earliest restorable point (start of the newest restorable window; 0: none)."}),
 		windowEnd: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gosst_restorable_window_end_timestamp_seconds",
@@ -54,7 +55,16 @@ func NewMetrics(node string) *Metrics {
 		verifyTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gosst_verify_last_timestamp_seconds",
 			Help: "Unix time the last verify run on this node ended."}),
 	}
-	m.archiverLag.Set(-1)
+	m.now = time.Now
+	m.archiverLag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gosst_binlog_archiver_lag_seconds",
+		Help: "Seconds since this node's binlog archiver last completed a pass (every closed binlog archived); -1 while it has not (standing by, or failing)."},
+		func() float64 {
+			t := m.lastPass.Load()
+			if t == 0 {
+				return -1
+			}
+			return m.now().Sub(time.Unix(0, t)).Seconds()
+		})
 	m.verifyResult.Set(-1)
 	r.MustRegister(m.lastSuccess, m.lastDuration, m.lastBytes, m.failures, m.runs, m.bytes, m.holder,
 		m.archiverLag, m.windowStart, m.windowEnd, m.verifyResult, m.verifyTime)
@@ -104,10 +114,10 @@ func (m *Metrics) SetHolder(lease string, holding bool) {
 	m.holder.WithLabelValues(lease, m.node).Set(v)
 }
 
-// SetArchiverLag records the archiver lag.
-func (m *Metrics) SetArchiverLag(d time.Duration) {
+// ArchivePassed records a successful binlog archive pass at t.
+func (m *Metrics) ArchivePassed(t time.Time) {
 	if m != nil {
-		m.archiverLag.Set(d.Seconds())
+		m.lastPass.Store(t.UnixNano())
 	}
 }
 

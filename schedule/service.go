@@ -326,3 +326,6 @@ func (s *Service) execute(ctx context.Context, j Job, l *Lease, attempt int, log
 	log.Info("job end", "ok", true, "duration", dur.Round(time.Millisecond), "bytes", res.Bytes, "detail", res.Detail)
 	return nil
 }
+
+// Schedule is a parsed schedule: the next run after a time.
+type Schedule = cron.Schedule
