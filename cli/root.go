@@ -26,6 +26,9 @@ type Globals struct {
 	// and passwordFile the file it came from; see withPassword.
 	password, passwordFile string
 	configWarnings         []string
+
+	args            []string               // the command line, for schedule's reload
+	scheduleCapture func(*scheduleOptions) // set while schedule reloads: parse only
 }
 
 // ExitError carries a process exit code with an operator-facing message.
@@ -126,7 +129,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 // Main runs the command tree with args and returns the process exit code.
 func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
-	root := NewRootCommand(out, errOut)
+	root := newCommandTree(&Globals{Out: out, Err: errOut, args: args})
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil || errors.Is(err, errDefaultsPrinted) {

@@ -5,11 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,6 +71,10 @@ node. An empty schedule turns the job off.`,
       --metrics-addr 127.0.0.1:9567 --storage s3://bucket/galera --recipients-file /etc/gosst/backup.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.scheduleCapture != nil { // a reload: parse only
+				g.scheduleCapture(o)
+				return nil
+			}
 			return runSchedule(cmd.Context(), g, o)
 		},
 	}
@@ -109,7 +117,112 @@ func usageErr(format string, a ...any) error {
 	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, a...)}
 }
 
+// scheduleGen is one configuration of the service, ready to run.
+type scheduleGen struct {
+	cfg         schedule.Config
+	log         *slog.Logger
+	metrics     *schedule.Metrics
+	metricsAddr string
+	close       func()
+}
+
+func (gen *scheduleGen) run(ctx context.Context, drain chan struct{}) error {
+	cfg := gen.cfg
+	cfg.Drain = drain
+	svc, err := schedule.New(cfg)
+	if err != nil {
+		return err
+	}
+	gen.log.Info("schedule started", "node", cfg.Node, "rank", cfg.Rank, "jobs", len(cfg.Jobs), "background", len(cfg.Background))
+	err = svc.Run(ctx)
+	gen.log.Info("schedule stopped", "node", cfg.Node)
+	return err
+}
+
+// runSchedule runs the service; SIGHUP re-reads the command line and the
+// option files and, when the new configuration is valid, switches to it
+// once the running jobs have finished (an invalid one is logged and the
+// running configuration stays).
 func runSchedule(ctx context.Context, g *Globals, o *scheduleOptions) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	gen, err := prepareSchedule(ctx, g, o)
+	if err != nil {
+		return err
+	}
+	defer func() { gen.close() }()
+	// One metrics server for the process; reloads swap what it serves.
+	var current atomic.Pointer[http.Handler]
+	setHandler := func(gen *scheduleGen) {
+		h := gen.metrics.Handler(func() error { return ctx.Err() })
+		current.Store(&h)
+	}
+	setHandler(gen)
+	if gen.metricsAddr != "" {
+		ln, err := net.Listen("tcp", gen.metricsAddr)
+		if err != nil {
+			return usageErr("--metrics-addr: %w", err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }),
+			ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		gen.log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+	for {
+		drain := make(chan struct{})
+		done := make(chan error, 1)
+		go func() { done <- gen.run(ctx, drain) }()
+		var next *scheduleGen
+		for next == nil {
+			select {
+			case err := <-done:
+				return err
+			case <-hup:
+				n, err := reloadSchedule(ctx, g)
+				if err != nil {
+					gen.log.Error("configuration reload refused; the running configuration stays", "err", err)
+					continue
+				}
+				if n.metricsAddr != gen.metricsAddr {
+					gen.log.Warn("--metrics-addr changed: restart the service to serve metrics on the new address", "serving", gen.metricsAddr)
+				}
+				next = n
+			}
+		}
+		gen.log.Info("configuration reloaded; switching once the running jobs have finished")
+		close(drain)
+		if err := <-done; err != nil {
+			next.close()
+			return err
+		}
+		gen.close()
+		gen = next
+		setHandler(gen)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// reloadSchedule parses the command line and the option files again.
+func reloadSchedule(ctx context.Context, g *Globals) (*scheduleGen, error) {
+	g2 := &Globals{Out: g.Out, Err: g.Err, args: g.args}
+	var o *scheduleOptions
+	g2.scheduleCapture = func(c *scheduleOptions) { o = c }
+	root := newCommandTree(g2)
+	root.SetArgs(g.args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		return nil, err
+	}
+	if o == nil {
+		return nil, errors.New("the command line no longer runs schedule")
+	}
+	return prepareSchedule(ctx, g2, o)
+}
+
+func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *scheduleGen, err error) {
 	log := g.Logger
 	// Everything that can be wrong with the configuration is refused here,
 	// before anything runs.
@@ -121,13 +234,13 @@ func runSchedule(ctx context.Context, g *Globals, o *scheduleOptions) error {
 		}
 	}
 	if len(specs) == 0 && !o.ArchiveBinlogs {
-		return usageErr("nothing to do: give --full-schedule, --incremental-schedule, --verify-schedule or --archive-binlogs")
+		return nil, usageErr("nothing to do: give --full-schedule, --incremental-schedule, --verify-schedule or --archive-binlogs")
 	}
 	scheds := map[string]schedule.Schedule{}
 	for _, s := range specs {
 		sch, err := schedule.ParseSchedule(s.expr)
 		if err != nil {
-			return usageErr("--%s-schedule: %w", s.kind, err)
+			return nil, usageErr("--%s-schedule: %w", s.kind, err)
 		}
 		scheds[s.kind] = sch
 	}
@@ -136,23 +249,23 @@ func runSchedule(ctx context.Context, g *Globals, o *scheduleOptions) error {
 		eo := expireOptions{KeepFull: o.KeepFull, KeepDays: o.KeepDays, PITRWindow: o.PITRWindow}
 		p, err := eo.policy()
 		if err != nil {
-			return usageErr("retention: %w", err)
+			return nil, usageErr("retention: %w", err)
 		}
 		policy = &p
 	}
 	if o.LeaseTTL < 3*time.Second {
-		return usageErr("--lease-ttl %s: want at least 3s", o.LeaseTTL)
+		return nil, usageErr("--lease-ttl %s: want at least 3s", o.LeaseTTL)
 	}
 	if o.ArchiveBinlogs && o.MaxLag < time.Second {
-		return usageErr("--max-lag must be at least 1s")
+		return nil, usageErr("--max-lag must be at least 1s")
 	}
 	c, err := makeCodec(o.Codec, o.Level, 2)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rs, err := o.recipients()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var fps []string
 	for _, r := range rs {
@@ -162,14 +275,18 @@ func runSchedule(ctx context.Context, g *Globals, o *scheduleOptions) error {
 	}
 	ids, err := o.identities()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	target := g.withPassword(o.target())
 	cat, done, err := o.writableCatalog(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer done()
+	defer func() {
+		if err != nil {
+			done()
+		}
+	}()
 	// The node's name, and a check that the connection works.
 	var node string
 	if err := func() error {
@@ -180,7 +297,7 @@ func runSchedule(ctx context.Context, g *Globals, o *scheduleOptions) error {
 		defer db.Close()
 		return db.QueryRowContext(ctx, "SELECT @@wsrep_node_name").Scan(&node)
 	}(); err != nil {
-		return fmt.Errorf("read wsrep_node_name of the local node %s: %w", target.Label(), err)
+		return nil, fmt.Errorf("read wsrep_node_name of the local node %s: %w", target.Label(), err)
 	}
 	rank := slices.Index(o.Nodes, node)
 	if rank < 0 {
@@ -196,7 +313,7 @@ func runSchedule(ctx context.Context, g *Globals, o *scheduleOptions) error {
 		Owner: fmt.Sprintf("%s/%s/%d/%d", node, host, os.Getpid(), time.Now().UnixNano()),
 	}
 	if err := leases.Init(ctx, "backup", "verify", "slot:full", "slot:incremental", "slot:verify"); err != nil {
-		return fmt.Errorf("writer lease: %w", err)
+		return nil, fmt.Errorf("writer lease: %w", err)
 	}
 	metrics := schedule.NewMetrics(node)
 	refreshCoverage := func(ctx context.Context) {
@@ -304,23 +421,9 @@ func runSchedule(ctx context.Context, g *Globals, o *scheduleOptions) error {
 			}
 		}
 	})
-	svc, err := schedule.New(schedule.Config{Jobs: jobs, Leases: leases, Node: node, Rank: rank, RankDelay: o.RankDelay,
-		TTL: o.LeaseTTL, BackoffMin: o.BackoffMin, Background: bg, Logger: log, Metrics: metrics})
-	if err != nil {
-		return err
-	}
-	if o.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", o.MetricsAddr)
-		if err != nil {
-			return usageErr("--metrics-addr: %w", err)
-		}
-		srv := &http.Server{Handler: metrics.Handler(func() error { return ctx.Err() }), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-		log.Info("serving metrics", "addr", ln.Addr().String())
-	}
-	log.Info("schedule started", "node", node, "rank", rank, "jobs", len(jobs), "archive_binlogs", o.ArchiveBinlogs)
-	err = svc.Run(ctx)
-	log.Info("schedule stopped", "node", node)
-	return err
+	return &scheduleGen{
+		cfg: schedule.Config{Jobs: jobs, Leases: leases, Node: node, Rank: rank, RankDelay: o.RankDelay,
+			TTL: o.LeaseTTL, BackoffMin: o.BackoffMin, Background: bg, Logger: log, Metrics: metrics},
+		log: log, metrics: metrics, metricsAddr: o.MetricsAddr, close: done,
+	}, nil
 }

@@ -70,6 +70,10 @@ type Config struct {
 	Clock      clockwork.Clock
 	Logger     *slog.Logger
 	Metrics    *Metrics
+	// Drain, when closed, stops the service gracefully: no new run starts,
+	// a running job finishes (its lease is released), background tasks are
+	// cancelled, and Run returns. Used for a configuration reload.
+	Drain <-chan struct{}
 	// OnSlot, when set, is called when this node is done with a slot.
 	OnSlot func(kind string, slot time.Time, outcome string)
 	// OnAttempt, when set, is called after every run of a job on this
@@ -139,12 +143,26 @@ func (a alignedEvery) Next(t time.Time) time.Time {
 // all of them have stopped.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	// wait ends with ctx or when draining: every wait between runs uses it,
+	// the jobs themselves only ctx.
+	wait, stop := context.WithCancel(ctx)
+	defer stop()
+	if s.c.Drain != nil {
+		g.Go(func() error {
+			select {
+			case <-s.c.Drain:
+				stop()
+			case <-wait.Done():
+			}
+			return nil
+		})
+	}
 	for _, j := range s.c.Jobs {
-		g.Go(func() error { s.loop(ctx, j); return nil })
+		g.Go(func() error { s.loop(ctx, wait, j); return nil })
 	}
 	for _, b := range s.c.Background {
 		g.Go(func() error {
-			if err := b(ctx); err != nil && ctx.Err() == nil {
+			if err := b(wait); err != nil && wait.Err() == nil {
 				s.c.Logger.Error("background task stopped", "err", err)
 			}
 			return nil
@@ -168,15 +186,15 @@ func (s *Service) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (s *Service) loop(ctx context.Context, j Job) {
+func (s *Service) loop(ctx, wait context.Context, j Job) {
 	now := s.c.Clock.Now()
 	for {
 		slot := j.Schedule.Next(now)
-		if !s.sleep(ctx, slot.Sub(s.c.Clock.Now())) {
+		if !s.sleep(wait, slot.Sub(s.c.Clock.Now())) {
 			return
 		}
-		s.runSlot(ctx, j, slot)
-		if ctx.Err() != nil {
+		s.runSlot(ctx, wait, j, slot)
+		if wait.Err() != nil {
 			return
 		}
 		now = s.c.Clock.Now()
@@ -195,13 +213,13 @@ func (s *Service) done(j Job, slot time.Time, outcome string) {
 	}
 }
 
-func (s *Service) runSlot(ctx context.Context, j Job, slot time.Time) {
+func (s *Service) runSlot(ctx, waitCtx context.Context, j Job, slot time.Time) {
 	log := s.c.Logger.With("job", j.Kind, "slot", slot.UTC().Format(time.RFC3339))
 	deadline := j.Schedule.Next(slot)
 	wait := time.Duration(s.c.Rank) * s.c.RankDelay
 	backoff := s.c.BackoffMin
 	for attempt := 1; ; attempt++ {
-		if !s.sleep(ctx, wait) {
+		if !s.sleep(waitCtx, wait) || waitCtx.Err() != nil {
 			s.done(j, slot, OutcomeGaveUp)
 			return
 		}
@@ -232,7 +250,7 @@ func (s *Service) runSlot(ctx context.Context, j Job, slot time.Time) {
 			}
 			wait, backoff = backoff, min(2*backoff, s.c.BackoffMax)
 		}
-		if ctx.Err() != nil {
+		if waitCtx.Err() != nil {
 			s.done(j, slot, OutcomeGaveUp)
 			return
 		}

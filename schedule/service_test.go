@@ -121,8 +121,12 @@ func newHarness(t *testing.T) *harness {
 }
 
 // start runs a service for node with rank and jobs built by mk.
-func (h *harness) start(ctx context.Context, node string, rank int, jobs ...Job) {
-	s, err := New(Config{Jobs: jobs, Leases: fakeView{h.store, node}, Node: node, Rank: rank, RankDelay: time.Second,
+func (h *harness) start(ctx context.Context, node string, rank int, jobs ...Job) chan error {
+	return h.startDrain(ctx, nil, node, rank, jobs...)
+}
+
+func (h *harness) startDrain(ctx context.Context, drain chan struct{}, node string, rank int, jobs ...Job) chan error {
+	s, err := New(Config{Drain: drain, Jobs: jobs, Leases: fakeView{h.store, node}, Node: node, Rank: rank, RankDelay: time.Second,
 		TTL: 30 * time.Second, BackoffMin: 5 * time.Second, BackoffMax: 20 * time.Second, Clock: h.clock,
 		Metrics: NewMetrics(node),
 		OnAttempt: func(kind string, slot time.Time, err error) {
@@ -137,7 +141,22 @@ func (h *harness) start(ctx context.Context, node string, rank int, jobs ...Job)
 		h.t.Fatal(err)
 	}
 	h.wg.Add(1)
-	go func() { defer h.wg.Done(); _ = s.Run(ctx) }()
+	ended := make(chan error, 1)
+	go func() { defer h.wg.Done(); ended <- s.Run(ctx) }()
+	return ended
+}
+
+// recv waits for a value; the timeout is a safety net only.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(time.Minute):
+		t.Fatal("nothing received")
+	}
+	var zero T
+	return zero
 }
 
 func (h *harness) job(node, kind, mutex, every string, run func(ctx context.Context, fence func(context.Context) error) error) Job {
@@ -297,7 +316,7 @@ func TestLostLeaseStopsTheJob(t *testing.T) {
 	}))
 	h.step(1, time.Hour)
 	h.step(1, 10*time.Second) // renewal (TTL/3) fails
-	if err := <-got; !errors.Is(err, ErrLeaseLost) {
+	if err := recv(t, got); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("job stopped by %v, want ErrLeaseLost", err)
 	}
 }
@@ -322,7 +341,7 @@ func TestFenceRefusesAfterAPause(t *testing.T) {
 	// job must not publish.
 	h.clock.Advance(20 * time.Second)
 	close(resume)
-	if err := <-got; !errors.Is(err, ErrLeaseLost) {
+	if err := recv(t, got); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("fence after a pause: %v, want ErrLeaseLost", err)
 	}
 }
@@ -357,5 +376,38 @@ func TestParseSchedule(t *testing.T) {
 		if got := s.Next(tc.from); !got.Equal(tc.want) {
 			t.Errorf("%q from %s: next %s, want %s", tc.expr, tc.from, got, tc.want)
 		}
+	}
+}
+
+func TestDrainLetsTheRunningJobFinish(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	drain, started, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	stopped := make(chan error, 1)
+	ended := h.startDrain(ctx, drain, "a", 0, h.job("a", "full", "backup", "@every 1m", func(jctx context.Context, _ func(context.Context) error) error {
+		close(started)
+		<-release
+		stopped <- jctx.Err() // a reload must not cancel a running backup
+		return nil
+	}))
+	h.step(1, time.Minute)
+	recv(t, started)
+	close(drain) // SIGHUP: reload once the running job is done
+	close(release)
+	if err := recv(t, stopped); err != nil {
+		t.Fatalf("running job cancelled by the drain: %v", err)
+	}
+	h.want("a", OutcomeRan)
+	if err := recv(t, ended); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.runs) != 1 {
+		t.Fatalf("runs %+v, want exactly 1 (no run after the drain)", h.runs)
+	}
+	if e := h.store.exp["backup"]; !e.Before(h.clock.Now()) {
+		t.Fatalf("lease not released after the drain: expires %s", e)
 	}
 }
