@@ -244,6 +244,7 @@ func TestScheduleOneWriterPerRun(t *testing.T) {
 	if f, _ := gauge(fams, "gosst_schedule_failures_total", map[string]string{"job": "full"}); f != 0 {
 		t.Errorf("failures %v, want 0", f)
 	}
+	checkWindowMetrics(t, store, addr)
 	if len(ms) > 3 {
 		t.Errorf("retention --keep-full 2 after every backup: %d backups listed: %s", len(ms), describe(ms))
 	}
@@ -297,4 +298,54 @@ func TestScheduleOneWriterPerRun(t *testing.T) {
 		t.Errorf("retention --keep-full 2: %d backups left: %s", len(final), describe(final))
 	}
 	t.Logf("backups taken: %s", describe(seen))
+}
+
+// newestWindow returns the newest restorable window of list --pitr --json
+// as Unix seconds (0, 0 when there is none).
+func newestWindow(t *testing.T, store string) (float64, float64) {
+	t.Helper()
+	out := gbtest.MustGB(t, "list", "--pitr", "--json", "--storage", store, "--log-level", "error")
+	var cov backup.Coverage
+	if err := json.Unmarshal([]byte(out), &cov); err != nil {
+		t.Fatalf("list --pitr --json: %v\n%s", err, out)
+	}
+	if len(cov.Windows) == 0 {
+		return 0, 0
+	}
+	w := cov.Windows[len(cov.Windows)-1]
+	return float64(w.FromTime.UnixNano()) / 1e9, float64(w.ToTime.UnixNano()) / 1e9
+}
+
+// checkWindowMetrics compares the restorable-window metrics with list
+// --pitr. Both move while archiving runs and the metrics are refreshed
+// every --coverage-interval, so it retries until a scrape between two
+// identical lists agrees with them (bounded).
+func checkWindowMetrics(t *testing.T, store, addr string) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		from, to := newestWindow(t, store)
+		fams := scrape(t, addr)
+		from2, to2 := newestWindow(t, store)
+		if from != from2 || to != to2 {
+			continue
+		}
+		ms, _ := gauge(fams, "gosst_restorable_window_start_timestamp_seconds", nil)
+		me, _ := gauge(fams, "gosst_restorable_window_end_timestamp_seconds", nil)
+		if abs(ms-from) < 1e-3 && abs(me-to) < 1e-3 {
+			if from == 0 {
+				t.Logf("no restorable window yet; metrics agree (0)")
+			}
+			return
+		}
+		last = fmt.Sprintf("metrics %f…%f, list --pitr %f…%f", ms, me, from, to)
+	}
+	t.Errorf("restorable window metrics never matched list --pitr: %s", last)
+}
+
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
 }
