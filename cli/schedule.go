@@ -64,8 +64,9 @@ before its manifest, so it is never listed. Each job start and end is one log
 line; --metrics-addr serves Prometheus metrics on /metrics and /healthz.
 
 Schedules have 5 cron fields ('0 3 * * *') or are @daily, @hourly,
-@every 6h; @every is aligned to multiples of its interval, the same on every
-node. An empty schedule turns the job off.`,
+@every 6h; @every is aligned to fixed multiples of its interval, the same on
+every node. Cron fields are in local time: give every node the same TZ or
+prefix CRON_TZ=UTC. An empty schedule turns the job off.`,
 		Example: `  galera-backup schedule --full-schedule '0 2 * * 0' --incremental-schedule '0 2 * * 1-6' \
       --verify-schedule '0 12 * * *' --keep-full 4 --pitr-window 14d --nodes node1,node2,node3 \
       --metrics-addr 127.0.0.1:9567 --storage s3://bucket/galera --recipients-file /etc/gosst/backup.pub`,

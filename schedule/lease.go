@@ -124,9 +124,14 @@ func isConflict(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }
 
-// Eligible reports whether the node is Synced, in the Primary component
-// and ready (a donor is Donor/Desynced, not Synced).
-func Eligible(ctx context.Context, db *sql.DB) error {
+// Eligible reports whether the node may take the writer role: Synced, in
+// the Primary component and ready (a donor is Donor/Desynced, not Synced).
+func Eligible(ctx context.Context, db *sql.DB) error { return eligible(ctx, db, true) }
+
+// eligible checks the node; a holder renewing its lease need not be
+// Synced (backup --desync makes its own node Donor/Desynced), only in the
+// Primary component and ready.
+func eligible(ctx context.Context, db *sql.DB, synced bool) error {
 	st := map[string]string{}
 	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_comment','wsrep_cluster_status','wsrep_ready')")
 	if err != nil {
@@ -148,7 +153,7 @@ func Eligible(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("%w: wsrep_cluster_status is %q, not Primary", ErrNotEligible, st["wsrep_cluster_status"])
 	case st["wsrep_ready"] != "ON":
 		return fmt.Errorf("%w: wsrep_ready is %q", ErrNotEligible, st["wsrep_ready"])
-	case st["wsrep_local_state_comment"] != "Synced":
+	case synced && st["wsrep_local_state_comment"] != "Synced":
 		return fmt.Errorf("%w: wsrep_local_state_comment is %q, not Synced", ErrNotEligible, st["wsrep_local_state_comment"])
 	}
 	return nil
@@ -193,9 +198,9 @@ func (s *SQLLeases) Claim(ctx context.Context, mutex, kind string, slot time.Tim
 			return err
 		}
 		if n, _ := r.RowsAffected(); n != 1 {
-			_, res.Done, err = s.state(ctx, tx, mutex, kind, slot)
+			// The slot is done, or a later one was taken: nobody needs it.
 			res.Done = true
-			return err
+			return nil
 		}
 		var epoch int64
 		if err := tx.QueryRowContext(ctx, "SELECT epoch FROM gosst.writer_lease WHERE job = ?", mutex).Scan(&epoch); err != nil {
@@ -230,7 +235,7 @@ func (s *SQLLeases) state(ctx context.Context, tx *sql.Tx, mutex, kind string, s
 // Renew implements LeaseStore.
 func (s *SQLLeases) Renew(ctx context.Context, l *Lease, ttl time.Duration) error {
 	return s.with(ctx, func(db *sql.DB) error {
-		if err := Eligible(ctx, db); err != nil {
+		if err := eligible(ctx, db, false); err != nil {
 			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
 		}
 		r, err := db.ExecContext(ctx, `UPDATE gosst.writer_lease SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND

@@ -307,7 +307,9 @@ func (s *Service) execute(ctx context.Context, j Job, l *Lease, attempt int, log
 			}
 			if err := fence(gctx); err != nil {
 				if errors.Is(err, ErrLeaseLost) || sinceRenewal() > s.c.TTL/2 {
-					err = fmt.Errorf("%w: %w", ErrLeaseLost, err)
+					if !errors.Is(err, ErrLeaseLost) {
+						err = fmt.Errorf("%w: %w", ErrLeaseLost, err)
+					}
 					cancel(err)
 					return err
 				}

@@ -357,6 +357,7 @@ func TestParseSchedule(t *testing.T) {
 		{expr: "@every 10s", from: t0, want: t0.Add(10 * time.Second)},
 		{expr: "0 4 * * *", from: t0, want: t0.Add(time.Hour)},
 		{expr: "@daily", from: t0, want: t0.Add(21 * time.Hour)},
+		{expr: "CRON_TZ=UTC 0 4 * * *", from: t0.In(time.FixedZone("X", 3600)), want: t0.Add(time.Hour)},
 		{expr: "0 4 * *", bad: true},
 		{expr: "* * * * * *", bad: true},
 		{expr: "61 * * * *", bad: true},

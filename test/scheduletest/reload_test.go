@@ -126,3 +126,29 @@ func TestScheduleZPartitionedNodeTakesNone(t *testing.T) {
 		<-p.exited
 	}
 }
+
+// --desync makes the holder's own node Donor/Desynced during its backup:
+// the holder must still be able to renew its lease and publish.
+func TestScheduleDesyncedHolderPublishes(t *testing.T) {
+	store := t.TempDir()
+	p := startSchedule(t, clu.Node(1), store, "--full-schedule", "@every 10s", "--desync", "--archive-binlogs=false", "--lease-ttl", "3s")
+	var end map[string]any
+	for deadline := time.Now().Add(3 * time.Minute); end == nil; time.Sleep(200 * time.Millisecond) {
+		p.mu.Lock()
+		for _, l := range p.lines {
+			if l["msg"] == "job end" {
+				end = l
+				break
+			}
+		}
+		p.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("no job end")
+		}
+	}
+	if end["ok"] != true {
+		t.Fatalf("backup with --desync failed: %v", end["err"])
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.exited
+}
