@@ -105,6 +105,7 @@ prefix CRON_TZ=UTC. An empty schedule turns the job off.`,
 	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none")
 	f.IntVar(&o.Level, "level", 1, "compression level (zstd 1..19)")
 	f.IntVar(&o.Parallel, "parallel", 2, "mariabackup --parallel copy threads")
+	f.StringVar(&o.RateLimit, "rate-limit", "", "read at most this many bytes per second from mariabackup (e.g. 100M); empty = unlimited")
 	f.BoolVar(&o.Desync, "desync", false, "set wsrep_desync=ON during backups (switched off afterwards, always)")
 	f.DurationVar(&o.LeftoverGrace, "leftover-grace", backup.DefaultLeftoverGrace, "remove objects of interrupted backups whose owner cannot be proven gone only after this long without a heartbeat")
 	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
@@ -264,6 +265,12 @@ func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *sc
 	if err != nil {
 		return nil, err
 	}
+	var rateLimit int64
+	if o.RateLimit != "" {
+		if rateLimit, err = parseBytes(o.RateLimit); err != nil || rateLimit <= 0 {
+			return nil, usageErr("--rate-limit %q: want a byte rate such as 100M", o.RateLimit)
+		}
+	}
 	rs, err := o.recipients()
 	if err != nil {
 		return nil, err
@@ -351,7 +358,7 @@ func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *sc
 			bo := backup.Options{
 				Node: target, DefaultsFile: o.DefaultsFile, Incremental: incremental, Desync: o.Desync,
 				Codec: c, Recipients: rs, KeyFingerprints: fps, Parallel: o.Parallel, Logger: log,
-				LeftoverGrace: o.LeftoverGrace,
+				LeftoverGrace: o.LeftoverGrace, RateLimit: rateLimit,
 				// The manifest makes the backup visible: only while this
 				// node still holds the writer role.
 				BeforeManifest: func(ctx context.Context, m *backup.Manifest) error { return fence(ctx) },

@@ -232,14 +232,15 @@ func (s *SQLLeases) state(ctx context.Context, tx *sql.Tx, mutex, kind string, s
 	return holder, last.After(slot) || (last.Equal(slot) && d), nil
 }
 
-// Renew implements LeaseStore.
+// Renew implements LeaseStore. Only this store's owner renews: a lease
+// another process holds is never extended from here.
 func (s *SQLLeases) Renew(ctx context.Context, l *Lease, ttl time.Duration) error {
 	return s.with(ctx, func(db *sql.DB) error {
 		if err := eligible(ctx, db, false); err != nil {
 			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
 		}
 		r, err := db.ExecContext(ctx, `UPDATE gosst.writer_lease SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND
-			WHERE job = ? AND owner = ? AND epoch = ? AND expires_at >= UTC_TIMESTAMP(6)`, ttl.Microseconds(), l.Mutex, l.Owner, l.Epoch)
+			WHERE job = ? AND owner = ? AND epoch = ? AND expires_at >= UTC_TIMESTAMP(6)`, ttl.Microseconds(), l.Mutex, s.Owner, l.Epoch)
 		if isConflict(err) {
 			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
 		}
@@ -263,12 +264,12 @@ func (s *SQLLeases) Finish(ctx context.Context, l *Lease, success bool) error {
 		defer tx.Rollback()
 		if success {
 			if _, err := tx.ExecContext(ctx, "UPDATE gosst.writer_lease SET done = 1 WHERE job = ? AND slot = ? AND owner = ?",
-				slotKey(l.Kind), l.Slot, l.Owner); err != nil {
+				slotKey(l.Kind), l.Slot, s.Owner); err != nil {
 				return err
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE gosst.writer_lease SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 MICROSECOND
-			WHERE job = ? AND owner = ? AND epoch = ?`, l.Mutex, l.Owner, l.Epoch); err != nil {
+			WHERE job = ? AND owner = ? AND epoch = ?`, l.Mutex, s.Owner, l.Epoch); err != nil {
 			return err
 		}
 		return tx.Commit()

@@ -41,6 +41,9 @@ func (p *proc) waitLog(t *testing.T, msg string, after int) int {
 // SIGHUP re-reads the option files: a bad one is refused and the service
 // keeps running; a good one takes effect.
 func TestScheduleReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a cluster")
+	}
 	store := t.TempDir()
 	cnf := filepath.Join(t.TempDir(), "gosst.cnf")
 	write := func(s string) {
@@ -73,6 +76,9 @@ func TestScheduleReload(t *testing.T) {
 // A node cut off from the Primary component never takes a run; the next
 // listed node does. Runs last: it disturbs the cluster.
 func TestScheduleZPartitionedNodeTakesNone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a cluster")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	store := t.TempDir()
@@ -130,6 +136,9 @@ func TestScheduleZPartitionedNodeTakesNone(t *testing.T) {
 // --desync makes the holder's own node Donor/Desynced during its backup:
 // the holder must still be able to renew its lease and publish.
 func TestScheduleDesyncedHolderPublishes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a cluster")
+	}
 	store := t.TempDir()
 	p := startSchedule(t, clu.Node(1), store, "--full-schedule", "@every 10s", "--desync", "--archive-binlogs=false", "--lease-ttl", "3s")
 	var end map[string]any

@@ -206,6 +206,9 @@ next:
 }
 
 func TestScheduleOneWriterPerRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a cluster")
+	}
 	store := t.TempDir()
 	common := []string{"--full-schedule", "@every 20s", "--lease-ttl", "9s", "--rank-delay", "2s", "--retry-backoff", "3s",
 		"--keep-full", "2", "--standby-after", "10s", "--max-lag", "5s", "--coverage-interval", "2s"}

@@ -13,6 +13,9 @@ import (
 // node, and the restore test (--verify-schedule) runs and is reported in
 // the metrics. Runs last: node1 rejoins afterwards.
 func TestScheduleZZMariadbdKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a cluster")
+	}
 	store := t.TempDir()
 	n1 := clu.Node(1)
 	common := []string{"--full-schedule", "@every 15s", "--verify-schedule", "@every 20s", "--lease-ttl", "9s",
