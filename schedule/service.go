@@ -121,7 +121,15 @@ func New(c Config) (*Service, error) {
 // ParseSchedule parses a 5-field cron expression or a descriptor (@daily,
 // @every 10s). @every schedules are aligned to multiples of their interval
 // since the Unix epoch, so that every node computes the same slots.
-func ParseSchedule(expr string) (cron.Schedule, error) {
+func ParseSchedule(expr string) (_ cron.Schedule, err error) {
+	// robfig/cron v3.0.1 panics on some malformed input ("TZ=" without an
+	// expression, found by FuzzParseSchedule): a bad schedule must be a
+	// clear error, never a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("schedule %q: not a cron expression (%v)", expr, r)
+		}
+	}()
 	s, err := cron.ParseStandard(expr)
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %w (want 5 cron fields, e.g. '0 3 * * *', or @daily, @every 1h)", expr, err)

@@ -362,6 +362,7 @@ func TestParseSchedule(t *testing.T) {
 		{expr: "* * * * * *", bad: true},
 		{expr: "61 * * * *", bad: true},
 		{expr: "", bad: true},
+		{expr: "TZ=", bad: true}, // panics inside robfig/cron v3.0.1
 	} {
 		s, err := ParseSchedule(tc.expr)
 		if tc.bad {
