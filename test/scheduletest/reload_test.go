@@ -74,7 +74,7 @@ func TestScheduleReload(t *testing.T) {
 }
 
 // A node cut off from the Primary component never takes a run; the next
-// listed node does. Runs last: it disturbs the cluster.
+// listed node does. node1 rejoins before the test ends.
 func TestScheduleZPartitionedNodeTakesNone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a cluster")
