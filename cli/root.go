@@ -25,6 +25,9 @@ type Globals struct {
 	// and passwordFile the file it came from; see withPassword.
 	password, passwordFile string
 	configWarnings         []string
+
+	args            []string               // the command line, for schedule's reload
+	scheduleCapture func(*scheduleOptions) // set while schedule reloads: parse only
 }
 
 // ExitError carries a process exit code with an operator-facing message.
@@ -96,6 +99,7 @@ example one node of several unreachable).`,
 		newBinlogCommand(g), newRecoverCommand(g), newBootstrapCommand(g))
 	root.AddCommand(newNotifyCommand(g), newPlanCommand(g))
 	root.AddCommand(newExpireCommand(g))
+	root.AddCommand(newScheduleCommand(g))
 	return root
 }
 
@@ -117,7 +121,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 // Main runs the command tree with args and returns the process exit code.
 func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
-	root := NewRootCommand(out, errOut)
+	root := newCommandTree(&Globals{Out: out, Err: errOut, args: args})
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	code := ExitCode(err)

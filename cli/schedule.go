@@ -1,0 +1,439 @@
+package cli
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/internal/text"
+	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/pitr"
+	"github.com/gosst/gosst/schedule"
+	"github.com/gosst/gosst/stream/crypt"
+	"github.com/gosst/gosst/verify"
+)
+
+type scheduleOptions struct {
+	backupOptions
+	FullSchedule, IncrementalSchedule, VerifySchedule string
+	KeepFull, KeepDays                                int
+	PITRWindow                                        string
+	MetricsAddr                                       string
+	ArchiveBinlogs                                    bool
+	Nodes                                             []string
+	LeaseTTL, RankDelay                               time.Duration
+	MaxLag, StandbyAfter                              time.Duration
+	BinlogDir                                         string
+	CoverageEvery                                     time.Duration
+	BackoffMin                                        time.Duration
+}
+
+func newScheduleCommand(g *Globals) *cobra.Command {
+	o := &scheduleOptions{}
+	cmd := &cobra.Command{
+		Use:   "schedule",
+		Short: "Run backups, binlog archiving, retention and verification as a service (one writer per cluster)",
+		Long: `schedule is a long-running service: it takes full and incremental backups
+on cron schedules, archives binlogs continuously, applies the retention policy
+after every successful backup, and restores the newest backup into a scratch
+server (verify --restore-test) on its own schedule.
+
+Run the same configuration on every node. For each scheduled run exactly one
+node takes it: a Synced node in the Primary component that is not serving as
+a donor, preferring the one listed first in --nodes. The choice is a lease row
+in gosst.writer_lease, committed through Galera itself (see docs/schedule.md):
+the user needs CREATE, SELECT, INSERT and UPDATE on gosst.*. When the holder
+dies, another node takes the next run; binlog archiving uses its own standby
+lease (--standby-after).
+
+A failed run is retried with backoff until the next run is due, and never
+blocks the other jobs. SIGTERM stops cleanly: a running backup is abandoned
+before its manifest, so it is never listed. Each job start and end is one log
+line; --metrics-addr serves Prometheus metrics on /metrics and /healthz.
+
+Schedules have 5 cron fields ('0 3 * * *') or are @daily, @hourly,
+@every 6h; @every is aligned to fixed multiples of its interval, the same on
+every node. Cron fields are in local time: give every node the same TZ or
+prefix CRON_TZ=UTC. An empty schedule turns the job off.`,
+		Example: `  galera-backup schedule --full-schedule '0 2 * * 0' --incremental-schedule '0 2 * * 1-6' \
+      --verify-schedule '0 12 * * *' --keep-full 4 --pitr-window 14d --nodes node1,node2,node3 \
+      --metrics-addr 127.0.0.1:9567 --storage s3://bucket/galera --recipients-file /etc/gosst/backup.pub`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.scheduleCapture != nil { // a reload: parse only
+				g.scheduleCapture(o)
+				return nil
+			}
+			return runSchedule(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	o.storageOptions.addFlags(cmd, g)
+	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
+	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket (the node must still be on this host)")
+	f.StringVar(&o.DefaultsFile, "defaults-file", "", "read only this option file ([client] connection, [galera-backup]); also passed to mariabackup; mode 0600 if it holds a password")
+	f.StringVar(&o.User, "user", "", "user name")
+	o.addHostFlags(cmd)
+	f.StringVar(&o.FullSchedule, "full-schedule", "", "when to take a full backup: 5 cron fields, @daily, @every 24h (empty: never)")
+	f.StringVar(&o.IncrementalSchedule, "incremental-schedule", "", "when to take an incremental backup (empty: never); a node without a base of its own takes a full one")
+	f.StringVar(&o.VerifySchedule, "verify-schedule", "", "when to restore the newest backup into a scratch server and CHECK every table (empty: never)")
+	f.IntVar(&o.KeepFull, "keep-full", 0, "retention after every backup: keep the N newest full backups and their incrementals (0: rule off)")
+	f.IntVar(&o.KeepDays, "keep-days", 0, "retention: keep every backup finished within the last D days (0: rule off)")
+	f.StringVar(&o.PITRWindow, "pitr-window", "", "retention: keep every point of the last W restorable, e.g. 7d (empty: rule off)")
+	f.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9567 (empty: off)")
+	f.BoolVar(&o.ArchiveBinlogs, "archive-binlogs", true, "archive binlogs continuously (the lease holder archives, the other nodes stand by)")
+	f.StringSliceVar(&o.Nodes, "nodes", nil, "wsrep_node_name of the nodes in order of preference for the writer role, e.g. node1,node2,node3")
+	f.DurationVar(&o.LeaseTTL, "lease-ttl", 30*time.Second, "writer lease time; renewed every third of it, a holder that cannot renew for half of it stops")
+	f.DurationVar(&o.RankDelay, "rank-delay", 2*time.Second, "how long each node waits per rank in --nodes before claiming a run")
+	f.DurationVar(&o.BackoffMin, "retry-backoff", 10*time.Second, "first wait before retrying a failed run (doubles, at most 5m)")
+	f.DurationVar(&o.MaxLag, "max-lag", 60*time.Second, "binlog archiving: rotate the active binlog when it holds transactions older than this")
+	f.DurationVar(&o.StandbyAfter, "standby-after", 2*time.Minute, "binlog archiving: take over when the archiving node has not renewed its lease for this long")
+	f.StringVar(&o.BinlogDir, "binlog-dir", "", "read binlog files from here instead of the directory of @@log_bin_basename")
+	f.DurationVar(&o.CoverageEvery, "coverage-interval", time.Minute, "how often the restorable-window metrics are refreshed from storage")
+	f.StringVar(&o.Codec, "codec", "zstd", "compression: zstd, s2 or none")
+	f.IntVar(&o.Level, "level", 1, "compression level (zstd 1..19)")
+	f.IntVar(&o.Parallel, "parallel", 2, "mariabackup --parallel copy threads")
+	f.StringVar(&o.RateLimit, "rate-limit", "", "read at most this many bytes per second from mariabackup (e.g. 100M); empty = unlimited")
+	f.BoolVar(&o.Desync, "desync", false, "set wsrep_desync=ON during backups (switched off afterwards, always)")
+	f.DurationVar(&o.LeftoverGrace, "leftover-grace", backup.DefaultLeftoverGrace, "remove objects of interrupted backups whose owner cannot be proven gone only after this long without a heartbeat")
+	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
+	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
+	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "encrypt (and for verify decrypt) with the passphrase in this file (mode 0600)")
+	f.StringVar(&o.Identity, "identity", "", "age identity file, mode 0600: needed by --verify-schedule for encrypted backups")
+	return cmd
+}
+
+func usageErr(format string, a ...any) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, a...)}
+}
+
+// scheduleGen is one configuration of the service, ready to run.
+type scheduleGen struct {
+	cfg         schedule.Config
+	log         *slog.Logger
+	metrics     *schedule.Metrics
+	metricsAddr string
+	close       func()
+}
+
+func (gen *scheduleGen) run(ctx context.Context, drain chan struct{}) error {
+	cfg := gen.cfg
+	cfg.Drain = drain
+	svc, err := schedule.New(cfg)
+	if err != nil {
+		return err
+	}
+	gen.log.Info("schedule started", "node", cfg.Node, "rank", cfg.Rank, "jobs", len(cfg.Jobs), "background", len(cfg.Background))
+	err = svc.Run(ctx)
+	gen.log.Info("schedule stopped", "node", cfg.Node)
+	return err
+}
+
+// runSchedule runs the service; SIGHUP re-reads the command line and the
+// option files and, when the new configuration is valid, switches to it
+// once the running jobs have finished (an invalid one is logged and the
+// running configuration stays).
+func runSchedule(ctx context.Context, g *Globals, o *scheduleOptions) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	gen, err := prepareSchedule(ctx, g, o)
+	if err != nil {
+		return err
+	}
+	defer func() { gen.close() }()
+	// One metrics server for the process; reloads swap what it serves.
+	var current atomic.Pointer[http.Handler]
+	setHandler := func(gen *scheduleGen) {
+		h := gen.metrics.Handler(func() error { return ctx.Err() })
+		current.Store(&h)
+	}
+	setHandler(gen)
+	if gen.metricsAddr != "" {
+		ln, err := net.Listen("tcp", gen.metricsAddr)
+		if err != nil {
+			return usageErr("--metrics-addr: %w", err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }),
+			ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		gen.log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+	for {
+		drain := make(chan struct{})
+		done := make(chan error, 1)
+		go func() { done <- gen.run(ctx, drain) }()
+		var next *scheduleGen
+		for next == nil {
+			select {
+			case err := <-done:
+				return err
+			case <-hup:
+				n, err := reloadSchedule(ctx, g)
+				if err != nil {
+					gen.log.Error("configuration reload refused; the running configuration stays", "err", err)
+					continue
+				}
+				if n.metricsAddr != gen.metricsAddr {
+					gen.log.Warn("--metrics-addr changed: restart the service to serve metrics on the new address", "serving", gen.metricsAddr)
+				}
+				next = n
+			}
+		}
+		gen.log.Info("configuration reloaded; switching once the running jobs have finished")
+		close(drain)
+		if err := <-done; err != nil {
+			next.close()
+			return err
+		}
+		gen.close()
+		gen = next
+		setHandler(gen)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// reloadSchedule parses the command line and the option files again.
+func reloadSchedule(ctx context.Context, g *Globals) (*scheduleGen, error) {
+	g2 := &Globals{Out: g.Out, Err: g.Err, args: g.args}
+	var o *scheduleOptions
+	g2.scheduleCapture = func(c *scheduleOptions) { o = c }
+	root := newCommandTree(g2)
+	root.SetArgs(g.args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		return nil, err
+	}
+	if o == nil {
+		return nil, errors.New("the command line no longer runs schedule")
+	}
+	return prepareSchedule(ctx, g2, o)
+}
+
+func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *scheduleGen, err error) {
+	log := g.Logger
+	// Everything that can be wrong with the configuration is refused here,
+	// before anything runs.
+	type spec struct{ kind, mutex, expr string }
+	var specs []spec
+	for _, s := range []spec{{"full", "backup", o.FullSchedule}, {"incremental", "backup", o.IncrementalSchedule}, {"verify", "verify", o.VerifySchedule}} {
+		if s.expr != "" {
+			specs = append(specs, s)
+		}
+	}
+	if len(specs) == 0 && !o.ArchiveBinlogs {
+		return nil, usageErr("nothing to do: give --full-schedule, --incremental-schedule, --verify-schedule or --archive-binlogs")
+	}
+	scheds := map[string]schedule.Schedule{}
+	for _, s := range specs {
+		sch, err := schedule.ParseSchedule(s.expr)
+		if err != nil {
+			return nil, usageErr("--%s-schedule: %w", s.kind, err)
+		}
+		scheds[s.kind] = sch
+	}
+	var policy *pitr.RetentionPolicy
+	if o.KeepFull != 0 || o.KeepDays != 0 || o.PITRWindow != "" {
+		eo := expireOptions{KeepFull: o.KeepFull, KeepDays: o.KeepDays, PITRWindow: o.PITRWindow}
+		p, err := eo.policy()
+		if err != nil {
+			return nil, usageErr("retention: %w", err)
+		}
+		policy = &p
+	}
+	if o.LeaseTTL < 3*time.Second {
+		return nil, usageErr("--lease-ttl %s: want at least 3s", o.LeaseTTL)
+	}
+	if o.ArchiveBinlogs && o.MaxLag < time.Second {
+		return nil, usageErr("--max-lag must be at least 1s")
+	}
+	c, err := makeCodec(o.Codec, o.Level, 2)
+	if err != nil {
+		return nil, err
+	}
+	var rateLimit int64
+	if o.RateLimit != "" {
+		if rateLimit, err = text.ParseSize(o.RateLimit); err != nil || rateLimit <= 0 {
+			return nil, usageErr("--rate-limit %q: want a byte rate such as 100M", o.RateLimit)
+		}
+	}
+	rs, err := o.recipients()
+	if err != nil {
+		return nil, err
+	}
+	var fps []string
+	for _, r := range rs {
+		if fp := crypt.RecipientFingerprint(r); fp != "" {
+			fps = append(fps, fp)
+		}
+	}
+	ids, err := o.identities()
+	if err != nil {
+		return nil, err
+	}
+	target := g.withPassword(o.target())
+	cat, done, err := o.writableCatalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			done()
+		}
+	}()
+	// The node's name, and a check that the connection works.
+	var node string
+	if err := func() error {
+		db, err := mariadb.Open(ctx, target)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.QueryRowContext(ctx, "SELECT @@wsrep_node_name").Scan(&node)
+	}(); err != nil {
+		return nil, fmt.Errorf("read wsrep_node_name of the local node %s: %w", target.Label(), err)
+	}
+	rank := slices.Index(o.Nodes, node)
+	if rank < 0 {
+		rank = len(o.Nodes)
+		if len(o.Nodes) > 0 {
+			log.Warn("this node is not in --nodes: it takes a run only when every listed node is unavailable", "node", node, "nodes", o.Nodes)
+		}
+	}
+	host, _ := os.Hostname()
+	leases := &schedule.SQLLeases{
+		Open:  func(ctx context.Context) (*sql.DB, error) { return mariadb.Open(ctx, target) },
+		Node:  node,
+		Owner: fmt.Sprintf("%s/%s/%d/%d", node, host, os.Getpid(), time.Now().UnixNano()),
+	}
+	if err := leases.Init(ctx, "backup", "verify", "slot:full", "slot:incremental", "slot:verify"); err != nil {
+		return nil, fmt.Errorf("writer lease: %w", err)
+	}
+	metrics := schedule.NewMetrics(node)
+	refreshCoverage := func(ctx context.Context) {
+		cov, err := (&pitr.Archive{Store: cat.Store}).Coverage(ctx, cat)
+		if err != nil {
+			log.Warn("could not read the restorable windows", "err", err)
+			return
+		}
+		if n := len(cov.Windows); n > 0 {
+			w := cov.Windows[n-1]
+			metrics.SetWindow(w.FromTime, w.ToTime)
+		} else {
+			metrics.SetWindow(time.Time{}, time.Time{})
+		}
+	}
+	after := func(ctx context.Context) error {
+		defer refreshCoverage(ctx)
+		if policy == nil {
+			return nil
+		}
+		plan, err := pitr.Expire(ctx, cat, pitr.ExpireOptions{Policy: *policy, Logger: log})
+		if plan != nil {
+			_, del, _, delSegs := plan.Counts()
+			log.Info("retention applied", "policy", policy.String(), "deleted_backups", del, "deleted_segments", delSegs)
+		}
+		if errors.Is(err, pitr.ErrRetentionRefused) {
+			// A plan that would delete every backup: nothing is deleted.
+			return fmt.Errorf("retention refused, nothing deleted: %w", err)
+		}
+		return err
+	}
+	backupJob := func(incremental bool) schedule.JobFunc {
+		return func(ctx context.Context, l *schedule.Lease, fence func(context.Context) error) (schedule.Result, error) {
+			bo := backup.Options{
+				Node: target, DefaultsFile: o.DefaultsFile, Incremental: incremental, Desync: o.Desync,
+				Codec: c, Recipients: rs, KeyFingerprints: fps, Parallel: o.Parallel, Logger: log,
+				LeftoverGrace: o.LeftoverGrace, RateLimit: rateLimit,
+				// The manifest makes the backup visible: only while this
+				// node still holds the writer role.
+				BeforeManifest: func(ctx context.Context, m *backup.Manifest) error { return fence(ctx) },
+			}
+			m, err := backup.Run(ctx, cat, bo)
+			if incremental && errors.Is(err, backup.ErrNoBase) {
+				log.Warn("no backup of this node to build an incremental on: taking a full backup instead", "err", err)
+				bo.Incremental = false
+				m, err = backup.Run(ctx, cat, bo)
+			}
+			if err != nil {
+				return schedule.Result{}, err
+			}
+			return schedule.Result{Bytes: m.Objects[0].Size, Detail: m.ID}, nil
+		}
+	}
+	var jobs []schedule.Job
+	for _, s := range specs {
+		j := schedule.Job{Kind: s.kind, Mutex: s.mutex, Schedule: scheds[s.kind]}
+		switch s.kind {
+		case "full", "incremental":
+			j.Run, j.After = backupJob(s.kind == "incremental"), after
+		case "verify":
+			j.Run = func(ctx context.Context, l *schedule.Lease, fence func(context.Context) error) (schedule.Result, error) {
+				m, err := cat.Resolve(ctx, "latest")
+				if err != nil {
+					return schedule.Result{}, err
+				}
+				if err := verify.Objects(ctx, cat, m); err != nil {
+					return schedule.Result{}, fmt.Errorf("verify %s: %w", m.ID, err)
+				}
+				tables, err := verify.RestoreTest(ctx, cat, m, verify.RestoreTestOptions{
+					RestoreOptions: backup.RestoreOptions{Identities: ids, Logger: log},
+				})
+				if err != nil {
+					return schedule.Result{}, fmt.Errorf("restore test of %s: %w", m.ID, err)
+				}
+				return schedule.Result{Detail: m.ID + ": " + strconv.Itoa(len(tables)) + " tables checked"}, nil
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	var bg []func(context.Context) error
+	if o.ArchiveBinlogs {
+		bg = append(bg, func(ctx context.Context) error {
+			a := &pitr.Archive{Store: cat.Store}
+			ao := pitr.ArchiveOptions{Node: target, BinlogDir: o.BinlogDir, Codec: c, Recipients: rs, KeyFingerprints: fps, Logger: log}
+			return pitr.Follow(ctx, a, pitr.FollowOptions{ArchiveOptions: ao, MaxLag: o.MaxLag, StandbyAfter: o.StandbyAfter,
+				OnPass: func(rep *pitr.ArchiveReport, err error) {
+					if err == nil {
+						metrics.ArchivePassed(time.Now())
+					}
+					if rep != nil {
+						for _, gap := range rep.Gaps {
+							log.Error("gap in the binlog archive", "gap", gap.String())
+						}
+					}
+				}})
+		})
+	}
+	bg = append(bg, func(ctx context.Context) error {
+		for {
+			refreshCoverage(ctx)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(o.CoverageEvery):
+			}
+		}
+	})
+	return &scheduleGen{
+		cfg: schedule.Config{Jobs: jobs, Leases: leases, Node: node, Rank: rank, RankDelay: o.RankDelay,
+			TTL: o.LeaseTTL, BackoffMin: o.BackoffMin, Background: bg, Logger: log, Metrics: metrics},
+		log: log, metrics: metrics, metricsAddr: o.MetricsAddr, close: done,
+	}, nil
+}
