@@ -25,6 +25,9 @@ func mkdir(t *testing.T, name string) string {
 // A real mariabackup stream extracts with our Extractor to the same tree
 // as with mbstream -x.
 func TestRealBackupExtractsLikeMbstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the real backup TestMain takes from a cluster")
+	}
 	ours, theirs := mkdir(t, "ours"), mkdir(t, "mbstream")
 	f, err := os.Open(backup)
 	if err != nil {
@@ -49,6 +52,9 @@ func TestRealBackupExtractsLikeMbstream(t *testing.T) {
 
 // A tree packed by our Writer extracts byte-identically with mbstream -x.
 func TestOurWriterExtractsWithMbstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the real backup TestMain takes from a cluster")
+	}
 	src := mkdir(t, "src")
 	f, err := os.Open(backup)
 	if err != nil {
