@@ -209,6 +209,21 @@ func (s *SQLLeases) Claim(ctx context.Context, mutex, kind string, slot time.Tim
 		if err := tx.Commit(); err != nil {
 			return err
 		}
+		// Certification lets one of concurrent claims commit; a claim counts
+		// only once the cluster's copy of the row, read back causally
+		// (wsrep_sync_wait is on for this session), names this owner and
+		// epoch. A run of the concurrent-claims test once saw two claims
+		// report a win without this check; a later claim that overwrote
+		// this one also fails the holder's renewal, which fences it.
+		var owner string
+		var got int64
+		if err := conn.QueryRowContext(ctx, "SELECT owner, epoch FROM gosst.writer_lease WHERE job = ?", mutex).Scan(&owner, &got); err != nil {
+			return fmt.Errorf("read back lease %s: %w", mutex, err)
+		}
+		if owner != s.Owner || got != epoch {
+			res.Holder = owner
+			return nil
+		}
 		res.Won = true
 		l = &Lease{Mutex: mutex, Kind: kind, Slot: slot, Holder: s.Node, Owner: s.Owner, Epoch: epoch}
 		return nil
