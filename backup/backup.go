@@ -230,6 +230,7 @@ func (o Options) newManifest(ctx context.Context, cat *Catalog, db *sql.DB, st m
 			return nil, nil, err
 		}
 		m.Type, m.Parent = TypeIncremental, parent.ID
+		m.ID = idAfter(parent.ID, m.ID)
 	}
 	m.Codecs = []string{"xbstream", o.Codec.Name()}
 	if len(o.Recipients) > 0 {
@@ -571,4 +572,26 @@ func resync(db *sql.DB, log *slog.Logger) {
 		return
 	}
 	log.Info("node resynced (wsrep_desync=OFF)")
+}
+
+// idAfter returns id, or, when id does not sort after parent (both taken
+// in the same second, or a clock that went back), the id that follows
+// parent: ids have one-second resolution, and an incremental must sort
+// after its parent, for "latest" and for manifest validation.
+func idAfter(parent, id string) string {
+	if id > parent {
+		return id
+	}
+	t, err := time.Parse("20060102T150405Z", parent[:16])
+	if err != nil {
+		return id
+	}
+	suffix, err := strconv.ParseUint(parent[17:], 16, 32)
+	if err != nil {
+		return id
+	}
+	if suffix >= 0xffffff {
+		return NewID(t.Add(time.Second), 0)
+	}
+	return NewID(t, uint32(suffix)+1)
 }

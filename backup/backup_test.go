@@ -180,3 +180,21 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestIDAfter: an incremental taken in its parent's second still sorts
+// after it (make test once failed on a full and an incremental of the same
+// second: "parent … is not older than the backup").
+func TestIDAfter(t *testing.T) {
+	for _, tc := range []struct{ parent, id, want string }{
+		{"20261204T225122Z-c8b816", "20261204T225123Z-000001", "20261204T225123Z-000001"},
+		{"20261204T225122Z-c8b816", "20261204T225122Z-a53a59", "20261204T225122Z-c8b817"},
+		{"20261204T225122Z-a53a59", "20261204T225122Z-c8b816", "20261204T225122Z-c8b816"},
+		{"20261204T225122Z-ffffff", "20261204T225122Z-000000", "20261204T225123Z-000000"},
+		{"20261204T225122Z-c8b816", "20261204T225121Z-ffffff", "20261204T225122Z-c8b817"},
+	} {
+		got := idAfter(tc.parent, tc.id)
+		if got != tc.want || got <= tc.parent || !ValidID(got) {
+			t.Errorf("idAfter(%s, %s) = %s, want %s", tc.parent, tc.id, got, tc.want)
+		}
+	}
+}
