@@ -126,13 +126,29 @@ func TestIncrementalBuildsOnOwnNode(t *testing.T) {
 	if len(list) != 3 {
 		t.Fatalf("want 3 backups, got %+v", list)
 	}
-	inc1 := list[2]
-	if inc1.Type != backup.TypeIncremental || inc1.Node != n1.Name || inc1.Parent != full1.ID {
-		t.Fatalf("node 1's incremental: type %s node %s parent %s, want parent %s (node 1's full, not node 2's %s)",
-			inc1.Type, inc1.Node, inc1.Parent, full1.ID, list[1].ID)
+	// Ids have one-second resolution: backups of the same second list in
+	// either order, so pick them by node and type.
+	var inc1, full2 *backup.Manifest
+	for _, m := range list {
+		switch {
+		case m.Type == backup.TypeIncremental:
+			inc1 = m
+		case m.Node == n2.Name:
+			full2 = m
+		}
 	}
-	if full1.Lineage == "" || full1.Lineage == list[1].Lineage {
-		t.Fatalf("datadir lineages: node 1 %q, node 2 %q", full1.Lineage, list[1].Lineage)
+	if inc1 == nil || full2 == nil {
+		t.Fatalf("want node 2's full and node 1's incremental: %+v", list)
+	}
+	if inc1.Node != n1.Name || inc1.Parent != full1.ID {
+		t.Fatalf("node 1's incremental: type %s node %s parent %s, want parent %s (node 1's full, not node 2's %s)",
+			inc1.Type, inc1.Node, inc1.Parent, full1.ID, full2.ID)
+	}
+	if inc1.ID <= full1.ID {
+		t.Fatalf("the incremental %s does not sort after its parent %s", inc1.ID, full1.ID)
+	}
+	if full1.Lineage == "" || full1.Lineage == full2.Lineage {
+		t.Fatalf("datadir lineages: node 1 %q, node 2 %q", full1.Lineage, full2.Lineage)
 	}
 	// The base check compares the server's Innodb_lsn_current with the
 	// base's end LSN: the status variable must exist for it to run.
