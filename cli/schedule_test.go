@@ -106,6 +106,13 @@ func TestScheduleOptionFileErrorsNameTheLine(t *testing.T) {
 			}
 		})
 	}
+	// A flag given on the command line wins over the file, and is named
+	// as a flag.
+	p := cnf(t, dir, "ttl.cnf", "[galera-backup]\nfull-schedule=@daily\nlease-ttl=1s\n", 0o600)
+	if _, errOut, code := run(t, "schedule", "--defaults-file", p, "--storage", store, "--lease-ttl", "2s"); code != ExitUsage ||
+		!strings.Contains(errOut, "galera-backup: --lease-ttl: 2s is too short") {
+		t.Errorf("command line over file: exit %d, stderr %q", code, errOut)
+	}
 	// The same values on the command line are named by their flag.
 	for _, tc := range []struct {
 		args []string
