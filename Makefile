@@ -34,7 +34,7 @@ DEB_MAINTAINER ?= gosst developers <gosst@localhost>
 # Timestamps in the package and its man pages: the last commit's time.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: all build test test-short install deps tools nfpm deb demo lint fuzz-smoke clean
+.PHONY: all build test test-short install deps tools nfpm deb demo demo-schedule lint fuzz-smoke clean
 
 all: build
 
@@ -123,6 +123,11 @@ install: build
 ## demo: a local 3-node cluster on loopback and galera-backup against it.
 demo: deps build
 	$(GO) run ./test/demo -bin bin
+
+## demo-schedule: the same cluster with galera-backup schedule on all three
+## nodes (option files only, a full backup every 20 s, failover, metrics).
+demo-schedule: deps build
+	$(GO) run ./test/demo -bin bin -schedule
 
 clean:
 	rm -rf bin dist $(TOOLS_DIR)

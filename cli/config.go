@@ -95,10 +95,13 @@ func applyOptionFiles(cmd *cobra.Command, g *Globals) error {
 		printDefaults(g.Out, fc.printed)
 		return errDefaultsPrinted
 	}
+	g.origins = map[string]string{}
 	for _, s := range fc.apply {
+		where := fmt.Sprintf("%s:%d: [%s] %s", s.File, s.Line, s.Group, s.Name)
 		if err := fl.Set(s.Name, s.Value); err != nil {
-			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("bad configuration: %s:%d: [%s] %s: %w", s.File, s.Line, s.Group, s.Name, err)}
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("bad configuration: %s: %w", where, err)}
 		}
+		g.origins[s.Name] = where // the later line wins, as for the value
 	}
 	g.password, g.passwordFile = fc.password, fc.passwordFile
 	g.configWarnings = fc.warnings
@@ -357,4 +360,35 @@ func displayName(s mariadb.Setting) string {
 		return "loose-" + s.Name
 	}
 	return s.Name
+}
+
+// optionSource names where the value of the flag name came from, for a
+// message about it: "FILE:LINE: [GROUP] KEY" when an option file set it
+// (for a repeatable flag, its last line), else "--name".
+func (g *Globals) optionSource(name string) string {
+	if w, ok := g.origins[name]; ok {
+		return w
+	}
+	return "--" + name
+}
+
+// optionError is the one way a command refuses the value of one or more
+// flags after parsing: err prefixed with where each value came from (see
+// optionSource). err's own exit status is kept; code applies when err
+// carries none.
+func (g *Globals) optionError(code int, err error, names ...string) error {
+	var ee *ExitError
+	if e, ok := err.(*ExitError); ok {
+		code, err = e.Code, e.Err
+	} else if errors.As(err, &ee) {
+		code = ee.Code
+	}
+	if len(names) == 0 {
+		return &ExitError{Code: code, Err: err}
+	}
+	srcs := make([]string, len(names))
+	for i, n := range names {
+		srcs[i] = g.optionSource(n)
+	}
+	return &ExitError{Code: code, Err: fmt.Errorf("%s: %w", strings.Join(srcs, ", "), err)}
 }

@@ -25,6 +25,9 @@ type Globals struct {
 	// and passwordFile the file it came from; see withPassword.
 	password, passwordFile string
 	configWarnings         []string
+	// origins maps each flag an option file set to "FILE:LINE: [GROUP]
+	// KEY"; see optionSource.
+	origins map[string]string
 
 	args            []string               // the command line, for schedule's reload
 	scheduleCapture func(*scheduleOptions) // set while schedule reloads: parse only

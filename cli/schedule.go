@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"github.com/gosst/gosst/backup"
@@ -23,6 +24,8 @@ import (
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/pitr"
 	"github.com/gosst/gosst/schedule"
+	"github.com/gosst/gosst/storage"
+	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/crypt"
 	"github.com/gosst/gosst/verify"
 )
@@ -166,7 +169,7 @@ func runSchedule(ctx context.Context, g *Globals, o *scheduleOptions) error {
 	if gen.metricsAddr != "" {
 		ln, err := net.Listen("tcp", gen.metricsAddr)
 		if err != nil {
-			return usageErr("--metrics-addr: %w", err)
+			return g.optionError(ExitUsage, err, "metrics-addr")
 		}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }),
 			ReadHeaderTimeout: 10 * time.Second}
@@ -226,69 +229,40 @@ func reloadSchedule(ctx context.Context, g *Globals) (*scheduleGen, error) {
 	return prepareSchedule(ctx, g2, o)
 }
 
+// scheduleSetup is one configuration of the service, checked, with its
+// storage and node opened: what the jobs are built from.
+type scheduleSetup struct {
+	o         *scheduleOptions
+	log       *slog.Logger
+	specs     []scheduleSpec
+	policy    *pitr.RetentionPolicy // nil: no retention rule, nothing is deleted
+	codec     stream.Codec
+	rateLimit int64
+	rs        []age.Recipient
+	fps       []string // fingerprints of rs
+	ids       []age.Identity
+	target    mariadb.Target
+	cat       *backup.Catalog
+	metrics   *schedule.Metrics
+}
+
+// scheduleSpec is one scheduled job kind.
+type scheduleSpec struct {
+	kind, mutex string
+	sched       schedule.Schedule
+}
+
+// prepareSchedule checks the configuration, opens the storage and the
+// local node, and builds the jobs. Everything that can be wrong with the
+// configuration is refused here, before anything runs; a value from an
+// option file is named by file and line, one from the command line by its
+// flag.
 func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *scheduleGen, err error) {
-	log := g.Logger
-	// Everything that can be wrong with the configuration is refused here,
-	// before anything runs.
-	type spec struct{ kind, mutex, expr string }
-	var specs []spec
-	for _, s := range []spec{{"full", "backup", o.FullSchedule}, {"incremental", "backup", o.IncrementalSchedule}, {"verify", "verify", o.VerifySchedule}} {
-		if s.expr != "" {
-			specs = append(specs, s)
-		}
-	}
-	if len(specs) == 0 && !o.ArchiveBinlogs {
-		return nil, usageErr("nothing to do: give --full-schedule, --incremental-schedule, --verify-schedule or --archive-binlogs")
-	}
-	scheds := map[string]schedule.Schedule{}
-	for _, s := range specs {
-		sch, err := schedule.ParseSchedule(s.expr)
-		if err != nil {
-			return nil, usageErr("--%s-schedule: %w", s.kind, err)
-		}
-		scheds[s.kind] = sch
-	}
-	var policy *pitr.RetentionPolicy
-	if o.KeepFull != 0 || o.KeepDays != 0 || o.PITRWindow != "" {
-		eo := expireOptions{KeepFull: o.KeepFull, KeepDays: o.KeepDays, PITRWindow: o.PITRWindow}
-		p, err := eo.policy()
-		if err != nil {
-			return nil, usageErr("retention: %w", err)
-		}
-		policy = &p
-	}
-	if o.LeaseTTL < 3*time.Second {
-		return nil, usageErr("--lease-ttl %s: want at least 3s", o.LeaseTTL)
-	}
-	if o.ArchiveBinlogs && o.MaxLag < time.Second {
-		return nil, usageErr("--max-lag must be at least 1s")
-	}
-	c, err := makeCodec(o.Codec, o.Level, 2)
+	s, err := checkSchedule(g, o)
 	if err != nil {
 		return nil, err
 	}
-	var rateLimit int64
-	if o.RateLimit != "" {
-		if rateLimit, err = text.ParseSize(o.RateLimit); err != nil || rateLimit <= 0 {
-			return nil, usageErr("--rate-limit %q: want a byte rate such as 100M", o.RateLimit)
-		}
-	}
-	rs, err := o.recipients()
-	if err != nil {
-		return nil, err
-	}
-	var fps []string
-	for _, r := range rs {
-		if fp := crypt.RecipientFingerprint(r); fp != "" {
-			fps = append(fps, fp)
-		}
-	}
-	ids, err := o.identities()
-	if err != nil {
-		return nil, err
-	}
-	target := g.withPassword(o.target())
-	cat, done, err := o.writableCatalog(ctx)
+	cat, done, err := openScheduleStorage(ctx, g, o)
 	if err != nil {
 		return nil, err
 	}
@@ -297,125 +271,303 @@ func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *sc
 			done()
 		}
 	}()
-	// The node's name, and a check that the connection works.
-	var node string
-	if err := func() error {
-		db, err := mariadb.Open(ctx, target)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		return db.QueryRowContext(ctx, "SELECT @@wsrep_node_name").Scan(&node)
-	}(); err != nil {
-		return nil, fmt.Errorf("read wsrep_node_name of the local node %s: %w", target.Label(), err)
-	}
-	rank := slices.Index(o.Nodes, node)
-	if rank < 0 {
-		rank = len(o.Nodes)
-		if len(o.Nodes) > 0 {
-			log.Warn("this node is not in --nodes: it takes a run only when every listed node is unavailable", "node", node, "nodes", o.Nodes)
-		}
+	s.cat = cat
+	node, rank, err := s.localNode(ctx, g)
+	if err != nil {
+		return nil, err
 	}
 	host, _ := os.Hostname()
 	leases := &schedule.SQLLeases{
-		Open:  func(ctx context.Context) (*sql.DB, error) { return mariadb.Open(ctx, target) },
+		Open:  func(ctx context.Context) (*sql.DB, error) { return mariadb.Open(ctx, s.target) },
 		Node:  node,
 		Owner: fmt.Sprintf("%s/%s/%d/%d", node, host, os.Getpid(), time.Now().UnixNano()),
 	}
 	if err := leases.Init(ctx, "backup", "verify", "slot:full", "slot:incremental", "slot:verify"); err != nil {
 		return nil, fmt.Errorf("writer lease: %w", err)
 	}
-	metrics := schedule.NewMetrics(node)
-	refreshCoverage := func(ctx context.Context) {
-		cov, err := (&pitr.Archive{Store: cat.Store}).Coverage(ctx, cat)
+	s.metrics = schedule.NewMetrics(node)
+	return &scheduleGen{
+		cfg: schedule.Config{Jobs: s.jobs(), Leases: leases, Node: node, Rank: rank, RankDelay: o.RankDelay,
+			TTL: o.LeaseTTL, BackoffMin: o.BackoffMin, Background: s.background(), Logger: s.log, Metrics: s.metrics},
+		log: s.log, metrics: s.metrics, metricsAddr: o.MetricsAddr, close: done,
+	}, nil
+}
+
+// checkSchedule checks every value that needs no connection and no
+// storage.
+func checkSchedule(g *Globals, o *scheduleOptions) (*scheduleSetup, error) {
+	s := &scheduleSetup{o: o, log: g.Logger, target: g.withPassword(o.target())}
+	for _, sp := range []scheduleSpec{{kind: "full", mutex: "backup"}, {kind: "incremental", mutex: "backup"}, {kind: "verify", mutex: "verify"}} {
+		expr := map[string]string{"full": o.FullSchedule, "incremental": o.IncrementalSchedule, "verify": o.VerifySchedule}[sp.kind]
+		if expr == "" {
+			continue
+		}
+		sch, err := schedule.ParseSchedule(expr)
 		if err != nil {
-			log.Warn("could not read the restorable windows", "err", err)
-			return
+			return nil, g.optionError(ExitUsage, err, sp.kind+"-schedule")
 		}
-		if n := len(cov.Windows); n > 0 {
-			w := cov.Windows[n-1]
-			metrics.SetWindow(w.FromTime, w.ToTime)
-		} else {
-			metrics.SetWindow(time.Time{}, time.Time{})
+		sp.sched = sch
+		s.specs = append(s.specs, sp)
+	}
+	if len(s.specs) == 0 && !o.ArchiveBinlogs {
+		return nil, usageErr("nothing to do: give --full-schedule, --incremental-schedule, --verify-schedule or --archive-binlogs")
+	}
+	var err error
+	if s.policy, err = schedulePolicy(g, o); err != nil {
+		return nil, err
+	}
+	if o.LeaseTTL < 3*time.Second {
+		return nil, g.optionError(ExitUsage, fmt.Errorf("%s is too short: want at least 3s", o.LeaseTTL), "lease-ttl")
+	}
+	if o.ArchiveBinlogs && o.MaxLag < time.Second {
+		return nil, g.optionError(ExitUsage, fmt.Errorf("%s is too short: want at least 1s", o.MaxLag), "max-lag")
+	}
+	if s.codec, err = makeCodec(o.Codec, o.Level, 2); err != nil {
+		return nil, g.optionError(ExitFailure, err, "codec", "level")
+	}
+	if o.RateLimit != "" {
+		if s.rateLimit, err = text.ParseSize(o.RateLimit); err != nil || s.rateLimit <= 0 {
+			return nil, g.optionError(ExitUsage, fmt.Errorf("%q: want a byte rate such as 100M", o.RateLimit), "rate-limit")
 		}
 	}
-	after := func(ctx context.Context) error {
-		defer refreshCoverage(ctx)
-		if policy == nil {
-			return nil
-		}
-		plan, err := pitr.Expire(ctx, cat, pitr.ExpireOptions{Policy: *policy, Logger: log})
-		if plan != nil {
-			_, del, _, delSegs := plan.Counts()
-			log.Info("retention applied", "policy", policy.String(), "deleted_backups", del, "deleted_segments", delSegs)
-		}
-		if errors.Is(err, pitr.ErrRetentionRefused) {
-			// A plan that would delete every backup: nothing is deleted.
-			return fmt.Errorf("retention refused, nothing deleted: %w", err)
-		}
-		return err
+	if err := s.loadKeys(g); err != nil {
+		return nil, err
 	}
-	backupJob := func(incremental bool) schedule.JobFunc {
-		return func(ctx context.Context, l *schedule.Lease, fence func(context.Context) error) (schedule.Result, error) {
-			bo := backup.Options{
-				Node: target, DefaultsFile: o.DefaultsFile, Incremental: incremental, Desync: o.Desync,
-				Codec: c, Recipients: rs, KeyFingerprints: fps, Parallel: o.Parallel, Logger: log,
-				LeftoverGrace: o.LeftoverGrace, RateLimit: rateLimit,
-				// The manifest makes the backup visible: only while this
-				// node still holds the writer role.
-				BeforeManifest: func(ctx context.Context, m *backup.Manifest) error { return fence(ctx) },
-			}
-			m, err := backup.Run(ctx, cat, bo)
-			if incremental && errors.Is(err, backup.ErrNoBase) {
-				log.Warn("no backup of this node to build an incremental on: taking a full backup instead", "err", err)
-				bo.Incremental = false
-				m, err = backup.Run(ctx, cat, bo)
-			}
-			if err != nil {
-				return schedule.Result{}, err
-			}
-			return schedule.Result{Bytes: m.Objects[0].Size, Detail: m.ID}, nil
+	return s, nil
+}
+
+// schedulePolicy checks each retention flag on its own, so that an error
+// names the one at fault, then the policy as a whole. No rule: nil.
+func schedulePolicy(g *Globals, o *scheduleOptions) (*pitr.RetentionPolicy, error) {
+	if o.KeepFull == 0 && o.KeepDays == 0 && o.PITRWindow == "" {
+		return nil, nil
+	}
+	var errs []error
+	for _, c := range []struct {
+		name string
+		eo   expireOptions
+	}{
+		{"keep-full", expireOptions{KeepFull: o.KeepFull}},
+		{"keep-days", expireOptions{KeepDays: o.KeepDays}},
+		{"pitr-window", expireOptions{PITRWindow: o.PITRWindow}},
+	} {
+		c.eo.Force = true // each alone may well keep nothing
+		if _, err := c.eo.policy(); err != nil {
+			errs = append(errs, g.optionError(ExitUsage, fmt.Errorf("retention: %w", err), c.name))
 		}
 	}
+	if len(errs) > 0 {
+		return nil, &ExitError{Code: ExitUsage, Err: errors.Join(errs...)}
+	}
+	eo := expireOptions{KeepFull: o.KeepFull, KeepDays: o.KeepDays, PITRWindow: o.PITRWindow}
+	p, err := eo.policy()
+	if errors.Is(err, pitr.ErrRetentionRefused) {
+		// Only a window that parses to zero (pitr-window = 0) with no
+		// other rule gets here; schedule has no --force.
+		return nil, g.optionError(ExitUsage, fmt.Errorf("retention: %w: %q keeps nothing and no other rule is set, so every backup would be deleted; set a window above zero or another rule (keep-full, keep-days), or remove the retention settings to delete nothing",
+			pitr.ErrRetentionRefused, o.PITRWindow), "pitr-window")
+	}
+	if err != nil {
+		return nil, usageErr("retention: %w", err)
+	}
+	return &p, nil
+}
+
+// loadKeys reads the encryption recipients and the identities verify
+// needs, one flag at a time so that an error names the flag at fault.
+func (s *scheduleSetup) loadKeys(g *Globals) error {
+	o := s.o
+	for _, k := range []struct {
+		name string
+		ko   keyOptions
+	}{
+		{"recipient", keyOptions{Recipients: o.Recipients}},
+		{"recipients-file", keyOptions{RecipientsFile: o.RecipientsFile}},
+		{"passphrase-file", keyOptions{PassphraseFile: o.PassphraseFile}},
+	} {
+		rs, err := k.ko.recipients()
+		if err != nil {
+			return g.optionError(ExitFailure, err, k.name)
+		}
+		s.rs = append(s.rs, rs...)
+	}
+	for _, k := range []struct {
+		name string
+		ko   keyOptions
+	}{
+		{"identity", keyOptions{Identity: o.Identity}},
+		{"passphrase-file", keyOptions{PassphraseFile: o.PassphraseFile}},
+	} {
+		ids, err := k.ko.identities()
+		if err != nil {
+			return g.optionError(ExitFailure, err, k.name)
+		}
+		s.ids = append(s.ids, ids...)
+	}
+	for _, r := range s.rs {
+		if fp := crypt.RecipientFingerprint(r); fp != "" {
+			s.fps = append(s.fps, fp)
+		}
+	}
+	return nil
+}
+
+// openScheduleStorage opens the storage (creating a missing local
+// directory, as backup does) and proves it answers, so that a storage that
+// cannot be reached is refused at start, not at the first backup.
+func openScheduleStorage(ctx context.Context, g *Globals, o *scheduleOptions) (*backup.Catalog, func(), error) {
+	if _, err := storage.ParseURL(o.URL); err != nil {
+		return nil, nil, g.optionError(ExitUsage, err, "storage")
+	}
+	cat, done, err := o.writableCatalog(ctx)
+	if err != nil {
+		return nil, nil, g.optionError(ExitFailure, err, "storage")
+	}
+	// Any read will do; a missing key is an answer.
+	if _, err := cat.Store.Stat(ctx, "backups"); err != nil && !errors.Is(err, storage.ErrNotExist) {
+		done()
+		return nil, nil, g.optionError(ExitFailure, fmt.Errorf("storage %s cannot be reached: %w", o.URL, err), "storage")
+	}
+	return cat, done, nil
+}
+
+// localNode reads the node's wsrep_node_name, which also proves the
+// connection works, and its rank in --nodes.
+func (s *scheduleSetup) localNode(ctx context.Context, g *Globals) (string, int, error) {
+	var node string
+	if err := func() error {
+		db, err := mariadb.Open(ctx, s.target)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.QueryRowContext(ctx, "SELECT @@wsrep_node_name").Scan(&node)
+	}(); err != nil {
+		var addr []string // the flag that names the node, if one does
+		for name, v := range map[string]string{"node": s.o.Node, "host": s.o.Host, "socket": s.o.Socket} {
+			if v != "" {
+				addr = append(addr, name)
+			}
+		}
+		slices.Sort(addr)
+		return "", 0, g.optionError(ExitFailure, fmt.Errorf("read wsrep_node_name of the local node %s: %w", s.target.Label(), err), addr...)
+	}
+	rank := slices.Index(s.o.Nodes, node)
+	if rank < 0 {
+		rank = len(s.o.Nodes)
+		if len(s.o.Nodes) > 0 {
+			s.log.Warn("this node is not in --nodes: it takes a run only when every listed node is unavailable", "node", node, "nodes", s.o.Nodes)
+		}
+	}
+	return node, rank, nil
+}
+
+// jobs builds the scheduled jobs.
+func (s *scheduleSetup) jobs() []schedule.Job {
 	var jobs []schedule.Job
-	for _, s := range specs {
-		j := schedule.Job{Kind: s.kind, Mutex: s.mutex, Schedule: scheds[s.kind]}
-		switch s.kind {
+	for _, sp := range s.specs {
+		j := schedule.Job{Kind: sp.kind, Mutex: sp.mutex, Schedule: sp.sched}
+		switch sp.kind {
 		case "full", "incremental":
-			j.Run, j.After = backupJob(s.kind == "incremental"), after
+			j.Run, j.After = s.backupJob(sp.kind == "incremental"), s.afterBackup
 		case "verify":
-			j.Run = func(ctx context.Context, l *schedule.Lease, fence func(context.Context) error) (schedule.Result, error) {
-				m, err := cat.Resolve(ctx, "latest")
-				if err != nil {
-					return schedule.Result{}, err
-				}
-				if err := verify.Objects(ctx, cat, m); err != nil {
-					return schedule.Result{}, fmt.Errorf("verify %s: %w", m.ID, err)
-				}
-				tables, err := verify.RestoreTest(ctx, cat, m, verify.RestoreTestOptions{
-					RestoreOptions: backup.RestoreOptions{Identities: ids, Logger: log},
-				})
-				if err != nil {
-					return schedule.Result{}, fmt.Errorf("restore test of %s: %w", m.ID, err)
-				}
-				return schedule.Result{Detail: m.ID + ": " + strconv.Itoa(len(tables)) + " tables checked"}, nil
-			}
+			j.Run = s.verifyJob
 		}
 		jobs = append(jobs, j)
 	}
+	return jobs
+}
+
+// refreshCoverage sets the restorable-window metrics from the storage.
+func (s *scheduleSetup) refreshCoverage(ctx context.Context) {
+	cov, err := (&pitr.Archive{Store: s.cat.Store}).Coverage(ctx, s.cat)
+	if err != nil {
+		s.log.Warn("could not read the restorable windows", "err", err)
+		return
+	}
+	if n := len(cov.Windows); n > 0 {
+		w := cov.Windows[n-1]
+		s.metrics.SetWindow(w.FromTime, w.ToTime)
+	} else {
+		s.metrics.SetWindow(time.Time{}, time.Time{})
+	}
+}
+
+// afterBackup applies the retention policy after a successful backup.
+func (s *scheduleSetup) afterBackup(ctx context.Context) error {
+	defer s.refreshCoverage(ctx)
+	if s.policy == nil {
+		return nil
+	}
+	plan, err := pitr.Expire(ctx, s.cat, pitr.ExpireOptions{Policy: *s.policy, Logger: s.log})
+	if plan != nil {
+		_, del, _, delSegs := plan.Counts()
+		s.log.Info("retention applied", "policy", s.policy.String(), "deleted_backups", del, "deleted_segments", delSegs)
+	}
+	if errors.Is(err, pitr.ErrRetentionRefused) {
+		// A plan that would delete every backup: nothing is deleted.
+		return fmt.Errorf("retention refused, nothing deleted: %w", err)
+	}
+	return err
+}
+
+func (s *scheduleSetup) backupJob(incremental bool) schedule.JobFunc {
+	o := s.o
+	return func(ctx context.Context, l *schedule.Lease, fence func(context.Context) error) (schedule.Result, error) {
+		bo := backup.Options{
+			Node: s.target, DefaultsFile: o.DefaultsFile, Incremental: incremental, Desync: o.Desync,
+			Codec: s.codec, Recipients: s.rs, KeyFingerprints: s.fps, Parallel: o.Parallel, Logger: s.log,
+			LeftoverGrace: o.LeftoverGrace, RateLimit: s.rateLimit,
+			// The manifest makes the backup visible: only while this
+			// node still holds the writer role.
+			BeforeManifest: func(ctx context.Context, m *backup.Manifest) error { return fence(ctx) },
+		}
+		m, err := backup.Run(ctx, s.cat, bo)
+		if incremental && errors.Is(err, backup.ErrNoBase) {
+			s.log.Warn("no backup of this node to build an incremental on: taking a full backup instead", "err", err)
+			bo.Incremental = false
+			m, err = backup.Run(ctx, s.cat, bo)
+		}
+		if err != nil {
+			return schedule.Result{}, err
+		}
+		return schedule.Result{Bytes: m.Objects[0].Size, Detail: m.ID}, nil
+	}
+}
+
+func (s *scheduleSetup) verifyJob(ctx context.Context, l *schedule.Lease, fence func(context.Context) error) (schedule.Result, error) {
+	m, err := s.cat.Resolve(ctx, "latest")
+	if err != nil {
+		return schedule.Result{}, err
+	}
+	if err := verify.Objects(ctx, s.cat, m); err != nil {
+		return schedule.Result{}, fmt.Errorf("verify %s: %w", m.ID, err)
+	}
+	tables, err := verify.RestoreTest(ctx, s.cat, m, verify.RestoreTestOptions{
+		RestoreOptions: backup.RestoreOptions{Identities: s.ids, Logger: s.log},
+	})
+	if err != nil {
+		return schedule.Result{}, fmt.Errorf("restore test of %s: %w", m.ID, err)
+	}
+	return schedule.Result{Detail: m.ID + ": " + strconv.Itoa(len(tables)) + " tables checked"}, nil
+}
+
+// background is binlog archiving (when on) and the coverage refresh.
+func (s *scheduleSetup) background() []func(context.Context) error {
+	o := s.o
 	var bg []func(context.Context) error
 	if o.ArchiveBinlogs {
 		bg = append(bg, func(ctx context.Context) error {
-			a := &pitr.Archive{Store: cat.Store}
-			ao := pitr.ArchiveOptions{Node: target, BinlogDir: o.BinlogDir, Codec: c, Recipients: rs, KeyFingerprints: fps, Logger: log}
+			a := &pitr.Archive{Store: s.cat.Store}
+			ao := pitr.ArchiveOptions{Node: s.target, BinlogDir: o.BinlogDir, Codec: s.codec, Recipients: s.rs, KeyFingerprints: s.fps, Logger: s.log}
 			return pitr.Follow(ctx, a, pitr.FollowOptions{ArchiveOptions: ao, MaxLag: o.MaxLag, StandbyAfter: o.StandbyAfter,
 				OnPass: func(rep *pitr.ArchiveReport, err error) {
 					if err == nil {
-						metrics.ArchivePassed(time.Now())
+						s.metrics.ArchivePassed(time.Now())
 					}
 					if rep != nil {
 						for _, gap := range rep.Gaps {
-							log.Error("gap in the binlog archive", "gap", gap.String())
+							s.log.Error("gap in the binlog archive", "gap", gap.String())
 						}
 					}
 				}})
@@ -423,7 +575,7 @@ func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *sc
 	}
 	bg = append(bg, func(ctx context.Context) error {
 		for {
-			refreshCoverage(ctx)
+			s.refreshCoverage(ctx)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -431,9 +583,5 @@ func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *sc
 			}
 		}
 	})
-	return &scheduleGen{
-		cfg: schedule.Config{Jobs: jobs, Leases: leases, Node: node, Rank: rank, RankDelay: o.RankDelay,
-			TTL: o.LeaseTTL, BackoffMin: o.BackoffMin, Background: bg, Logger: log, Metrics: metrics},
-		log: log, metrics: metrics, metricsAddr: o.MetricsAddr, close: done,
-	}, nil
+	return bg
 }
