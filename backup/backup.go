@@ -18,10 +18,9 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/go-sql-driver/mysql"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/gosst/gosst/internal/version"
 	"github.com/gosst/gosst/mariabackup"
