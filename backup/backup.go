@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/go-sql-driver/mysql"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
@@ -149,23 +150,9 @@ func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) 
 			removeFailed(ctx, cat, log, dataKeyWritten, leaseObjectKey(m.ID))
 		}
 	}()
-	hbCtx, stopHeartbeat := context.WithCancel(ctx)
-	var hb errgroup.Group
-	hb.Go(func() error {
-		heartbeat(hbCtx, cat, lease, o.LeftoverGrace, log)
-		return nil
-	})
-	defer func() {
-		stopHeartbeat()
-		_ = hb.Wait()
-	}()
-	// Clean up after earlier runs: only what is provably abandoned.
-	if n, err := cat.DeleteLeftovers(ctx, LeftoverPolicy{Grace: o.LeftoverGrace, Keep: m.ID, Logger: log, me: me}); err != nil {
-		log.Warn("could not remove leftovers of interrupted backups", "err", err)
-	} else if n > 0 {
-		log.Info("removed objects of abandoned backups", "objects", n)
-	}
-	removeDeadScratch(o.TmpDir, me, processGone, log)
+	stopHeartbeat := startHeartbeat(ctx, cat, lease, o.LeftoverGrace, log)
+	defer stopHeartbeat()
+	o.removeLeftovers(ctx, cat, m.ID, me)
 
 	if o.Desync && galera {
 		if err := desync(ctx, db, log); err != nil {
@@ -182,11 +169,38 @@ func Run(ctx context.Context, cat *Catalog, o Options) (_ *Manifest, err error) 
 		return nil, err
 	}
 	stopHeartbeat()
-	_ = hb.Wait()
 	if err := cat.Store.Delete(ctx, leaseObjectKey(m.ID)); err != nil {
 		log.Warn("backup complete, but its lease object could not be removed", "key", leaseObjectKey(m.ID), "err", err)
 	}
 	return m, nil
+}
+
+// startHeartbeat runs heartbeat for lease in a goroutine; the returned
+// stop ends it and waits until it has returned (safe to call twice).
+func startHeartbeat(ctx context.Context, cat *Catalog, lease RunLease, grace time.Duration, log *slog.Logger) (stop func()) {
+	hbCtx, cancel := context.WithCancel(ctx)
+	var hb errgroup.Group
+	hb.Go(func() error {
+		heartbeat(hbCtx, cat, lease, grace, log)
+		return nil
+	})
+	return func() {
+		cancel()
+		_ = hb.Wait()
+	}
+}
+
+// removeLeftovers cleans up after earlier runs, only what is provably
+// abandoned: their storage objects (never those of the run keep) and the
+// scratch directories of dead processes. A failure is only logged.
+func (o Options) removeLeftovers(ctx context.Context, cat *Catalog, keep string, me self) {
+	log := o.Logger
+	if n, err := cat.DeleteLeftovers(ctx, LeftoverPolicy{Grace: o.LeftoverGrace, Keep: keep, Logger: log, me: me}); err != nil {
+		log.Warn("could not remove leftovers of interrupted backups", "err", err)
+	} else if n > 0 {
+		log.Info("removed objects of abandoned backups", "objects", n)
+	}
+	removeDeadScratch(o.TmpDir, me, processGone, log)
 }
 
 // checkNode reads the node's state: a Galera node must be Synced (unless
@@ -409,9 +423,9 @@ func incrementalBase(ctx context.Context, cat *Catalog, m *Manifest, galera bool
 	return base, nil
 }
 
-// stream runs mariabackup and uploads its sealed stream.
+// stream runs mariabackup and uploads its sealed stream. *written is set
+// to the data object's key before the upload starts.
 func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent *Manifest, me self, written *string) (Object, *Scan, error) {
-	log := o.Logger
 	cfg, err := o.Node.Config()
 	if err != nil {
 		return Object{}, nil, err
@@ -424,23 +438,10 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	}
 	defer os.RemoveAll(scratch)
 
-	var args []string
-	if o.DefaultsFile != "" {
-		args = append(args, "--defaults-file="+o.DefaultsFile)
-	}
-	args = append(args, "--backup", "--galera-info", "--stream=xbstream", "--target-dir="+scratch,
-		"--parallel="+strconv.Itoa(o.Parallel), "--user="+cfg.User)
-	if cfg.Net == "unix" {
-		args = append(args, "--socket="+cfg.Addr)
-	} else {
-		host, port, _ := strings.Cut(cfg.Addr, ":")
-		args = append(args, "--host="+host, "--port="+port)
-	}
-	if parent != nil {
-		args = append(args, "--incremental-lsn="+strconv.FormatInt(parent.LSN.To, 10))
-	}
+	args := mariabackupArgs(o.DefaultsFile, cfg, scratch, parent, o.Parallel)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	log := o.Logger
 	log.Info("starting mariabackup", "type", m.Type, "id", m.ID, "args", strings.Join(args, " "))
 	mb, err := mariabackup.Start(ctx, mariabackup.Spec{
 		Path: o.Mariabackup, Args: args,
@@ -451,14 +452,48 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	if err != nil {
 		return Object{}, nil, fmt.Errorf("%w (is mariadb-backup installed?)", err)
 	}
-	stdout := mb.Stdout
-
 	ext := "." + o.Codec.Name()
 	if len(o.Recipients) > 0 {
 		ext += ".age"
 	}
 	key := dataKey(m.ID, ext)
 	*written = key
+	obj, scan, err := o.storeStream(ctx, cancel, cat, key, mb)
+	if err != nil {
+		_ = mb.Wait()
+		return Object{}, nil, err
+	}
+	log.Info("backup stream stored", "key", key, "plain_bytes", obj.PlainSize, "stored_bytes", obj.Size)
+	return obj, scan, nil
+}
+
+// mariabackupArgs is mariabackup's command line for a streamed backup of
+// the server cfg into scratch; an incremental (parent set) starts at the
+// parent's end LSN. The password is never on it.
+func mariabackupArgs(defaultsFile string, cfg *mysql.Config, scratch string, parent *Manifest, parallel int) []string {
+	var args []string
+	if defaultsFile != "" {
+		args = append(args, "--defaults-file="+defaultsFile)
+	}
+	args = append(args, "--backup", "--galera-info", "--stream=xbstream", "--target-dir="+scratch,
+		"--parallel="+strconv.Itoa(parallel), "--user="+cfg.User)
+	if cfg.Net == "unix" {
+		args = append(args, "--socket="+cfg.Addr)
+	} else {
+		host, port, _ := strings.Cut(cfg.Addr, ":")
+		args = append(args, "--host="+host, "--port="+port)
+	}
+	if parent != nil {
+		args = append(args, "--incremental-lsn="+strconv.FormatInt(parent.LSN.To, 10))
+	}
+	return args
+}
+
+// storeStream uploads mariabackup's stream, sealed, under key while a tee
+// of it is scanned for the backup's metadata. Three goroutines (scan,
+// upload, mariabackup → seal) run under one errgroup and are joined on
+// every path; cancel stops mariabackup when the stream fails.
+func (o *Options) storeStream(ctx context.Context, cancel context.CancelFunc, cat *Catalog, key string, mb *mariabackup.Process) (Object, *Scan, error) {
 	scan := NewScan()
 	mtr := meter.New(meter.Options{})
 	upR, upW := io.Pipe()
@@ -486,41 +521,8 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 		return nil
 	})
 	g.Go(func() error { // mariabackup → tee → codec → age → upload
-		err := func() error {
-			sw, err := stream.NewWriter(io.MultiWriter(upW, stored), stream.WriteOptions{Codec: o.Codec, Recipients: o.Recipients})
-			if err != nil {
-				return err
-			}
-			ok := false
-			defer func() {
-				if !ok {
-					sw.Abort() // a failed stream gets no end marker
-				}
-			}()
-			var in io.Reader = stdout
-			if o.RateLimit > 0 {
-				in = ratelimit.NewReader(gctx, in, ratelimit.NewLimiter(o.RateLimit, 0))
-			}
-			src := io.TeeReader(mtr.Reader(in), scanW)
-			if _, err := io.Copy(sw, src); err != nil {
-				return fmt.Errorf("stream backup: %w", err)
-			}
-			// The stream is complete only if mariabackup says so, and its
-			// error carries all of its output's last lines: Wait reads
-			// stderr to its end first.
-			if err := mb.Wait(); err != nil {
-				var ee *mariabackup.ExitError
-				if errors.As(err, &ee) {
-					return fmt.Errorf("mariabackup failed: %w\n--- mariabackup output (last lines) ---\n%s", ee.Err, ee.Tail)
-				}
-				return fmt.Errorf("mariabackup failed: %w", err)
-			}
-			if plain, err = sw.Close(); err != nil {
-				return err
-			}
-			ok = true
-			return nil
-		}()
+		var err error
+		plain, err = o.seal(gctx, mb, io.MultiWriter(upW, stored), scanW, mtr)
 		scanW.CloseWithError(err)
 		if err != nil {
 			upW.CloseWithError(err)
@@ -531,19 +533,61 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 	})
 	defer reportProgress(ctx, mtr, o.Progress)()
 	if err := g.Wait(); err != nil {
-		_ = mb.Wait()
 		return Object{}, nil, err
 	}
 	storedSum := stored.Sum()
-	obj := Object{
+	return Object{
 		Key:         key,
 		Size:        stored.Size(),
 		SHA256:      hex.EncodeToString(storedSum[:]),
 		PlainSize:   plain.Size,
 		PlainSHA256: hex.EncodeToString(plain.SHA256[:]),
+	}, scan, nil
+}
+
+// seal copies mariabackup's output (rate-limited, metered, teed to tee)
+// into a sealed stream written to dst. The stream gets its end marker only
+// when mariabackup exits successfully.
+func (o *Options) seal(ctx context.Context, mb *mariabackup.Process, dst, tee io.Writer, mtr *meter.Meter) (stream.Sum, error) {
+	sw, err := stream.NewWriter(dst, stream.WriteOptions{Codec: o.Codec, Recipients: o.Recipients})
+	if err != nil {
+		return stream.Sum{}, err
 	}
-	log.Info("backup stream stored", "key", key, "plain_bytes", obj.PlainSize, "stored_bytes", obj.Size)
-	return obj, scan, nil
+	ok := false
+	defer func() {
+		if !ok {
+			sw.Abort() // a failed stream gets no end marker
+		}
+	}()
+	var in io.Reader = mb.Stdout
+	if o.RateLimit > 0 {
+		in = ratelimit.NewReader(ctx, in, ratelimit.NewLimiter(o.RateLimit, 0))
+	}
+	if _, err := io.Copy(sw, io.TeeReader(mtr.Reader(in), tee)); err != nil {
+		return stream.Sum{}, fmt.Errorf("stream backup: %w", err)
+	}
+	// The stream is complete only if mariabackup says so, and its error
+	// carries all of its output's last lines: Wait reads stderr to its end
+	// first.
+	if err := mb.Wait(); err != nil {
+		return stream.Sum{}, mariabackupFailed(err)
+	}
+	plain, err := sw.Close()
+	if err != nil {
+		return stream.Sum{}, err
+	}
+	ok = true
+	return plain, nil
+}
+
+// mariabackupFailed is the error of a mariabackup that exited with err,
+// with the last lines of its output when err carries them.
+func mariabackupFailed(err error) error {
+	var ee *mariabackup.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("mariabackup failed: %w\n--- mariabackup output (last lines) ---\n%s", ee.Err, ee.Tail)
+	}
+	return fmt.Errorf("mariabackup failed: %w", err)
 }
 
 func desync(ctx context.Context, db *sql.DB, log *slog.Logger) error {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/binlog"
@@ -602,32 +603,9 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 		ext += ".age"
 	}
 	key := seg.Key() + "/data.binlog" + ext
-	f, err := os.Open(path)
+	plain, stored, err := a.storeSealed(ctx, key, path, o)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	pr, pw := io.Pipe()
-	stored := backup.NewHashCounter()
-	var plain stream.Sum
-	go func() {
-		err := func() error {
-			sw, err := stream.NewWriter(io.MultiWriter(pw, stored), stream.WriteOptions{Codec: o.Codec, Recipients: o.Recipients})
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(sw, f); err != nil {
-				sw.Abort() // never seal a partly read file
-				return fmt.Errorf("read %s: %w", path, err)
-			}
-			plain, err = sw.Close()
-			return err
-		}()
-		pw.CloseWithError(err)
-	}()
-	if err := a.Store.Put(ctx, key, pr, -1); err != nil {
-		pr.CloseWithError(err)
-		return fmt.Errorf("upload %s: %w", key, err)
 	}
 	if plain.SHA256 != plainSum || plain.Size != seg.Binlog.Size {
 		return fmt.Errorf("binlog %s changed while it was archived (%d bytes indexed, %d uploaded)", path, seg.Binlog.Size, plain.Size)
@@ -646,6 +624,63 @@ func (a *Archive) upload(ctx context.Context, seg *Segment, path string, plainSu
 		return fmt.Errorf("write index of %s (the data is stored, the next pass writes it again): %w", seg.File, err)
 	}
 	return nil
+}
+
+// storeSealed seals the file at path into the object key: one goroutine
+// seals into a pipe, the store reads the other end. Both run under one
+// errgroup and are joined on every path, so when it returns nothing reads
+// the file or writes the pipe any more.
+func (a *Archive) storeSealed(ctx context.Context, key, path string, o ArchiveOptions) (stream.Sum, *backup.HashCounter, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return stream.Sum{}, nil, err
+	}
+	defer f.Close()
+	pr, pw := io.Pipe()
+	stored := backup.NewHashCounter()
+	var plain stream.Sum
+	var sealErr error
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		// Its error reaches the store through the pipe, which reports it
+		// wrapped with the key; sealErr only catches a store that ends
+		// without reading to the end.
+		plain, sealErr = seal(io.MultiWriter(pw, stored), f, path, o)
+		pw.CloseWithError(sealErr)
+		return nil
+	})
+	g.Go(func() error {
+		err := a.Store.Put(gctx, key, pr, -1)
+		if err == nil {
+			// A store that returns before the end must not leave the
+			// sealing goroutine blocked on the pipe.
+			pr.CloseWithError(errors.New("the storage ended the upload before the end of the stream"))
+			return nil
+		}
+		pr.CloseWithError(err) // stops the sealing goroutine's writes
+		return fmt.Errorf("upload %s: %w", key, err)
+	})
+	if err := g.Wait(); err != nil {
+		return stream.Sum{}, nil, err
+	}
+	if sealErr != nil {
+		return stream.Sum{}, nil, fmt.Errorf("upload %s: %w", key, sealErr)
+	}
+	return plain, stored, nil
+}
+
+// seal writes the file f (at path) to w as a sealed stream: compressed,
+// optionally encrypted, with the end marker only if f was read to its end.
+func seal(w io.Writer, f io.Reader, path string, o ArchiveOptions) (stream.Sum, error) {
+	sw, err := stream.NewWriter(w, stream.WriteOptions{Codec: o.Codec, Recipients: o.Recipients})
+	if err != nil {
+		return stream.Sum{}, err
+	}
+	if _, err := io.Copy(sw, f); err != nil {
+		sw.Abort() // never seal a partly read file
+		return stream.Sum{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	return sw.Close()
 }
 
 // FollowOptions configures Follow.

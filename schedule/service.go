@@ -277,69 +277,7 @@ func (s *Service) execute(ctx context.Context, j Job, l *Lease, attempt int, log
 	log = log.With("node", s.c.Node, "epoch", l.Epoch, "attempt", attempt)
 	log.Info("job start")
 	s.c.Metrics.jobStarted(j.Kind, l.Mutex, true)
-	jctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var res Result
-	var mu sync.Mutex // serialises renewals (renewal loop and the job's fence)
-	renewed := s.c.Clock.Now()
-	sinceRenewal := func() time.Duration {
-		mu.Lock()
-		defer mu.Unlock()
-		return s.c.Clock.Since(renewed)
-	}
-	fence := func(fctx context.Context) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if s.c.Clock.Since(renewed) > s.c.TTL/2 {
-			return fmt.Errorf("%w: no renewal for %s", ErrLeaseLost, s.c.Clock.Since(renewed).Round(time.Millisecond))
-		}
-		if err := s.c.Leases.Renew(fctx, l, s.c.TTL); err != nil {
-			return err
-		}
-		renewed = s.c.Clock.Now()
-		return nil
-	}
-	finished := make(chan struct{})
-	g, gctx := errgroup.WithContext(jctx)
-	g.Go(func() error {
-		for {
-			t := s.c.Clock.NewTimer(s.c.TTL / 3)
-			select {
-			case <-finished:
-				t.Stop()
-				return nil
-			case <-gctx.Done():
-				t.Stop()
-				return nil
-			case <-t.Chan():
-			}
-			if err := fence(gctx); err != nil {
-				if errors.Is(err, ErrLeaseLost) || sinceRenewal() > s.c.TTL/2 {
-					if !errors.Is(err, ErrLeaseLost) {
-						err = fmt.Errorf("%w: %w", ErrLeaseLost, err)
-					}
-					cancel(err)
-					return err
-				}
-				log.Warn("lease renewal failed; retrying", "err", err)
-			}
-		}
-	})
-	g.Go(func() error {
-		defer close(finished)
-		var err error
-		res, err = j.Run(gctx, l, fence)
-		if err == nil && j.After != nil {
-			if aerr := j.After(gctx); aerr != nil {
-				log.Warn("retention after the job failed; the next success retries it", "err", aerr)
-			}
-		}
-		return err
-	})
-	err = g.Wait()
-	if c := context.Cause(jctx); err != nil && c != nil && !errors.Is(err, c) && errors.Is(c, ErrLeaseLost) {
-		err = fmt.Errorf("%w (%w)", err, c)
-	}
+	res, err := s.runLeased(ctx, j, l, log)
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer fcancel()
 	if ferr := s.c.Leases.Finish(fctx, l, err == nil); ferr != nil {
@@ -353,6 +291,95 @@ func (s *Service) execute(ctx context.Context, j Job, l *Lease, attempt int, log
 	}
 	log.Info("job end", "ok", true, "duration", dur.Round(time.Millisecond), "bytes", res.Bytes, "detail", res.Detail)
 	return nil
+}
+
+// runLeased runs j (and its After) while a second goroutine renews the
+// lease every TTL/3; both are joined before it returns. Losing the lease
+// cancels the job, and its error then says so.
+func (s *Service) runLeased(ctx context.Context, j Job, l *Lease, log *slog.Logger) (Result, error) {
+	jctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r := &renewal{c: &s.c, l: l, renewed: s.c.Clock.Now()}
+	var res Result
+	finished := make(chan struct{})
+	g, gctx := errgroup.WithContext(jctx)
+	g.Go(func() error { return r.loop(gctx, finished, cancel, log) })
+	g.Go(func() error {
+		defer close(finished)
+		var err error
+		res, err = j.Run(gctx, l, r.fence)
+		if err == nil && j.After != nil {
+			if aerr := j.After(gctx); aerr != nil {
+				log.Warn("retention after the job failed; the next success retries it", "err", aerr)
+			}
+		}
+		return err
+	})
+	err := g.Wait()
+	if c := context.Cause(jctx); err != nil && c != nil && !errors.Is(err, c) && errors.Is(c, ErrLeaseLost) {
+		err = fmt.Errorf("%w (%w)", err, c)
+	}
+	return res, err
+}
+
+// renewal keeps a running job's lease: the renewal loop and the job's
+// fence both renew it, one at a time.
+type renewal struct {
+	c       *Config
+	l       *Lease
+	mu      sync.Mutex // serialises renewals (renewal loop and the job's fence)
+	renewed time.Time  // of the last successful renewal
+}
+
+// since is the time since the last successful renewal.
+func (r *renewal) since() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c.Clock.Since(r.renewed)
+}
+
+// fence renews the lease, and fails with ErrLeaseLost without trying when
+// the last renewal is older than TTL/2 (the process was paused: another
+// node may hold the lease by now).
+func (r *renewal) fence(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c.Clock.Since(r.renewed) > r.c.TTL/2 {
+		return fmt.Errorf("%w: no renewal for %s", ErrLeaseLost, r.c.Clock.Since(r.renewed).Round(time.Millisecond))
+	}
+	if err := r.c.Leases.Renew(ctx, r.l, r.c.TTL); err != nil {
+		return err
+	}
+	r.renewed = r.c.Clock.Now()
+	return nil
+}
+
+// loop renews the lease every TTL/3 until the job has finished or ctx
+// ends. A failed renewal is retried until the lease is lost or TTL/2 has
+// passed without one; then it cancels the job with ErrLeaseLost.
+func (r *renewal) loop(ctx context.Context, finished <-chan struct{}, cancel context.CancelCauseFunc, log *slog.Logger) error {
+	for {
+		t := r.c.Clock.NewTimer(r.c.TTL / 3)
+		select {
+		case <-finished:
+			t.Stop()
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.Chan():
+		}
+		if err := r.fence(ctx); err != nil {
+			if errors.Is(err, ErrLeaseLost) || r.since() > r.c.TTL/2 {
+				if !errors.Is(err, ErrLeaseLost) {
+					err = fmt.Errorf("%w: %w", ErrLeaseLost, err)
+				}
+				cancel(err)
+				return err
+			}
+			log.Warn("lease renewal failed; retrying", "err", err)
+		}
+	}
 }
 
 // Schedule is a parsed schedule: the next run after a time.

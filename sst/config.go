@@ -13,6 +13,7 @@ import (
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
+	"github.com/gosst/gosst/stream/codec"
 )
 
 // CodecAuto is compression=auto, the default: the donor compresses the
@@ -34,7 +35,7 @@ type Config struct {
 	TLSSource string
 
 	Codec            string // auto (default; see CodecAuto), s2, zstd, none
-	CodecLevel       int    // zstd level (default 1)
+	CodecLevel       int    // zstd level (default codec.StreamLevel, 1, as for backups)
 	CodecConcurrency int    // compressing goroutines (default min(4, NumCPU))
 
 	RateLimit     int64 // bytes per second of raw backup data, 0 = none (rlimit)
@@ -129,7 +130,7 @@ func DefaultConfig() Config {
 	return Config{
 		SSLMode:          "DISABLED",
 		Codec:            CodecAuto,
-		CodecLevel:       1,
+		CodecLevel:       codec.StreamLevel,
 		CodecConcurrency: min(4, max(1, runtime.NumCPU())),
 		InitialTimeout:   300 * time.Second,
 		HelloTimeout:     DefaultHelloTimeout,

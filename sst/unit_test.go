@@ -11,6 +11,7 @@ import (
 
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst/wsrep"
+	"github.com/gosst/gosst/stream"
 )
 
 func TestAddresses(t *testing.T) {
@@ -221,5 +222,13 @@ func TestExitCodes(t *testing.T) {
 		if got := ExitCode(tc.err); got != tc.code {
 			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.code)
 		}
+	}
+}
+
+// The SST default level is the stored streams' default: one constant, so
+// docs saying "level 1 everywhere" cannot drift from one of the two.
+func TestDefaultCodecLevelIsStreamDefault(t *testing.T) {
+	if got := DefaultConfig().CodecLevel; got != stream.DefaultLevel {
+		t.Errorf("SST compression-level default %d, stored streams' default %d", got, stream.DefaultLevel)
 	}
 }

@@ -27,8 +27,9 @@ const (
 )
 
 // DefaultLevel is the zstd level of every stored stream unless the operator
-// chose another: level 1 keeps up with mariabackup on one core.
-const DefaultLevel = 1
+// chose another: level 1 keeps up with mariabackup on one core. The SST
+// transport's compression-level defaults to the same constant.
+const DefaultLevel = codec.StreamLevel
 
 // CodecOptionError is NewCodec's error when the codec name or level the
 // operator gave (--codec, --level) is not valid: a usage error.

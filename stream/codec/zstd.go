@@ -8,6 +8,13 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// StreamLevel is the zstd level gosst stores and sends streams at unless
+// the operator chose another (stream.DefaultLevel for backups and archived
+// binlogs, compression-level for SST): level 1 keeps up with mariabackup on
+// one core. It is defined here, in the leaf both import, so that the SST
+// binary shares it without linking the stored-stream stack.
+const StreamLevel = 1
+
 // Defaults for ZstdOptions. They are constants, not derived from the
 // machine, so that a stream's memory use does not change with GOMAXPROCS.
 const (

@@ -105,7 +105,32 @@ func (r *Reader) truncated(start int64, path, what string, err error) error {
 	return fmt.Errorf("xbstream: offset %d: reading %s: %w", start, what, err)
 }
 
+// next reads one chunk: its header, then the body its type has.
 func (r *Reader) next() (*Chunk, error) {
+	c, err := r.readHeader()
+	if err != nil {
+		return nil, err
+	}
+	switch c.Type {
+	case TypeEOF, TypeRemove:
+		// no body
+	case TypeSeek:
+		err = r.readSeek(c)
+	case TypeRename:
+		err = r.readRename(c)
+	default: // TypePayload, or an ignorable chunk of unknown type (payload layout)
+		err = r.readPayloadChunk(c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// readHeader reads a chunk's fixed prefix and path into r.chunk and checks
+// them: magic, a known chunk type (or FlagIgnorable), the path length. It
+// returns nil, io.EOF when the input ends cleanly before a chunk.
+func (r *Reader) readHeader() (*Chunk, error) {
 	start := r.off
 	var pre [prefixLen]byte
 	n, err := r.readFull(pre[:])
@@ -131,65 +156,69 @@ func (r *Reader) next() (*Chunk, error) {
 	if err != nil {
 		return nil, r.truncated(start, "", "path", err)
 	}
-
 	c := &r.chunk
 	*c = Chunk{Type: typ, Flags: flags, Path: path, StreamOffset: start}
+	return c, nil
+}
 
-	switch typ {
-	case TypeEOF, TypeRemove:
-		return c, nil
-
-	case TypeSeek:
-		if _, err := r.readFull(r.hdr[:8]); err != nil {
-			return nil, r.truncated(start, path, "seek offset", err)
-		}
-		off := binary.LittleEndian.Uint64(r.hdr[:8])
-		if off > math.MaxInt64 {
-			return nil, formatErr(start, path, "seek offset %d out of range", off)
-		}
-		c.Offset = int64(off)
-		return c, nil
-
-	case TypeRename:
-		if _, err := r.readFull(r.hdr[:4]); err != nil {
-			return nil, r.truncated(start, path, "rename target length", err)
-		}
-		newLen := binary.LittleEndian.Uint32(r.hdr[:4])
-		if newLen > MaxPathLen {
-			return nil, formatErr(start, path, "rename target length %d exceeds the limit of %d bytes", newLen, MaxPathLen)
-		}
-		np := make([]byte, newLen)
-		if _, err := r.readFull(np); err != nil {
-			return nil, r.truncated(start, path, "rename target", err)
-		}
-		c.NewPath = string(np)
-		return c, nil
+// readSeek reads a seek chunk's target offset, which must fit an int64.
+func (r *Reader) readSeek(c *Chunk) error {
+	if _, err := r.readFull(r.hdr[:8]); err != nil {
+		return r.truncated(c.StreamOffset, c.Path, "seek offset", err)
 	}
+	off := binary.LittleEndian.Uint64(r.hdr[:8])
+	if off > math.MaxInt64 {
+		return formatErr(c.StreamOffset, c.Path, "seek offset %d out of range", off)
+	}
+	c.Offset = int64(off)
+	return nil
+}
 
-	// TypePayload, or an ignorable chunk of unknown type (payload layout).
+// readRename reads a rename chunk's new path (at most MaxPathLen bytes).
+func (r *Reader) readRename(c *Chunk) error {
+	if _, err := r.readFull(r.hdr[:4]); err != nil {
+		return r.truncated(c.StreamOffset, c.Path, "rename target length", err)
+	}
+	newLen := binary.LittleEndian.Uint32(r.hdr[:4])
+	if newLen > MaxPathLen {
+		return formatErr(c.StreamOffset, c.Path, "rename target length %d exceeds the limit of %d bytes", newLen, MaxPathLen)
+	}
+	np := make([]byte, newLen)
+	if _, err := r.readFull(np); err != nil {
+		return r.truncated(c.StreamOffset, c.Path, "rename target", err)
+	}
+	c.NewPath = string(np)
+	return nil
+}
+
+// readPayloadChunk reads a payload chunk's length, file offset and CRC-32,
+// then the payload: the length at most maxPayload, offset + length within
+// an int64, the checksum matching.
+func (r *Reader) readPayloadChunk(c *Chunk) error {
+	start, path := c.StreamOffset, c.Path
 	if _, err := r.readFull(r.hdr[:20]); err != nil {
-		return nil, r.truncated(start, path, "payload header", err)
+		return r.truncated(start, path, "payload header", err)
 	}
 	length := binary.LittleEndian.Uint64(r.hdr[0:8])
 	off := binary.LittleEndian.Uint64(r.hdr[8:16])
 	sum := binary.LittleEndian.Uint32(r.hdr[16:20])
 	if max := r.maxPayload(); length > uint64(max) {
-		return nil, formatErr(start, path, "payload length %d exceeds the limit of %d bytes", length, max)
+		return formatErr(start, path, "payload length %d exceeds the limit of %d bytes", length, max)
 	}
 	if off > math.MaxInt64-length {
-		return nil, formatErr(start, path, "file offset %d + payload length %d out of range", off, length)
+		return formatErr(start, path, "file offset %d + payload length %d out of range", off, length)
 	}
 	data, err := r.readPayload(int(length))
 	if err != nil {
-		return nil, r.truncated(start, path, fmt.Sprintf("payload (%d of %d bytes)", len(data), length), err)
+		return r.truncated(start, path, fmt.Sprintf("payload (%d of %d bytes)", len(data), length), err)
 	}
 	if got := crc32.ChecksumIEEE(data); got != sum {
-		return nil, formatErr(start, path, "payload checksum mismatch (got 0x%08x, want 0x%08x)", got, sum)
+		return formatErr(start, path, "payload checksum mismatch (got 0x%08x, want 0x%08x)", got, sum)
 	}
 	c.Offset = int64(off)
 	c.Payload = data
 	c.Checksum = sum
-	return c, nil
+	return nil
 }
 
 // readPath reads n path bytes, reusing the previous chunk's string when the

@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -64,67 +65,100 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 		return err
 	}
 	defer c.Close()
-	n1, n2 := c.Node(1), c.Node(2)
+	layout := "both datadirs on one disk"
 	if joinerDisk == "ram" {
-		// Node 2 joined by SST at start; every round wipes it anyway.
-		if err := n2.Stop(ctx); err != nil {
-			return err
-		}
-		if err := n2.Wipe(); err != nil {
-			return err
-		}
-		unmount, err := ramDisk(ctx, n2.DataDir, sizeMB)
+		layout = "node 2's datadir on its own RAM-backed ext4"
+		cleanup, err := joinerOnRAMDisk(ctx, c.Node(2), sizeMB)
 		if err != nil {
 			return err
 		}
-		defer func() { // before c.Close: node 2 must be down to unmount
-			// Not ctx, which may be the cancelled one; and briefly: a
-			// joiner stopped mid-SST may never exit on SIGTERM (see
-			// cluster.Node.Stop), and Stop kills it when this ends.
-			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			_ = n2.Stop(sctx)
-			unmount()
-		}()
+		defer cleanup() // before c.Close: node 2 must be down to unmount
 	}
 	fmt.Fprintf(os.Stderr, "filling node1 with ~%d MB ...\n", sizeMB)
-	if err := fill(ctx, n1, sizeMB); err != nil {
+	if err := fill(ctx, c.Node(1), sizeMB); err != nil {
 		return err
 	}
-	size, _ := n1.QueryString(ctx, "SELECT ROUND(SUM(data_length+index_length)/1048576) FROM information_schema.TABLES WHERE table_schema='sbtest'")
+	size, _ := c.Node(1).QueryString(ctx, "SELECT ROUND(SUM(data_length+index_length)/1048576) FROM information_schema.TABLES WHERE table_schema='sbtest'")
+	results, err := measure(ctx, c, dir, methods, rounds, size)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster on loopback (%s), %d cores, %d round(s)\n", size, layout, numCPU(), rounds)
+	printResults(os.Stdout, methods, results)
+	return nil
+}
+
+// joinerOnRAMDisk puts node 2's datadir on a RAM disk of its own. Node 2
+// joined by SST at start; every round wipes it anyway. cleanup stops node
+// 2 and unmounts the disk.
+func joinerOnRAMDisk(ctx context.Context, n2 *cluster.Node, sizeMB int) (cleanup func(), err error) {
+	if err := n2.Stop(ctx); err != nil {
+		return nil, err
+	}
+	if err := n2.Wipe(); err != nil {
+		return nil, err
+	}
+	unmount, err := ramDisk(ctx, n2.DataDir, sizeMB)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		// Not ctx, which may be the cancelled one; and briefly: a
+		// joiner stopped mid-SST may never exit on SIGTERM (see
+		// cluster.Node.Stop), and Stop kills it when this ends.
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = n2.Stop(sctx)
+		unmount()
+	}, nil
+}
+
+// measure times a full SST of node 2 by each method, rounds times, and
+// returns the durations by method. size (MiB) is for the progress lines.
+func measure(ctx context.Context, c *cluster.Cluster, dir string, methods []string, rounds int, size string) (map[string][]time.Duration, error) {
 	results := map[string][]time.Duration{}
 	for r := 0; r < rounds; r++ {
-		// Each round starts one method later, so that no method always
-		// follows the same one (and inherits its after-effects).
-		order := append(slices.Clone(methods[r%len(methods):]), methods[:r%len(methods)]...)
-		for _, m := range order {
+		for _, m := range roundOrder(methods, r) {
 			d, err := sst(ctx, c, dir, m)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			results[m] = append(results[m], d)
 			fmt.Fprintf(os.Stderr, "%-12s full SST of %s MiB: %.1f s\n", m, size, d.Seconds())
 			if strings.HasPrefix(m, "gosst") {
-				phases(n2.Dir, joinerRE, 3)
-				phases(n1.Dir, donorRE, 1)
+				phases(c.Node(2).Dir, joinerRE, 3)
+				phases(c.Node(1).Dir, donorRE, 1)
 			}
 		}
 	}
+	return results, nil
+}
+
+// roundOrder is the order of the methods in round r: each round starts
+// one method later, so that no method always follows the same one (and
+// inherits its after-effects).
+func roundOrder(methods []string, r int) []string {
+	return append(slices.Clone(methods[r%len(methods):]), methods[:r%len(methods)]...)
+}
+
+// median is the median of ds (the lower one of an even count).
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[(len(s)-1)/2]
+}
+
+// printResults prints each method's median and runs, then the ratio of
+// every gosst method's median to every other method's.
+func printResults(w io.Writer, methods []string, results map[string][]time.Duration) {
 	med := map[string]float64{}
-	layout := "both datadirs on one disk"
-	if joinerDisk == "ram" {
-		layout = "node 2's datadir on its own RAM-backed ext4"
-	}
-	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster on loopback (%s), %d cores, %d round(s)\n", size, layout, numCPU(), rounds)
 	for _, m := range methods {
-		ds := append([]time.Duration(nil), results[m]...)
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		med[m] = ds[(len(ds)-1)/2].Seconds()
+		med[m] = median(results[m]).Seconds()
 		all := make([]string, len(results[m]))
 		for i, d := range results[m] {
 			all[i] = fmt.Sprintf("%.1f", d.Seconds())
 		}
-		fmt.Printf("%-40s %7.1f s (node 2 wiped → Synced; runs: %s)\n", m, med[m], strings.Join(all, " "))
+		fmt.Fprintf(w, "%-40s %7.1f s (node 2 wiped → Synced; runs: %s)\n", m, med[m], strings.Join(all, " "))
 	}
 	for _, g := range methods {
 		if !strings.HasPrefix(g, "gosst") {
@@ -132,11 +166,10 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 		}
 		for _, m := range methods {
 			if !strings.HasPrefix(m, "gosst") {
-				fmt.Printf("%s / %s = %.2f\n", g, m, med[g]/med[m])
+				fmt.Fprintf(w, "%s / %s = %.2f\n", g, m, med[g]/med[m])
 			}
 		}
 	}
-	return nil
 }
 
 // joinerRE and donorRE pick gosst's own timings out of the error logs.
