@@ -20,6 +20,7 @@ import (
 
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/internal/text"
+	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/pitr"
 	"github.com/gosst/gosst/schedule"
@@ -326,6 +327,14 @@ func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *sc
 		return nil, fmt.Errorf("writer lease: %w", err)
 	}
 	metrics := schedule.NewMetrics(node)
+	metrics.WatchISTHorizon(func(ctx context.Context) (ist.StatusSample, error) {
+		db, err := mariadb.Open(ctx, target)
+		if err != nil {
+			return ist.StatusSample{}, err
+		}
+		defer db.Close()
+		return ReadISTSample(ctx, db)
+	}, log)
 	refreshCoverage := func(ctx context.Context) {
 		cov, err := (&pitr.Archive{Store: cat.Store}).Coverage(ctx, cat)
 		if err != nil {
