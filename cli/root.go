@@ -100,7 +100,7 @@ example one node of several unreachable).`,
 	root.AddCommand(newVersionCommand(g), newStatusCommand(g), newStreamCommand(g),
 		newBackupCommand(g), newListCommand(g), newShowCommand(g), newRestoreCommand(g), newVerifyCommand(g),
 		newBinlogCommand(g), newRecoverCommand(g), newBootstrapCommand(g))
-	root.AddCommand(newNotifyCommand(g), newPlanCommand(g))
+	root.AddCommand(newNotifyCommand(g), newPlanCommand(g), newAdviseCommand(g))
 	root.AddCommand(newExpireCommand(g))
 	root.AddCommand(newScheduleCommand(g))
 	return root

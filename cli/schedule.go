@@ -21,6 +21,7 @@ import (
 
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/internal/text"
+	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/pitr"
 	"github.com/gosst/gosst/schedule"
@@ -286,6 +287,14 @@ func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *sc
 		return nil, fmt.Errorf("writer lease: %w", err)
 	}
 	s.metrics = schedule.NewMetrics(node)
+	s.metrics.WatchISTHorizon(func(ctx context.Context) (ist.StatusSample, error) {
+		db, err := mariadb.Open(ctx, s.target)
+		if err != nil {
+			return ist.StatusSample{}, err
+		}
+		defer db.Close()
+		return ReadISTSample(ctx, db)
+	}, s.log)
 	return &scheduleGen{
 		cfg: schedule.Config{Jobs: s.jobs(), Leases: leases, Node: node, Rank: rank, RankDelay: o.RankDelay,
 			TTL: o.LeaseTTL, BackoffMin: o.BackoffMin, Background: s.background(), Logger: s.log, Metrics: s.metrics},
