@@ -248,6 +248,11 @@ func TestScheduleOneWriterPerRun(t *testing.T) {
 	if f, _ := gauge(fams, "gosst_schedule_failures_total", map[string]string{"job": "full"}); f != 0 {
 		t.Errorf("failures %v, want 0", f)
 	}
+	// The IST horizon is wired to this node: -1 until two readings 10s
+	// apart exist, then seconds (or +Inf with no writes in between).
+	if h, ok := gauge(fams, "gosst_ist_horizon_seconds", nil); !ok || !(h == -1 || h > 0) {
+		t.Errorf("gosst_ist_horizon_seconds %v (present %v), want -1 or > 0", h, ok)
+	}
 	checkWindowMetrics(t, store, addr)
 	if len(ms) > 3 {
 		t.Errorf("retention --keep-full 2 after every backup: %d backups listed: %s", len(ms), describe(ms))
