@@ -72,11 +72,6 @@ func (r *StagedRestore) Swap() error { return r.st.swap() }
 // Close removes the staging directory and releases the target's lock.
 func (r *StagedRestore) Close() { r.st.Close() }
 
-// Failpoint is a test hook at the named step of a restore: it does
-// nothing unless the binary is built with the gosstfailpoint tag, where
-// GOSST_FAILPOINT=step kills the process there (see failpoint_on.go).
-func Failpoint(step string) { failpoint(step) }
-
 // The limits and checks below are shared with the pitr package, which
 // validates the binlog segment indexes it reads from storage by the same
 // rules as manifests.
