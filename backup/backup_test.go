@@ -174,7 +174,7 @@ func FuzzParseManifest(f *testing.F) {
 			if !strings.HasPrefix(o.Key, "backups/"+m.ID+"/data.xbstream.") || strings.Contains(o.Key, "..") {
 				t.Fatalf("foreign object key accepted: %q", o.Key)
 			}
-			if o.Size < 0 || o.PlainSize < 0 || o.Size > maxObjectSize || o.PlainSize > maxObjectSize {
+			if o.Size < 0 || o.PlainSize < 0 || o.Size > MaxObjectSize || o.PlainSize > MaxObjectSize {
 				t.Fatalf("size accepted: %d/%d", o.Size, o.PlainSize)
 			}
 		}

@@ -179,8 +179,8 @@ func (m *Manifest) Validate() error {
 	if m.Type == TypeIncremental && m.Parent >= m.ID {
 		return bad("parent %s is not older than the backup", m.Parent)
 	}
-	if len(m.Node) > maxName || len(m.Lineage) > maxName {
-		return bad("node name or lineage longer than %d bytes", maxName)
+	if len(m.Node) > MaxName || len(m.Lineage) > MaxName {
+		return bad("node name or lineage longer than %d bytes", MaxName)
 	}
 	// The manifest is read from storage and may have been crafted: it
 	// must not be able to point a restore at another backup's objects or
@@ -196,10 +196,10 @@ func (m *Manifest) Validate() error {
 		if want := dataKey(m.ID, ext); o.Key != want {
 			return bad("object key %q is not this backup's data object %q", o.Key, want)
 		}
-		if o.Size < 0 || o.PlainSize < 0 || o.Size > maxObjectSize || o.PlainSize > maxObjectSize {
-			return bad("object %q: size %d (plain %d) outside 0..%d", o.Key, o.Size, o.PlainSize, int64(maxObjectSize))
+		if o.Size < 0 || o.PlainSize < 0 || o.Size > MaxObjectSize || o.PlainSize > MaxObjectSize {
+			return bad("object %q: size %d (plain %d) outside 0..%d", o.Key, o.Size, o.PlainSize, int64(MaxObjectSize))
 		}
-		if !isHexSHA256(o.SHA256) || !isHexSHA256(o.PlainSHA256) {
+		if !IsHexSHA256(o.SHA256) || !IsHexSHA256(o.PlainSHA256) {
 			return bad("object %q is incomplete", o.Key)
 		}
 	}
@@ -209,12 +209,16 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
-// maxObjectSize bounds the sizes a manifest or index may claim (1 PiB), so
-// that sums over a chain cannot overflow.
-const maxObjectSize = 1 << 50
+// The limits and checks below are shared with the pitr package, which
+// validates the binlog segment indexes it reads from storage by the same
+// rules as manifests.
 
-// maxName bounds free-form names read from storage.
-const maxName = 256
+// MaxObjectSize bounds the sizes a manifest or index may claim (1 PiB), so
+// that sums over a chain cannot overflow.
+const MaxObjectSize = 1 << 50
+
+// MaxName bounds free-form names read from storage.
+const MaxName = 256
 
 // dataExt returns the data object's key suffix for a manifest's codec chain
 // ["xbstream", zstd|s2|none] or [..., "age"]: ".zstd" or ".zstd.age".
@@ -222,10 +226,12 @@ func dataExt(codecs []string) (string, error) {
 	if len(codecs) < 2 || len(codecs) > 3 || codecs[0] != "xbstream" || (len(codecs) == 3 && codecs[2] != "age") {
 		return "", fmt.Errorf("codec chain %q is not xbstream, a compression, and optionally age", codecs)
 	}
-	return compressionExt(codecs[1], len(codecs) == 3)
+	return CompressionExt(codecs[1], len(codecs) == 3)
 }
 
-func compressionExt(c string, encrypted bool) (string, error) {
+// CompressionExt is the data object's name suffix for compression c,
+// with ".age" when encrypted; unknown compressions are an error.
+func CompressionExt(c string, encrypted bool) (string, error) {
 	if !stream.ValidCodec(c) {
 		return "", fmt.Errorf("unknown compression %q", c)
 	}
@@ -235,7 +241,8 @@ func compressionExt(c string, encrypted bool) (string, error) {
 	return "." + c, nil
 }
 
-func isHexSHA256(s string) bool {
+// IsHexSHA256 reports whether s is a SHA-256 in hex (64 digits).
+func IsHexSHA256(s string) bool {
 	if len(s) != 64 {
 		return false
 	}

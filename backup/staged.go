@@ -71,25 +71,3 @@ func (r *StagedRestore) Swap() error { return r.st.swap() }
 
 // Close removes the staging directory and releases the target's lock.
 func (r *StagedRestore) Close() { r.st.Close() }
-
-// Failpoint is a test hook at the named step of a restore: it does
-// nothing unless the binary is built with the gosstfailpoint tag, where
-// GOSST_FAILPOINT=step kills the process there (see failpoint_on.go).
-func Failpoint(step string) { failpoint(step) }
-
-// The limits and checks below are shared with the pitr package, which
-// validates the binlog segment indexes it reads from storage by the same
-// rules as manifests.
-
-// MaxObjectSize bounds the sizes a manifest or index may claim.
-const MaxObjectSize = maxObjectSize
-
-// MaxName bounds free-form names read from storage.
-const MaxName = maxName
-
-// IsHexSHA256 reports whether s is a SHA-256 in hex (64 digits).
-func IsHexSHA256(s string) bool { return isHexSHA256(s) }
-
-// CompressionExt is the data object's name suffix for compression c,
-// with ".age" when encrypted; unknown compressions are an error.
-func CompressionExt(c string, encrypted bool) (string, error) { return compressionExt(c, encrypted) }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	fp "github.com/gosst/gosst/internal/failpoint"
 	"github.com/gosst/gosst/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
@@ -33,8 +34,9 @@ import (
 
 // failpoint is called at the named steps of a restore. It does nothing
 // unless the binary is built with the gosstfailpoint tag (tests only),
-// where it can kill the process at one step.
-var failpoint = func(step string) {}
+// where GOSST_FAILPOINT=step kills the process there (see
+// internal/failpoint); unit tests replace it.
+var failpoint = fp.Hit
 
 const (
 	stagingInfix = ".gosst-restore-"

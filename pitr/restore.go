@@ -17,6 +17,7 @@ import (
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/internal/ctxio"
+	"github.com/gosst/gosst/internal/failpoint"
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
@@ -310,7 +311,7 @@ func PITR(ctx context.Context, cat *backup.Catalog, a *Archive, o PITROptions) (
 	} else if err := replay(ctx, sr.DataDir(), sr.Dir(), steps, o, &res.ReplayTime); err != nil {
 		return nil, fmt.Errorf("replay binlogs (in the staging directory; the target was not changed): %w", err)
 	}
-	backup.Failpoint("replayed")
+	failpoint.Hit("replayed")
 	if err := sr.Swap(); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gosst/gosst/internal/failpoint"
 	"github.com/gosst/gosst/internal/fsutil"
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariabackup"
@@ -40,7 +41,6 @@ type Joiner struct {
 	// staleSwap: an earlier run left sst_in_progress saying it had begun
 	// to replace the datadir, so the data here cannot be trusted.
 	staleSwap bool
-	getenv    func(string) string
 	ic        *idleConn // the donor connection, below TLS
 	// reportFailure logs the run's failure line (once); nil in tests.
 	reportFailure func(error) int
@@ -239,18 +239,15 @@ func (j *Joiner) refuseIST(conn net.Conn, pos ist.Position) error {
 	return exitf(wsrep.ExitInvalid, "%s; its position is now unusable and the next start of this node takes a full SST", msg)
 }
 
-// FailpointEnv names a test-only environment variable: when it holds a
-// swap step (SwapSteps), the joiner SIGKILLs itself right after that step,
-// as a crash would stop it. Never set it in production.
-const FailpointEnv = "GOSST_TEST_SWAP_FAILPOINT"
-
-// swapStep logs a finished swap step and honours the test failpoint.
+// swapStep logs a finished swap step. In a test build (tag
+// gosstfailpoint) whose GOSST_FAILPOINT names the step (SwapSteps), the
+// joiner then SIGKILLs itself, as a crash would stop it; release builds
+// have no such hook.
 func (j *Joiner) swapStep(step string) {
 	j.log.Infof("swap step done: %s", step)
-	if j.getenv != nil && j.getenv(FailpointEnv) == step {
-		j.log.Warnf("test failpoint %s=%s: killing this process", FailpointEnv, step)
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // SIGKILL is not handled; never go on
+	if failpoint.Enabled && failpoint.Armed(step) {
+		j.log.Warnf("test failpoint %s=%s: killing this process", failpoint.Env, step)
+		failpoint.Hit(step)
 	}
 }
 

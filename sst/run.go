@@ -133,7 +133,7 @@ func Run(ctx context.Context, argv []string, env Env) int {
 	}
 	switch a.Role {
 	case wsrep.Joiner:
-		j := &Joiner{Args: a, Config: c, log: log, out: out, getenv: env.Getenv, reportFailure: failed}
+		j := &Joiner{Args: a, Config: c, log: log, out: out, reportFailure: failed}
 		err = j.Run(ctx)
 	default:
 		d := &Donor{Args: a, Config: c, log: log, out: out, getenv: env.Getenv, environ: env.Environ}

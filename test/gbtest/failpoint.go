@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/gosst/gosst/internal/failpoint"
 )
 
 var (
@@ -25,7 +27,7 @@ var (
 
 // FailpointBinary builds galera-backup with the gosstfailpoint tag once per
 // test binary and returns its path. In it, GOSST_FAILPOINT=STEP makes a
-// restore SIGKILL itself at STEP (see backup/failpoint_on.go).
+// restore SIGKILL itself at STEP (see internal/failpoint).
 func FailpointBinary(t testing.TB) string {
 	t.Helper()
 	fpOnce.Do(func() {
@@ -59,7 +61,7 @@ func RemoveFailpointBinary() {
 func RunKilledAt(t testing.TB, step string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(FailpointBinary(t), args...)
-	cmd.Env = append(os.Environ(), "GOSST_FAILPOINT="+step)
+	cmd.Env = append(os.Environ(), failpoint.Env+"="+step)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -5,30 +5,34 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	fp "github.com/gosst/gosst/internal/failpoint"
 	"github.com/gosst/gosst/sst"
 	"github.com/gosst/gosst/test/cluster"
 )
 
 // TestSwapCrashAtEachStep stops node 3's joiner script (SIGKILL, through
-// the test-only failpoint) right after each step of the datadir swap,
-// then kills its mariadbd as a crash would. Node 3 holds old data of
-// this cluster each time, so a position is there to be recovered. The
-// crash must leave sst_in_progress and no usable position, and the next
-// starts must bring node 3 back by a full SST (an IST offered from a
-// recovered position is refused) with the same table checksums as the
-// other nodes. The last case then also loses the invalidated
+// the failpoint of a build with the gosstfailpoint tag) right after each
+// step of the datadir swap, then kills its mariadbd as a crash would. Node
+// 3 holds old data of this cluster each time, so a position is there to be
+// recovered. The crash must leave sst_in_progress and no usable position,
+// and the next starts must bring node 3 back by a full SST (an IST offered
+// from a recovered position is refused) with the same table checksums as
+// the other nodes. The last case then also loses the invalidated
 // grastate.dat (as if galera had written its running state back): the
 // position recovered from the new InnoDB files makes Galera offer IST,
 // which the joiner must refuse before the node rejoins by full SST.
 func TestSwapCrashAtEachStep(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
+	failpointBinary(t) // before any node is stopped
 	clusterSynced(t, ctx)
 	faultTable(t, ctx)
 	n1, n3 := shared.Node(1), shared.Node(3)
@@ -62,7 +66,7 @@ func TestSwapCrashAtEachStep(t *testing.T) {
 			if err := n3.StartNoWait(ctx); err != nil {
 				t.Fatal(err)
 			}
-			hit := "test failpoint " + sst.FailpointEnv + "=" + step
+			hit := "test failpoint " + fp.Env + "=" + step
 			if !waitFor(10*time.Minute, func() bool { return strings.Contains(logSince(n3, off), hit) || !n3.Running() }) ||
 				!strings.Contains(logSince(n3, off), hit) {
 				t.Fatalf("the joiner never reached swap step %s:\n%s", step, tail(logSince(n3, off), 40))
@@ -170,18 +174,50 @@ func foreignState(t *testing.T, n *cluster.Node) {
 	}
 }
 
-// failpoint makes the node's wsrep_sst_gosst a wrapper that sets the
-// test-only failpoint variable (mysqld puts <basedir>/bin first in PATH,
-// and each node has its own basedir). The returned function, also run at
-// cleanup, puts the plain link back.
+var (
+	fpOnce sync.Once
+	fpBin  string
+	fpErr  error
+)
+
+// failpointBinary builds wsrep_sst_gosst with the gosstfailpoint tag, once,
+// next to the release build TestMain made (removed with it). Only this
+// test runs it: the release build has no failpoints.
+func failpointBinary(t *testing.T) string {
+	t.Helper()
+	fpOnce.Do(func() {
+		dir := filepath.Join(filepath.Dir(gosstBin), "failpoint-bin")
+		if fpErr = os.MkdirAll(dir, 0o755); fpErr != nil {
+			return
+		}
+		bin := filepath.Join(dir, "wsrep_sst_gosst")
+		out, err := exec.Command("go", "build", "-tags", "gosstfailpoint", "-o", bin, "github.com/gosst/gosst/cmd/wsrep_sst_gosst").CombinedOutput()
+		if err != nil {
+			fpErr = fmt.Errorf("build wsrep_sst_gosst with failpoints: %w\n%s", err, out)
+			return
+		}
+		fpBin = bin
+	})
+	if fpErr != nil {
+		t.Fatal(fpErr)
+	}
+	return fpBin
+}
+
+// failpoint makes the node's wsrep_sst_gosst a wrapper that runs the
+// failpoint build with GOSST_FAILPOINT=step (mysqld puts <basedir>/bin
+// first in PATH, and each node has its own basedir). The returned
+// function, also run at cleanup, puts the plain link to the release build
+// back.
 func failpoint(t *testing.T, n *cluster.Node, step string) func() {
 	t.Helper()
+	bin := failpointBinary(t)
 	link := filepath.Join(n.Dir, "basedir", "bin", "wsrep_sst_gosst")
 	real, err := os.Readlink(link)
 	if err != nil {
 		t.Fatalf("%s: %v (the harness links the build into each node's basedir)", link, err)
 	}
-	script := fmt.Sprintf("#!/bin/sh\n%s=%s exec %s \"$@\"\n", sst.FailpointEnv, step, real)
+	script := fmt.Sprintf("#!/bin/sh\n%s=%s exec %s \"$@\"\n", fp.Env, step, bin)
 	tmp := link + ".failpoint"
 	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
