@@ -10,8 +10,6 @@ package minio
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -153,21 +151,11 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		if !c.TLS {
 			return nil, errors.New("minio: ca= given with tls=false")
 		}
-		pem, err := os.ReadFile(c.CAFile)
+		roots, err := s3opt.RootCAs("minio", c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("minio: CA file: %w", err)
+			return nil, err
 		}
-		roots, _ := x509.SystemCertPool()
-		if roots == nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("minio: CA file %s holds no PEM certificate", c.CAFile)
-		}
-		if tr.TLSClientConfig == nil {
-			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		tr.TLSClientConfig.RootCAs = roots
+		s3opt.TrustRoots(tr, roots)
 	}
 	core, err := mgo.NewCore(c.Host, &mgo.Options{
 		Creds:        creds,
@@ -220,18 +208,11 @@ func (b *Backend) mapErr(op, key string, err error) error {
 			er = *per
 		}
 	}
-	switch {
-	case er.Code == "NoSuchKey" || er.Code == "NotFound" || (er.StatusCode == http.StatusNotFound && er.Code != "NoSuchBucket" && er.Code != "NoSuchUpload"):
+	if er.Code == "NotFound" { // minio-go's code for a HEAD answered 404
 		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
-	case er.Code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist: %w: %w", where, b.cfg.Bucket, backend.ErrNoStorage, err)
-	case er.StatusCode == http.StatusRequestedRangeNotSatisfiable || er.Code == "InvalidRange":
-		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
-	case er.StatusCode == http.StatusForbidden || er.Code == "InvalidAccessKeyId" || er.Code == "SignatureDoesNotMatch" || er.Code == "AccessDenied":
-		return fmt.Errorf("%s: access denied, check the credentials and the bucket policy: %w", where, err)
-	case er.StatusCode >= 500, er.StatusCode == http.StatusRequestTimeout, er.StatusCode == http.StatusTooManyRequests,
-		er.Code == "SlowDown", er.Code == "RequestTimeout", er.Code == "OperationAborted", er.Code == "InternalError":
-		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
+	}
+	if mapped := s3opt.MapError(where, b.cfg.Bucket, "credentials", s3opt.Answer{Status: er.StatusCode, Code: er.Code}, err); mapped != nil {
+		return mapped
 	}
 	// minio-go replaces a connection closed before the response (io.EOF)
 	// by this message; it is transient like a reset.

@@ -8,7 +8,6 @@ package s3
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -136,26 +134,15 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	b := &Backend{cfg: c, mp: mp, retry: rc}
 	var roots *x509.CertPool
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("s3: CA file: %w", err)
-		}
-		roots, _ = x509.SystemCertPool()
-		if roots == nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("s3: CA file %s holds no PEM certificate", c.CAFile)
+		if roots, err = s3opt.RootCAs("s3", c.CAFile); err != nil {
+			return nil, err
 		}
 	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = c.Concurrency + 4
 		tr.ResponseHeaderTimeout = 5 * time.Minute
 		if roots != nil {
-			if tr.TLSClientConfig == nil {
-				tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			}
-			tr.TLSClientConfig.RootCAs = roots
+			s3opt.TrustRoots(tr, roots)
 		}
 		b.transport.Store(tr)
 	})
@@ -229,19 +216,11 @@ func (b *Backend) mapErr(op, key string, err error) error {
 	if errors.As(err, &api) {
 		code = api.ErrorCode()
 	}
-	switch {
-	case errors.As(err, &nsk), errors.As(err, &nf), code == "NoSuchKey",
-		status == http.StatusNotFound && code != "NoSuchBucket" && code != "NoSuchUpload":
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
 		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
-	case code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist: %w: %w", where, b.cfg.Bucket, backend.ErrNoStorage, err)
-	case status == http.StatusRequestedRangeNotSatisfiable || code == "InvalidRange":
-		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
-	case status == http.StatusForbidden || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied":
-		return fmt.Errorf("%s: access denied, check the AWS credentials and the bucket policy: %w", where, err)
-	case status >= 500, status == http.StatusRequestTimeout, status == http.StatusTooManyRequests,
-		code == "SlowDown", code == "RequestTimeout", code == "OperationAborted", code == "InternalError":
-		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
+	}
+	if mapped := s3opt.MapError(where, b.cfg.Bucket, "AWS credentials", s3opt.Answer{Status: status, Code: code}, err); mapped != nil {
+		return mapped
 	}
 	return fmt.Errorf("%s: %w", where, err)
 }
