@@ -224,15 +224,7 @@ func (b *Backend) mapErr(op, key string, err error) error {
 
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := backend.ValidateKey(key); err != nil {
-		return err
-	}
-	mp := b.mp
-	mp.Retry = func(ctx context.Context, op string, f func() error) error { return b.retry.Do(ctx, op, key, f) }
-	if err := multipart.Upload(ctx, target{b, key}, r, size, mp); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
+	return multipart.Put(ctx, target{b, key}, key, r, size, b.mp, b.retry.Do)
 }
 
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -227,16 +227,7 @@ func (b *Backend) mapErr(op, key string, err error) error {
 
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := backend.ValidateKey(key); err != nil {
-		return err
-	}
-	mp := b.mp
-	mp.Retry = func(ctx context.Context, op string, f func() error) error { return b.retry.Do(ctx, op, key, f) }
-	err := multipart.Upload(ctx, target{b, key}, r, size, mp)
-	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
+	return multipart.Put(ctx, target{b, key}, key, r, size, b.mp, b.retry.Do)
 }
 
 type target struct {
