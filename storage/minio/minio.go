@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -133,11 +132,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.Options, mp, err = c.Options.Resolve("minio"); err != nil {
 		return nil, err
 	}
-	rc := c.Retry
-	rc.MaxAttempts = c.MaxAttempts
-	if rc.Logger == nil {
-		rc.Logger = slog.Default()
-	}
+	rc := c.Retry.ForRequests(c.MaxAttempts)
 	creds, err := loadCreds(c)
 	if err != nil {
 		return nil, err

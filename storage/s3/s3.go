@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -126,11 +125,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.SSEKMSKeyID != "" && c.SSE != string(types.ServerSideEncryptionAwsKms) {
 		return nil, errors.New("s3: sse-kms-key-id needs sse=aws:kms")
 	}
-	rc := c.Retry
-	rc.MaxAttempts = c.MaxAttempts
-	if rc.Logger == nil {
-		rc.Logger = slog.Default()
-	}
+	rc := c.Retry.ForRequests(c.MaxAttempts)
 	b := &Backend{cfg: c, mp: mp, retry: rc}
 	var roots *x509.CertPool
 	if c.CAFile != "" {
