@@ -180,12 +180,7 @@ func (b *Backend) Core() *mgo.Core { return b.core }
 func (b *Backend) Bucket() string { return b.cfg.Bucket }
 
 // ObjectKey is the full object key for key.
-func (b *Backend) ObjectKey(key string) string {
-	if b.cfg.Prefix == "" {
-		return key
-	}
-	return b.cfg.Prefix + "/" + key
-}
+func (b *Backend) ObjectKey(key string) string { return s3opt.ObjectKey(b.cfg.Prefix, key) }
 
 func (b *Backend) String() string {
 	return "minio://" + b.cfg.Host + "/" + b.cfg.Bucket + "/" + b.cfg.Prefix

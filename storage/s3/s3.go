@@ -178,12 +178,7 @@ func (b *Backend) Client() *s3.Client { return b.client }
 func (b *Backend) Bucket() string { return b.cfg.Bucket }
 
 // ObjectKey is the full object key for key.
-func (b *Backend) ObjectKey(key string) string {
-	if b.cfg.Prefix == "" {
-		return key
-	}
-	return b.cfg.Prefix + "/" + key
-}
+func (b *Backend) ObjectKey(key string) string { return s3opt.ObjectKey(b.cfg.Prefix, key) }
 
 func (b *Backend) String() string { return "s3://" + b.cfg.Bucket + "/" + b.cfg.Prefix }
 

@@ -10,6 +10,15 @@ import (
 	"github.com/gosst/gosst/storage/backend"
 )
 
+// ObjectKey is the bucket key that stores key under prefix: prefix/key,
+// or key itself when the URL names no prefix.
+func ObjectKey(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "/" + key
+}
+
 // RootCAs returns the system roots plus the PEM certificates of file (the
 // URL's ca=). scheme ("s3", "minio") starts the error messages.
 func RootCAs(scheme, file string) (*x509.CertPool, error) {

@@ -69,3 +69,15 @@ func TestRootCAs(t *testing.T) {
 		t.Errorf("file without PEM: %v", err)
 	}
 }
+
+func TestObjectKey(t *testing.T) {
+	for _, tc := range []struct{ prefix, key, want string }{
+		{"", "backups/1/manifest.json", "backups/1/manifest.json"},
+		{"galera", "backups/1/manifest.json", "galera/backups/1/manifest.json"},
+		{"a/b", "k", "a/b/k"},
+	} {
+		if got := ObjectKey(tc.prefix, tc.key); got != tc.want {
+			t.Errorf("ObjectKey(%q, %q) = %q, want %q", tc.prefix, tc.key, got, tc.want)
+		}
+	}
+}
