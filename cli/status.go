@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -158,9 +157,7 @@ func runStatus(ctx context.Context, g *Globals, o *statusOptions) error {
 		}
 	}
 	if o.JSON {
-		enc := json.NewEncoder(g.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rows); err != nil {
+		if err := writeJSON(g, rows); err != nil {
 			return err
 		}
 	} else if err := printStatusTable(g, rows); err != nil {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -437,9 +436,7 @@ func runStreamInspect(ctx context.Context, g *Globals, o *streamInspectOptions, 
 		rep.Error = err.Error()
 	}
 	if o.JSON {
-		enc := json.NewEncoder(g.Out)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(rep); jerr != nil {
+		if jerr := writeJSON(g, rep); jerr != nil {
 			return jerr
 		}
 	} else {
