@@ -198,7 +198,7 @@ func (b *Backend) mapErr(op, key string, err error) error {
 			er = *per
 		}
 	}
-	if er.Code == "NotFound" { // minio-go's code for a HEAD answered 404
+	if er.Code == "NotFound" { // this backend also takes the code NotFound as not found
 		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
 	}
 	if mapped := s3opt.MapError(where, b.cfg.Bucket, "credentials", s3opt.Answer{Status: er.StatusCode, Code: er.Code}, err); mapped != nil {
