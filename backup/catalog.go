@@ -45,17 +45,26 @@ func (c *Catalog) List(ctx context.Context) (list []*Manifest, bad map[string]er
 	if err != nil {
 		return nil, nil, fmt.Errorf("list backups: %w", err)
 	}
-	sort.Strings(ids)
+	list, bad = LoadEach(ctx, ids, c.Load)
+	return list, bad, nil
+}
+
+// LoadEach sorts keys and loads each with load: what loads is returned in
+// key order, what does not in bad under its key (bad is never nil). The
+// listings of backups and of archived binlogs read their objects this way,
+// so one unreadable object is reported and never hides the others.
+func LoadEach[T any](ctx context.Context, keys []string, load func(context.Context, string) (T, error)) (list []T, bad map[string]error) {
+	sort.Strings(keys)
 	bad = map[string]error{}
-	for _, id := range ids {
-		m, err := c.Load(ctx, id)
+	for _, k := range keys {
+		v, err := load(ctx, k)
 		if err != nil {
-			bad[id] = err
+			bad[k] = err
 			continue
 		}
-		list = append(list, m)
+		list = append(list, v)
 	}
-	return list, bad, nil
+	return list, bad
 }
 
 // Load reads and validates one manifest.

@@ -320,7 +320,7 @@ func (o RestoreOptions) prepare(ctx context.Context, base, inc string) error {
 // the incomplete marker, and syncs dst.
 func moveInto(src, dst string) error {
 	marker := filepath.Join(dst, IncompleteMarker)
-	if err := writeFileSync(marker, []byte("a gosst restore did not finish moving files here\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileSync(marker, []byte("a gosst restore did not finish moving files here\n"), 0o600); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(src)
@@ -339,20 +339,4 @@ func moveInto(src, dst string) error {
 		return err
 	}
 	return fsutil.SyncDir(dst)
-}
-
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -116,11 +116,8 @@ Only the public age recipient is needed here; keep the identity elsewhere.`,
 	}
 	f := cmd.Flags()
 	o.storageOptions.addFlags(cmd, g)
-	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
-	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket, e.g. 'backup@tcp(127.0.0.1:3306)/' (the node must still be on this host)")
-	f.StringVar(&o.DefaultsFile, "defaults-file", "", "read only this option file ([client] connection, [galera-backup]); also passed to mariabackup; mode 0600 if it holds a password")
-	f.StringVar(&o.User, "user", "", "user name")
-	o.addHostFlags(cmd)
+	o.addNodeFlags(cmd, "node DSN instead of a socket, e.g. 'backup@tcp(127.0.0.1:3306)/' (the node must still be on this host)",
+		"read only this option file ([client] connection, [galera-backup]); also passed to mariabackup; mode 0600 if it holds a password")
 	f.BoolVar(&o.Incremental, "incremental", false, "back up only what changed since this node's latest backup in this storage")
 	f.DurationVar(&o.LeftoverGrace, "leftover-grace", backup.DefaultLeftoverGrace, "remove objects of interrupted backups whose owner cannot be proven gone only after this long without a heartbeat")
 	f.BoolVar(&o.Force, "force", false, "back up a node that is not Synced")
@@ -129,11 +126,21 @@ Only the public age recipient is needed here; keep the identity elsewhere.`,
 	f.IntVar(&o.Level, "level", stream.DefaultLevel, "compression level (zstd 1..19)")
 	f.IntVar(&o.Parallel, "parallel", 2, "mariabackup --parallel copy threads")
 	f.StringVar(&o.RateLimit, "rate-limit", "", "read at most this many bytes per second from mariabackup (e.g. 100M); empty = unlimited")
-	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
-	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
-	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "encrypt with the passphrase in this file (mode 0600)")
+	o.addEncryptFlags(cmd, "encrypt with the passphrase in this file (mode 0600)")
 	f.BoolVar(&o.JSON, "json", false, "print the manifest as JSON when done")
 	return cmd
+}
+
+// addNodeFlags adds the ways to name the local node: --socket, --node,
+// --defaults-file, --user, --host and --port. nodeHelp and defaultsHelp
+// say what the command needs of --node and --defaults-file.
+func (o *backupOptions) addNodeFlags(cmd *cobra.Command, nodeHelp, defaultsHelp string) {
+	f := cmd.Flags()
+	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
+	f.StringVar(&o.Node, "node", "", nodeHelp)
+	f.StringVar(&o.DefaultsFile, "defaults-file", "", defaultsHelp)
+	f.StringVar(&o.User, "user", "", "user name")
+	o.addHostFlags(cmd)
 }
 
 // addHostFlags adds --host/--port, the client tools' way to name a node.

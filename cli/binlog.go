@@ -76,20 +76,15 @@ them.`,
 	}
 	f := cmd.Flags()
 	o.storageOptions.addFlags(cmd, g)
-	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
-	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket (the binlog files must still be on this host)")
-	f.StringVar(&o.DefaultsFile, "defaults-file", "", "read only this option file ([client] connection, [galera-backup]); mode 0600 if it holds a password")
-	f.StringVar(&o.User, "user", "", "user name")
-	o.addHostFlags(cmd)
+	o.addNodeFlags(cmd, "node DSN instead of a socket (the binlog files must still be on this host)",
+		"read only this option file ([client] connection, [galera-backup]); mode 0600 if it holds a password")
 	f.StringVar(&o.BinlogDir, "binlog-dir", "", "read binlog files from here instead of the directory of @@log_bin_basename")
 	f.BoolVar(&o.Follow, "follow", false, "keep archiving until interrupted")
 	f.DurationVar(&o.MaxLag, "max-lag", 60*time.Second, "with --follow: rotate the active binlog when it holds transactions older than this")
 	f.DurationVar(&o.StandbyAfter, "standby-after", 0, "with --follow on several nodes: only the lease holder archives; the others take over when it has not renewed the lease for this long (e.g. 2m)")
 	f.StringVar(&o.Codec, "codec", stream.CodecZstd, "compression: zstd, s2 or none")
 	f.IntVar(&o.Level, "level", stream.DefaultLevel, "compression level (zstd 1..19)")
-	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
-	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
-	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "encrypt with the passphrase in this file (mode 0600)")
+	o.addEncryptFlags(cmd, "encrypt with the passphrase in this file (mode 0600)")
 	f.BoolVar(&o.JSON, "json", false, "print the report of a one-shot run as JSON")
 	return cmd
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -370,25 +371,19 @@ func runQuorumBootstrap(ctx context.Context, g *Globals, o *bootstrapOptions) er
 // members in its wsrep_cluster_address.
 func liveNode(ctx context.Context, t mariadb.Target, timeout time.Duration) (ist.LiveNode, int) {
 	n := ist.LiveNode{Label: t.Label(), LastCommitted: -1}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	db, err := mariadb.Open(ctx, t)
-	if err != nil {
-		n.Err = err.Error()
-		return n, 0
-	}
-	defer db.Close()
-	st, err := mariadb.ReadStatus(ctx, db)
-	if err != nil {
-		n.Err = err.Error()
-		return n, 0
-	}
-	n.ClusterStatus, n.StateUUID, n.LastCommitted = st.ClusterStatus, st.ClusterStateUUID, st.LastCommitted
-	if st.NodeName != "" {
-		n.Label = st.NodeName + " (" + n.Label + ")"
-	}
 	var addr string
-	if err := db.QueryRowContext(ctx, "SELECT @@wsrep_cluster_address").Scan(&addr); err != nil {
+	err := withNode(ctx, t, timeout, func(ctx context.Context, db *sql.DB) error {
+		st, err := mariadb.ReadStatus(ctx, db)
+		if err != nil {
+			return err
+		}
+		n.ClusterStatus, n.StateUUID, n.LastCommitted = st.ClusterStatus, st.ClusterStateUUID, st.LastCommitted
+		if st.NodeName != "" {
+			n.Label = st.NodeName + " (" + n.Label + ")"
+		}
+		return db.QueryRowContext(ctx, "SELECT @@wsrep_cluster_address").Scan(&addr)
+	})
+	if err != nil {
 		n.Err = err.Error()
 		return n, 0
 	}

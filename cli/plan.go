@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/sst"
@@ -176,44 +177,21 @@ func runPlan(ctx context.Context, g *Globals, o *planOptions) error {
 	return nil
 }
 
+// humanBytes is text.Bytes, with "unknown size" for a size not known.
 func humanBytes(n int64) string {
 	if n <= 0 {
 		return "unknown size"
 	}
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return text.Bytes(n)
 }
 
 // planJoiner reads the stopped node: position and its own settings.
 func planJoiner(ctx context.Context, g *Globals, o *planOptions) (ist.NodeState, ist.Joiner, error) {
-	cfgPath := o.DefaultsFile
-	if cfgPath == "" && fileExists(defaultServerConfig) {
-		cfgPath = defaultServerConfig
+	get, datadir, err := serverSettings(o.DefaultsFile, o.DataDir)
+	if err != nil {
+		return ist.NodeState{}, ist.Joiner{}, err
 	}
-	opts := &mariadb.Options{}
-	if cfgPath != "" {
-		var err error
-		if opts, err = mariadb.ReadOptionFile(cfgPath); err != nil {
-			return ist.NodeState{}, ist.Joiner{}, err
-		}
-	}
-	get := func(name string) string { v, _ := opts.Get(name, serverGroups...); return v }
 	j := ist.Joiner{DonorList: strings.Trim(get("wsrep-sst-donor"), `"'`), Segment: providerSegment(get("wsrep-provider-options"))}
-	datadir := o.DataDir
-	if datadir == "" {
-		datadir = get("datadir")
-	}
-	if datadir == "" {
-		datadir = "/var/lib/mysql"
-	}
 	// A new node: no grastate.dat and no InnoDB data. Galera sends no
 	// position and takes a full SST.
 	if !fileExists(filepath.Join(datadir, "grastate.dat")) && !fileExists(filepath.Join(datadir, "ibdata1")) {

@@ -78,27 +78,38 @@ var serverGroups = []string{"mysqld", "server", "mariadb", "mariadbd", "galera"}
 // defaultServerConfig is where Debian's server reads its options.
 const defaultServerConfig = "/etc/mysql/my.cnf"
 
-// recoverNode returns the saved state of the stopped node on datadir.
-func recoverNode(ctx context.Context, g *Globals, datadir, defaultsFile, mariadbd string, timeout time.Duration) (ist.NodeState, error) {
+// serverSettings reads the server's option groups of a node on this host
+// from defaultsFile (else Debian's /etc/mysql/my.cnf when it exists, else
+// none) and returns a getter for them and the node's datadir: the given one,
+// else the datadir option, else /var/lib/mysql.
+func serverSettings(defaultsFile, datadir string) (get func(name string) string, dir string, err error) {
 	cfgPath := defaultsFile
 	if cfgPath == "" && fileExists(defaultServerConfig) {
 		cfgPath = defaultServerConfig
 	}
 	opts := &mariadb.Options{}
 	if cfgPath != "" {
-		var err error
 		if opts, err = mariadb.ReadOptionFile(cfgPath); err != nil {
-			return ist.NodeState{}, err
+			return nil, "", err
 		}
 	}
-	get := func(name string) string { v, _ := opts.Get(name, serverGroups...); return v }
+	get = func(name string) string { v, _ := opts.Get(name, serverGroups...); return v }
 	if datadir == "" {
 		datadir = get("datadir")
 	}
 	if datadir == "" {
 		datadir = "/var/lib/mysql"
 	}
-	datadir, err := filepath.Abs(datadir)
+	return get, datadir, nil
+}
+
+// recoverNode returns the saved state of the stopped node on datadir.
+func recoverNode(ctx context.Context, g *Globals, datadir, defaultsFile, mariadbd string, timeout time.Duration) (ist.NodeState, error) {
+	get, datadir, err := serverSettings(defaultsFile, datadir)
+	if err != nil {
+		return ist.NodeState{}, err
+	}
+	datadir, err = filepath.Abs(datadir)
 	if err != nil {
 		return ist.NodeState{}, err
 	}

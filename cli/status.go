@@ -2,7 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -158,9 +158,7 @@ func runStatus(ctx context.Context, g *Globals, o *statusOptions) error {
 		}
 	}
 	if o.JSON {
-		enc := json.NewEncoder(g.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rows); err != nil {
+		if err := writeJSON(g, rows); err != nil {
 			return err
 		}
 	} else if err := printStatusTable(g, rows); err != nil {
@@ -178,21 +176,31 @@ func runStatus(ctx context.Context, g *Globals, o *statusOptions) error {
 
 func statusOf(ctx context.Context, t mariadb.Target, timeout time.Duration) StatusRow {
 	row := StatusRow{Node: t.Label()}
+	err := withNode(ctx, t, timeout, func(ctx context.Context, db *sql.DB) error {
+		st, err := mariadb.ReadStatus(ctx, db)
+		if err != nil {
+			return err
+		}
+		row.NodeStatus = &st
+		return nil
+	})
+	if err != nil {
+		row.Error = err.Error()
+	}
+	return row
+}
+
+// withNode connects to t and runs q on the connection, both within
+// timeout; the connection is closed when q returns.
+func withNode(ctx context.Context, t mariadb.Target, timeout time.Duration, q func(ctx context.Context, db *sql.DB) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	db, err := mariadb.Open(ctx, t)
 	if err != nil {
-		row.Error = err.Error()
-		return row
+		return err
 	}
 	defer db.Close()
-	st, err := mariadb.ReadStatus(ctx, db)
-	if err != nil {
-		row.Error = err.Error()
-		return row
-	}
-	row.NodeStatus = &st
-	return row
+	return q(ctx, db)
 }
 
 func printStatusTable(g *Globals, rows []StatusRow) error {

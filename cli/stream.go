@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +55,16 @@ func (k *keyOptions) addDecryptFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&k.PassphraseFile, "passphrase-file", "", "file holding the passphrase (mode 0600), for passphrase-encrypted streams")
 }
 
+// addEncryptFlags adds the age recipients to encrypt to: --recipient,
+// --recipients-file and --passphrase-file (passphraseHelp says what the
+// command does with the passphrase).
+func (k *keyOptions) addEncryptFlags(cmd *cobra.Command, passphraseHelp string) {
+	f := cmd.Flags()
+	f.StringArrayVar(&k.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
+	f.StringVar(&k.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
+	f.StringVar(&k.PassphraseFile, "passphrase-file", "", passphraseHelp)
+}
+
 func (k *keyOptions) identities() ([]age.Identity, error) {
 	var ids []age.Identity
 	if k.Identity != "" {
@@ -107,6 +116,16 @@ func (k *keyOptions) recipients() ([]age.Recipient, error) {
 		rs = append(rs, r)
 	}
 	return rs, nil
+}
+
+// openSealed reads the identities, then opens the input (FILE, or stdin
+// for "-" or no argument) of decode and inspect.
+func (k *keyOptions) openSealed(args []string) (in io.ReadCloser, name string, ids []age.Identity, err error) {
+	if ids, err = k.identities(); err != nil {
+		return nil, "", nil, err
+	}
+	in, name, err = openInput(args)
+	return in, name, ids, err
 }
 
 // openInput opens FILE or stdin for "-" or no argument.
@@ -212,9 +231,7 @@ everything was written and synced, so a failed run leaves no FILE.`,
 	f.StringVar(&o.Codec, "codec", stream.CodecZstd, "compression: zstd, s2 or none (none cannot carry an end marker and needs encryption or a manifest to be verified)")
 	f.IntVar(&o.Level, "level", stream.DefaultLevel, "zstd level (1 fastest .. 19 smallest); s2: 1 fast, 2 better, 3 best")
 	f.IntVar(&o.Concurrency, "concurrency", 2, "compression goroutines for this stream (each zstd goroutine holds ~4x the window: 4 MiB at level 1-2, 32 MiB above)")
-	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
-	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
-	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "encrypt with the passphrase in this file (mode 0600) instead of / as well as keys")
+	o.addEncryptFlags(cmd, "encrypt with the passphrase in this file (mode 0600) instead of / as well as keys")
 	f.StringVarP(&o.Output, "output", "o", "-", "output file, or - for stdout")
 	f.StringVar(&o.RateLimit, "rate-limit", "", "read at most this many bytes per second (e.g. 50M); empty = unlimited")
 	f.BoolVar(&o.Progress, "progress", false, "report bytes, rate and totals on stderr every 2 s")
@@ -321,11 +338,7 @@ data as bad when decode exits non-zero.`,
 }
 
 func runStreamDecode(ctx context.Context, g *Globals, o *streamDecodeOptions, args []string) error {
-	ids, err := o.identities()
-	if err != nil {
-		return err
-	}
-	in, name, err := openInput(args)
+	in, name, ids, err := o.openSealed(args)
 	if err != nil {
 		return err
 	}
@@ -408,11 +421,7 @@ offset and the file; the exit status is then 1.`,
 }
 
 func runStreamInspect(ctx context.Context, g *Globals, o *streamInspectOptions, args []string) error {
-	ids, err := o.identities()
-	if err != nil {
-		return err
-	}
-	in, name, err := openInput(args)
+	in, name, ids, err := o.openSealed(args)
 	if err != nil {
 		return err
 	}
@@ -427,9 +436,7 @@ func runStreamInspect(ctx context.Context, g *Globals, o *streamInspectOptions, 
 		rep.Error = err.Error()
 	}
 	if o.JSON {
-		enc := json.NewEncoder(g.Out)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(rep); jerr != nil {
+		if jerr := writeJSON(g, rep); jerr != nil {
 			return jerr
 		}
 	} else {

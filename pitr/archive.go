@@ -206,16 +206,7 @@ func (a *Archive) Segments(ctx context.Context) (segs []*Segment, bad map[string
 	if err != nil {
 		return nil, nil, fmt.Errorf("list the binlog archive: %w", err)
 	}
-	sort.Strings(keys)
-	bad = map[string]error{}
-	for _, k := range keys {
-		s, err := a.load(ctx, k)
-		if err != nil {
-			bad[k] = err
-			continue
-		}
-		segs = append(segs, s)
-	}
+	segs, bad = backup.LoadEach(ctx, keys, a.load)
 	sort.Slice(segs, func(i, j int) bool {
 		a, b := segs[i], segs[j]
 		if a.Lineage != b.Lineage {

@@ -385,33 +385,26 @@ func (r *optionReader) boolKey(key string, dst *bool) {
 // --mysqld-args (which win, as on the server's command line).
 func layoutFrom(o *mariadb.Options, a *wsrep.Args) Layout {
 	groups := mariadb.GroupsWithSuffix(a.DefaultsGroupSuffix, serverGroups...)
-	g := func(k string) string { v, _ := o.Get(k, groups...); return strings.TrimSpace(v) }
-	l := Layout{
-		DataHome:    g("innodb-data-home-dir"),
-		LogHome:     g("innodb-log-group-home-dir"),
-		UndoDir:     g("innodb-undo-directory"),
-		AriaDir:     g("aria-log-dir-path"),
-		Binlog:      g("log-bin"),
-		BinlogIndex: g("log-bin-index"),
+	var l Layout
+	paths := map[string]*string{
+		"innodb-data-home-dir":      &l.DataHome,
+		"innodb-log-group-home-dir": &l.LogHome,
+		"innodb-undo-directory":     &l.UndoDir,
+		"aria-log-dir-path":         &l.AriaDir,
+		"log-bin":                   &l.Binlog,
+		"log-bin-index":             &l.BinlogIndex,
+	}
+	for k, p := range paths {
+		v, _ := o.Get(k, groups...)
+		*p = strings.TrimSpace(v)
 	}
 	for _, arg := range a.MysqldArgs {
 		name, val, ok := strings.Cut(arg, "=")
 		if !ok || !strings.HasPrefix(name, "--") {
 			continue
 		}
-		switch mariadb.NormalizeOptionName(name) {
-		case "innodb-data-home-dir":
-			l.DataHome = val
-		case "innodb-log-group-home-dir":
-			l.LogHome = val
-		case "innodb-undo-directory":
-			l.UndoDir = val
-		case "aria-log-dir-path":
-			l.AriaDir = val
-		case "log-bin":
-			l.Binlog = val
-		case "log-bin-index":
-			l.BinlogIndex = val
+		if p := paths[mariadb.NormalizeOptionName(name)]; p != nil {
+			*p = val
 		}
 	}
 	if a.Binlog != "" {

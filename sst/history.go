@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gosst/gosst/internal/fsutil"
 	"github.com/gosst/gosst/ist"
 	"io"
 	"os"
@@ -120,7 +121,7 @@ func AppendHistory(datadir string, r HistoryRecord) error {
 		buf.Write(append(b, '\n'))
 	}
 	tmp := path + ".tmp"
-	if err := writeFileSync(tmp, buf.Bytes()); err != nil {
+	if err := fsutil.WriteFileSync(tmp, buf.Bytes(), 0o640); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("SST history: trim: %w", err)
 	}
@@ -129,22 +130,6 @@ func AppendHistory(datadir string, r HistoryRecord) error {
 		return fmt.Errorf("SST history: trim: %w", err)
 	}
 	return nil
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // recordSST appends this run's record; a failure is only logged, the SST

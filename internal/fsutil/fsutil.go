@@ -1,5 +1,6 @@
 // Package fsutil holds the file-system helpers every package shares: the
-// directory fsync, the free-space query and the crash-safe file replace.
+// directory fsync, the free-space query, the synced file write and the
+// crash-safe file replace.
 package fsutil
 
 import (
@@ -86,4 +87,25 @@ func WriteFileDurable(path string, data []byte, perm os.FileMode) (err error) {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// WriteFileSync writes data to path (created with perm, or truncated) and
+// fsyncs it before closing: os.WriteFile that returns only once the bytes
+// are on disk. It replaces nothing atomically and does not sync the
+// directory (see WriteFileDurable for that); on an error the file may be
+// left partly written.
+func WriteFileSync(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -78,3 +78,29 @@ func TestWriteFileDurableNewFile(t *testing.T) {
 		t.Fatalf("temporary file left behind: %v", entries)
 	}
 }
+
+func TestWriteFileSync(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "marker")
+	for _, tc := range []struct {
+		name string
+		data string
+	}{
+		{"new file", "first, longer content\n"},
+		{"truncates an existing one", "second\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := WriteFileSync(p, []byte(tc.data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(p)
+			fi, _ := os.Stat(p)
+			if string(data) != tc.data || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("got %q mode %v", data, fi.Mode())
+			}
+		})
+	}
+	if err := WriteFileSync(filepath.Join(dir, "missing", "x"), nil, 0o600); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing directory: %v", err)
+	}
+}

@@ -10,12 +10,9 @@ package minio
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -135,11 +132,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.Options, mp, err = c.Options.Resolve("minio"); err != nil {
 		return nil, err
 	}
-	rc := c.Retry
-	rc.MaxAttempts = c.MaxAttempts
-	if rc.Logger == nil {
-		rc.Logger = slog.Default()
-	}
+	rc := c.Retry.ForRequests(c.MaxAttempts)
 	creds, err := loadCreds(c)
 	if err != nil {
 		return nil, err
@@ -153,21 +146,11 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		if !c.TLS {
 			return nil, errors.New("minio: ca= given with tls=false")
 		}
-		pem, err := os.ReadFile(c.CAFile)
+		roots, err := s3opt.RootCAs("minio", c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("minio: CA file: %w", err)
+			return nil, err
 		}
-		roots, _ := x509.SystemCertPool()
-		if roots == nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("minio: CA file %s holds no PEM certificate", c.CAFile)
-		}
-		if tr.TLSClientConfig == nil {
-			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		tr.TLSClientConfig.RootCAs = roots
+		s3opt.TrustRoots(tr, roots)
 	}
 	core, err := mgo.NewCore(c.Host, &mgo.Options{
 		Creds:        creds,
@@ -197,12 +180,7 @@ func (b *Backend) Core() *mgo.Core { return b.core }
 func (b *Backend) Bucket() string { return b.cfg.Bucket }
 
 // ObjectKey is the full object key for key.
-func (b *Backend) ObjectKey(key string) string {
-	if b.cfg.Prefix == "" {
-		return key
-	}
-	return b.cfg.Prefix + "/" + key
-}
+func (b *Backend) ObjectKey(key string) string { return s3opt.ObjectKey(b.cfg.Prefix, key) }
 
 func (b *Backend) String() string {
 	return "minio://" + b.cfg.Host + "/" + b.cfg.Bucket + "/" + b.cfg.Prefix
@@ -220,18 +198,11 @@ func (b *Backend) mapErr(op, key string, err error) error {
 			er = *per
 		}
 	}
-	switch {
-	case er.Code == "NoSuchKey" || er.Code == "NotFound" || (er.StatusCode == http.StatusNotFound && er.Code != "NoSuchBucket" && er.Code != "NoSuchUpload"):
+	if er.Code == "NotFound" { // this backend also takes the code NotFound as not found
 		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
-	case er.Code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist: %w: %w", where, b.cfg.Bucket, backend.ErrNoStorage, err)
-	case er.StatusCode == http.StatusRequestedRangeNotSatisfiable || er.Code == "InvalidRange":
-		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
-	case er.StatusCode == http.StatusForbidden || er.Code == "InvalidAccessKeyId" || er.Code == "SignatureDoesNotMatch" || er.Code == "AccessDenied":
-		return fmt.Errorf("%s: access denied, check the credentials and the bucket policy: %w", where, err)
-	case er.StatusCode >= 500, er.StatusCode == http.StatusRequestTimeout, er.StatusCode == http.StatusTooManyRequests,
-		er.Code == "SlowDown", er.Code == "RequestTimeout", er.Code == "OperationAborted", er.Code == "InternalError":
-		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
+	}
+	if mapped := s3opt.MapError(where, b.cfg.Bucket, "credentials", s3opt.Answer{Status: er.StatusCode, Code: er.Code}, err); mapped != nil {
+		return mapped
 	}
 	// minio-go replaces a connection closed before the response (io.EOF)
 	// by this message; it is transient like a reset.
@@ -243,15 +214,7 @@ func (b *Backend) mapErr(op, key string, err error) error {
 
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := backend.ValidateKey(key); err != nil {
-		return err
-	}
-	mp := b.mp
-	mp.Retry = func(ctx context.Context, op string, f func() error) error { return b.retry.Do(ctx, op, key, f) }
-	if err := multipart.Upload(ctx, target{b, key}, r, size, mp); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
+	return multipart.Put(ctx, target{b, key}, key, r, size, b.mp, b.retry.Do)
 }
 
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -36,6 +36,17 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ForRequests is c as a backend uses it for the requests of a streamed
+// upload: maxAttempts attempts per request, and slog.Default() when c has
+// no Logger, so that those retries are never silent.
+func (c Config) ForRequests(maxAttempts int) Config {
+	c.MaxAttempts = maxAttempts
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
 // withDefaults fills the zero fields.
 func (c Config) withDefaults() Config {
 	if c.MaxAttempts <= 0 {

@@ -8,15 +8,12 @@ package s3
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -128,34 +125,19 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.SSEKMSKeyID != "" && c.SSE != string(types.ServerSideEncryptionAwsKms) {
 		return nil, errors.New("s3: sse-kms-key-id needs sse=aws:kms")
 	}
-	rc := c.Retry
-	rc.MaxAttempts = c.MaxAttempts
-	if rc.Logger == nil {
-		rc.Logger = slog.Default()
-	}
+	rc := c.Retry.ForRequests(c.MaxAttempts)
 	b := &Backend{cfg: c, mp: mp, retry: rc}
 	var roots *x509.CertPool
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("s3: CA file: %w", err)
-		}
-		roots, _ = x509.SystemCertPool()
-		if roots == nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("s3: CA file %s holds no PEM certificate", c.CAFile)
+		if roots, err = s3opt.RootCAs("s3", c.CAFile); err != nil {
+			return nil, err
 		}
 	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = c.Concurrency + 4
 		tr.ResponseHeaderTimeout = 5 * time.Minute
 		if roots != nil {
-			if tr.TLSClientConfig == nil {
-				tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			}
-			tr.TLSClientConfig.RootCAs = roots
+			s3opt.TrustRoots(tr, roots)
 		}
 		b.transport.Store(tr)
 	})
@@ -196,12 +178,7 @@ func (b *Backend) Client() *s3.Client { return b.client }
 func (b *Backend) Bucket() string { return b.cfg.Bucket }
 
 // ObjectKey is the full object key for key.
-func (b *Backend) ObjectKey(key string) string {
-	if b.cfg.Prefix == "" {
-		return key
-	}
-	return b.cfg.Prefix + "/" + key
-}
+func (b *Backend) ObjectKey(key string) string { return s3opt.ObjectKey(b.cfg.Prefix, key) }
 
 func (b *Backend) String() string { return "s3://" + b.cfg.Bucket + "/" + b.cfg.Prefix }
 
@@ -229,35 +206,18 @@ func (b *Backend) mapErr(op, key string, err error) error {
 	if errors.As(err, &api) {
 		code = api.ErrorCode()
 	}
-	switch {
-	case errors.As(err, &nsk), errors.As(err, &nf), code == "NoSuchKey",
-		status == http.StatusNotFound && code != "NoSuchBucket" && code != "NoSuchUpload":
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
 		return fmt.Errorf("%s: %w", where, backend.ErrNotExist)
-	case code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist: %w: %w", where, b.cfg.Bucket, backend.ErrNoStorage, err)
-	case status == http.StatusRequestedRangeNotSatisfiable || code == "InvalidRange":
-		return fmt.Errorf("%s: %w", where, backend.ErrInvalidRange)
-	case status == http.StatusForbidden || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied":
-		return fmt.Errorf("%s: access denied, check the AWS credentials and the bucket policy: %w", where, err)
-	case status >= 500, status == http.StatusRequestTimeout, status == http.StatusTooManyRequests,
-		code == "SlowDown", code == "RequestTimeout", code == "OperationAborted", code == "InternalError":
-		return backend.MarkTransient(fmt.Errorf("%s: %w", where, err))
+	}
+	if mapped := s3opt.MapError(where, b.cfg.Bucket, "AWS credentials", s3opt.Answer{Status: status, Code: code}, err); mapped != nil {
+		return mapped
 	}
 	return fmt.Errorf("%s: %w", where, err)
 }
 
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := backend.ValidateKey(key); err != nil {
-		return err
-	}
-	mp := b.mp
-	mp.Retry = func(ctx context.Context, op string, f func() error) error { return b.retry.Do(ctx, op, key, f) }
-	err := multipart.Upload(ctx, target{b, key}, r, size, mp)
-	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
+	return multipart.Put(ctx, target{b, key}, key, r, size, b.mp, b.retry.Do)
 }
 
 type target struct {

@@ -120,6 +120,20 @@ func (c Config) Check() error {
 // AbortTimeout bounds the clean-up request after a failed or cancelled upload.
 const AbortTimeout = 30 * time.Second
 
+// Put is a backend's Put over Upload: it checks key, retries each request
+// of the upload through retry (op and key name it in the retry's log) and
+// names key in the error.
+func Put(ctx context.Context, t Target, key string, r io.Reader, size int64, c Config, retry func(ctx context.Context, op, key string, f func() error) error) error {
+	if err := backend.ValidateKey(key); err != nil {
+		return err
+	}
+	c.Retry = func(ctx context.Context, op string, f func() error) error { return retry(ctx, op, key, f) }
+	if err := Upload(ctx, t, r, size, c); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
 // Upload reads r to EOF and stores it through t. size is the announced
 // length or -1. On any error or cancellation the multipart upload is
 // aborted, so no object appears.
