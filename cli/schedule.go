@@ -87,11 +87,8 @@ prefix CRON_TZ=UTC. An empty schedule turns the job off.`,
 	}
 	f := cmd.Flags()
 	o.storageOptions.addFlags(cmd, g)
-	f.StringVar(&o.Socket, "socket", "", "unix socket of the local node (default: from --defaults-file, else /run/mysqld/mysqld.sock)")
-	f.StringVar(&o.Node, "node", "", "node DSN instead of a socket (the node must still be on this host)")
-	f.StringVar(&o.DefaultsFile, "defaults-file", "", "read only this option file ([client] connection, [galera-backup]); also passed to mariabackup; mode 0600 if it holds a password")
-	f.StringVar(&o.User, "user", "", "user name")
-	o.addHostFlags(cmd)
+	o.addNodeFlags(cmd, "node DSN instead of a socket (the node must still be on this host)",
+		"read only this option file ([client] connection, [galera-backup]); also passed to mariabackup; mode 0600 if it holds a password")
 	f.StringVar(&o.FullSchedule, "full-schedule", "", "when to take a full backup: 5 cron fields, @daily, @every 24h (empty: never)")
 	f.StringVar(&o.IncrementalSchedule, "incremental-schedule", "", "when to take an incremental backup (empty: never); a node without a base of its own takes a full one")
 	f.StringVar(&o.VerifySchedule, "verify-schedule", "", "when to restore the newest backup into a scratch server and CHECK every table (empty: never)")
@@ -114,9 +111,7 @@ prefix CRON_TZ=UTC. An empty schedule turns the job off.`,
 	f.StringVar(&o.RateLimit, "rate-limit", "", "read at most this many bytes per second from mariabackup (e.g. 100M); empty = unlimited")
 	f.BoolVar(&o.Desync, "desync", false, "set wsrep_desync=ON during backups (switched off afterwards, always)")
 	f.DurationVar(&o.LeftoverGrace, "leftover-grace", backup.DefaultLeftoverGrace, "remove objects of interrupted backups whose owner cannot be proven gone only after this long without a heartbeat")
-	f.StringArrayVar(&o.Recipients, "recipient", nil, "age public key (age1...) to encrypt to (repeatable)")
-	f.StringVar(&o.RecipientsFile, "recipients-file", "", "file with age public keys, one per line")
-	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "encrypt (and for verify decrypt) with the passphrase in this file (mode 0600)")
+	o.addEncryptFlags(cmd, "encrypt (and for verify decrypt) with the passphrase in this file (mode 0600)")
 	f.StringVar(&o.Identity, "identity", "", "age identity file, mode 0600: needed by --verify-schedule for encrypted backups")
 	return cmd
 }
