@@ -63,11 +63,19 @@ func TestFindInArchive(t *testing.T) {
 	a := &Archive{Store: be}
 	putRealSegment(t, be, "find-mariadb-bin.000002", 0, 20, 4)
 	putRealSegment(t, be, "find-mariadb-bin.000005", 20, 29, 4)
+	// An unreadable index is reported; the other segments are searched.
+	badKey := segmentKey(lineage, 7, 29, 40) + "/index.json"
+	if err := be.Put(context.Background(), badKey, strings.NewReader("{not json"), 9); err != nil {
+		t.Fatal(err)
+	}
 	scratch := t.TempDir()
 	o := FindOptions{Filter: binlog.Filter{Tables: []string{"shop.orders"}, Kinds: []string{"DDL", "DELETE"}}, ScratchDir: scratch}
 	got, rep, err := findSeqs(t, a, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(rep.Bad) != 1 || rep.Bad[badKey] == nil {
+		t.Fatalf("unreadable index not reported: %v", rep.Bad)
 	}
 	want := []string{
 		"7-11-7 DDL 7-11-7 mariadb-bin.000002",
