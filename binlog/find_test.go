@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +262,26 @@ func FuzzCountRows(f *testing.F) {
 			t.Fatalf("%d rows in %d bytes", n, len(body))
 		}
 	})
+}
+
+// A damaged event size (up to the 1 GiB limit) in a small file must not
+// make the reader allocate what the header claims: the buffer grows only
+// with the bytes that arrive.
+func TestDamagedSizeDoesNotAllocate(t *testing.T) {
+	data, err := os.ReadFile("testdata/find-mariadb-bin.000005")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := bytes.Clone(data)
+	d[256+9], d[256+10], d[256+11], d[256+12] = 0xff, 0xff, 0xff, 0x3f // the Gtid_list event after the FDE claims 1 GiB - 1
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err = Walk(bytes.NewReader(d), false, func(*Transaction) bool { return true })
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrFormat) {
+		t.Fatalf("walk: %v", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("reading a %d-byte file allocated %d bytes", len(d), got)
+	}
 }
