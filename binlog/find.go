@@ -152,7 +152,11 @@ func (w *walker) add(e *Event) (*Transaction, error) {
 		return nil, nil
 	case TypeGtid:
 		var done *Transaction
-		if w.tx != nil { // a group without its commit event (cannot happen in a well-formed file)
+		if w.tx != nil {
+			// The previous group ended with an event that is not a commit
+			// this reader knows (XA PREPARE, XA COMMIT): groups never
+			// interleave, so a new Gtid event ends it.
+			w.tx.Complete = true
 			w.tx.finish()
 			done = w.tx
 		}
@@ -426,7 +430,10 @@ func (w *walker) rows(e *Event, kind string) error {
 	id := tableID(e.Body[:idLen])
 	tm := w.tables[id]
 	if tm == nil {
-		return fmt.Errorf("%w: offset %d: rows event for table id %d without a Table_map", ErrFormat, e.Offset, id)
+		// No Table_map for it in this file: the kind is known, the table
+		// and the row count are not.
+		tx.RowsKnown = false
+		return nil
 	}
 	name := tm.db + "." + tm.table
 	w.addTable(name)

@@ -285,3 +285,19 @@ func TestDamagedSizeDoesNotAllocate(t *testing.T) {
 		t.Fatalf("reading a %d-byte file allocated %d bytes", len(d), got)
 	}
 }
+
+// XA: the prepared transaction's group ends with an XA_prepare event, not
+// an Xid or COMMIT; it is complete when the next group starts (groups never
+// interleave), so find lists it.
+func TestWalkRealBinlogXA(t *testing.T) {
+	txs := walkFile(t, "testdata/find-mariadb-bin.000009")
+	checkTxs(t, txs, []wantTx{
+		{30, "DDL", "", 0, "CREATE DATABASE xa"},
+		{31, "DDL", "xa.t", 0, "CREATE TABLE xa.t"},
+		{32, "INSERT", "xa.t", 2, "INSERT INTO xa.t"}, // XA START … XA PREPARE
+		{33, "", "", 0, ""},                           // XA COMMIT: no change of its own
+		{34, "DELETE", "xa.t", 1, "DELETE FROM xa.t"}, // XA COMMIT … ONE PHASE ends with an Xid
+		{35, "DDL", "xa.t", 0, "DROP TABLE `xa`.`t`"},
+		{36, "DDL", "xa.*", 0, "DROP DATABASE xa"},
+	}, time.Date(2026, 12, 5, 0, 25, 53, 0, time.UTC))
+}

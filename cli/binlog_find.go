@@ -188,7 +188,7 @@ func runBinlogFind(cmd *cobra.Command, g *Globals, o *binlogFindOptions) error {
 		if tables == "" {
 			tables = "-"
 		}
-		line := fmt.Sprintf("%s  %s  server_id=%d  %s  %s  rows=%s", fd.Time.Local().Format("2006-01-02 15:04:05"), fd.GTID, fd.ServerID, fd.Kind(), tables, rows)
+		line := fmt.Sprintf("%s  %s  server_id=%d  %s  %s  rows=%s", fd.Time.Local().Format("2006-01-02 15:04:05 MST"), fd.GTID, fd.ServerID, fd.Kind(), tables, rows)
 		if fd.Statement != "" {
 			line += "  " + shortLine(fd.Statement, 100)
 		}
