@@ -1,6 +1,7 @@
 package pitr
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/gosst/gosst/binlog"
+	"github.com/gosst/gosst/internal/ctxio"
 )
 
 // Found is one transaction found by Find or FindInDir.
@@ -93,7 +95,7 @@ func (a *Archive) Find(ctx context.Context, o FindOptions, fn func(*Found) error
 			return rep, fmt.Errorf("segment %s: %w", s.Key(), err)
 		}
 		path := filepath.Join(dir, name)
-		err := walkFile(path, func(tx *binlog.Transaction) error {
+		err := walkFile(ctx, path, func(tx *binlog.Transaction) error {
 			// A segment starts replaying at ReplayFrom: what lies before
 			// is in the previous segment (archiving moved between nodes).
 			if tx.Offset < s.ReplayFrom || (tx.GTID.Domain == s.Domain && tx.GTID.Seq <= s.From) {
@@ -119,14 +121,14 @@ func (a *Archive) Find(ctx context.Context, o FindOptions, fn func(*Found) error
 
 // walkFile decodes one binlog file; a last event cut short (a crashed or
 // still active file) ends it without an error.
-func walkFile(path string, fn func(*binlog.Transaction) error) error {
+func walkFile(ctx context.Context, path string, fn func(*binlog.Transaction) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	var ferr error
-	err = binlog.Walk(f, true, func(tx *binlog.Transaction) bool {
+	err = binlog.Walk(bufio.NewReaderSize(ctxio.NewReader(ctx, f), 256<<10), true, func(tx *binlog.Transaction) bool {
 		ferr = fn(tx)
 		return ferr == nil
 	})
@@ -208,7 +210,7 @@ func FindInDir(ctx context.Context, dir, node string, f binlog.Filter, fn func(*
 		if err := ctx.Err(); err != nil {
 			return files, err
 		}
-		err := walkFile(filepath.Join(dir, name), func(tx *binlog.Transaction) error {
+		err := walkFile(ctx, filepath.Join(dir, name), func(tx *binlog.Transaction) error {
 			if !tx.Complete || !f.Match(tx) {
 				return nil
 			}

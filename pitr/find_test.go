@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,6 +179,14 @@ func TestFindInDir(t *testing.T) {
 	})
 	if err != nil || files != 2 || strings.Join(got, ",") != "7-11-22 mariadb-bin.000005 7-11-22,7-11-29 mariadb-bin.000005 7-11-29" {
 		t.Fatalf("%v %d %v", err, files, got)
+	}
+	// Interrupted (SIGINT cancels the command's context): it stops with
+	// the context's error.
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	_, err = FindInDir(ctx, dir, "n1", binlog.Filter{}, func(*Found) error { n++; cancel(); return nil })
+	if !errors.Is(err, context.Canceled) || n > 20 {
+		t.Fatalf("canceled: %v after %d", err, n)
 	}
 	if _, err := FindInDir(context.Background(), t.TempDir(), "n1", binlog.Filter{}, func(*Found) error { return nil }); err == nil {
 		t.Fatal("an empty directory is not an error")
