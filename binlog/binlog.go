@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -116,14 +117,21 @@ func (r *Reader) Next() (*Event, error) {
 	if e.Size < headerLen || e.Size > maxEventSize {
 		return nil, fmt.Errorf("%w: offset %d: event size %d", ErrFormat, r.off, e.Size)
 	}
-	if cap(r.buf) < int(e.Size) {
-		r.buf = make([]byte, e.Size)
+	// The buffer grows with the bytes that actually arrive, never to a
+	// size a (damaged) header claims: a cut or corrupt file cannot make
+	// the reader allocate up to maxEventSize.
+	need := int(e.Size)
+	buf := append(r.buf[:0], h[:]...)
+	for len(buf) < need {
+		n := min(need-len(buf), max(len(buf), 64<<10))
+		buf = slices.Grow(buf, n)
+		m, err := io.ReadFull(r.r, buf[len(buf):len(buf)+n])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return nil, &cutError{fmt.Errorf("%w: offset %d: event of %d bytes cut short", ErrFormat, r.off, e.Size)}
+		}
 	}
-	buf := r.buf[:e.Size]
-	copy(buf, h[:])
-	if _, err := io.ReadFull(r.r, buf[headerLen:]); err != nil {
-		return nil, &cutError{fmt.Errorf("%w: offset %d: event of %d bytes cut short", ErrFormat, r.off, e.Size)}
-	}
+	r.buf = buf
 	body := buf[headerLen:]
 	if !r.seenFDE && e.Type != TypeFormatDescription {
 		return nil, fmt.Errorf("%w: offset %d: first event has type %d, not Format_description", ErrFormat, r.off, e.Type)

@@ -26,7 +26,7 @@ func newBinlogCommand(g *Globals) *cobra.Command {
 storage, keyed by GTID range, so that restore --pitr can replay them on top of a
 backup. See docs/pitr.md.`,
 	}
-	cmd.AddCommand(newBinlogArchiveCommand(g), newBinlogListCommand(g))
+	cmd.AddCommand(newBinlogArchiveCommand(g), newBinlogListCommand(g), newBinlogFindCommand(g))
 	return cmd
 }
 

@@ -1,0 +1,18 @@
+SET GLOBAL binlog_checksum=NONE;
+FLUSH BINARY LOGS;
+CREATE DATABASE crm;
+USE crm;
+CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(20), score DOUBLE, born DATE) ENGINE=InnoDB;
+INSERT INTO people VALUES (1,'ann',1.5,'2000-01-01'),(2,'bob',NULL,NULL),(3,'cy',3,'2001-02-03');
+SET SESSION binlog_row_image=MINIMAL;
+UPDATE people SET score=9 WHERE id<=2;
+DELETE FROM people WHERE id=3;
+SET SESSION binlog_row_image=FULL;
+SET SESSION binlog_format=STATEMENT;
+INSERT INTO people VALUES (4,'dee',4,NULL);
+UPDATE people SET name='ann2' WHERE id=1;
+DELETE FROM people WHERE id=2;
+SET SESSION binlog_format=ROW;
+/* leading comment */ DROP TABLE people;
+FLUSH BINARY LOGS;
+SET GLOBAL binlog_checksum=CRC32;
