@@ -364,7 +364,12 @@ func rawClaim(ctx context.Context, c *sql.Conn, node string, slot time.Time) (bo
 	var epoch int64
 	// With an argument, as Claim does: the driver prepares, executes and
 	// closes the statement (binary protocol) right before COMMIT.
-	if err := tx.QueryRowContext(ctx, "SELECT epoch FROM gosst.writer_lease WHERE job = ?", "ist-raw").Scan(&epoch); err != nil {
+	// GOSST_LEASE_TEXT_SELECT=1 sends it as plain text instead (A/B).
+	q, args := "SELECT epoch FROM gosst.writer_lease WHERE job = ?", []any{"ist-raw"}
+	if os.Getenv("GOSST_LEASE_TEXT_SELECT") != "" {
+		q, args = "SELECT epoch FROM gosst.writer_lease WHERE job = 'ist-raw'", nil
+	}
+	if err := tx.QueryRowContext(ctx, q, args...).Scan(&epoch); err != nil {
 		return false, 0, stageErr{"select", err}
 	}
 	if err := tx.Commit(); err != nil {
