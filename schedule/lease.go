@@ -64,7 +64,9 @@ type LeaseStore interface {
 // the last one taken (or that one failed). Galera certification orders
 // concurrent claims: one commits, the others fail with a deadlock error
 // (1213) and lose. A node outside the Primary component cannot commit at
-// all.
+// all. COMMIT's answer alone is not trusted: MariaDB 10.11 was seen to
+// answer OK for a claim that the winner's replicated write had rolled
+// back, so a claim counts only once the row read back names it (Claim).
 type SQLLeases struct {
 	// Open returns a connection to the local node (closed after each call).
 	Open func(ctx context.Context) (*sql.DB, error)
@@ -212,9 +214,13 @@ func (s *SQLLeases) Claim(ctx context.Context, mutex, kind string, slot time.Tim
 		// Certification lets one of concurrent claims commit; a claim counts
 		// only once the cluster's copy of the row, read back causally
 		// (wsrep_sync_wait is on for this session), names this owner and
-		// epoch. A run of the concurrent-claims test once saw two claims
-		// report a win without this check; a later claim that overwrote
-		// this one also fails the holder's renewal, which fences it.
+		// epoch. COMMIT alone can lie: MariaDB 10.11.19 was seen to answer
+		// OK for a claim that the winner's replicated write had rolled back
+		// (nothing of it was replicated), about once in 100 races under
+		// load, and only when the statement right before COMMIT was a
+		// prepared one, as go-sql-driver sends every statement with
+		// arguments (test/scheduletest TestScheduleLeaseClaimsAcrossIST).
+		// The read-back sees the winner's row instead.
 		var owner string
 		var got int64
 		if err := conn.QueryRowContext(ctx, "SELECT owner, epoch FROM gosst.writer_lease WHERE job = ?", mutex).Scan(&owner, &got); err != nil {
