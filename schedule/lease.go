@@ -221,13 +221,13 @@ func (s *SQLLeases) Claim(ctx context.Context, mutex, kind string, slot time.Tim
 		// prepared one, as go-sql-driver sends every statement with
 		// arguments (test/scheduletest TestScheduleLeaseClaimsAcrossIST).
 		// The read-back sees the winner's row instead.
-		var owner string
+		var holder, owner string
 		var got int64
-		if err := conn.QueryRowContext(ctx, "SELECT owner, epoch FROM gosst.writer_lease WHERE job = ?", mutex).Scan(&owner, &got); err != nil {
+		if err := conn.QueryRowContext(ctx, "SELECT holder, owner, epoch FROM gosst.writer_lease WHERE job = ?", mutex).Scan(&holder, &owner, &got); err != nil {
 			return fmt.Errorf("read back lease %s: %w", mutex, err)
 		}
 		if owner != s.Owner || got != epoch {
-			res.Holder = owner
+			res.Holder = holder // the node name, as ClaimResult promises
 			return nil
 		}
 		res.Won = true
