@@ -80,6 +80,7 @@ type Reader struct {
 	checksum bool // CRC32 checksums, from the Format_description event
 	seenFDE  bool
 	buf      []byte
+	hdr      [headerLen]byte // the header of the event being read
 }
 
 // NewReader checks the file magic and returns a Reader.
@@ -97,6 +98,36 @@ func NewReader(r io.Reader) (*Reader, error) {
 // Next returns the next event, io.EOF at a clean end of file. The event's
 // Body is valid until the next call.
 func (r *Reader) Next() (*Event, error) {
+	e, err := r.header()
+	if err != nil {
+		return nil, err
+	}
+	buf, err := r.readEvent(e)
+	if err != nil {
+		return nil, err
+	}
+	body := buf[headerLen:]
+	if !r.seenFDE && e.Type != TypeFormatDescription {
+		return nil, fmt.Errorf("%w: offset %d: first event has type %d, not Format_description", ErrFormat, r.off, e.Type)
+	}
+	if e.Type == TypeFormatDescription && !r.seenFDE {
+		r.seenFDE = true
+		if body, err = r.checksumAlgorithm(body); err != nil {
+			return nil, err
+		}
+	}
+	if r.checksum {
+		if body, err = r.verifyChecksum(e, buf, body); err != nil {
+			return nil, err
+		}
+	}
+	e.Body = body
+	r.off += int64(e.Size)
+	return e, nil
+}
+
+// header reads and checks one event header.
+func (r *Reader) header() (*Event, error) {
 	var h [headerLen]byte
 	n, err := io.ReadFull(r.r, h[:])
 	if err == io.EOF {
@@ -117,11 +148,17 @@ func (r *Reader) Next() (*Event, error) {
 	if e.Size < headerLen || e.Size > maxEventSize {
 		return nil, fmt.Errorf("%w: offset %d: event size %d", ErrFormat, r.off, e.Size)
 	}
-	// The buffer grows with the bytes that actually arrive, never to a
-	// size a (damaged) header claims: a cut or corrupt file cannot make
-	// the reader allocate up to maxEventSize.
+	r.hdr = h
+	return e, nil
+}
+
+// readEvent returns the whole event (header and body) in r's buffer. The
+// buffer grows with the bytes that actually arrive, never to a size a
+// (damaged) header claims: a cut or corrupt file cannot make the reader
+// allocate up to maxEventSize.
+func (r *Reader) readEvent(e *Event) ([]byte, error) {
 	need := int(e.Size)
-	buf := append(r.buf[:0], h[:]...)
+	buf := append(r.buf[:0], r.hdr[:]...)
 	for len(buf) < need {
 		n := min(need-len(buf), max(len(buf), 64<<10))
 		buf = slices.Grow(buf, n)
@@ -132,50 +169,48 @@ func (r *Reader) Next() (*Event, error) {
 		}
 	}
 	r.buf = buf
-	body := buf[headerLen:]
-	if !r.seenFDE && e.Type != TypeFormatDescription {
-		return nil, fmt.Errorf("%w: offset %d: first event has type %d, not Format_description", ErrFormat, r.off, e.Type)
+	return buf, nil
+}
+
+// checksumAlgorithm reads the first Format_description's checksum
+// algorithm: servers since 5.6.1 (all MariaDB 10.x) put its byte just
+// before the 4-byte checksum field of the FDE.
+func (r *Reader) checksumAlgorithm(body []byte) ([]byte, error) {
+	if len(body) < 5 {
+		return nil, fmt.Errorf("%w: offset %d: Format_description event too short", ErrFormat, r.off)
 	}
-	if e.Type == TypeFormatDescription && !r.seenFDE {
-		r.seenFDE = true
-		// Servers since 5.6.1 (all MariaDB 10.x) put the checksum
-		// algorithm byte just before the 4-byte checksum field of the FDE.
-		if len(body) < 5 {
-			return nil, fmt.Errorf("%w: offset %d: Format_description event too short", ErrFormat, r.off)
-		}
-		switch alg := body[len(body)-5]; alg {
-		case 0:
-			r.checksum = false
-			body = body[:len(body)-4]
-		case 1:
-			r.checksum = true
-		default:
-			return nil, fmt.Errorf("%w: offset %d: unknown checksum algorithm %d", ErrFormat, r.off, alg)
-		}
+	switch alg := body[len(body)-5]; alg {
+	case 0:
+		r.checksum = false
+		return body[:len(body)-4], nil
+	case 1:
+		r.checksum = true
+		return body, nil
+	default:
+		return nil, fmt.Errorf("%w: offset %d: unknown checksum algorithm %d", ErrFormat, r.off, alg)
 	}
-	if r.checksum {
-		if len(body) < 4 {
-			return nil, fmt.Errorf("%w: offset %d: event too short for its checksum", ErrFormat, r.off)
-		}
-		want := binary.LittleEndian.Uint32(body[len(body)-4:])
-		check := buf[:len(buf)-4]
-		var got uint32
-		if e.Type == TypeFormatDescription && e.Flags&flagBinlogInUse != 0 {
-			// The in-use flag is set after the CRC was computed.
-			tmp := append([]byte(nil), check...)
-			tmp[17] &^= byte(flagBinlogInUse)
-			got = crc32.ChecksumIEEE(tmp)
-		} else {
-			got = crc32.ChecksumIEEE(check)
-		}
-		if got != want {
-			return nil, fmt.Errorf("%w: offset %d: event type %d checksum %08x, computed %08x", ErrFormat, r.off, e.Type, want, got)
-		}
-		body = body[:len(body)-4]
+}
+
+// verifyChecksum checks the event's CRC32 and returns body without it.
+func (r *Reader) verifyChecksum(e *Event, buf, body []byte) ([]byte, error) {
+	if len(body) < 4 {
+		return nil, fmt.Errorf("%w: offset %d: event too short for its checksum", ErrFormat, r.off)
 	}
-	e.Body = body
-	r.off += int64(e.Size)
-	return e, nil
+	want := binary.LittleEndian.Uint32(body[len(body)-4:])
+	check := buf[:len(buf)-4]
+	var got uint32
+	if e.Type == TypeFormatDescription && e.Flags&flagBinlogInUse != 0 {
+		// The in-use flag is set after the CRC was computed.
+		tmp := append([]byte(nil), check...)
+		tmp[17] &^= byte(flagBinlogInUse)
+		got = crc32.ChecksumIEEE(tmp)
+	} else {
+		got = crc32.ChecksumIEEE(check)
+	}
+	if got != want {
+		return nil, fmt.Errorf("%w: offset %d: event type %d checksum %08x, computed %08x", ErrFormat, r.off, e.Type, want, got)
+	}
+	return body[:len(body)-4], nil
 }
 
 // ParseGtidList decodes a Gtid_list event body.

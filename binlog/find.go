@@ -141,39 +141,11 @@ func (w *walker) postLen(typ byte, def int) int {
 func (w *walker) add(e *Event) (*Transaction, error) {
 	switch e.Type {
 	case TypeFormatDescription:
-		// u16 version, char[50] server version, u32 create time, u8 header
-		// length, then one post-header length per event type. The
-		// checksum algorithm byte ends the body when checksums are on;
-		// with them off the Reader already removed the 4 checksum bytes.
-		const fixed = 2 + 50 + 4 + 1
-		if len(e.Body) > fixed+1 {
-			w.postHeader = append([]byte(nil), e.Body[fixed:len(e.Body)-1]...)
-		}
+		w.formatDescription(e)
 		return nil, nil
 	case TypeGtid:
-		var done *Transaction
-		if w.tx != nil {
-			// The previous group ended with an event that is not a commit
-			// this reader knows (XA PREPARE, XA COMMIT): groups never
-			// interleave, so a new Gtid event ends it.
-			w.tx.Complete = true
-			w.tx.finish()
-			done = w.tx
-		}
-		ge, err := ParseGtid(e)
-		if err != nil {
-			return nil, err
-		}
-		w.tx = &Transaction{GTID: ge.GTID, ServerID: e.ServerID, Time: eventTime(e), Offset: e.Offset, End: e.Offset + int64(e.Size), RowsKnown: true}
-		w.tableSet = map[string]bool{}
-		w.standalone = ge.Flags2&GtidStandalone != 0
-		if done != nil {
-			return done, nil
-		}
-		return nil, nil
-	}
-	tx := w.tx
-	if e.Type == TypeTableMap {
+		return w.gtid(e)
+	case TypeTableMap:
 		// Table maps are kept across transactions: row events refer to
 		// them by id, and a server re-sends them per statement anyway.
 		tm, id, err := w.parseTableMap(e)
@@ -186,42 +158,14 @@ func (w *walker) add(e *Event) (*Transaction, error) {
 		w.tables[id] = tm
 		return nil, nil
 	}
+	tx := w.tx
 	if tx == nil {
 		return nil, nil // header events, or events before the first GTID
 	}
 	tx.End = e.Offset + int64(e.Size)
 	switch e.Type {
 	case TypeQuery, TypeQueryC:
-		if e.Type == TypeQueryC {
-			tx.addKind(KindDDL)
-			tx.RowsKnown = false
-			break
-		}
-		db, stmt, err := w.parseQuery(e)
-		if err != nil {
-			return nil, err
-		}
-		switch kind := ClassifyStatement(stmt); kind {
-		case "BEGIN":
-		case "COMMIT", "ROLLBACK":
-			return w.commit(e), nil
-		case "":
-			// SAVEPOINT, SET and the like: not a change by themselves.
-		default:
-			tx.addKind(kind)
-			if kind != KindDDL {
-				tx.RowsKnown = false // statement-based DML: the rows are not in the binlog
-			}
-			for _, t := range StatementTables(db, stmt) {
-				w.addTable(t)
-			}
-			if tx.Statement == "" {
-				tx.Statement = shorten(RedactStatement(stmt), MaxStatement)
-			}
-		}
-		if w.standalone {
-			return w.commit(e), nil
-		}
+		return w.query(e)
 	case TypeXid:
 		return w.commit(e), nil
 	case TypeAnnotateRows:
@@ -237,6 +181,80 @@ func (w *walker) add(e *Event) (*Transaction, error) {
 		return nil, w.rows(e, KindDelete)
 	}
 	return nil, nil
+}
+
+// formatDescription keeps the post-header lengths of a Format_description
+// event: u16 version, char[50] server version, u32 create time, u8 header
+// length, then one post-header length per event type. The checksum
+// algorithm byte ends the body when checksums are on; with them off the
+// Reader already removed the 4 checksum bytes.
+func (w *walker) formatDescription(e *Event) {
+	const fixed = 2 + 50 + 4 + 1
+	if len(e.Body) > fixed+1 {
+		w.postHeader = append([]byte(nil), e.Body[fixed:len(e.Body)-1]...)
+	}
+}
+
+// gtid starts a transaction; it returns the previous one when that ended
+// with an event that is not a commit this reader knows (XA PREPARE, XA
+// COMMIT): groups never interleave, so a new Gtid event ends it.
+func (w *walker) gtid(e *Event) (*Transaction, error) {
+	var done *Transaction
+	if w.tx != nil {
+		w.tx.Complete = true
+		w.tx.finish()
+		done = w.tx
+	}
+	ge, err := ParseGtid(e)
+	if err != nil {
+		return nil, err
+	}
+	w.tx = &Transaction{GTID: ge.GTID, ServerID: e.ServerID, Time: eventTime(e), Offset: e.Offset, End: e.Offset + int64(e.Size), RowsKnown: true}
+	w.tableSet = map[string]bool{}
+	w.standalone = ge.Flags2&GtidStandalone != 0
+	return done, nil
+}
+
+// query classifies a Query event of the current transaction: BEGIN,
+// COMMIT/ROLLBACK, DDL or statement-based DML.
+func (w *walker) query(e *Event) (*Transaction, error) {
+	tx := w.tx
+	if e.Type == TypeQueryC {
+		tx.addKind(KindDDL)
+		tx.RowsKnown = false
+		return nil, nil // a later Gtid event ends its group
+	}
+	db, stmt, err := w.parseQuery(e)
+	if err != nil {
+		return nil, err
+	}
+	switch kind := ClassifyStatement(stmt); kind {
+	case "BEGIN":
+	case "COMMIT", "ROLLBACK":
+		return w.commit(e), nil
+	case "":
+		// SAVEPOINT, SET and the like: not a change by themselves.
+	default:
+		tx.addKind(kind)
+		if kind != KindDDL {
+			tx.RowsKnown = false // statement-based DML: the rows are not in the binlog
+		}
+		for _, t := range StatementTables(db, stmt) {
+			w.addTable(t)
+		}
+		if tx.Statement == "" {
+			tx.Statement = shorten(RedactStatement(stmt), MaxStatement)
+		}
+	}
+	return w.standaloneCommit(e), nil
+}
+
+// standaloneCommit ends a standalone group (DDL) at its one statement.
+func (w *walker) standaloneCommit(e *Event) *Transaction {
+	if w.standalone {
+		return w.commit(e)
+	}
+	return nil
 }
 
 func eventTime(e *Event) time.Time { return time.Unix(int64(e.Timestamp), 0).UTC() }
@@ -515,32 +533,33 @@ func metaSize(t byte) int {
 
 var dig2bytes = [10]int{0, 1, 1, 2, 2, 3, 3, 4, 4, 4}
 
+// lenPrefixed sizes a value stored as a k-byte little-endian length and
+// that many bytes.
+func lenPrefixed(b []byte, k int) (int, error) {
+	if len(b) < k {
+		return 0, io.ErrUnexpectedEOF
+	}
+	var n int
+	for i := k - 1; i >= 0; i-- {
+		n = n<<8 | int(b[i])
+	}
+	return k + n, nil
+}
+
+// fixedSizes are the column types whose values have one size.
+var fixedSizes = map[byte]int{
+	typeTiny: 1, typeYear: 1, typeShort: 2,
+	typeInt24: 3, typeDate: 3, typeNewDate: 3, typeTime: 3,
+	typeLong: 4, typeTimestamp: 4, typeLongLong: 8, typeDatetime: 8, typeNull: 0,
+}
+
 // valueSize returns the size of one non-NULL value of a column in a row
 // image starting at b.
 func valueSize(t byte, meta uint16, b []byte) (int, error) {
-	lenPrefixed := func(k int) (int, error) {
-		if len(b) < k {
-			return 0, io.ErrUnexpectedEOF
-		}
-		var n int
-		for i := k - 1; i >= 0; i-- {
-			n = n<<8 | int(b[i])
-		}
-		return k + n, nil
+	if n, ok := fixedSizes[t]; ok {
+		return n, nil
 	}
 	switch t {
-	case typeTiny, typeYear:
-		return 1, nil
-	case typeShort:
-		return 2, nil
-	case typeInt24, typeDate, typeNewDate, typeTime:
-		return 3, nil
-	case typeLong, typeTimestamp:
-		return 4, nil
-	case typeLongLong, typeDatetime:
-		return 8, nil
-	case typeNull:
-		return 0, nil
 	case typeFloat, typeDouble:
 		if meta != 4 && meta != 8 {
 			return 0, fmt.Errorf("float of %d bytes", meta)
@@ -567,40 +586,45 @@ func valueSize(t byte, meta uint16, b []byte) (int, error) {
 		return bytes, nil
 	case typeVarchar, typeVarcharC, typeVarString:
 		if meta > 255 {
-			return lenPrefixed(2)
+			return lenPrefixed(b, 2)
 		}
-		return lenPrefixed(1)
+		return lenPrefixed(b, 1)
 	case typeBlob, typeBlobC, typeTinyBlob, typeMediumBlob, typeLongBlob, typeGeometry, typeJSON:
 		if meta < 1 || meta > 4 {
 			return 0, fmt.Errorf("blob length of %d bytes", meta)
 		}
-		return lenPrefixed(int(meta))
+		return lenPrefixed(b, int(meta))
 	case typeEnum, typeSet:
 		return int(meta & 0xff), nil
 	case typeString:
-		// meta = (byte0 << 8) | byte1; byte0 is the real type, with bits
-		// 4-5 inverted carrying bits 8-9 of the length of a long CHAR.
-		b0, b1 := int(meta>>8), int(meta&0xff)
-		length := b1
-		if b0 != 0 {
-			if b0&0x30 != 0x30 {
-				length = b1 | ((b0&0x30)^0x30)<<4
-				b0 |= 0x30
-			}
-			switch b0 {
-			case typeEnum, typeSet:
-				return length, nil
-			case typeString:
-			default:
-				return 0, fmt.Errorf("string of real type %d", b0)
-			}
-		}
-		if length > 255 {
-			return lenPrefixed(2)
-		}
-		return lenPrefixed(1)
+		return stringSize(meta, b)
 	}
 	return 0, fmt.Errorf("column type %d", t)
+}
+
+// stringSize sizes a MYSQL_TYPE_STRING value. meta = (byte0 << 8) | byte1;
+// byte0 is the real type, with bits 4-5 inverted carrying bits 8-9 of the
+// length of a long CHAR.
+func stringSize(meta uint16, b []byte) (int, error) {
+	b0, b1 := int(meta>>8), int(meta&0xff)
+	length := b1
+	if b0 != 0 {
+		if b0&0x30 != 0x30 {
+			length = b1 | ((b0&0x30)^0x30)<<4
+			b0 |= 0x30
+		}
+		switch b0 {
+		case typeEnum, typeSet:
+			return length, nil
+		case typeString:
+		default:
+			return 0, fmt.Errorf("string of real type %d", b0)
+		}
+	}
+	if length > 255 {
+		return lenPrefixed(b, 2)
+	}
+	return lenPrefixed(b, 1)
 }
 
 // CountRows counts the rows of a rows event's body after its post-header
