@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/gosst/gosst/storage/backend"
 )
 
@@ -472,34 +474,9 @@ func (s Suite) testConcurrent(t *testing.T, be backend.Backend) {
 
 func (s Suite) testList(t *testing.T, be backend.Backend) {
 	ctx := ctxT(t)
-	want := map[string]int64{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	errs := make(chan error, 1)
-	for i := range s.ListKeys {
-		key := fmt.Sprintf("list/k%05d", i)
-		n := int64(i % 7)
-		want[key] = n
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := be.Put(ctx, key, bytes.NewReader(Bytes(uint64(i), n)), n); err != nil {
-				mu.Lock()
-				select {
-				case errs <- err:
-				default:
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
+	want, err := s.putListKeys(ctx, be)
+	if err != nil {
 		t.Fatalf("creating %d keys: %v", s.ListKeys, err)
-	default:
 	}
 	mustPut(t, ctx, be, "listx", []byte("x"), 1)
 	mustPut(t, ctx, be, "other/a", []byte("a"), 1)
@@ -539,7 +516,7 @@ func (s Suite) testList(t *testing.T, be backend.Backend) {
 	// fn's error stops the listing and comes back unchanged.
 	stop := errors.New("enough")
 	calls := 0
-	err := be.List(ctx, "list/", func(backend.ObjectInfo) error {
+	err = be.List(ctx, "list/", func(backend.ObjectInfo) error {
 		calls++
 		if calls == 3 {
 			return stop
@@ -560,6 +537,21 @@ func (s Suite) testList(t *testing.T, be backend.Backend) {
 	if err != nil || len(keys) != 10 {
 		t.Errorf("List with Stat inside fn: %v, %d keys", err, len(keys))
 	}
+}
+
+// putListKeys creates s.ListKeys objects under list/ (eight at a time) and
+// returns their sizes by key.
+func (s Suite) putListKeys(ctx context.Context, be backend.Backend) (map[string]int64, error) {
+	want := map[string]int64{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range s.ListKeys {
+		key := fmt.Sprintf("list/k%05d", i)
+		n := int64(i % 7)
+		want[key] = n
+		g.Go(func() error { return be.Put(gctx, key, bytes.NewReader(Bytes(uint64(i), n)), n) })
+	}
+	return want, g.Wait()
 }
 
 func (s Suite) testLarge(t *testing.T, be backend.Backend) {
