@@ -70,14 +70,8 @@ every member: each is a possible donor.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runAdvise(cmd.Context(), g, o) },
 	}
+	o.addNodeListFlags(cmd, "per-node time limit for connecting and for each reading")
 	f := cmd.Flags()
-	f.StringArrayVar(&o.Nodes, "node", nil, "node DSN, e.g. 'monitor@tcp(10.0.0.1:3306)/' (repeatable)")
-	f.StringArrayVar(&o.Sockets, "socket", nil, "unix socket of a node on this host (repeatable)")
-	f.StringArrayVar(&o.Hosts, "host", nil, "node HOST or HOST:PORT (repeatable)")
-	f.IntVar(&o.Port, "port", 3306, "port for --host entries without one")
-	f.StringVar(&o.DefaultsFile, "defaults-file", "", "read only this option file ([client] user, password, socket/host, port; [galera-backup]); mode 0600 if it holds a password")
-	f.StringVar(&o.User, "user", "", "user name (default: from the DSN or defaults file, else the login name)")
-	f.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-node time limit for connecting and for each reading")
 	f.DurationVar(&o.Sample, "sample", time.Minute, "time between the two readings (at least 1s; longer is steadier)")
 	f.DurationVar(&o.Downtime, "downtime", 0, "also compute the gcache.size for a node to be down this long, e.g. 2h")
 	f.BoolVar(&o.JSON, "json", false, "print JSON: ist_horizon_seconds, method, gcache_size_for_downtime, and per node the rates, the advice and both readings")

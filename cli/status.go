@@ -68,6 +68,14 @@ Exit status: 0 when every node answered, 3 when some did not, 1 when none did.`,
 			return runStatus(cmd.Context(), g, o)
 		},
 	}
+	o.addNodeListFlags(cmd, "per-node time limit for connecting and querying")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print JSON (one array of rows) instead of a table")
+	return cmd
+}
+
+// addNodeListFlags adds the flags that name several running nodes (status,
+// advise) and the per-node time limit.
+func (o *statusOptions) addNodeListFlags(cmd *cobra.Command, timeoutHelp string) {
 	f := cmd.Flags()
 	f.StringArrayVar(&o.Nodes, "node", nil, "node DSN, e.g. 'user@tcp(host:3306)/' (repeatable; password via MYSQL_PWD or --defaults-file)")
 	f.StringArrayVar(&o.Sockets, "socket", nil, "unix socket of a local node (repeatable)")
@@ -75,9 +83,7 @@ Exit status: 0 when every node answered, 3 when some did not, 1 when none did.`,
 	f.IntVar(&o.Port, "port", 3306, "TCP port for --host entries without one")
 	f.StringVar(&o.DefaultsFile, "defaults-file", "", "read only this option file ([client] user, password, socket/host, port; [galera-backup]); mode 0600 if it holds a password")
 	f.StringVar(&o.User, "user", "", "user name (default: from the DSN or defaults file, else the login name)")
-	f.BoolVar(&o.JSON, "json", false, "print JSON (one array of rows) instead of a table")
-	f.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-node time limit for connecting and querying")
-	return cmd
+	f.DurationVar(&o.Timeout, "timeout", 10*time.Second, timeoutHelp)
 }
 
 func (o *statusOptions) targets() ([]mariadb.Target, error) {
