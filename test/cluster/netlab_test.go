@@ -271,3 +271,45 @@ func waitStatus(t *testing.T, ctx context.Context, n *cluster.Node, name, want s
 		}
 	}
 }
+
+// TestNetlabStartFailureRemovesNamespaces: when a node cannot start, Start
+// fails with the node's error and leaves no namespace behind.
+func TestNetlabStartFailureRemovesNamespaces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: creates network namespaces and runs mariadb-install-db")
+	}
+	needNetlab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	before := ownNamespaces(t)
+	_, err := cluster.Start(ctx, cluster.Options{
+		Nodes: 2, Dir: cluster.TempDir(t), Netlab: true, LinkRate: "1gbit",
+		NodeConfig: map[int][]string{1: {"no_such_option_for_the_test=1"}},
+	})
+	if err == nil {
+		t.Fatal("Start succeeded with an unknown server option on node 1")
+	}
+	if !strings.Contains(err.Error(), "node1") {
+		t.Errorf("Start's error does not name the failed node: %v", err)
+	}
+	if after := ownNamespaces(t); len(after) != len(before) {
+		t.Errorf("namespaces of this process before Start %v, after the failed Start %v", before, after)
+	}
+}
+
+// ownNamespaces lists the lab namespaces of this test process.
+func ownNamespaces(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var own []string
+	prefix := fmt.Sprintf("gosst-lab-%d-", os.Getpid())
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			own = append(own, e.Name())
+		}
+	}
+	return own
+}
