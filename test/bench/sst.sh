@@ -2,7 +2,7 @@
 # Full SST time of the same dataset by the stock wsrep_sst_mariabackup, the
 # stock rsync method and gosst, in one run (2-node cluster on loopback).
 #
-#   test/bench/sst.sh [SIZE_MB]     (default 2048)
+#   test/bench/sst.sh [--link RATE] [SIZE_MB]     (default 2048)
 #   METHODS="gosst,gosst:compression=none" ROUNDS=3 test/bench/sst.sh
 #
 # ROUNDS (default 1) repeats every method, alternating (each round starts one
@@ -15,12 +15,25 @@
 # must then carry the donor's reads and the joiner's writes at once.
 # JOINER_DISK=ram gives node 2 its own ext4 on a RAM-backed loop device (as
 # root), the way donor and joiner have separate disks in a real cluster.
+#
+# --link 1gbit|100mbit (any tc rate) puts node 2 in its own network namespace
+# behind a veth pair shaped to that rate (test/cluster's network lab, as
+# root): the SST, IST and Galera traffic cross it. The link adds no delay
+# (the test kernels have no netem): the times are for a zero-delay link.
 # Target: gosst <= 0.4x the stock mariabackup method's time, and faster than rsync.
 set -euo pipefail
+LINK=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --link) [ $# -ge 2 ] || { echo "--link needs a rate (1gbit, 100mbit)" >&2; exit 2; }; LINK=$2; shift 2 ;;
+    --link=*) LINK=${1#--link=}; shift ;;
+    *) break ;;
+  esac
+done
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 command -v rsync >/dev/null || { echo "rsync missing (apt-get install rsync)" >&2; exit 1; }
 command -v socat >/dev/null || { echo "socat missing (apt-get install socat)" >&2; exit 1; }
 make -s build >/dev/null
-go run ./test/bench/sstbench -size-mb "${1:-2048}" -bin bin -rounds "${ROUNDS:-1}" -joiner-disk "${JOINER_DISK:-shared}" \
+go run ./test/bench/sstbench -size-mb "${1:-2048}" -bin bin -rounds "${ROUNDS:-1}" -joiner-disk "${JOINER_DISK:-shared}" -link "$LINK" \
   -methods "${METHODS:-mariabackup,rsync,gosst,gosst:compression=none}"

@@ -75,6 +75,14 @@ type Options struct {
 	SyncTimeout time.Duration
 	// Logf receives progress messages (default: discarded).
 	Logf func(format string, args ...any)
+	// Netlab runs the nodes in two network namespaces joined by one
+	// shaped veth pair (Cluster.Link): nodes 1..N-1 in side A, node N in
+	// side B, so all of node N's Galera traffic (gcomm, IST, SST) crosses
+	// the link. Needs root and iproute2; at least 2 nodes.
+	Netlab bool
+	// LinkRate is the link's rate when Netlab is set ("1gbit",
+	// "100mbit"; default unshaped). Link.SetRate changes it later.
+	LinkRate string
 }
 
 func (o *Options) defaults() error {
@@ -99,6 +107,17 @@ func (o *Options) defaults() error {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
+	if o.Netlab && o.Nodes < 2 {
+		return errors.New("cluster: Netlab needs at least 2 nodes (one on each side of the link)")
+	}
+	if o.LinkRate != "" {
+		if !o.Netlab {
+			return errors.New("cluster: LinkRate is set but Netlab is not")
+		}
+		if _, err := ParseRate(o.LinkRate); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -106,6 +125,9 @@ func (o *Options) defaults() error {
 type Cluster struct {
 	opts  Options
 	Nodes []*Node
+	// Link is the shaped link between the namespaces when
+	// Options.Netlab is set, else nil.
+	Link *Link
 }
 
 // Node is one mariadbd process with its own directory and ports.
@@ -123,6 +145,14 @@ type Node struct {
 	exitErr                           error
 	db                                *sql.DB
 	bootstrap                         bool
+
+	// Addr is the address of the node's Galera traffic (gcomm, IST,
+	// SST): 127.0.0.1, or its namespace's address under Netlab. Its SQL
+	// port listens on 127.0.0.1 of its own network namespace; use the
+	// unix socket (DB, Exec) from the test.
+	Addr string
+	// Side is the node's side of the link under Netlab (SideA or SideB).
+	Side int
 }
 
 // Start creates and starts a cluster and waits until every node is Synced.
@@ -139,6 +169,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Netlab {
+		if c.Link, err = NewLink(ctx); err != nil {
+			return nil, err
+		}
+		if err := c.Link.SetRate(ctx, opts.LinkRate); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	for i := 0; i < opts.Nodes; i++ {
 		n := &Node{
 			c:         c,
@@ -148,6 +187,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			GcommPort: ports[4*i+1],
 			ISTPort:   ports[4*i+2],
 			SSTPort:   ports[4*i+3],
+			Addr:      "127.0.0.1",
+		}
+		if c.Link != nil {
+			if i == opts.Nodes-1 {
+				n.Side = SideB
+			}
+			n.Addr = c.Link.Addr[n.Side]
 		}
 		n.Dir = filepath.Join(opts.Dir, n.Name)
 		n.DataDir = filepath.Join(n.Dir, "data")
@@ -206,7 +252,8 @@ func CheckInstalled() error {
 }
 
 // Close stops every node the harness started (clean shutdown, then SIGKILL
-// after a grace period). It never touches other processes.
+// after a grace period), then removes the network lab's namespaces. It
+// never touches other processes.
 func (c *Cluster) Close() error {
 	var errs []error
 	for i := len(c.Nodes) - 1; i >= 0; i-- {
@@ -219,6 +266,9 @@ func (c *Cluster) Close() error {
 			}
 			cancel()
 		}
+	}
+	if c.Link != nil {
+		errs = append(errs, c.Link.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -243,7 +293,7 @@ func (n *Node) logf(format string, args ...any) {
 func (c *Cluster) clusterAddress() string {
 	addrs := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
-		addrs[i] = fmt.Sprintf("127.0.0.1:%d", n.GcommPort)
+		addrs[i] = fmt.Sprintf("%s:%d", n.Addr, n.GcommPort)
 	}
 	return "gcomm://" + strings.Join(addrs, ",")
 }
@@ -319,15 +369,15 @@ func (n *Node) config() string {
 	w("wsrep_cluster_name=gosst-test")
 	w("wsrep_cluster_address=%s", n.c.clusterAddress())
 	w("wsrep_node_name=%s", n.Name)
-	w("wsrep_node_address=127.0.0.1:%d", n.GcommPort)
-	w("wsrep_sst_receive_address=127.0.0.1:%d", n.SSTPort)
+	w("wsrep_node_address=%s:%d", n.Addr, n.GcommPort)
+	w("wsrep_sst_receive_address=%s:%d", n.Addr, n.SSTPort)
 	w("wsrep_sst_method=%s", o.SSTMethod)
 	w("wsrep_sst_auth=%s:%s", SSTUser, SSTPassword)
 	w("wsrep_gtid_mode=ON")
 	w("wsrep_gtid_domain_id=7")
 	w("wsrep_slave_threads=2")
-	w(`wsrep_provider_options="base_port=%d;gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;gcache.size=%s;gcache.page_size=16M;evs.suspect_timeout=PT5S;evs.inactive_timeout=PT10S;pc.wait_prim_timeout=PT30S"`,
-		n.GcommPort, n.GcommPort, n.ISTPort, o.GcacheSize)
+	w(`wsrep_provider_options="base_port=%d;gmcast.listen_addr=tcp://%s:%d;ist.recv_addr=%s:%d;gcache.size=%s;gcache.page_size=16M;evs.suspect_timeout=PT5S;evs.inactive_timeout=PT10S;pc.wait_prim_timeout=PT30S"`,
+		n.GcommPort, n.Addr, n.GcommPort, n.Addr, n.ISTPort, o.GcacheSize)
 	for _, l := range o.ExtraConfig {
 		w("%s", l)
 	}
@@ -462,7 +512,11 @@ func (n *Node) StartNoWait(ctx context.Context) error {
 		args = append(args, "--wsrep_start_position="+pos)
 	}
 	n.logf("starting mariadbd (ports sql %d gcomm %d ist %d sst %d)", n.Port, n.GcommPort, n.ISTPort, n.SSTPort)
-	cmd := exec.Command("/usr/sbin/mariadbd", args...)
+	argv := append([]string{"/usr/sbin/mariadbd"}, args...)
+	if l := n.c.Link; l != nil {
+		argv = l.command(n.Side, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = n.env()
 	cmd.Dir = n.Dir
 	// Own process group: the stock SST scripts kill mysqld's whole group

@@ -31,19 +31,26 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the cluster directory")
 	rounds := flag.Int("rounds", 1, "SSTs per method (methods alternate, each round starting one later); the median counts")
 	joinerDisk := flag.String("joiner-disk", "shared", "node 2's datadir: shared (the same disk as node 1) or ram (its own ext4 on a RAM-backed loop device; needs root)")
+	link := flag.String("link", "", "put node 2 behind a shaped link of this rate (1gbit, 100mbit; test/cluster's network lab, needs root; zero delay); default: loopback")
 	flag.StringVar(&pauseFile, "pause", "", "before each SST, wait while this file exists (swap binaries between SSTs)")
 	flag.Parse()
 	if *joinerDisk != "shared" && *joinerDisk != "ram" {
 		fmt.Fprintln(os.Stderr, "sstbench: -joiner-disk must be shared or ram")
 		os.Exit(2)
 	}
-	if err := run(*sizeMB, strings.Split(*methods, ","), *bin, *keep, *rounds, *joinerDisk); err != nil {
+	if *link != "" {
+		if _, err := cluster.ParseRate(*link); err != nil {
+			fmt.Fprintln(os.Stderr, "sstbench: -link:", err)
+			os.Exit(2)
+		}
+	}
+	if err := run(*sizeMB, strings.Split(*methods, ","), *bin, *keep, *rounds, *joinerDisk, *link); err != nil {
 		fmt.Fprintln(os.Stderr, "sstbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joinerDisk string) error {
+func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joinerDisk, link string) error {
 	// Ctrl-C or a kill ends the run through the deferred clean-up below:
 	// both mariadbd processes stopped, the RAM disk unmounted and freed.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,6 +67,7 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 		Nodes: 2, Dir: dir, SSTMethod: "gosst", BinDir: binAbs, GcacheSize: "128M",
 		SyncTimeout: 30 * time.Minute,
 		ExtraConfig: []string{"innodb_buffer_pool_size=256M", "innodb_log_file_size=256M"},
+		Netlab:      link != "", LinkRate: link,
 	})
 	if err != nil {
 		return err
@@ -83,7 +91,11 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 	if err != nil {
 		return err
 	}
-	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster on loopback (%s), %d cores, %d round(s)\n", size, layout, numCPU(), rounds)
+	network := "on loopback"
+	if link != "" {
+		network = "across a " + link + " link (zero delay)"
+	}
+	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster %s (%s), %d cores, %d round(s)\n", size, network, layout, numCPU(), rounds)
 	printResults(os.Stdout, methods, results)
 	return nil
 }
