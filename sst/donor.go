@@ -37,6 +37,8 @@ type Donor struct {
 	environ []string
 	ic      *idleConn
 	total   int64 // estimated backup size, measured before connecting
+	// stages measures where the stream's time goes (bottleneck.go).
+	stages *donorStages
 }
 
 // Run does the whole donor side. It prints "done <uuid:seqno>" only after
@@ -85,8 +87,9 @@ func (d *Donor) Run(parent context.Context) error {
 	ic := newIdleConn(raw, d.Config.IdleTimeout)
 	d.ic = ic
 	var conn net.Conn = ic
+	d.stages = newDonorStages(nil)
 	if tlsCfg != nil {
-		tc := tls.Client(ic, tlsCfg)
+		tc := tls.Client(d.stages.rawConn(ic), tlsCfg)
 		hctx, hcancel := context.WithTimeout(ctx, 60*time.Second)
 		err := tc.HandshakeContext(hctx)
 		hcancel()
@@ -245,7 +248,10 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	// Close waits for the read-ahead goroutine, which ends when its read
 	// of the pipe returns: the pipe is closed first.
 	defer func() { _ = stdout.Close(); _ = ra.Close() }()
-	ka := &keepaliveWriter{w: prog.wire.Writer(conn)}
+	if d.stages == nil {
+		d.stages = newDonorStages(nil)
+	}
+	ka := &keepaliveWriter{w: prog.wire.Writer(d.stages.conn.Writer(conn))}
 	streamStart := time.Now()
 	auto, sendErr := d.send(ctx, bctx, bcancel, conn, cd, ka, ra, prog, mb)
 	if kerr := ka.err(); kerr != nil && sendErr != nil {
@@ -268,6 +274,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		return exitf(wsrep.ExitPipe, "joiner refused the transfer: %s", res.r.Error)
 	}
 	prog.summary("sent")
+	d.logLimiter()
 	if auto != nil {
 		st := auto()
 		share := 100 * st.Wait.Seconds() / max(time.Since(streamStart).Seconds(), 1e-9)
@@ -370,17 +377,20 @@ func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, conn
 	if err != nil {
 		return auto, err
 	}
-	var src io.Reader = ra
+	st := d.stages
+	var src io.Reader = st.source.Reader(ra)
 	if d.Config.RateLimit > 0 {
 		src = ratelimit.NewReader(bctx, src, ratelimit.NewLimiter(d.Config.RateLimit, 0))
+		st.rateLim = true
 	}
-	_, err = io.CopyBuffer(cw, prog.raw.Reader(src), make([]byte, 1<<20))
+	st.begin()
+	_, err = io.CopyBuffer(cw, prog.raw.Reader(st.limited.Reader(src)), make([]byte, 1<<20))
 	if err != nil {
 		cw.Close()
 		return auto, err
 	}
 	// Only a backup mariabackup reports as complete gets an end frame.
-	if werr := mb.Wait(); werr != nil {
+	if werr := st.source.Time(mb.Wait); werr != nil {
 		conn.Close() // never let a failed backup look complete
 		cw.Close()
 		return auto, &ExitError{Code: wsrep.ExitInvalid, Err: fmt.Errorf("mariabackup --backup failed: %w", werr)}
@@ -391,7 +401,22 @@ func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, conn
 	if err := ka.stop(); err != nil {
 		return auto, err
 	}
-	return auto, fw.Close()
+	err = fw.Close()
+	st.end()
+	return auto, err
+}
+
+// logLimiter logs which stage limited the stream (docs/sst.md, "Which
+// stage limited the transfer").
+func (d *Donor) logLimiter() {
+	if d.stages == nil || d.stages.final == nil {
+		return
+	}
+	r := *d.stages.final
+	if r.Limiter == "" {
+		return
+	}
+	d.log.Infof("%s", limiterLine(r, "stream"))
 }
 
 // sendFailed stops the backup after a failed send and returns the error

@@ -34,6 +34,12 @@ type HistoryRecord struct {
 	Bytes   int64     `json:"bytes"`   // backup bytes received
 	Seconds float64   `json:"seconds"` // from the donor's start to the data installed
 	Donor   string    `json:"donor_position,omitempty"`
+	// Added later (older records lack them; readers ignore what they do
+	// not know): the receive's share of time per stage (bottleneck.go),
+	// the stage that limited the SST, and prepare's seconds.
+	Stages         map[string]float64 `json:"stages,omitempty"`
+	Limiter        string             `json:"limiter,omitempty"`
+	PrepareSeconds float64            `json:"prepare_seconds,omitempty"`
 }
 
 // ParseHistory reads history lines, skipping lines that are not a
@@ -136,6 +142,11 @@ func AppendHistory(datadir string, r HistoryRecord) error {
 // itself succeeded.
 func (j *Joiner) recordSST(start time.Time, donor ist.Position) {
 	r := HistoryRecord{Time: time.Now().UTC(), Bytes: j.receivedBytes, Seconds: time.Since(start).Seconds(), Donor: donor.UUIDSeqno()}
+	if j.recv != nil {
+		r.Stages = j.recv.Map()
+		r.Limiter = sstLimiter(*j.recv, j.prepareTime)
+		r.PrepareSeconds = float64(j.prepareTime.Milliseconds()) / 1000
+	}
 	if r.Bytes <= 0 {
 		return
 	}

@@ -66,3 +66,34 @@ func FuzzParseHistory(f *testing.F) {
 		}
 	})
 }
+
+// The stage fields are additive: a record written before them still
+// parses, and a new record keeps them through the file.
+func TestHistoryStagesCompatible(t *testing.T) {
+	old := `{"time":"2026-01-02T03:04:05Z","bytes":1000,"seconds":2,"donor_position":"u:1"}`
+	recs := ParseHistory([]byte(old + "\n"))
+	if len(recs) != 1 || recs[0].Bytes != 1000 || recs[0].Stages != nil || recs[0].Limiter != "" {
+		t.Fatalf("old record: %+v", recs)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, HistoryFile), []byte(old+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	rec := HistoryRecord{Time: time.Unix(5, 0).UTC(), Bytes: 2000, Seconds: 3,
+		Stages: map[string]float64{StageFromDonor: 0.9, StageDecompression: 0, StageJoinerWrite: 0.1}, Limiter: StagePrepare, PrepareSeconds: 4.5}
+	if err := AppendHistory(dir, rec); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadHistory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Bytes != 1000 {
+		t.Fatalf("records: %+v", recs)
+	}
+	got, _ := json.Marshal(recs[1])
+	want, _ := json.Marshal(rec)
+	if string(got) != string(want) {
+		t.Fatalf("round trip:\n got %s\nwant %s", got, want)
+	}
+}

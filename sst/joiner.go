@@ -22,6 +22,7 @@ import (
 	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
+	"github.com/gosst/gosst/stream/stall"
 	"github.com/gosst/gosst/stream/wire"
 	"github.com/gosst/gosst/stream/xbstream"
 	"golang.org/x/sync/errgroup"
@@ -46,6 +47,10 @@ type Joiner struct {
 	reportFailure func(error) int
 	// receivedBytes of a full SST, for the history plan's ETA reads.
 	receivedBytes int64
+	// recv attributes the receive's time to its stages, and prepareTime is
+	// how long prepare took (bottleneck.go); both go into the history.
+	recv        *stall.Report
+	prepareTime time.Duration
 }
 
 // Run does the whole joiner side. It prints the final position line only
@@ -325,8 +330,15 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 	}
 
 	// Prepare.
+	pstart := time.Now()
 	if err := j.prepare(ctx, staging); err != nil {
 		return err
+	}
+	j.prepareTime = time.Since(pstart)
+	if j.recv != nil && j.recv.Limiter != "" {
+		lim := sstLimiter(*j.recv, j.prepareTime)
+		j.log.Infof("this SST was limited by %s: receiving took %.1f s (limited by %s), prepare %.1f s; to go faster: %s",
+			lim, j.recv.Elapsed.Seconds(), j.recv.Limiter, j.prepareTime.Seconds(), limiterAdvice(lim))
 	}
 	if err := CheckBackup(staging, "log-applied", "full-prepared"); err != nil {
 		return exitf(wsrep.ExitInvalid, "after prepare: %w", err)
@@ -378,6 +390,9 @@ func (j *Joiner) receiveFull(ctx context.Context, conn net.Conn, br *bufio.Reade
 	}
 	j.receivedBytes = prog.raw.Bytes()
 	prog.summary(fmt.Sprintf("received and verified %d files (%s, CRC-32 of every chunk),", rs.stats.Files, checks))
+	if j.recv != nil && j.recv.Limiter != "" {
+		j.log.Infof("%s", limiterLine(*j.recv, "receive"))
+	}
 	if j.Config.DirectIO {
 		j.log.Infof("direct-io: %s of %s written with O_DIRECT", human(rs.stats.DirectBytes), human(rs.stats.Bytes))
 	}
@@ -392,7 +407,9 @@ func (j *Joiner) receiveFull(ctx context.Context, conn net.Conn, br *bufio.Reade
 // reading up to and verifying the end frame. The progress reporter runs
 // only while it receives, and is joined before it returns.
 func (j *Joiner) receiveStream(ctx context.Context, br *bufio.Reader, ctl Control, staging string, prog *progress, fail func(error) error) (receivedStream, error) {
-	fr, err := wire.NewFrameReader(prog.wire.Reader(br), wire.ReaderOptions{AsyncHash: true})
+	st := newJoinerStages(nil)
+	st.begin()
+	fr, err := wire.NewFrameReader(prog.wire.Reader(st.net.Reader(br)), wire.ReaderOptions{AsyncHash: true})
 	if err != nil {
 		return receivedStream{}, fail(exitf(ExitCode(err), "data stream: %w", err))
 	}
@@ -418,7 +435,9 @@ func (j *Joiner) receiveStream(ctx context.Context, br *bufio.Reader, ctl Contro
 	pctx, pcancel := context.WithCancel(ctx)
 	var pg errgroup.Group
 	pg.Go(func() error { prog.run(pctx); return nil })
-	stats, err := xbstream.Extract(ctx, prog.raw.Reader(dec), staging, xbstream.ExtractOptions{Workers: 4, DirectIO: j.Config.DirectIO})
+	stats, err := xbstream.Extract(ctx, prog.raw.Reader(st.dec.Reader(dec)), staging, xbstream.ExtractOptions{Workers: 4, DirectIO: j.Config.DirectIO})
+	recv := st.report()
+	j.recv = &recv
 	if err == nil {
 		// The decoder may stop at the end of its frame; the end frame
 		// must still be read and verified.

@@ -185,6 +185,17 @@ func TestFullSSTUnderLoad(t *testing.T) {
 		donorLines = append(donorLines, grepLines(logSince(n, offs[i]), "gosst: donor: sent ")...)
 	}
 	t.Logf("donor summary: %s", strings.Join(donorLines, "\n"))
+	// Both summaries name the stage that limited the transfer.
+	var donorLimit []string
+	for i, n := range shared.Nodes[:2] {
+		donorLimit = append(donorLimit, grepLines(logSince(n, offs[i]), "gosst: donor: limited by ")...)
+	}
+	joinerLimit := grepLines(log3, "gosst: joiner: limited by ")
+	sstLimit := grepLines(log3, "gosst: joiner: this SST was limited by ")
+	if len(donorLimit) != 1 || len(joinerLimit) != 1 || len(sstLimit) != 1 {
+		t.Errorf("want one limiter line from the donor and two from the joiner; donor %q, joiner %q %q", donorLimit, joinerLimit, sstLimit)
+	}
+	t.Logf("limiters:\n%s", strings.Join(append(append(donorLimit, joinerLimit...), sstLimit...), "\n"))
 	for i, n := range shared.Nodes[:2] {
 		if p := providerPause(logSince(n, offs[i])); p != "" {
 			t.Logf("%s (donor): %s", n.Name, p)
