@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -211,6 +212,8 @@ func TestPinnedDonorRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := "00112233445566778899aabbccddeeff"
+	certs := makeTestCerts(t, t.TempDir())
+	caCnf := []string{"tca=" + certs[0], "tcert=" + certs[1], "tkey=" + certs[2], "ssl-mode=VERIFY_CA"}
 	for _, tc := range []struct {
 		name  string
 		cfg   *tls.Config // nil: a plain TCP listener
@@ -222,6 +225,7 @@ func TestPinnedDonorRefuses(t *testing.T) {
 	}{
 		{"another key", &tls.Config{Certificates: []tls.Certificate{mitm}}, "/gosst/2/" + FormatPin(rightPin), nil, ExitAccess, "does not match the fingerprint", true},
 		{"TLS 1.2", &tls.Config{Certificates: []tls.Certificate{right}, MaxVersion: tls.VersionTLS12}, "/gosst/2/" + FormatPin(rightPin), nil, ExitAccess, "protocol version", true},
+		{"CA-verifying donor, ephemeral joiner", &tls.Config{Certificates: []tls.Certificate{right}}, "/gosst/2/" + FormatPin(rightPin), caCnf, ExitAccess, "verifies the joiner against its CA", false},
 		{"no encryption offered", nil, "/gosst/1", nil, wsrep.ExitProtoNoSupport, "refusing to send in cleartext", false},
 		{"no encryption offered, encrypt=off", nil, "/gosst/1", []string{"encrypt=off"}, -1, "", true},
 	} {
@@ -267,6 +271,37 @@ func TestPinnedDonorRefuses(t *testing.T) {
 				t.Errorf("encrypt=off: the donor sent no cleartext hello (%d bytes)", len(b))
 			}
 		})
+	}
+}
+
+func TestParseDonorTarget(t *testing.T) {
+	pin := bytes.Repeat([]byte{0xfb}, 32)
+	for _, tc := range []struct {
+		in      string
+		want    string
+		pin     bool
+		version bool // ErrProtoVersion (exit 93) rather than a bad address (exit 22)
+		bad     bool
+	}{
+		{in: "127.0.0.1:5/gosst/1", want: "127.0.0.1:5"},
+		{in: "127.0.0.1:5/gosst/2/" + FormatPin(pin), want: "127.0.0.1:5", pin: true},
+		{in: "[::1]/gosst/2/" + FormatPin(pin) + "/later", want: "[::1]:4444", pin: true},
+		{in: "h:5/gosst/2", bad: true, version: true},
+		{in: "h:5/gosst/2/", bad: true},
+		{in: "h:5/gosst/2/" + FormatPin(pin)[:42], bad: true},
+		{in: "h:5/gosst/2/" + FormatPin(pin)[:42] + "=", bad: true},
+		{in: "h:5/gosst/2/" + strings.Repeat("+", 43), bad: true},
+		{in: "h:5/gosst/3/" + FormatPin(pin), bad: true, version: true},
+	} {
+		hp, p, err := ParseDonorTarget(tc.in)
+		switch {
+		case tc.bad && err == nil:
+			t.Errorf("%q: accepted (%q, %x)", tc.in, hp, p)
+		case tc.bad && errors.Is(err, ErrProtoVersion) != tc.version:
+			t.Errorf("%q: %v: protocol-version error %v, want %v", tc.in, err, errors.Is(err, ErrProtoVersion), tc.version)
+		case !tc.bad && (err != nil || hp != tc.want || (p != nil) != tc.pin || (tc.pin && !bytes.Equal(p, pin))):
+			t.Errorf("%q: %q, %x, %v; want %q, pin %v", tc.in, hp, p, err, tc.want, tc.pin)
+		}
 	}
 }
 
