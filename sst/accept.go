@@ -299,6 +299,13 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 			return nil, dropped("TLS handshake failed", err)
 		}
 		conn = tc
+		if j.pinned && token != nil {
+			proof, err := secretProof(tc.ConnectionState(), token)
+			if err != nil {
+				return nil, dropped("TLS session", err)
+			}
+			token = proof
+		}
 	}
 	// The hello and the Control message are small: a frame larger than a
 	// message is refused before it is read.

@@ -58,6 +58,10 @@ type Config struct {
 	Auth        string // [sst] wsrep-sst-auth, fallback when the env var is empty
 	TmpDir      string // donor's mariabackup --target-dir parent
 	Secret      bool   // joiner: issue a one-time secret (default on)
+	// EncryptOff (encrypt=off or 0): without a configured certificate,
+	// send in cleartext instead of with an ephemeral key. Both sides must
+	// say so: a donor never sends in cleartext on the joiner's word alone.
+	EncryptOff bool
 	// DirectIO (direct-io, default on): the joiner writes large InnoDB
 	// chunks with O_DIRECT and flushes the staging filesystem once
 	// (syncfs) instead of fsyncing each file. It saves the copy into the
@@ -185,14 +189,20 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	r.streamKeys()
 	r.toolKeys()
 	r.miscKeys()
-	// The stock encrypt=1..4 modes (xbcrypt, socat TLS) are not
-	// supported; gosst's encryption is TLS with tcert/tkey. A transfer the
-	// operator asked to encrypt never goes out in cleartext.
-	if v, from, ok := r.toolGet("encrypt"); ok && v != "0" {
-		if c.Cert == "" {
-			r.errs = append(r.errs, fmt.Errorf("%w: %s=%s asks for an encrypted transfer, which gosst does with TLS only: set tcert and tkey (or ssl-cert and ssl-key), or encrypt=0", ErrConfig, from, v))
-		} else {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s=%s: gosst encrypts with TLS 1.3 using tcert/tkey instead of the stock encryption modes", from, v))
+	// gosst always encrypts with TLS 1.3: with the configured
+	// certificate, else with an ephemeral key made for each SST. The
+	// stock encrypt=1..4 modes (xbcrypt, socat TLS) are not supported;
+	// encrypt=off (or 0) is the explicit opt-out, which only matters
+	// without a configured certificate.
+	if v, from, ok := r.toolGet("encrypt"); ok {
+		switch strings.ToLower(v) {
+		case "0", "off", "no", "false":
+			c.EncryptOff = c.Cert == ""
+			if !c.EncryptOff {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("%s=%s is ignored: a certificate is configured, so the SST uses TLS 1.3 with it", from, v))
+			}
+		default:
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s=%s: gosst encrypts with TLS 1.3 (the configured certificate, else an ephemeral key per SST) instead of the stock encryption modes", from, v))
 		}
 	}
 	c.Layout = layoutFrom(o, a)

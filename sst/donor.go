@@ -46,7 +46,7 @@ type Donor struct {
 func (d *Donor) Run(parent context.Context) error {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	hostport, err := ParseDonorAddress(d.Args.Address)
+	hostport, pin, err := ParseDonorTarget(d.Args.Address)
 	if err != nil {
 		if errors.Is(err, ErrProtoVersion) {
 			return exitf(wsrep.ExitProtoNoSupport, "%w", err)
@@ -70,7 +70,7 @@ func (d *Donor) Run(parent context.Context) error {
 		token = []byte(secret)
 	}
 	host, _, _ := net.SplitHostPort(hostport)
-	tlsCfg, err := tlsConfig(d.Config, false, host)
+	tlsCfg, err := d.tlsFor(host, hostport, pin)
 	if err != nil {
 		return err
 	}
@@ -98,6 +98,13 @@ func (d *Donor) Run(parent context.Context) error {
 			return exitf(ExitAccess, "TLS handshake with joiner %s failed, nothing sent: %w", hostport, err)
 		}
 		conn = tc
+		if pin != nil {
+			// Prove the secret without sending it (see secretProof).
+			if token, err = secretProof(tc.ConnectionState(), token); err != nil {
+				raw.Close()
+				return exitf(ExitAccess, "TLS session with joiner %s: %w", hostport, err)
+			}
+		}
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -115,6 +122,32 @@ func (d *Donor) Run(parent context.Context) error {
 		return d.out.line("done " + pos.UUIDSeqno())
 	}
 	return d.full(ctx, conn, br, token, pos, hostport)
+}
+
+// tlsFor is the TLS configuration towards the joiner: pinned to the
+// joiner's ephemeral key if its address announced one, else from this
+// donor's certificates. Without either it is nil (cleartext) only if this
+// donor has encrypt=off: the joiner's address alone never turns
+// encryption off, since whoever can alter it in transit could strip the
+// pin.
+func (d *Donor) tlsFor(host, hostport string, pin []byte) (*tls.Config, error) {
+	c := d.Config
+	if pin != nil {
+		if c.CA != "" || c.CAPath != "" {
+			return nil, exitf(ExitAccess, "joiner %s announced an ephemeral key (it has no certificate configured for the SST), but this donor verifies the joiner against its CA (ssl-mode=%s, %s): configure the joiner's certificate too, nothing sent", hostport, c.SSLMode, c.TLSSource)
+		}
+		d.log.Infof("joiner %s uses an ephemeral key for this SST: TLS 1.3, its key pinned to the fingerprint in its address", hostport)
+		return pinnedClientConfig(pin), nil
+	}
+	tlsCfg, err := tlsConfig(c, false, host)
+	if err != nil || tlsCfg != nil {
+		return tlsCfg, err
+	}
+	if !c.EncryptOff {
+		return nil, exitf(wsrep.ExitProtoNoSupport, "joiner %s offers no encryption (it runs an older gosst, or has encrypt=off) and this donor has no certificate for the SST: refusing to send in cleartext, nothing sent; update the joiner, configure certificates on both nodes, or set encrypt=off in [gosst] on this donor too", hostport)
+	}
+	d.log.Warnf("encrypt=off and no certificate: sending to joiner %s in cleartext", hostport)
+	return nil, nil
 }
 
 func (d *Donor) awaitReply(br *bufio.Reader) error {

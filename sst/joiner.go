@@ -43,6 +43,9 @@ type Joiner struct {
 	// to replace the datadir, so the data here cannot be trusted.
 	staleSwap bool
 	ic        *idleConn // the donor connection, below TLS
+	// pinned: TLS with an ephemeral key; the donor proves the secret
+	// with secretProof instead of sending it.
+	pinned bool
 	// reportFailure logs the run's failure line (once); nil in tests.
 	reportFailure func(error) int
 	// receivedBytes of a full SST, for the history plan's ETA reads.
@@ -129,6 +132,14 @@ func (j *Joiner) listenReady(ctx context.Context) (net.Listener, *tls.Config, st
 	if err != nil {
 		return nil, nil, "", err
 	}
+	var pin []byte
+	if tlsCfg == nil && !j.Config.EncryptOff {
+		cert, p, err := newEphemeralCert(time.Now())
+		if err != nil {
+			return nil, nil, "", exitf(wsrep.ExitInvalid, "%w", err)
+		}
+		tlsCfg, pin, j.pinned = ephemeralServerConfig(cert), p, true
+	}
 	lhost, lport := host, port
 	if a := j.Config.ListenAddress; a != "" {
 		if strings.HasPrefix(a, ":") {
@@ -154,7 +165,7 @@ func (j *Joiner) listenReady(ctx context.Context) (net.Listener, *tls.Config, st
 		_, _ = rand.Read(b[:])
 		secret = hex.EncodeToString(b[:])
 	}
-	addr, err := ReadyAddress(host, port, secret)
+	addr, err := ReadyAddress(host, port, secret, pin)
 	if err != nil {
 		l.Close()
 		return nil, nil, "", exitf(wsrep.ExitInvalid, "%w", err)
@@ -164,11 +175,16 @@ func (j *Joiner) listenReady(ctx context.Context) (net.Listener, *tls.Config, st
 		return nil, nil, "", fmt.Errorf("write ready line: %w", err)
 	}
 	mode := "cleartext"
-	if tlsCfg != nil {
+	switch {
+	case j.pinned:
+		mode = "TLS 1.3 with an ephemeral key for this SST"
+	case tlsCfg != nil:
 		mode = "TLS 1.3"
 		if tlsCfg.ClientCAs != nil {
 			mode += " with mutual certificate verification"
 		}
+	default:
+		j.log.Warnf("encrypt=off and no certificate: the data and the one-time secret cross the network in cleartext")
 	}
 	j.log.Infof("listening on %s (%s, protocol %s/%d); waiting up to %s for the donor", l.Addr(), mode, ProtoName, ProtoVersion, durStr(j.Config.InitialTimeout))
 	return l, tlsCfg, secret, nil

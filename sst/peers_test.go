@@ -118,7 +118,9 @@ func TestBadPeersThenDonor(t *testing.T) {
 		t.Run(map[bool]string{false: "cleartext", true: "TLS"}[withTLS], func(t *testing.T) {
 			f := newFixture(t)
 			certs := makeTestCerts(t, t.TempDir())
-			var extra []string
+			// Cleartext: the raw peers below speak the wire protocol
+			// without TLS, so the joiner must not use an ephemeral key.
+			extra := []string{"encrypt=off"}
 			if withTLS {
 				extra = []string{"tca=" + certs[0], "tcert=" + certs[1], "tkey=" + certs[2], "ssl-mode=VERIFY_CA"}
 			}
@@ -182,7 +184,7 @@ func TestBadPeersThenDonor(t *testing.T) {
 // with both versions named, and the peer is told why.
 func TestRightSecretWrongVersion(t *testing.T) {
 	f := newFixture(t)
-	f.writeCnf(t)
+	f.writeCnf(t, "encrypt=off")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	before := snapshot(t, f.joinerDir)
@@ -201,7 +203,7 @@ func TestRightSecretWrongVersion(t *testing.T) {
 // what they did.
 func TestPeersThenTimeout(t *testing.T) {
 	f := newFixture(t)
-	f.writeCnf(t, "sst-initial-timeout=3", "hello-timeout=1")
+	f.writeCnf(t, "sst-initial-timeout=3", "hello-timeout=1", "encrypt=off")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	before := snapshot(t, f.joinerDir)
@@ -247,7 +249,7 @@ func TestHandshakeFlood(t *testing.T) {
 // donor that follows succeeds.
 func TestSecretOffWrongVersion(t *testing.T) {
 	f := newFixture(t)
-	f.writeCnf(t, "secret=off")
+	f.writeCnf(t, "secret=off", "encrypt=off")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	addr, jres := f.startJoiner(t, ctx)

@@ -251,8 +251,16 @@ func TestConfigPrepareOptions(t *testing.T) {
 	if err != nil || !strings.Contains(strings.Join(c.Warnings, "\n"), "encrypt=3") {
 		t.Errorf("encrypt=3 with tcert/tkey: %v, warnings %q", err, c.Warnings)
 	}
-	for _, bad := range []string{"[mariabackup]\nuse-memory=lots", "[sst]\ninno-apply-opts=--datadir=/x", "[sst]\nsst-log-archive=maybe",
-		"[sst]\nencrypt=1", "[mariabackup]\nencrypt=4"} {
+	for _, tc := range []struct {
+		cnf string
+		off bool
+	}{{"[sst]\nencrypt=1", false}, {"[mariabackup]\nencrypt=4", false}, {"[gosst]\nencrypt=off", true}, {"[sst]\nencrypt=0", true}, {"", false}} {
+		c, err := parseCnf(t, tc.cnf, nil)
+		if err != nil || c.EncryptOff != tc.off {
+			t.Errorf("%q: EncryptOff %v, %v; want %v (no certificate: ephemeral TLS unless encrypt is off)", tc.cnf, c.EncryptOff, err, tc.off)
+		}
+	}
+	for _, bad := range []string{"[mariabackup]\nuse-memory=lots", "[sst]\ninno-apply-opts=--datadir=/x", "[sst]\nsst-log-archive=maybe"} {
 		if _, err := parseCnf(t, bad, nil); !errors.Is(err, ErrConfig) {
 			t.Errorf("%q: err %v, want ErrConfig", bad, err)
 		}

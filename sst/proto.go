@@ -14,11 +14,21 @@ import (
 )
 
 // Protocol identity announced in the joiner's ready line:
-// ready [gosst:<secret>@]<host>:<port>/gosst/<ProtoVersion>
+//
+//	ready [gosst:<secret>@]<host>:<port>/gosst/<ProtoVersion>
+//	ready [gosst:<secret>@]<host>:<port>/gosst/<PinnedVersion>/<pin>
+//
+// The second form is the zero-configuration encryption (ephemeral.go):
+// the joiner serves TLS 1.3 with a certificate made for this SST, whose
+// pin (base64url SHA-256 of its public key) the donor must see. It has
+// its own address version so that a donor that predates it refuses the
+// address (exit 93, nothing sent) instead of connecting in cleartext.
+// The wire protocol and the Control message are the same in both forms.
 const (
-	ProtoName    = "gosst"
-	ProtoVersion = 1
-	DefaultPort  = 4444
+	ProtoName     = "gosst"
+	ProtoVersion  = 1
+	PinnedVersion = 2
+	DefaultPort   = 4444
 )
 
 // On one TCP (or TLS) connection the donor sends two wire streams (package
@@ -158,10 +168,14 @@ func parsePort(s string) (int, error) {
 var readyAddrChars = regexp.MustCompile(`^[A-Za-z0-9._:\[\]/-]+$`)
 
 // ReadyAddress is the address part of the joiner's ready line. secret, if
-// not empty, is announced as the one-time "gosst:<secret>@" prefix.
-func ReadyAddress(host string, port int, secret string) (string, error) {
+// not empty, is announced as the one-time "gosst:<secret>@" prefix; pin,
+// if not nil, is the ephemeral certificate's pin (the /gosst/2/<pin> form).
+func ReadyAddress(host string, port int, secret string, pin []byte) (string, error) {
 	hp := net.JoinHostPort(host, strconv.Itoa(port))
 	addr := fmt.Sprintf("%s/%s/%d", hp, ProtoName, ProtoVersion)
+	if pin != nil {
+		addr = fmt.Sprintf("%s/%s/%d/%s", hp, ProtoName, PinnedVersion, FormatPin(pin))
+	}
 	if !readyAddrChars.MatchString(addr) {
 		return "", fmt.Errorf("address %q has characters the donor's mysqld refuses (allowed: A-Z a-z 0-9 . _ : [ ] / -)", addr)
 	}
@@ -178,8 +192,15 @@ var ErrProtoVersion = errors.New("unsupported gosst protocol version")
 // address without the auth part: host:port[/gosst/<version>[/...]]. A
 // missing path (garbd) means version 1 and a missing port 4444.
 func ParseDonorAddress(addr string) (hostport string, err error) {
+	hostport, _, err = ParseDonorTarget(addr)
+	return hostport, err
+}
+
+// ParseDonorTarget is ParseDonorAddress that also returns the pin of a
+// /gosst/2/<pin> address (nil for version 1).
+func ParseDonorTarget(addr string) (hostport string, pin []byte, err error) {
 	if addr == "" {
-		return "", errors.New("empty --address (a garbd request needs host:port/gosst/1)")
+		return "", nil, errors.New("empty --address (a garbd request needs host:port/gosst/1)")
 	}
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
 		addr = addr[i+1:]
@@ -188,19 +209,28 @@ func ParseDonorAddress(addr string) (hostport string, err error) {
 	if path != "" {
 		parts := strings.Split(path, "/")
 		if parts[0] != ProtoName {
-			return "", fmt.Errorf("%w: address %q is for module %q, not %q (is the joiner running wsrep_sst_gosst?)", ErrProtoVersion, addr, parts[0], ProtoName)
+			return "", nil, fmt.Errorf("%w: address %q is for module %q, not %q (is the joiner running wsrep_sst_gosst?)", ErrProtoVersion, addr, parts[0], ProtoName)
 		}
-		if len(parts) < 2 || parts[1] != strconv.Itoa(ProtoVersion) {
-			v := ""
-			if len(parts) > 1 {
-				v = parts[1]
+		v := ""
+		if len(parts) > 1 {
+			v = parts[1]
+		}
+		switch v {
+		case strconv.Itoa(ProtoVersion):
+		case strconv.Itoa(PinnedVersion):
+			if len(parts) < 3 {
+				return "", nil, fmt.Errorf("%w: address %q has version %d but no certificate fingerprint", ErrProtoVersion, addr, PinnedVersion)
 			}
-			return "", fmt.Errorf("%w %q (this donor speaks %d; upgrade the older node)", ErrProtoVersion, v, ProtoVersion)
+			if pin, err = ParsePin(parts[2]); err != nil {
+				return "", nil, fmt.Errorf("address %q: %w", addr, err)
+			}
+		default:
+			return "", nil, fmt.Errorf("%w %q (this donor speaks %d and %d; upgrade the older node)", ErrProtoVersion, v, ProtoVersion, PinnedVersion)
 		}
 	}
 	host, port, err := ParseListenAddress(hp)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+	return net.JoinHostPort(host, strconv.Itoa(port)), pin, nil
 }

@@ -113,7 +113,11 @@ func Run(ctx context.Context, argv []string, env Env) int {
 		log.Errorf("%v", err)
 		return ExitCode(err)
 	}
-	log.Infof("%s", c.TLSSummary())
+	if c.EncryptOff {
+		log.Warnf("%s", c.TLSSummary())
+	} else {
+		log.Infof("%s", c.TLSSummary())
+	}
 	out := &output{w: env.Stdout}
 	start := time.Now()
 	logged := false

@@ -197,7 +197,10 @@ func (c *Config) checkTLS(ca, capath, cert, key tlsValue) []error {
 // TLSSummary describes the TLS setup for the log.
 func (c *Config) TLSSummary() string {
 	if c.Cert == "" {
-		return "TLS off (ssl-mode=" + c.SSLMode + ", no certificate for the SST)"
+		if c.EncryptOff {
+			return "TLS off (encrypt=off, no certificate for the SST): the SST goes over the network in cleartext"
+		}
+		return "TLS 1.3 with an ephemeral key per SST (no certificate configured; the donor pins the key the joiner announces)"
 	}
 	check := "none (no CA)"
 	switch {

@@ -36,11 +36,11 @@ func TestAddresses(t *testing.T) {
 			t.Errorf("ParseListenAddress(%q) = %q, %d, %v", tc.in, h, p, err)
 		}
 	}
-	a, err := ReadyAddress("::1", 4444, "00ff")
+	a, err := ReadyAddress("::1", 4444, "00ff", nil)
 	if err != nil || a != "gosst:00ff@[::1]:4444/gosst/1" {
 		t.Errorf("ReadyAddress v6 = %q, %v", a, err)
 	}
-	if _, err := ReadyAddress("fe80::1%eth0", 4444, ""); err == nil {
+	if _, err := ReadyAddress("fe80::1%eth0", 4444, "", nil); err == nil {
 		t.Error("ReadyAddress accepted a zone id the donor's mysqld refuses")
 	}
 	for _, tc := range []struct {
