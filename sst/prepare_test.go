@@ -254,7 +254,7 @@ func TestConfigPrepareOptions(t *testing.T) {
 	for _, tc := range []struct {
 		cnf string
 		off bool
-	}{{"[sst]\nencrypt=1", false}, {"[mariabackup]\nencrypt=4", false}, {"[gosst]\nencrypt=off", true}, {"[sst]\nencrypt=0", true}, {"", false}} {
+	}{{"[sst]\nencrypt=1", false}, {"[mariabackup]\nencrypt=4", false}, {"[gosst]\nencrypt=off", true}, {"[sst]\nencrypt=0", false}, {"[mariabackup]\nencrypt=0", false}, {"[gosst]\nencrypt=0", true}, {"", false}} {
 		c, err := parseCnf(t, tc.cnf, nil)
 		if err != nil || c.EncryptOff != tc.off {
 			t.Errorf("%q: EncryptOff %v, %v; want %v (no certificate: ephemeral TLS unless encrypt is off)", tc.cnf, c.EncryptOff, err, tc.off)
