@@ -81,10 +81,10 @@ for src in "${cases[@]}"; do
   for what in raw dir s3; do
     f=$BENCH_DIR/res.$src.$what; [ -f "$f" ] || continue
     s=$(cut -d' ' -f1 "$f" | median); c=$(cut -d' ' -f2 "$f" | median)
-    b=$dir_plain; label="galera-backup backup → local directory"
+    b=$dir_plain; label="galera-backup backup -> local directory"
     case $what in
       raw) b=$raw_plain; label="mariabackup | zstd -T0 -1 > file && sync file" ;;
-      s3) label="galera-backup backup → local S3 (versitygw)" ;;
+      s3) label="galera-backup backup -> local S3 (versitygw)" ;;
     esac
     printf "%-5s %-44s %9.1f %8.2f %9.2f %12.2f\n" "$src" "$label" "$(echo "$b $s" | awk '{print $1/$2/1e6}')" "$s" "$c" "$(echo "$c $b" | awk '{print $1*1e3/($2/1e6)}')"
     echo "$src $what $s $c $b" >>"$BENCH_DIR/summary"
