@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/local"
 	"github.com/gosst/gosst/stream/xbstream"
@@ -103,11 +105,20 @@ func cpuTime() time.Duration {
 
 // BenchmarkBackupPipeline: the backup stream (mariabackup's output →
 // tee to the metadata scan → zstd level 1 → end marker → stored SHA-256 →
-// local directory, fsync'd) of a 256 MiB recorded stream, with `cat`
+// [age →] local directory, fsync'd) of a 256 MiB recorded stream, with `cat`
 // standing in for mariabackup. It reports the plaintext MB/s and the CPU
 // (user+sys of this process and its children) per plaintext MB; compare
 // with `cat FILE | zstd -T0 -1 > out && sync out` on the file it logs.
 func BenchmarkBackupPipeline(b *testing.B) {
+	b.Run("zstd", func(b *testing.B) { benchBackupPipeline(b, nil) })
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("zstd+age", func(b *testing.B) { benchBackupPipeline(b, []age.Recipient{id.Recipient()}) })
+}
+
+func benchBackupPipeline(b *testing.B, recipients []age.Recipient) {
 	xbs, err := benchXbstream()
 	if err != nil {
 		b.Fatal(err)
@@ -123,6 +134,7 @@ func BenchmarkBackupPipeline(b *testing.B) {
 	if err := o.defaults(); err != nil {
 		b.Fatal(err)
 	}
+	o.Recipients = recipients
 	ctx := context.Background()
 	dir := b.TempDir()
 	be, err := local.Create(ctx, dir)
