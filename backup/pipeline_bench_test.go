@@ -128,7 +128,13 @@ func benchBackupPipeline(b *testing.B, recipients []age.Recipient) {
 		b.Fatal(err)
 	}
 	b.Logf("recorded stream: %s (%d bytes)", xbs, st.Size())
-	mb, _ := fakeMariabackup(b, "exec cat "+xbs+"\n")
+	// GOSST_BENCH_PRODUCER replaces cat, e.g. with a rate-limited copy
+	// that writes small pieces as a cold mariabackup does.
+	producer := os.Getenv("GOSST_BENCH_PRODUCER")
+	if producer == "" {
+		producer = "cat"
+	}
+	mb, _ := fakeMariabackup(b, "exec "+producer+" "+xbs+"\n")
 	o := Options{Node: mariadb.Target{Host: "127.0.0.1", Port: 1, User: "bk", Password: "pw"}, Mariabackup: mb, TmpDir: b.TempDir(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := o.defaults(); err != nil {
