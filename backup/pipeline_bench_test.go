@@ -8,7 +8,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,13 +22,17 @@ import (
 // benchXbstream is a recorded-like mariabackup stream: sysbench-shaped
 // InnoDB pages (rows of random digits and dashes, as bench_fill makes
 // them, plus empty page space) that zstd -1 compresses about 3x.
-var benchXbstream = sync.OnceValues(func() (string, error) {
+// It is written into dir (the benchmark's temporary directory, removed
+// after it; set GOSST_BENCH_KEEP_XBS to a path to keep a copy there).
+func benchXbstream(dir string) (string, error) {
 	const size = 256 << 20
-	dir, err := os.MkdirTemp("", "gosst-bench-xbs-")
-	if err != nil {
-		return "", err
-	}
 	p := filepath.Join(dir, "backup.xbs")
+	if keep := os.Getenv("GOSST_BENCH_KEEP_XBS"); keep != "" {
+		if _, err := os.Stat(keep); err == nil {
+			return keep, nil
+		}
+		p = keep
+	}
 	f, err := os.Create(p)
 	if err != nil {
 		return "", err
@@ -75,7 +78,7 @@ var benchXbstream = sync.OnceValues(func() (string, error) {
 		}
 	}
 	return p, nil
-})
+}
 
 type bytesReader struct {
 	b []byte
@@ -108,7 +111,8 @@ func cpuTime() time.Duration {
 // [age →] local directory, fsync'd) of a 256 MiB recorded stream, with `cat`
 // standing in for mariabackup. It reports the plaintext MB/s and the CPU
 // (user+sys of this process and its children) per plaintext MB; compare
-// with `cat FILE | zstd -T0 -1 > out && sync out` on the file it logs.
+// with `cat FILE | zstd -T0 -1 > out && sync out` on the file kept with
+// GOSST_BENCH_KEEP_XBS=FILE.
 func BenchmarkBackupPipeline(b *testing.B) {
 	b.Run("zstd", func(b *testing.B) { benchBackupPipeline(b, nil) })
 	id, err := age.GenerateX25519Identity()
@@ -119,7 +123,7 @@ func BenchmarkBackupPipeline(b *testing.B) {
 }
 
 func benchBackupPipeline(b *testing.B, recipients []age.Recipient) {
-	xbs, err := benchXbstream()
+	xbs, err := benchXbstream(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
