@@ -563,7 +563,12 @@ func (o *Options) seal(ctx context.Context, mb *mariabackup.Process, dst, tee io
 	if o.RateLimit > 0 {
 		in = ratelimit.NewReader(ctx, in, ratelimit.NewLimiter(o.RateLimit, 0))
 	}
-	if _, err := io.Copy(sw, io.TeeReader(mtr.Reader(in), tee)); err != nil {
+	// One large buffer: mariabackup's pipe holds up to 1 MiB (see
+	// mariabackup.growPipe), and every read here is also a hand-over to the
+	// scan goroutine and a write into the codec, so io.Copy's 32 KiB would
+	// cost 32 times as many syscalls and goroutine switches per byte.
+	buf := make([]byte, copyBufSize)
+	if _, err := io.CopyBuffer(sw, io.TeeReader(mtr.Reader(in), tee), buf); err != nil {
 		return stream.Sum{}, fmt.Errorf("stream backup: %w", err)
 	}
 	// The stream is complete only if mariabackup says so, and its error
@@ -579,6 +584,10 @@ func (o *Options) seal(ctx context.Context, mb *mariabackup.Process, dst, tee io
 	ok = true
 	return plain, nil
 }
+
+// copyBufSize is the buffer of the copy from mariabackup into the sealed
+// stream.
+const copyBufSize = 1 << 20
 
 // mariabackupFailed is the error of a mariabackup that exited with err,
 // with the last lines of its output when err carries them.

@@ -16,7 +16,7 @@ import (
 
 // fakeMariabackup writes a shell script standing in for mariabackup; it
 // records its arguments and MYSQL_PWD in <dir>/args.
-func fakeMariabackup(t *testing.T, body string) (path, argsLog string) {
+func fakeMariabackup(t testing.TB, body string) (path, argsLog string) {
 	t.Helper()
 	dir := t.TempDir()
 	path, argsLog = filepath.Join(dir, "mariabackup"), filepath.Join(dir, "args")
