@@ -229,7 +229,6 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 		threads = DefaultApplierThreads
 	}
 	res.Replay, res.ApplierThreads = ReplayApplier, threads
-	start := time.Now()
 	for i, run := range runsOf(steps) {
 		rs, err := writeRelay(filepath.Join(scratch, fmt.Sprintf("relay-%d", i+1)), run)
 		if err != nil {
@@ -237,19 +236,22 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 		}
 		o.Logger.Info("replaying through the replication applier", "files", len(run), "first", run[0].seg.File, "node", run[0].seg.Node,
 			"start", run[0].start, "stop", run[len(run)-1].stop, "bytes", rs.total, "parallel_threads", threads)
-		if err := applyRun(ctx, datadir, scratch, rs, threads, o); err != nil {
+		took, err := applyRun(ctx, datadir, scratch, rs, threads, o)
+		if err != nil {
 			return err
 		}
+		res.ReplayTime += took
 		res.ReplayBytes += rs.total
 		for _, f := range rs.files {
 			_ = os.Remove(f) // links or the cut copy: the staged files stay
 		}
 	}
-	res.ReplayTime = time.Since(start)
 	return nil
 }
 
-func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, threads int, o PITROptions) error {
+// applyRun applies one relay set on a temporary server and returns the
+// time from START SLAVE to the until position (server start/stop excluded).
+func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, threads int, o PITROptions) (time.Duration, error) {
 	srv, err := mariadb.StartScratch(ctx, mariadb.ScratchOptions{
 		DataDir: datadir, RunDir: scratch, Mariadbd: o.Mariadbd, BufferPool: "128M",
 		ExtraArgs: []string{"--innodb-flush-log-at-trx-commit=2", "--max-allowed-packet=1G",
@@ -259,12 +261,12 @@ func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, thread
 			"--slave-max-allowed-packet=1G"},
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer srv.Stop()
 	db, err := srv.DB()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
@@ -274,28 +276,31 @@ func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, thread
 	stmts := []string{"FLUSH PRIVILEGES",
 		fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='gosst-replay', RELAY_LOG_FILE='%s', RELAY_LOG_POS=4", filepath.Base(rs.files[0])),
 		fmt.Sprintf("START SLAVE SQL_THREAD UNTIL RELAY_LOG_FILE='%s', RELAY_LOG_POS=%d", rs.untilFile, rs.untilPos)}
+	var start time.Time
 	for _, q := range stmts {
+		start = time.Now()
 		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("temporary server: %s: %w", q, err)
+			return 0, fmt.Errorf("temporary server: %s: %w", q, err)
 		}
 	}
 	if err := waitApplied(ctx, db, rs, o); err != nil {
-		return err
+		return 0, err
 	}
+	took := time.Since(start)
 	// Leave no replica state in the restored datadir.
 	for _, q := range []string{"STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL gtid_slave_pos=''"} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("temporary server: %s: %w", q, err)
+			return 0, fmt.Errorf("temporary server: %s: %w", q, err)
 		}
 	}
 	db.Close()
 	if err := srv.Stop(); err != nil {
-		return err
+		return 0, err
 	}
 	if fi, err := os.Stat(filepath.Join(datadir, "multi-master.info")); err == nil && fi.Size() == 0 {
 		_ = os.Remove(filepath.Join(datadir, "multi-master.info"))
 	}
-	return nil
+	return took, nil
 }
 
 // waitApplied polls SHOW SLAVE STATUS until the SQL thread has applied
