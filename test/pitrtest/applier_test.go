@@ -3,6 +3,7 @@ package pitrtest
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,5 +141,73 @@ func TestPITRApplierDomainsStrict(t *testing.T) {
 				t.Errorf("%s (%s): restored %+v (gtid_slave_pos rows %d), want %+v and no replica state", tc.what, mode, got, slaves, tc.want)
 			}
 		}
+	}
+}
+
+// TestPITRApplierSQLError: a binlog the SQL thread cannot apply (a row
+// event on a table the backup does not have: it was created without
+// binlogging) fails the restore with the server's error and the archived
+// position, and leaves the existing target byte for byte as it was.
+func TestPITRApplierSQLError(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ctx := context.Background()
+	store := t.TempDir()
+	n1 := clu.Node(1)
+	conn, err := n1.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	exec := func(q string) {
+		t.Helper()
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec("CREATE DATABASE IF NOT EXISTS pitr_err")
+	exec("CREATE TABLE IF NOT EXISTS pitr_err.t (id INT PRIMARY KEY)")
+	flush(t, n1)
+	mustGB(t, "binlog", "archive", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
+	mustGB(t, "backup", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
+	exec("SET SESSION wsrep_on=0")
+	exec("SET SESSION sql_log_bin=0")
+	exec("CREATE TABLE pitr_err.hidden (id INT PRIMARY KEY)")
+	exec("SET SESSION sql_log_bin=1")
+	exec("INSERT INTO pitr_err.hidden VALUES (1)")
+	exec("SET SESSION wsrep_on=1")
+	exec("INSERT INTO pitr_err.t VALUES (1)")
+	exec("INSERT INTO pitr_err.t VALUES (2)")
+	var last string
+	if err := conn.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, n1)
+	mustGB(t, "binlog", "archive", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
+
+	target := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "keep"), []byte("the operator's data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := gb(t, "restore", "--force", "--target-dir", target, "--storage", store, "--log-level", "warn", "--pitr-gtid", last)
+	t.Logf("exit %d:\n%s", code, out)
+	if code == 0 || !strings.Contains(out, "replication applier stopped with error 1146") || !strings.Contains(out, "mysql-bin.") {
+		t.Fatalf("want a failed restore naming the SQL thread's error 1146 and the archived file, got exit %d:\n%s", code, out)
+	}
+	entries, err := os.ReadDir(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(target, "keep"))
+	if len(entries) != 1 || string(data) != "the operator's data" {
+		t.Fatalf("the target changed: %v", entries)
+	}
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(target), ".data.gosst-restore-*"))
+	if len(left) != 0 {
+		t.Fatalf("staging directory left behind: %v", left)
 	}
 }
