@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gosst/gosst/binlog"
 	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/stream/meter"
 )
 
 // Replay modes.
@@ -229,6 +231,16 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 		threads = DefaultApplierThreads
 	}
 	res.Replay, res.ApplierThreads = ReplayApplier, threads
+	pr := &replayProgress{fn: o.Progress, log: o.Logger, t0: time.Now()}
+	for _, st := range steps {
+		end := st.stop
+		if end < 0 {
+			if fi, err := os.Stat(st.path); err == nil {
+				end = fi.Size()
+			}
+		}
+		pr.total += max(end-st.start, 0)
+	}
 	for i, run := range runsOf(steps) {
 		rs, err := writeRelay(filepath.Join(scratch, fmt.Sprintf("relay-%d", i+1)), run)
 		if err != nil {
@@ -236,12 +248,13 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 		}
 		o.Logger.Info("replaying through the replication applier", "files", len(run), "first", run[0].seg.File, "node", run[0].seg.Node,
 			"start", run[0].start, "stop", run[len(run)-1].stop, "bytes", rs.total, "parallel_threads", threads)
-		took, err := applyRun(ctx, datadir, scratch, rs, threads, o)
+		took, err := applyRun(ctx, datadir, scratch, rs, threads, o, pr)
 		if err != nil {
 			return err
 		}
 		res.ReplayTime += took
 		res.ReplayBytes += rs.total
+		pr.done += rs.total
 		for _, f := range rs.files {
 			_ = os.Remove(f) // links or the cut copy: the staged files stay
 		}
@@ -251,7 +264,7 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 
 // applyRun applies one relay set on a temporary server and returns the
 // time from START SLAVE to the until position (server start/stop excluded).
-func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, threads int, o PITROptions) (time.Duration, error) {
+func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, threads int, o PITROptions, pr *replayProgress) (time.Duration, error) {
 	srv, err := mariadb.StartScratch(ctx, mariadb.ScratchOptions{
 		DataDir: datadir, RunDir: scratch, Mariadbd: o.Mariadbd, BufferPool: "128M",
 		ExtraArgs: []string{"--innodb-flush-log-at-trx-commit=2", "--max-allowed-packet=1G",
@@ -283,7 +296,7 @@ func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, thread
 			return 0, fmt.Errorf("temporary server: %s: %w", q, err)
 		}
 	}
-	if err := waitApplied(ctx, db, rs, o); err != nil {
+	if err := waitApplied(ctx, db, rs, pr); err != nil {
 		return 0, err
 	}
 	took := time.Since(start)
@@ -303,10 +316,39 @@ func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, thread
 	return took, nil
 }
 
+// replayProgress reports the applier's progress over all runs: to fn
+// (the command's progress line) at every poll, else as a log line every
+// 10 s.
+type replayProgress struct {
+	fn          func(meter.Snapshot)
+	log         *slog.Logger
+	t0, lastLog time.Time
+	total, done int64 // bytes of all runs; of the runs finished
+}
+
+func (p *replayProgress) report(applied int64, at string) {
+	el := time.Since(p.t0)
+	s := meter.Snapshot{Bytes: p.done + applied, Total: p.total, Elapsed: el, ETA: -1}
+	if el > 0 {
+		s.Rate = float64(s.Bytes) / el.Seconds()
+	}
+	if s.Rate > 0 && s.Total >= s.Bytes {
+		s.ETA = time.Duration(float64(s.Total-s.Bytes) / s.Rate * float64(time.Second))
+	}
+	if p.fn != nil {
+		p.fn(s)
+		return
+	}
+	if time.Since(p.lastLog) < 10*time.Second {
+		return
+	}
+	p.lastLog = time.Now()
+	p.log.Info("replay progress", "bytes", s.Bytes, "of", s.Total, "bytes_per_s", int64(s.Rate), "at", at, "eta", s.ETA.Round(time.Second))
+}
+
 // waitApplied polls SHOW SLAVE STATUS until the SQL thread has applied
-// the run up to its until position, logging progress every 10 s.
-func waitApplied(ctx context.Context, db *sql.DB, rs *relaySet, o PITROptions) error {
-	t0, lastLog := time.Now(), time.Now()
+// the run up to its until position, reporting progress.
+func waitApplied(ctx context.Context, db *sql.DB, rs *relaySet, pr *replayProgress) error {
 	for {
 		st, err := slaveStatus(ctx, db)
 		if err != nil {
@@ -316,8 +358,8 @@ func waitApplied(ctx context.Context, db *sql.DB, rs *relaySet, o PITROptions) e
 		pos, _ := strconv.ParseInt(st["Relay_Log_Pos"], 10, 64)
 		done := file == rs.untilFile && pos >= rs.untilPos
 		if st["Last_SQL_Errno"] != "" && st["Last_SQL_Errno"] != "0" {
-			return fmt.Errorf("the replication applier stopped with error %s at %s:%s of the archived binlog %s: %s",
-				st["Last_SQL_Errno"], st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"], st["Relay_Master_Log_File"], st["Last_SQL_Error"])
+			return fmt.Errorf("the replication applier stopped with error %s on the transaction at %s:%s of the archived binlogs: %s",
+				st["Last_SQL_Errno"], st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"], st["Last_SQL_Error"])
 		}
 		if done {
 			return nil
@@ -325,25 +367,15 @@ func waitApplied(ctx context.Context, db *sql.DB, rs *relaySet, o PITROptions) e
 		if st["Slave_SQL_Running"] == "No" {
 			return fmt.Errorf("the replication applier stopped at relay log %s:%d before the end of the replay (%s:%d), without an error", file, pos, rs.untilFile, rs.untilPos)
 		}
-		if time.Since(lastLog) >= 10*time.Second {
-			lastLog = time.Now()
-			applied := int64(0)
-			for i, f := range rs.files {
-				if filepath.Base(f) == file {
-					applied += pos
-					break
-				}
-				applied += rs.sizes[i]
+		applied := int64(0)
+		for i, f := range rs.files {
+			if filepath.Base(f) == file {
+				applied += pos
+				break
 			}
-			el := time.Since(t0)
-			rate := float64(applied) / el.Seconds()
-			eta := time.Duration(0)
-			if rate > 0 {
-				eta = time.Duration(float64(rs.total-applied) / rate * float64(time.Second))
-			}
-			o.Logger.Info("replay progress", "bytes", applied, "of", rs.total, "bytes_per_s", int64(rate),
-				"at", st["Relay_Master_Log_File"]+":"+st["Exec_Master_Log_Pos"], "eta", eta.Round(time.Second))
+			applied += rs.sizes[i]
 		}
+		pr.report(min(applied, rs.total), st["Relay_Master_Log_File"]+":"+st["Exec_Master_Log_Pos"])
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -21,6 +21,7 @@ import (
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/stream/meter"
 )
 
 // Window is one restorable range: from the earliest backup whose position
@@ -211,6 +212,10 @@ type PITROptions struct {
 	// ApplierThreads is slave_parallel_threads for ReplayApplier
 	// (default DefaultApplierThreads).
 	ApplierThreads int
+	// Progress, if set, receives the applier's progress (bytes of relay
+	// log applied of the total) about every 200 ms; without it a log line
+	// is written every 10 s.
+	Progress func(meter.Snapshot)
 }
 
 // PITRResult reports a point-in-time restore.
