@@ -15,6 +15,7 @@ import (
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/pitr"
 	"github.com/gosst/gosst/storage"
 	"github.com/gosst/gosst/stream"
 	"github.com/gosst/gosst/stream/crypt"
@@ -310,6 +311,8 @@ type restoreOptions struct {
 	UseMemory string
 	PITR      string
 	PITRGTID  string
+	Replay    string
+	Threads   int
 }
 
 func newRestoreCommand(g *Globals) *cobra.Command {
@@ -388,6 +391,8 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 	cmd.Flags().StringVar(&o.UseMemory, "use-memory", "256M", "mariabackup --prepare buffer pool size")
 	cmd.Flags().StringVar(&o.PITR, "pitr", "", "point-in-time restore: the newest backup before TIME plus archived binlogs up to TIME (RFC 3339, or 'YYYY-MM-DD HH:MM:SS' local time); transactions committed before TIME (1 s resolution)")
 	cmd.Flags().StringVar(&o.PITRGTID, "pitr-gtid", "", "point-in-time restore up to, not including, transaction D-S-N")
+	cmd.Flags().StringVar(&o.Replay, "replay", pitr.ReplayApplier, "how --pitr replays binlogs: applier (the server's parallel replication applier) or client (mariadb-binlog | mariadb)")
+	cmd.Flags().IntVar(&o.Threads, "applier-threads", pitr.DefaultApplierThreads, "slave_parallel_threads of --replay=applier")
 	return cmd
 }
 

@@ -241,7 +241,10 @@ func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Cat
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	start := time.Now()
-	res, err := pitr.PITR(ctx, cat, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{RestoreOptions: ro, Time: at, GTID: gtid})
+	prog := newProgress(g, "replay")
+	res, err := pitr.PITR(ctx, cat, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{RestoreOptions: ro, Time: at, GTID: gtid,
+		Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Update})
+	prog.Done()
 	if err != nil {
 		return fmt.Errorf("point-in-time restore failed: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
+	"github.com/gosst/gosst/stream/meter"
 )
 
 // Window is one restorable range: from the earliest backup whose position
@@ -206,6 +207,15 @@ type PITROptions struct {
 	// Binaries (defaults: mariadbd from /usr/sbin, mariadb-binlog and
 	// mariadb from PATH).
 	Mariadbd, MariadbBinlog, Mariadb string
+	// Replay is ReplayApplier (default) or ReplayClient.
+	Replay string
+	// ApplierThreads is slave_parallel_threads for ReplayApplier
+	// (default DefaultApplierThreads).
+	ApplierThreads int
+	// Progress, if set, receives the applier's progress (bytes of relay
+	// log applied of the total) about every 200 ms; without it a log line
+	// is written every 10 s.
+	Progress func(meter.Snapshot)
 }
 
 // PITRResult reports a point-in-time restore.
@@ -223,6 +233,12 @@ type PITRResult struct {
 	// node's file.
 	Start      string        `json:"start,omitempty"`
 	ReplayTime time.Duration `json:"replay_ns"` // mariadb-binlog | mariadb only, without server start/stop
+	// Replay is the replay mode used ("applier" or "client");
+	// ApplierThreads the applier's slave_parallel_threads; ReplayBytes
+	// the binlog bytes the applier read.
+	Replay         string `json:"replay,omitempty"`
+	ApplierThreads int    `json:"applier_threads,omitempty"`
+	ReplayBytes    int64  `json:"replay_bytes,omitempty"`
 }
 
 // ErrOutsideWindow means the target cannot be restored from what is stored.
@@ -252,6 +268,13 @@ func PITR(ctx context.Context, cat *backup.Catalog, a *Archive, o PITROptions) (
 	}
 	if o.Mariadb == "" {
 		o.Mariadb = "mariadb"
+	}
+	switch o.Replay {
+	case "":
+		o.Replay = ReplayApplier
+	case ReplayApplier, ReplayClient:
+	default:
+		return nil, fmt.Errorf("replay mode %q: want %s or %s", o.Replay, ReplayApplier, ReplayClient)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -308,8 +331,17 @@ func PITR(ctx context.Context, cat *backup.Catalog, a *Archive, o PITROptions) (
 	}
 	if len(steps) == 0 {
 		log.Info("nothing to replay: the backup is the target state")
-	} else if err := replay(ctx, sr.DataDir(), sr.Dir(), steps, o, &res.ReplayTime); err != nil {
-		return nil, fmt.Errorf("replay binlogs (in the staging directory; the target was not changed): %w", err)
+	} else {
+		var err error
+		if o.Replay == ReplayClient {
+			res.Replay = ReplayClient
+			err = replay(ctx, sr.DataDir(), sr.Dir(), steps, o, &res.ReplayTime)
+		} else {
+			err = replayApplier(ctx, sr.DataDir(), sr.Dir(), steps, o, res)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("replay binlogs (in the staging directory; the target was not changed): %w", err)
+		}
 	}
 	failpoint.Hit("replayed")
 	if err := sr.Swap(); err != nil {

@@ -113,7 +113,7 @@ func TestPITRThroughS3Encrypted(t *testing.T) {
 	}
 	checkS3Rows(t, dir, 119, seqs[120])
 
-	// The replay fails (a mariadb client that exits 1; mariabackup and
+	// The replay fails (--replay=client: a mariadb client that exits 1; mariabackup and
 	// mariadb-binlog are the real ones): the datadir is unchanged.
 	dir = filepath.Join(t.TempDir(), "data")
 	old = gbtest.OldDatadir(t, dir)
@@ -134,7 +134,9 @@ func TestPITRThroughS3Encrypted(t *testing.T) {
 		path := os.Getenv("PATH")
 		os.Setenv("PATH", bin)
 		defer os.Setenv("PATH", path)
-		out, code = gb(t, "restore", "--pitr-gtid", seqs[120], "--force", "--target-dir", dir, "--storage", local)
+		// The fake client only exists in client mode (the applier's SQL
+		// thread failing is TestPITRApplierSQLError).
+		out, code = gb(t, "restore", "--replay", "client", "--pitr-gtid", seqs[120], "--force", "--target-dir", dir, "--storage", local)
 	}()
 	if gbtest.TreeHash(t, dir) != old || len(gbtest.StagingLeft(t, dir)) != 0 {
 		t.Fatalf("a PITR whose replay failed changed the target or left staging (exit %d)\n%s", code, out)
