@@ -41,6 +41,39 @@ type ScratchServer struct {
 	cmd              *exec.Cmd
 	exited           chan error
 	stopped          bool
+	sockDir          string // private directory holding Socket, removed by Stop ("" when Socket is next to the datadir)
+}
+
+// maxSocketPath is the longest unix socket path mariadbd accepts ("The
+// socket file path is too long (> 107)").
+const maxSocketPath = 107
+
+// scratchSocket returns the socket path for a scratch server whose files
+// are named base.*: base.sock when that fits a unix socket path, otherwise
+// a socket in a new private directory under the system temporary directory
+// (returned as dir, for removal), so that a long target or staging path
+// (restore --target-dir deep in a tree) does not make the server refuse
+// to start.
+func scratchSocket(base string) (sock, dir string, err error) {
+	if len(base+".sock") <= maxSocketPath {
+		return base + ".sock", "", nil
+	}
+	dir, err = os.MkdirTemp("", "gosst-sock-")
+	if err != nil {
+		return "", "", fmt.Errorf("scratch mariadbd: the socket path next to %s is too long and no short one can be made: %w", base, err)
+	}
+	sock = filepath.Join(dir, "mysqld.sock")
+	if len(sock) > maxSocketPath {
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("scratch mariadbd: no unix socket path of at most %d bytes: %s and %s are too long (set TMPDIR to a short directory)", maxSocketPath, base+".sock", sock)
+	}
+	return sock, dir, nil
+}
+
+func (s *ScratchServer) removeSockDir() {
+	if s.sockDir != "" {
+		_ = os.RemoveAll(s.sockDir)
+	}
 }
 
 // StartScratch starts the server and waits until it accepts connections.
@@ -62,7 +95,11 @@ func StartScratch(ctx context.Context, o ScratchOptions) (*ScratchServer, error)
 		o.StartTimeout = 5 * time.Minute
 	}
 	base := filepath.Join(o.RunDir, "scratch-"+filepath.Base(o.DataDir))
-	s := &ScratchServer{Socket: base + ".sock", ErrorLog: base + ".err", exited: make(chan error, 1)}
+	sock, sockDir, err := scratchSocket(base)
+	if err != nil {
+		return nil, err
+	}
+	s := &ScratchServer{Socket: sock, ErrorLog: base + ".err", sockDir: sockDir, exited: make(chan error, 1)}
 	args := []string{"--no-defaults", "--datadir=" + o.DataDir, "--socket=" + s.Socket, "--skip-networking",
 		"--wsrep-on=0", "--skip-grant-tables", "--skip-log-bin", "--skip-slave-start",
 		"--innodb-buffer-pool-size=" + o.BufferPool, "--log-error=" + s.ErrorLog,
@@ -76,6 +113,7 @@ func StartScratch(ctx context.Context, o ScratchOptions) (*ScratchServer, error)
 	// it explicitly, by PID.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
+		s.removeSockDir()
 		return nil, fmt.Errorf("start mariadbd on %s: %w", o.DataDir, err)
 	}
 	go func() { s.exited <- s.cmd.Wait() }()
@@ -93,6 +131,7 @@ func StartScratch(ctx context.Context, o ScratchOptions) (*ScratchServer, error)
 		select {
 		case err := <-s.exited:
 			s.stopped = true
+			s.removeSockDir()
 			return nil, fmt.Errorf("mariadbd exited on %s (%v):\n%s", o.DataDir, err, s.logTail(20))
 		case <-ctx.Done():
 			s.Stop()
@@ -127,6 +166,7 @@ func (s *ScratchServer) Stop() error {
 		return nil
 	}
 	s.stopped = true
+	defer s.removeSockDir()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-s.exited:
