@@ -257,37 +257,10 @@ type step struct {
 // it down cleanly. Targets outside a gap-free window are refused before
 // anything is written, with the windows in the error.
 func PITR(ctx context.Context, cat *backup.Catalog, a *Archive, o PITROptions) (*PITRResult, error) {
-	if (o.GTID == nil) == o.Time.IsZero() {
-		return nil, errors.New("give exactly one target: a time or a GTID")
-	}
-	if o.Mariadbd == "" {
-		o.Mariadbd = "/usr/sbin/mariadbd"
-	}
-	if o.MariadbBinlog == "" {
-		o.MariadbBinlog = "mariadb-binlog"
-	}
-	if o.Mariadb == "" {
-		o.Mariadb = "mariadb"
-	}
-	switch o.Replay {
-	case "":
-		o.Replay = ReplayApplier
-	case ReplayApplier, ReplayClient:
-	default:
-		return nil, fmt.Errorf("replay mode %q: want %s or %s", o.Replay, ReplayApplier, ReplayClient)
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+	if err := o.setDefaults(); err != nil {
+		return nil, err
 	}
 	log := o.Logger
-	if o.TargetDir == "" {
-		return nil, errors.New("restore needs --target-dir")
-	}
-	// Commit times have 1 s resolution: a transaction stamped with second
-	// S committed somewhere in [S, S+1). Only transactions certainly
-	// committed before the target are restored, so a target with a
-	// fraction excludes its whole second.
-	o.Time = o.Time.Truncate(time.Second)
 	target, err := filepath.Abs(o.TargetDir)
 	if err != nil {
 		return nil, err
@@ -329,25 +302,70 @@ func PITR(ctx context.Context, cat *backup.Catalog, a *Archive, o PITROptions) (
 	if err := sr.Fetch(ctx); err != nil {
 		return nil, fmt.Errorf("restore base backup %s: %w", base.ID, err)
 	}
-	if len(steps) == 0 {
-		log.Info("nothing to replay: the backup is the target state")
-	} else {
-		var err error
-		if o.Replay == ReplayClient {
-			res.Replay = ReplayClient
-			err = replay(ctx, sr.DataDir(), sr.Dir(), steps, o, &res.ReplayTime)
-		} else {
-			err = replayApplier(ctx, sr.DataDir(), sr.Dir(), steps, o, res)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("replay binlogs (in the staging directory; the target was not changed): %w", err)
-		}
+	if err := replaySteps(ctx, sr, steps, o, res); err != nil {
+		return nil, err
 	}
 	failpoint.Hit("replayed")
 	if err := sr.Swap(); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// setDefaults checks the target and fills in the binaries and the replay
+// mode.
+func (o *PITROptions) setDefaults() error {
+	if (o.GTID == nil) == o.Time.IsZero() {
+		return errors.New("give exactly one target: a time or a GTID")
+	}
+	if o.Mariadbd == "" {
+		o.Mariadbd = "/usr/sbin/mariadbd"
+	}
+	if o.MariadbBinlog == "" {
+		o.MariadbBinlog = "mariadb-binlog"
+	}
+	if o.Mariadb == "" {
+		o.Mariadb = "mariadb"
+	}
+	switch o.Replay {
+	case "":
+		o.Replay = ReplayApplier
+	case ReplayApplier, ReplayClient:
+	default:
+		return fmt.Errorf("replay mode %q: want %s or %s", o.Replay, ReplayApplier, ReplayClient)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.TargetDir == "" {
+		return errors.New("restore needs --target-dir")
+	}
+	// Commit times have 1 s resolution: a transaction stamped with second
+	// S committed somewhere in [S, S+1). Only transactions certainly
+	// committed before the target are restored, so a target with a
+	// fraction excludes its whole second.
+	o.Time = o.Time.Truncate(time.Second)
+	return nil
+}
+
+// replaySteps replays the planned binlogs into the staged datadir in the
+// chosen mode.
+func replaySteps(ctx context.Context, sr *backup.StagedRestore, steps []step, o PITROptions, res *PITRResult) error {
+	if len(steps) == 0 {
+		o.Logger.Info("nothing to replay: the backup is the target state")
+		return nil
+	}
+	var err error
+	if o.Replay == ReplayClient {
+		res.Replay = ReplayClient
+		err = replay(ctx, sr.DataDir(), sr.Dir(), steps, o, &res.ReplayTime)
+	} else {
+		err = replayApplier(ctx, sr.DataDir(), sr.Dir(), steps, o, res)
+	}
+	if err != nil {
+		return fmt.Errorf("replay binlogs (in the staging directory; the target was not changed): %w", err)
+	}
+	return nil
 }
 
 func describeTarget(o PITROptions) string {
