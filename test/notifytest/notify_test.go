@@ -88,9 +88,13 @@ func names(ev notify.Event) []string {
 	return n
 }
 
+// primaryView matches a Primary view of exactly these members, in any
+// order: mariadbd lists members in Galera's index order, which follows
+// their random node UUIDs (a full run once saw [node3 node1 node2]).
 func primaryView(members ...string) func(notify.Event) bool {
+	want := slices.Sorted(slices.Values(members))
 	return func(ev notify.Event) bool {
-		return ev.Primary != nil && *ev.Primary && slices.Equal(names(ev), members)
+		return ev.Primary != nil && *ev.Primary && slices.Equal(slices.Sorted(slices.Values(names(ev))), want)
 	}
 }
 
