@@ -195,13 +195,14 @@ func ConfigFromOptions(o *mariadb.Options, a *wsrep.Args) (Config, error) {
 	// [gosst] encrypt=off (or 0) is the explicit opt-out, which only
 	// matters without a configured certificate.
 	if v, from, ok := r.toolGet("encrypt"); ok {
-		switch off := strings.ToLower(v); {
-		case (off == "0" || off == "off" || off == "no" || off == "false") && !strings.HasPrefix(from, "[gosst]"):
+		b, err := parseBool(v)
+		switch off := err == nil && !b; {
+		case off && !strings.HasPrefix(from, "[gosst]"):
 			// The stock scripts' own value (encrypt=0 is their default,
 			// often copied into [sst]): it says "no stock encryption
 			// mode", not "send in cleartext". Only [gosst] opts out.
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s=%s is the stock scripts' setting: gosst still encrypts with TLS 1.3; set [gosst] encrypt=off to send in cleartext", from, v))
-		case off == "0" || off == "off" || off == "no" || off == "false":
+		case off:
 			c.EncryptOff = c.Cert == ""
 			if !c.EncryptOff {
 				c.Warnings = append(c.Warnings, fmt.Sprintf("%s=%s is ignored: a certificate is configured, so the SST uses TLS 1.3 with it", from, v))
