@@ -281,9 +281,6 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	// Close waits for the read-ahead goroutine, which ends when its read
 	// of the pipe returns: the pipe is closed first.
 	defer func() { _ = stdout.Close(); _ = ra.Close() }()
-	if d.stages == nil {
-		d.stages = newDonorStages(nil)
-	}
 	ka := &keepaliveWriter{w: prog.wire.Writer(d.stages.conn.Writer(conn))}
 	streamStart := time.Now()
 	auto, sendErr := d.send(ctx, bctx, bcancel, conn, cd, ka, ra, prog, mb)
@@ -442,7 +439,7 @@ func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, conn
 // logLimiter logs which stage limited the stream (docs/sst.md, "Which
 // stage limited the transfer").
 func (d *Donor) logLimiter() {
-	if d.stages == nil || d.stages.final == nil {
+	if d.stages.final == nil {
 		return
 	}
 	r := *d.stages.final
