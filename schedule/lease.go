@@ -224,6 +224,11 @@ func (s *SQLLeases) Claim(ctx context.Context, mutex, kind string, slot time.Tim
 		var holder, owner string
 		var got int64
 		if err := conn.QueryRowContext(ctx, "SELECT holder, owner, epoch FROM gosst.writer_lease WHERE job = ?", mutex).Scan(&holder, &owner, &got); err != nil {
+			// The claim may have committed: give the mutex back so the
+			// cluster does not wait out the TTL for a run nobody does.
+			// Conditional on owner and epoch, so it can only release
+			// this claim; its own failure changes nothing.
+			_ = s.Finish(ctx, &Lease{Mutex: mutex, Kind: kind, Slot: slot, Epoch: epoch}, false)
 			return fmt.Errorf("read back lease %s: %w", mutex, err)
 		}
 		if owner != s.Owner || got != epoch {
