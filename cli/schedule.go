@@ -282,13 +282,12 @@ func prepareSchedule(ctx context.Context, g *Globals, o *scheduleOptions) (_ *sc
 		return nil, fmt.Errorf("writer lease: %w", err)
 	}
 	s.metrics = schedule.NewMetrics(node)
-	s.metrics.WatchISTHorizon(func(ctx context.Context) (ist.StatusSample, error) {
-		db, err := mariadb.Open(ctx, s.target)
-		if err != nil {
-			return ist.StatusSample{}, err
-		}
-		defer db.Close()
-		return ReadISTSample(ctx, db)
+	s.metrics.WatchISTHorizon(func(ctx context.Context) (cur ist.StatusSample, err error) {
+		err = withNode(ctx, s.target, schedule.HorizonReadTimeout, func(ctx context.Context, db *sql.DB) error {
+			cur, err = ReadISTSample(ctx, db)
+			return err
+		})
+		return cur, err
 	}, s.log)
 	return &scheduleGen{
 		cfg: schedule.Config{Jobs: s.jobs(), Leases: leases, Node: node, Rank: rank, RankDelay: o.RankDelay,

@@ -20,8 +20,8 @@ type ISTSampler func(ctx context.Context) (ist.StatusSample, error)
 // horizon; scrapes closer together reuse the last value.
 const horizonMinSample = 10 * time.Second
 
-// horizonReadTimeout bounds one reading during a scrape.
-const horizonReadTimeout = 5 * time.Second
+// HorizonReadTimeout bounds one reading of the node during a scrape.
+const HorizonReadTimeout = 5 * time.Second
 
 // istHorizon computes gosst_ist_horizon_seconds from successive readings,
 // each scrape against the last reading at least horizonMinSample older.
@@ -54,7 +54,7 @@ func (m *Metrics) WatchISTHorizon(read ISTSampler, log *slog.Logger) {
 }
 
 func (h *istHorizon) scrape() float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), horizonReadTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), HorizonReadTimeout)
 	defer cancel()
 	cur, err := h.read(ctx)
 	h.mu.Lock()
@@ -69,6 +69,8 @@ func (h *istHorizon) scrape() float64 {
 		return h.value
 	}
 	if cur.At.Sub(h.prev.At) < horizonMinSample {
+		// Too close to the last reading, or older than it (two scrapes
+		// at once can finish in either order): keep the value.
 		return h.value
 	}
 	a, err := ist.AdviseNode("", *h.prev, cur, 0)
