@@ -763,11 +763,19 @@ func skipSpaceAndComments(s string) string {
 				return ""
 			}
 			s = s[end+1:]
+		case setStatementRE.MatchString(s):
+			// SET STATEMENT var=value[, …] FOR <statement>: the
+			// statement after FOR is what the transaction did.
+			s = s[len(setStatementRE.FindString(s)):]
 		default:
 			return s
 		}
 	}
 }
+
+// setStatementRE matches a leading "SET STATEMENT … FOR " (up to the first
+// FOR that stands as a word).
+var setStatementRE = regexp.MustCompile(`(?is)^SET\s+STATEMENT\s.*?\sFOR\s+`)
 
 func firstWord(s string) string {
 	s = skipSpaceAndComments(s)
@@ -883,7 +891,9 @@ func RedactStatement(stmt string) string {
 	if !accountRE.MatchString(s) {
 		return stmt
 	}
-	up := strings.ToUpper(s)
+	// Upper-case ASCII only: strings.ToUpper can change the byte length
+	// of other letters, and the offsets found in up cut s.
+	up := asciiUpper(s)
 	cut := len(s)
 	for _, kw := range []string{"IDENTIFIED", "PASSWORD", "OPTIONS", "'", "\""} {
 		if i := strings.Index(up, kw); i >= 0 && i < cut {
@@ -902,6 +912,18 @@ func RedactStatement(stmt string) string {
 		return s
 	}
 	return strings.TrimRight(s[:cut], " ") + " <credentials redacted>"
+}
+
+// asciiUpper upper-cases a-z and keeps every other byte, so offsets in
+// the result are offsets in s.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
 }
 
 func shorten(s string, n int) string {

@@ -161,6 +161,8 @@ func TestStatementHelpers(t *testing.T) {
 		{"d", "CREATE INDEX i ON t (a)", "DDL", ""},
 		{"d", "DROP SCHEMA IF EXISTS `s`", "DDL", "s.*"},
 		{"d", "", "", ""},
+		{"d", "SET STATEMENT lock_wait_timeout=5 FOR DROP TABLE t", "DDL", "d.t"},
+		{"d", "set statement max_statement_time=1, sql_mode='' for delete from s.t where 1", "DELETE", "s.t"},
 	} {
 		if k := ClassifyStatement(c.stmt); k != c.kind {
 			t.Errorf("%q: kind %q, want %q", c.stmt, k, c.kind)
@@ -177,6 +179,9 @@ func TestStatementHelpers(t *testing.T) {
 		{"SET PASSWORD FOR u@h = PASSWORD('pw')", "SET PASSWORD FOR u@h = <credentials redacted>"},
 		{"GRANT SELECT ON d.* TO u@h IDENTIFIED BY 'pw'", "GRANT SELECT ON d.* TO u@h <credentials redacted>"},
 		{"DROP TABLE t", "DROP TABLE t"},
+		// Letters whose upper case is longer in UTF-8 must not shift the cut.
+		{"CREATE USER " + strings.Repeat("ɐ", 32) + " IDENTIFIED BY 'pw'", "CREATE USER " + strings.Repeat("ɐ", 32) + " <credentials redacted>"},
+		{"SET STATEMENT max_statement_time=1 FOR CREATE USER u IDENTIFIED BY 'pw'", "CREATE USER u <credentials redacted>"},
 	} {
 		if got := RedactStatement(c.in); got != c.want || strings.Contains(got, "pw") {
 			t.Errorf("redact %q: %q, want %q", c.in, got, c.want)
