@@ -628,9 +628,11 @@ func resync(db *sql.DB, log *slog.Logger) {
 }
 
 // idAfter returns id, or, when id does not sort after parent (both taken
-// in the same second, or a clock that went back), the id that follows
-// parent: ids have one-second resolution, and an incremental must sort
-// after its parent, for "latest" and for manifest validation.
+// in the same second, or a clock that went back), an id in parent's second
+// that sorts after it: ids have one-second resolution, and an incremental
+// must sort after its parent, for "latest" and for manifest validation.
+// The new suffix is drawn from id's random one, so two runs that both
+// fall back for the same parent still get different ids.
 func idAfter(parent, id string) string {
 	if id > parent {
 		return id
@@ -639,12 +641,13 @@ func idAfter(parent, id string) string {
 	if err != nil {
 		return id
 	}
-	suffix, err := strconv.ParseUint(parent[17:], 16, 32)
-	if err != nil {
+	suffix, err1 := strconv.ParseUint(parent[17:], 16, 32)
+	rnd, err2 := strconv.ParseUint(id[17:], 16, 32)
+	if err1 != nil || err2 != nil {
 		return id
 	}
 	if suffix >= 0xffffff {
-		return NewID(t.Add(time.Second), 0)
+		return NewID(t.Add(time.Second), uint32(rnd))
 	}
-	return NewID(t, uint32(suffix)+1)
+	return NewID(t, uint32(suffix+1+rnd%(0xffffff-suffix)))
 }

@@ -187,14 +187,23 @@ func FuzzParseManifest(f *testing.F) {
 func TestIDAfter(t *testing.T) {
 	for _, tc := range []struct{ parent, id, want string }{
 		{"20261204T225122Z-c8b816", "20261204T225123Z-000001", "20261204T225123Z-000001"},
-		{"20261204T225122Z-c8b816", "20261204T225122Z-a53a59", "20261204T225122Z-c8b817"},
+		// c8b817 + a53a59 % (ffffff - c8b816)
+		{"20261204T225122Z-c8b816", "20261204T225122Z-a53a59", "20261204T225122Z-ff629e"},
 		{"20261204T225122Z-a53a59", "20261204T225122Z-c8b816", "20261204T225122Z-c8b816"},
 		{"20261204T225122Z-ffffff", "20261204T225122Z-000000", "20261204T225123Z-000000"},
-		{"20261204T225122Z-c8b816", "20261204T225121Z-ffffff", "20261204T225122Z-c8b817"},
+		{"20261204T225122Z-ffffff", "20261204T225122Z-00abcd", "20261204T225123Z-00abcd"},
+		{"20261204T225122Z-c8b816", "20261204T225121Z-ffffff", "20261204T225122Z-eb9872"},
+		{"20261204T225122Z-fffffe", "20261204T225122Z-123456", "20261204T225122Z-ffffff"},
 	} {
 		got := idAfter(tc.parent, tc.id)
 		if got != tc.want || got <= tc.parent || !ValidID(got) {
 			t.Errorf("idAfter(%s, %s) = %s, want %s", tc.parent, tc.id, got, tc.want)
 		}
+	}
+	// Two runs that both fall back for the same parent get different ids.
+	a := idAfter("20261204T225122Z-100000", "20261204T225122Z-000001")
+	b := idAfter("20261204T225122Z-100000", "20261204T225122Z-000002")
+	if a == b {
+		t.Errorf("two fallbacks for one parent collide: %s", a)
 	}
 }
