@@ -122,11 +122,21 @@ func (l *Link) SetRate(ctx context.Context, rate string) error {
 			return err
 		}
 		if err := run(ctx, "tc", "-n", ns, "qdisc", "replace", "dev", linkDev, "root", "tbf",
-			"rate", rate, "burst", strconv.FormatInt(tbfBurst(bps), 10), "latency", "100ms"); err != nil {
+			"rate", strconv.FormatInt(bps, 10)+"bit", "burst", strconv.FormatInt(tbfBurst(bps), 10), "latency", "100ms"); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Qdisc returns tc's description of side's root queueing discipline on
+// the link (e.g. "qdisc tbf 8001: root refcnt 2 rate 1Gbit burst …").
+func (l *Link) Qdisc(ctx context.Context, side int) (string, error) {
+	out, err := exec.CommandContext(ctx, "tc", "-n", l.NS[side], "qdisc", "show", "dev", linkDev).Output()
+	if err != nil {
+		return "", fmt.Errorf("cluster: qdisc of %s: %w", l.NS[side], err)
+	}
+	return string(out), nil
 }
 
 // tbfBurst is the token bucket's size in bytes for a rate in bit/s: 10 ms

@@ -131,8 +131,16 @@ func TestLinkShapesRate(t *testing.T) {
 	if limit := 1.5 * 100e6 / 8; slow > limit {
 		t.Errorf("at 100mbit the copy ran at %.1f MB/s, above 1.5x the shaped rate (%.1f MB/s)", slow/1e6, limit/1e6)
 	}
-	if fast <= slow {
-		t.Errorf("the copy at 1gbit (%.1f MB/s) was not faster than at 100mbit (%.1f MB/s)", fast/1e6, slow/1e6)
+	// How fast the 1gbit copy runs depends on the machine; that the
+	// shaping changed does not.
+	for side := range 2 {
+		q, err := l.Qdisc(ctx, side)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(q, "tbf") || !strings.Contains(q, "rate 1Gbit") {
+			t.Errorf("side %d after SetRate(1gbit): %q, want a tbf at rate 1Gbit", side, q)
+		}
 	}
 	if err := l.SetRate(ctx, ""); err != nil {
 		t.Fatalf("remove shaping: %v", err)
