@@ -22,6 +22,7 @@ const (
 	TypeStop                     = 3
 	TypeRotate                   = 4
 	TypeXid                      = 16
+	TypeXAPrepare                = 38 // ends the group of an XA PREPARE
 	TypeFormatDescription        = 15
 	TypeBinlogCheckpoint         = 161
 	TypeGtid                     = 162

@@ -166,7 +166,7 @@ func (w *walker) add(e *Event) (*Transaction, error) {
 	switch e.Type {
 	case TypeQuery, TypeQueryC:
 		return w.query(e)
-	case TypeXid:
+	case TypeXid, TypeXAPrepare:
 		return w.commit(e), nil
 	case TypeAnnotateRows:
 		// The original SQL of the row events that follow.
@@ -222,7 +222,7 @@ func (w *walker) query(e *Event) (*Transaction, error) {
 	if e.Type == TypeQueryC {
 		tx.addKind(KindDDL)
 		tx.RowsKnown = false
-		return nil, nil // a later Gtid event ends its group
+		return w.standaloneCommit(e), nil
 	}
 	db, stmt, err := w.parseQuery(e)
 	if err != nil {
@@ -233,7 +233,12 @@ func (w *walker) query(e *Event) (*Transaction, error) {
 	case "COMMIT", "ROLLBACK":
 		return w.commit(e), nil
 	case "":
-		// SAVEPOINT, SET and the like: not a change by themselves.
+		// SAVEPOINT, SET and the like: not a change by themselves; an
+		// XA COMMIT or XA ROLLBACK of a prepared transaction is its
+		// group's last event.
+		if xaEnds(stmt) {
+			return w.commit(e), nil
+		}
 	default:
 		tx.addKind(kind)
 		if kind != KindDDL {
@@ -772,6 +777,19 @@ func skipSpaceAndComments(s string) string {
 		}
 	}
 }
+
+// xaEnds reports whether stmt ends the group of an XA COMMIT or XA
+// ROLLBACK of a prepared transaction (not XA COMMIT … ONE PHASE, whose
+// group ends with an Xid).
+func xaEnds(stmt string) bool {
+	s := skipSpaceAndComments(stmt)
+	return xaEndRE.MatchString(s) && !onePhaseRE.MatchString(s)
+}
+
+var (
+	xaEndRE    = regexp.MustCompile(`(?is)^XA\s+(?:COMMIT|ROLLBACK)\b`)
+	onePhaseRE = regexp.MustCompile(`(?i)\bONE\s+PHASE\b`)
+)
 
 // setStatementRE matches a leading "SET STATEMENT … FOR " (up to the first
 // FOR that stands as a word).

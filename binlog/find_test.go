@@ -306,3 +306,26 @@ func TestWalkRealBinlogXA(t *testing.T) {
 		{36, "DDL", "xa.*", 0, "DROP DATABASE xa"},
 	}, time.Date(2026, 12, 5, 0, 25, 53, 0, time.UTC))
 }
+
+// A file that ends right after a group (the last file of a crashed or
+// stopped server) reports that group complete whatever ends it: an Xid, a
+// COMMIT, a DDL, an XA_prepare event or the XA COMMIT statement. A restore
+// stops before an incomplete last group, so a complete one reported as
+// incomplete would be left out of a point-in-time restore.
+func TestWalkGroupAtEndOfFileIsComplete(t *testing.T) {
+	for _, path := range []string{"testdata/find-mariadb-bin.000009"} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range walkFile(t, path) {
+			var last *Transaction
+			if err := Walk(bytes.NewReader(data[:want.End]), true, func(tx *Transaction) bool { last = tx; return true }); err != nil {
+				t.Fatalf("%s cut at %d: %v", path, want.End, err)
+			}
+			if last == nil || last.GTID != want.GTID || !last.Complete {
+				t.Errorf("%s cut after %s (at %d): last group %+v, want %s complete", path, want.GTID, want.End, last, want.GTID)
+			}
+		}
+	}
+}
