@@ -108,3 +108,62 @@ func TestRunsOf(t *testing.T) {
 		t.Fatalf("runs %v", runs)
 	}
 }
+
+// TestStopBeforeCut: a file that ends inside a transaction, cut in the
+// middle of an event or at an event boundary, is replayed only up to the
+// start of that transaction (the replication applier would wait forever
+// for its end); a file that ends after a complete transaction is replayed
+// to its end.
+func TestStopBeforeCut(t *testing.T) {
+	data, err := os.ReadFile("testdata/mariadb-bin.000003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var txs []*binlog.Transaction
+	if err := binlog.Walk(bytes.NewReader(data), false, func(tx *binlog.Transaction) bool { txs = append(txs, tx); return true }); err != nil {
+		t.Fatal(err)
+	}
+	last := txs[len(txs)-2] // a transaction with a successor
+	// The Gtid event's end: an event boundary inside the transaction.
+	gtidEnd := int64(-1)
+	br, err := binlog.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		e, err := br.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Offset == last.Offset {
+			gtidEnd = e.Offset + int64(e.Size)
+			break
+		}
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		cut  int64
+		want int64
+	}{
+		{"cut at an event boundary inside a transaction", gtidEnd, last.Offset},
+		{"cut inside an event", last.End - 3, last.Offset},
+		{"ends after a complete transaction", last.End, last.End},
+	} {
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, data[:tc.cut], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Scan refuses a file cut inside an event; end is still where
+		// its last complete event ends.
+		end, _ := binlog.Scan(bytes.NewReader(data[:tc.cut]), func(binlog.Tx) bool { return true })
+		res := &PITRResult{Transactions: len(txs)}
+		got, err := stopBeforeCut(&step{seg: &Segment{File: "f"}, path: path}, end, res)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: stop at %d, want %d (transaction at %d..%d)", tc.name, got, tc.want, last.Offset, last.End)
+		}
+	}
+}

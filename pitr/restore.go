@@ -456,8 +456,18 @@ func plan(ctx context.Context, a *Archive, w *Window, base *backup.Manifest, bas
 		if err != nil {
 			return nil, err
 		}
-		if st.stop < 0 && end < s.Object.PlainSize {
-			st.stop = end // a crashed file: stop after its last complete event
+		if st.stop < 0 {
+			// Replayed to its end: a crashed file can end inside a
+			// transaction (cut mid-event, or at an event boundary), and
+			// the replication applier would wait forever for the rest.
+			// Stop after the last complete transaction (one more read of
+			// a local file, small beside the replay itself).
+			if st.stop, err = stopBeforeCut(&st, end, res); err != nil {
+				return nil, err
+			}
+			if st.stop == s.Object.PlainSize {
+				st.stop = -1 // the whole file
+			}
 		}
 		if st.stop < 0 || st.stop > st.start {
 			steps = append(steps, st)
@@ -510,6 +520,41 @@ func scanStep(st *step, domain uint32, o PITROptions, res *PITRResult) (end int6
 		return 0, false, fmt.Errorf("read archived %s: %w", st.seg.File, err)
 	}
 	return end, done, nil
+}
+
+// stopBeforeCut returns where replay of a file to its end must stop: at
+// the start of a transaction the end of the file cut off, else at end
+// (the end of its last complete event). The cut transaction is taken out
+// of res's count.
+func stopBeforeCut(st *step, end int64, res *PITRResult) (int64, error) {
+	f, err := os.Open(st.path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	stop := end
+	var last *binlog.Transaction
+	err = binlog.Walk(f, true, func(tx *binlog.Transaction) bool {
+		if tx.Offset < st.start {
+			return true
+		}
+		if !tx.Complete {
+			stop = tx.Offset
+			return false
+		}
+		last = tx
+		return true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read archived %s: %w", st.seg.File, err)
+	}
+	if stop < end && res.Transactions > 0 {
+		res.Transactions--
+		if last != nil {
+			res.Last, res.LastCommit = last.GTID.String(), last.Time
+		}
+	}
+	return stop, nil
 }
 
 func findIn(path string, fn func(io.Reader) (binlog.Tx, bool, error)) (binlog.Tx, bool, error) {
