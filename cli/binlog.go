@@ -240,6 +240,12 @@ func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Cat
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
+	if o.Replay != pitr.ReplayApplier && o.Replay != pitr.ReplayClient {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--replay %q: want %s or %s", o.Replay, pitr.ReplayApplier, pitr.ReplayClient)}
+	}
+	if o.Threads < 1 {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-threads %d: want at least 1", o.Threads)}
+	}
 	start := time.Now()
 	prog := newProgress(g, "replay")
 	res, err := pitr.PITR(ctx, cat, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{RestoreOptions: ro, Time: at, GTID: gtid,
@@ -259,8 +265,12 @@ func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Cat
 			target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID)
 		return nil
 	}
-	fmt.Fprintf(g.Out, "restored %s into %s in %s: backup %s (gtid %s) + %d transactions replayed from %d archived binlog files (%s … %s, last commit %s; started at %s) in %s\n",
+	how := res.Replay
+	if res.Replay == pitr.ReplayApplier {
+		how = fmt.Sprintf("%s, %d threads, %s of relay logs", res.Replay, res.ApplierThreads, text.Bytes(res.ReplayBytes))
+	}
+	fmt.Fprintf(g.Out, "restored %s into %s in %s: backup %s (gtid %s) + %d transactions replayed from %d archived binlog files (%s … %s, last commit %s; started at %s) in %s (%s)\n",
 		target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID, res.Transactions, res.Files,
-		dash(res.First), dash(res.Last), res.LastCommit.Format(time.RFC3339), res.Start, res.ReplayTime.Round(time.Millisecond))
+		dash(res.First), dash(res.Last), res.LastCommit.Format(time.RFC3339), res.Start, res.ReplayTime.Round(time.Millisecond), how)
 	return nil
 }

@@ -231,11 +231,15 @@ type PITRResult struct {
 	// Start says where the replay started: the backup's own binlog
 	// coordinates, or the first transaction after its GTID in another
 	// node's file.
-	Start      string        `json:"start,omitempty"`
-	ReplayTime time.Duration `json:"replay_ns"` // mariadb-binlog | mariadb only, without server start/stop
+	Start string `json:"start,omitempty"`
+	// ReplayTime is the replay without server start and stop: the
+	// client pipe's run time, or the applier's START SLAVE to its until
+	// position, summed over runs.
+	ReplayTime time.Duration `json:"replay_ns"`
 	// Replay is the replay mode used ("applier" or "client");
 	// ApplierThreads the applier's slave_parallel_threads; ReplayBytes
-	// the binlog bytes the applier read.
+	// the bytes of relay logs the applier read (the archived events plus
+	// each run's first relay log header).
 	Replay         string `json:"replay,omitempty"`
 	ApplierThreads int    `json:"applier_threads,omitempty"`
 	ReplayBytes    int64  `json:"replay_bytes,omitempty"`
