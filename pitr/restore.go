@@ -654,20 +654,19 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 	// FLUSH PRIVILEGES loads the grant tables; this session keeps the
 	// privileges it connected with.
 	_, feedErr := io.WriteString(pw, "FLUSH PRIVILEGES;\n")
-	for i := 0; i < len(steps) && feedErr == nil; {
-		j := i + 1
-		for j < len(steps) && steps[j-1].stop < 0 && steps[j].start == 4 && steps[j].seg.Node == steps[j-1].seg.Node &&
-			steps[j-1].seg.Binlog.RotateTo == steps[j].seg.File {
-			j++
+	for _, run := range runsOf(steps) {
+		if feedErr != nil {
+			break
 		}
-		bargs := []string{"--no-defaults", fmt.Sprintf("--start-position=%d", steps[i].start)}
-		if steps[j-1].stop >= 0 {
-			bargs = append(bargs, fmt.Sprintf("--stop-position=%d", steps[j-1].stop))
+		first, last := run[0], run[len(run)-1]
+		bargs := []string{"--no-defaults", fmt.Sprintf("--start-position=%d", first.start)}
+		if last.stop >= 0 {
+			bargs = append(bargs, fmt.Sprintf("--stop-position=%d", last.stop))
 		}
-		for _, s := range steps[i:j] {
+		for _, s := range run {
 			bargs = append(bargs, s.path)
 		}
-		log.Info("replaying", "files", j-i, "first", steps[i].seg.File, "node", steps[i].seg.Node, "start", steps[i].start, "stop", steps[j-1].stop)
+		log.Info("replaying", "files", len(run), "first", first.seg.File, "node", first.seg.Node, "start", first.start, "stop", last.stop)
 		bl := exec.CommandContext(ctx, o.MariadbBinlog, bargs...)
 		bl.Stdout = pw
 		blErr := text.NewTail(8 << 10)
@@ -676,7 +675,6 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 		if err := bl.Run(); err != nil {
 			feedErr = fmt.Errorf("mariadb-binlog %s: %w\n%s", strings.Join(bargs[1:], " "), err, blErr.String())
 		}
-		i = j
 	}
 	pw.Close()
 	cerr := <-clientDone
