@@ -3,6 +3,7 @@ package binlog
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"reflect"
 	"runtime"
@@ -206,14 +207,33 @@ func TestWalkCutAndDamaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Event boundaries: a cut there is a shorter valid file.
+	boundary := map[int]bool{4: true}
+	br, err := NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		e, err := br.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		boundary[int(e.Offset)+int(e.Size)] = true
+	}
 	for cut := 5; cut < len(data); cut += 7 {
 		var n int
 		err := Walk(bytes.NewReader(data[:cut]), false, func(*Transaction) bool { n++; return true })
 		if err != nil && !errors.Is(err, ErrFormat) {
 			t.Fatalf("cut at %d: %v", cut, err)
 		}
+		if boundary[cut] != (err == nil) {
+			t.Fatalf("cut at %d (event boundary %v): %v", cut, boundary[cut], err)
+		}
 		var last *Transaction
-		if err := Walk(bytes.NewReader(data[:cut]), true, func(tx *Transaction) bool { last = tx; return true }); err != nil && !errors.Is(err, ErrFormat) {
+		if err := Walk(bytes.NewReader(data[:cut]), true, func(tx *Transaction) bool { last = tx; return true }); err != nil {
 			t.Fatalf("cut at %d, truncation allowed: %v", cut, err)
 		}
 		if last != nil && last.End > int64(cut) {
