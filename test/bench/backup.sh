@@ -29,6 +29,7 @@ bench_fill "$SIZE_MB"
 
 mkdir -p "$BENCH_DIR/mb"
 run_raw() {
+  set -o pipefail # bash -c does not inherit it: a failed mariabackup must fail the round
   mariabackup --defaults-file="$BENCH_CNF" --backup --stream=xbstream --target-dir="$BENCH_DIR/mb" 2>"$BENCH_DIR/raw.log" |
     zstd -T0 -1 -q >"$BENCH_DIR/raw.xbs.zst" && sync "$BENCH_DIR/raw.xbs.zst"
 }
