@@ -18,40 +18,50 @@ import (
 	"github.com/gosst/gosst/internal/failpoint"
 )
 
-var (
-	fpOnce sync.Once
-	fpBin  string
-	fpErr  error
-	fpDir  string
-)
+// fp holds the failpoint builds of this test binary, one per command.
+var fp struct {
+	mu   sync.Mutex
+	dir  string
+	bins map[string]string
+}
 
 // FailpointBinary builds galera-backup with the gosstfailpoint tag once per
 // test binary and returns its path. In it, GOSST_FAILPOINT=STEP makes a
 // restore SIGKILL itself at STEP (see internal/failpoint).
-func FailpointBinary(t testing.TB) string {
+func FailpointBinary(t testing.TB) string { return FailpointBuild(t, "galera-backup") }
+
+// FailpointBuild builds the gosst command cmd (galera-backup,
+// wsrep_sst_gosst) with the gosstfailpoint tag, once per test binary, and
+// returns its path; RemoveFailpointBinary removes the builds.
+func FailpointBuild(t testing.TB, cmd string) string {
 	t.Helper()
-	fpOnce.Do(func() {
-		fpDir, fpErr = os.MkdirTemp("", "gosst-failpoint-")
-		if fpErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-tags", "gosstfailpoint", "-o", fpDir+"/", "github.com/gosst/gosst/cmd/galera-backup").CombinedOutput()
-		if err != nil {
-			fpErr = errors.New("build galera-backup with failpoints: " + err.Error() + "\n" + string(out))
-			return
-		}
-		fpBin = filepath.Join(fpDir, "galera-backup")
-	})
-	if fpErr != nil {
-		t.Fatal(fpErr)
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	if bin, ok := fp.bins[cmd]; ok {
+		return bin
 	}
-	return fpBin
+	if fp.dir == "" {
+		dir, err := os.MkdirTemp("", "gosst-failpoint-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fp.dir, fp.bins = dir, map[string]string{}
+	}
+	out, err := exec.Command("go", "build", "-tags", "gosstfailpoint", "-o", fp.dir+"/", "github.com/gosst/gosst/cmd/"+cmd).CombinedOutput()
+	if err != nil {
+		t.Fatal(errors.New("build " + cmd + " with failpoints: " + err.Error() + "\n" + string(out)))
+	}
+	fp.bins[cmd] = filepath.Join(fp.dir, cmd)
+	return fp.bins[cmd]
 }
 
-// RemoveFailpointBinary removes what FailpointBinary built (from TestMain).
+// RemoveFailpointBinary removes what FailpointBuild built (from TestMain).
 func RemoveFailpointBinary() {
-	if fpDir != "" {
-		os.RemoveAll(fpDir)
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	if fp.dir != "" {
+		os.RemoveAll(fp.dir)
+		fp.dir, fp.bins = "", nil
 	}
 }
 

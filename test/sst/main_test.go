@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gosst/gosst/test/cluster"
+	"github.com/gosst/gosst/test/gbtest"
 )
 
 var (
@@ -43,6 +44,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	keep := os.Getenv("GOSST_KEEP_TEST_DIRS") != ""
+	defer gbtest.RemoveFailpointBinary()
 	defer func() {
 		if !keep {
 			os.RemoveAll(dir)

@@ -5,17 +5,16 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	fp "github.com/gosst/gosst/internal/failpoint"
 	"github.com/gosst/gosst/sst"
 	"github.com/gosst/gosst/test/cluster"
+	"github.com/gosst/gosst/test/gbtest"
 )
 
 // TestSwapCrashAtEachStep stops node 3's joiner script (SIGKILL, through
@@ -32,7 +31,7 @@ import (
 func TestSwapCrashAtEachStep(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
-	failpointBinary(t) // before any node is stopped
+	gbtest.FailpointBuild(t, "wsrep_sst_gosst") // before any node is stopped
 	clusterSynced(t, ctx)
 	faultTable(t, ctx)
 	n1, n3 := shared.Node(1), shared.Node(3)
@@ -174,36 +173,6 @@ func foreignState(t *testing.T, n *cluster.Node) {
 	}
 }
 
-var (
-	fpOnce sync.Once
-	fpBin  string
-	fpErr  error
-)
-
-// failpointBinary builds wsrep_sst_gosst with the gosstfailpoint tag, once,
-// next to the release build TestMain made (removed with it). Only this
-// test runs it: the release build has no failpoints.
-func failpointBinary(t *testing.T) string {
-	t.Helper()
-	fpOnce.Do(func() {
-		dir := filepath.Join(filepath.Dir(gosstBin), "failpoint-bin")
-		if fpErr = os.MkdirAll(dir, 0o755); fpErr != nil {
-			return
-		}
-		bin := filepath.Join(dir, "wsrep_sst_gosst")
-		out, err := exec.Command("go", "build", "-tags", "gosstfailpoint", "-o", bin, "github.com/gosst/gosst/cmd/wsrep_sst_gosst").CombinedOutput()
-		if err != nil {
-			fpErr = fmt.Errorf("build wsrep_sst_gosst with failpoints: %w\n%s", err, out)
-			return
-		}
-		fpBin = bin
-	})
-	if fpErr != nil {
-		t.Fatal(fpErr)
-	}
-	return fpBin
-}
-
 // failpoint makes the node's wsrep_sst_gosst a wrapper that runs the
 // failpoint build with GOSST_FAILPOINT=step (mysqld puts <basedir>/bin
 // first in PATH, and each node has its own basedir). The returned
@@ -211,7 +180,7 @@ func failpointBinary(t *testing.T) string {
 // back.
 func failpoint(t *testing.T, n *cluster.Node, step string) func() {
 	t.Helper()
-	bin := failpointBinary(t)
+	bin := gbtest.FailpointBuild(t, "wsrep_sst_gosst")
 	link := filepath.Join(n.Dir, "basedir", "bin", "wsrep_sst_gosst")
 	real, err := os.Readlink(link)
 	if err != nil {
