@@ -62,6 +62,9 @@ func TestHitKillsOnlyTestBuilds(t *testing.T) {
 // variable: a release binary cannot honour a test hook from its
 // environment.
 func TestReleaseBinariesHaveNoFailpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds both release binaries (make test runs it)")
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command to build the release binaries with")
