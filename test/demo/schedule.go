@@ -177,7 +177,10 @@ func (s *service) readLog(r io.Reader) {
 		switch m["msg"] {
 		case "serving metrics":
 			if addr, ok := m["addr"].(string); ok {
-				s.metrics <- addr
+				select { // never block the log reader: it drains stderr
+				case s.metrics <- addr:
+				default:
+				}
 			}
 		case "job end":
 			line := fmt.Sprintf("%s: job end %v slot=%v ok=%v %v%v", s.node, m["job"], m["slot"], m["ok"], orEmpty(m["detail"]), orEmpty(m["err"]))
@@ -301,9 +304,14 @@ func (d *demo) showMetrics(s *service) error {
 	var addr string
 	select {
 	case addr = <-s.metrics:
-		s.metrics <- addr // for a later look
+		select { // for a later look
+		case s.metrics <- addr:
+		default:
+		}
 	case <-s.done:
 		return fmt.Errorf("%s: the service exited before serving metrics", s.node)
+	case <-d.ctx.Done():
+		return d.ctx.Err()
 	}
 	step("scraping %s's metrics once: http://%s/metrics (gosst_ lines)", s.node, addr)
 	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
