@@ -217,15 +217,8 @@ func planJoiner(ctx context.Context, g *Globals, o *planOptions) (ist.NodeState,
 // providerSegment reads gmcast.segment from wsrep_provider_options (0 when
 // unset).
 func providerSegment(opts string) int {
-	for _, kv := range strings.Split(strings.Trim(opts, `"'`), ";") {
-		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.TrimSpace(k) == "gmcast.segment" {
-			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-				return n
-			}
-		}
-	}
-	return 0
+	n, _ := strconv.Atoi(ist.ProviderOptions(strings.Trim(opts, `"'`))["gmcast.segment"])
+	return n
 }
 
 var memberStatus = []string{"wsrep_local_index", "wsrep_local_state_comment", "wsrep_cluster_state_uuid",
