@@ -267,13 +267,10 @@ func AdviseNode(name string, t0, t1 StatusSample, downtime time.Duration) (NodeA
 	if downtime > 0 && a.HorizonSeconds != nil && size > 0 {
 		a.GcacheForDowntime = int64(math.Ceil(float64(size) * downtime.Seconds() / *a.HorizonSeconds))
 	}
-	a.SlaveThreads = slaveThreadAdvice(t1, a.pausedFraction(t0, t1, dt))
-	a.FlowControl = flowControlAdvice(t0, t1, dt, a.SlaveThreads)
+	paused := min(1, float64(t1.FlowControlPausedNS-t0.FlowControlPausedNS)/1e9/dt)
+	a.SlaveThreads = slaveThreadAdvice(t1, paused)
+	a.FlowControl = flowControlAdvice(t0, t1, dt, paused, a.SlaveThreads)
 	return a, nil
-}
-
-func (a NodeAdvice) pausedFraction(t0, t1 StatusSample, dt float64) float64 {
-	return min(1, float64(t1.FlowControlPausedNS-t0.FlowControlPausedNS)/1e9/dt)
 }
 
 // slaveThreadAdvice: wsrep_cert_deps_distance is how many write-sets could
@@ -306,8 +303,7 @@ func slaveThreadAdvice(s StatusSample, paused float64) Recommendation {
 
 // flowControlAdvice: flow control pauses every writer in the cluster when
 // some node's receive queue passes gcs.fc_limit.
-func flowControlAdvice(t0, t1 StatusSample, dt float64, threads Recommendation) FlowControlInfo {
-	paused := min(1, float64(t1.FlowControlPausedNS-t0.FlowControlPausedNS)/1e9/dt)
+func flowControlAdvice(t0, t1 StatusSample, dt, paused float64, threads Recommendation) FlowControlInfo {
 	sent := float64(t1.FlowControlSent-t0.FlowControlSent) / dt
 	fc := FlowControlInfo{PausedFraction: paused, SentPerSecond: sent, RecvQueueAvg: t1.RecvQueueAvg}
 	limit := t1.FCLimit
