@@ -393,7 +393,11 @@ func (w *walker) parseTableMap(e *Event) (*tableMap, uint64, error) {
 	for i, t := range tm.types {
 		size := metaSize(t)
 		if mp+size > len(meta) {
-			return bad(fmt.Sprintf("metadata of column %d", i+1))
+			// A column type this reader sizes differently from the
+			// server: the table's rows count as unknown (as for missing
+			// metadata), the search goes on.
+			tm.meta = nil
+			return tm, id, nil
 		}
 		switch size {
 		case 1:
