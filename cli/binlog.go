@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -205,6 +204,20 @@ func runListPITR(ctx context.Context, g *Globals, cat *backup.Catalog, asJSON bo
 	return nil
 }
 
+// parseTime reads s as RFC 3339, else in one of the local-time layouts
+// (the time zone of TZ).
+func parseTime(s string, localLayouts ...string) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, true
+	}
+	for _, layout := range localLayouts {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // parsePITRTarget reads --pitr TIME or --pitr-gtid D-S-N.
 func parsePITRTarget(at, gtid string) (time.Time, *binlog.GTID, error) {
 	switch {
@@ -219,17 +232,8 @@ func parsePITRTarget(at, gtid string) (time.Time, *binlog.GTID, error) {
 	case at == "":
 		return time.Time{}, nil, errors.New("no target")
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"} {
-		var t time.Time
-		var err error
-		if strings.Contains(layout, "Z07") {
-			t, err = time.Parse(layout, at)
-		} else {
-			t, err = time.ParseInLocation(layout, at, time.Local)
-		}
-		if err == nil {
-			return t, nil, nil
-		}
+	if t, ok := parseTime(at, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"); ok {
+		return t, nil, nil
 	}
 	return time.Time{}, nil, fmt.Errorf("--pitr %q: want RFC 3339 (2026-11-26T14:03:27Z) or 'YYYY-MM-DD HH:MM:SS[.frac]' in the local time zone (TZ)", at)
 }

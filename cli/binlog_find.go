@@ -92,13 +92,8 @@ func parseFindTime(flag, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	if t, ok := parseTime(s, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04", "2006-01-02"); ok {
 		return t, nil
-	}
-	for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
 	}
 	return time.Time{}, fmt.Errorf("--%s %q: want RFC 3339 (2026-11-26T14:03:27Z) or 'YYYY-MM-DD HH:MM:SS' in the local time zone (TZ)", flag, s)
 }
