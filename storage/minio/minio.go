@@ -309,10 +309,7 @@ func (b *Backend) Stat(ctx context.Context, key string) (backend.ObjectInfo, err
 
 // List implements backend.Backend.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(backend.ObjectInfo) error) error {
-	strip := ""
-	if b.cfg.Prefix != "" {
-		strip = b.cfg.Prefix + "/"
-	}
+	strip := s3opt.ObjectKey(b.cfg.Prefix, "")
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := b.core.Client.ListObjects(lctx, b.cfg.Bucket, mgo.ListObjectsOptions{Prefix: strip + prefix, Recursive: true, MaxKeys: b.cfg.ListPageSize})

@@ -350,12 +350,7 @@ func (b *Backend) Stat(ctx context.Context, key string) (backend.ObjectInfo, err
 
 // List implements backend.Backend.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(backend.ObjectInfo) error) error {
-	full := prefix
-	strip := ""
-	if b.cfg.Prefix != "" {
-		strip = b.cfg.Prefix + "/"
-		full = strip + prefix
-	}
+	full, strip := s3opt.ObjectKey(b.cfg.Prefix, prefix), s3opt.ObjectKey(b.cfg.Prefix, "")
 	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{
 		Bucket:  &b.cfg.Bucket,
 		Prefix:  aws.String(full),
