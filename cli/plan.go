@@ -225,14 +225,16 @@ var memberStatus = []string{"wsrep_local_index", "wsrep_local_state_comment", "w
 	"wsrep_last_committed", "wsrep_local_cached_downto", "wsrep_cluster_status",
 	"wsrep_replicated", "wsrep_replicated_bytes", "wsrep_received", "wsrep_received_bytes"}
 
-func readMember(ctx context.Context, t mariadb.Target, timeout time.Duration) (ist.Member, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	db, err := mariadb.Open(ctx, t)
-	if err != nil {
-		return ist.Member{}, err
-	}
-	defer db.Close()
+func readMember(ctx context.Context, t mariadb.Target, timeout time.Duration) (m ist.Member, err error) {
+	err = withNode(ctx, t, timeout, func(ctx context.Context, db *sql.DB) error {
+		m, err = memberOf(ctx, db)
+		return err
+	})
+	return m, err
+}
+
+// memberOf reads what plan needs of one running member.
+func memberOf(ctx context.Context, db *sql.DB) (ist.Member, error) {
 	vars, err := mariadb.GlobalStatus(ctx, db, memberStatus...)
 	if err != nil {
 		return ist.Member{}, err
