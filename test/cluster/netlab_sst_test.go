@@ -134,6 +134,7 @@ func captureFullSST(t *testing.T, ctx context.Context, c *cluster.Cluster, needl
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _, _ = capt.Stop() }) // joined even if the test stops early
 	off := logSize(n3)
 	startErr := n3.Start(ctx)
 	res, err := capt.Stop()
@@ -187,6 +188,7 @@ func mitmRefused(t *testing.T, ctx context.Context, c *cluster.Cluster, marker [
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _, _ = capt.Stop() })
 	offs := []int64{logSize(n1), logSize(n2), logSize(n3)}
 	startErr := n3.Start(ctx)
 	if startErr == nil {
