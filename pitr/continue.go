@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gosst/gosst/backup"
+	"github.com/gosst/gosst/internal/failpoint"
 	"github.com/gosst/gosst/internal/fsutil"
 )
 
@@ -294,6 +295,7 @@ func Continue(ctx context.Context, a *Archive, o PITROptions) (*PITRResult, erro
 	if err := writeMarker(dir, m); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("continue-marked")
 	if len(steps) > 0 {
 		if o.Replay == ReplayClient {
 			res.Replay = ReplayClient
