@@ -116,7 +116,8 @@ func validFingerprint(s string) bool {
 }
 
 // Fingerprint hashes the name, type, size and modification time (ns) of
-// every file under dir except the marker itself. A server started on the
+// every file under dir except the marker itself (and a mount point's
+// lost+found and a restore's staging directory inside it). A server started on the
 // datadir changes it whatever it does: mariadbd creates or rewrites
 // files (ddl_recovery.log, aria_log_control, the InnoDB log's checkpoint
 // at shutdown, ib_buffer_pool), which changes their modification times;
@@ -139,6 +140,12 @@ func Fingerprint(dir string) (string, error) {
 		}
 		if rel == MarkerFile || strings.HasPrefix(rel, "."+MarkerFile+".gosst-") {
 			return nil // the marker and its temporary copies
+		}
+		if d.IsDir() && (rel == "lost+found" || strings.HasPrefix(rel, ".gosst-restore-")) {
+			// A target that is a mount point keeps its lost+found, and a
+			// restore into it stages inside it: neither is the datadir
+			// the replay left (the fingerprint is taken before the swap).
+			return filepath.SkipDir
 		}
 		fi, err := d.Info()
 		if err != nil {

@@ -121,6 +121,12 @@ func TestFingerprint(t *testing.T) {
 	if err := writeMarker(dir, &Marker{State: MarkerContinuing, BackupID: "b", Lineage: "l", Replay: ReplayApplier, Fingerprint: goodFP}); err != nil {
 		t.Fatal(err)
 	}
+	// A mount point's lost+found and a restore staged inside the target.
+	for _, d := range []string{"lost+found", ".gosst-restore-123/data"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.Chmod(filepath.Join(dir, "ibdata1"), 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +136,7 @@ func TestFingerprint(t *testing.T) {
 	}
 	dir = moved
 	if got := fp(); got != base {
-		t.Fatal("the marker, a mode change or a rename changed the fingerprint")
+		t.Fatal("the marker, lost+found, a staging directory, a mode change or a rename changed the fingerprint")
 	}
 	for _, change := range []func(){
 		func() { write("db/t.ibd", "more rows") },
