@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gosst/gosst/pitr"
 	"github.com/gosst/gosst/test/gbtest"
@@ -46,9 +47,9 @@ func TestPITRContinue(t *testing.T) {
 	for i := 1; i <= 12; i++ {
 		switch i {
 		case 6:
-			exec("UPDATE pitr_cont.t SET v = v * 10 WHERE id < 4")
+			exec("UPDATE pitr_cont.t SET v = v * 10 WHERE id < 104")
 		case 9:
-			exec("DELETE FROM pitr_cont.t WHERE id = 2")
+			exec("DELETE FROM pitr_cont.t WHERE id = 102")
 		default:
 			exec(fmt.Sprintf("INSERT INTO pitr_cont.t VALUES (%d, %d)", 100+i, i))
 		}
@@ -56,8 +57,33 @@ func TestPITRContinue(t *testing.T) {
 		if err := conn.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&g); err != nil {
 			t.Fatal(err)
 		}
+		if len(gtids) > 0 && g == gtids[len(gtids)-1] {
+			t.Fatalf("transaction %d wrote no binlog event (GTID still %s)", i, g)
+		}
 		gtids = append(gtids, g)
 	}
+	// A time target after the last transaction's commit second: wait on
+	// the server's clock until it has passed, so that the archived file
+	// closes at or after it.
+	var last time.Time
+	if err := conn.QueryRowContext(ctx, "SELECT NOW(6)").Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	at := last.Truncate(time.Second).Add(time.Second)
+	for i := 0; ; i++ {
+		var now time.Time
+		if err := conn.QueryRowContext(ctx, "SELECT NOW(6)").Scan(&now); err != nil {
+			t.Fatal(err)
+		}
+		if !now.Before(at) {
+			break
+		}
+		if i > 10000 {
+			t.Fatal("the server clock did not advance")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	atArg := at.Format("2006-01-02 15:04:05")
 	flush(t, n1)
 	mustGB(t, "binlog", "archive", "--storage", store, "--socket", n1.Socket, "--user", "root", "--log-level", "warn")
 	x, z, y := gtids[3], gtids[6], gtids[10] // before transactions 4, 7 and 11
@@ -113,6 +139,9 @@ func TestPITRContinue(t *testing.T) {
 	if got != want {
 		t.Fatalf("--continue X→Z→Y gives %s, a direct restore to Y %s", got, want)
 	}
+	if !strings.HasSuffix(got, "rows=7") {
+		t.Fatalf("restore to Y: %s, want 7 rows", got)
+	}
 	t.Logf("both: %s", got)
 
 	// checksum started a server on dir: no longer exactly the PITR result.
@@ -124,6 +153,20 @@ func TestPITRContinue(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused("is not a gosst PITR result", "--pitr-gtid", y, "--continue", plain)
+
+	// A time target: X then --continue to the time after the last
+	// transaction equals a direct restore to that time (all 12
+	// transactions: 10 inserts, one deleted).
+	timed := filepath.Join(t.TempDir(), "data")
+	restore("--pitr-gtid", x, "--target-dir", timed)
+	restore("--pitr", atArg, "--continue", timed)
+	refused("the same point", "--pitr", atArg, "--continue", timed)
+	refused("only moves forward", "--pitr-gtid", gtids[11], "--continue", timed)
+	directTime := filepath.Join(t.TempDir(), "data")
+	restore("--pitr", atArg, "--target-dir", directTime)
+	if got, want := checksum(timed), checksum(directTime); got != want || !strings.HasSuffix(got, "rows=9") {
+		t.Fatalf("--continue X→%s gives %s, a direct restore to it %s (want 9 rows)", atArg, got, want)
+	}
 
 	// A --continue killed after marking the directory, before its replay:
 	// the next one is refused, with the reason.
