@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gosst/gosst/backup"
 	"github.com/gosst/gosst/internal/failpoint"
 	"github.com/gosst/gosst/internal/fsutil"
@@ -257,6 +259,11 @@ func Continue(ctx context.Context, a *Archive, o PITROptions) (*PITRResult, erro
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("--continue %s: not a directory", o.TargetDir)
 	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	m, err := ReadMarker(dir)
 	if err != nil {
 		return nil, err
@@ -324,6 +331,25 @@ func Continue(ctx context.Context, a *Archive, o PITROptions) (*PITRResult, erro
 		return nil, err
 	}
 	return res, nil
+}
+
+// lockDir takes an exclusive flock on dir for the duration of one
+// --continue: a second one on the same directory is refused instead of
+// replaying into it at the same time. The kernel drops the lock when the
+// process dies.
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: another --continue is running on it", dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // forward refuses a target that is not after what m's datadir holds.

@@ -202,6 +202,27 @@ func TestForward(t *testing.T) {
 	}
 }
 
+// TestContinueLocked: a second --continue on a directory another one
+// holds is refused.
+func TestContinueLocked(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	_, err = Continue(context.Background(), &Archive{}, PITROptions{
+		RestoreOptions: backup.RestoreOptions{TargetDir: dir}, GTID: &binlog.GTID{Domain: 7, Server: 11, Seq: 50}})
+	if err == nil || !strings.Contains(err.Error(), "another --continue is running") {
+		t.Fatalf("got %v", err)
+	}
+	unlock()
+	if _, err = Continue(context.Background(), &Archive{}, PITROptions{
+		RestoreOptions: backup.RestoreOptions{TargetDir: dir}, GTID: &binlog.GTID{Domain: 7, Server: 11, Seq: 50}}); err == nil || !strings.Contains(err.Error(), "not a gosst PITR result") {
+		t.Fatalf("after unlock: got %v", err)
+	}
+}
+
 // TestContinueRefuses: the refusals that need no archive, each leaving the
 // directory as it was.
 func TestContinueRefuses(t *testing.T) {
