@@ -345,12 +345,6 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pitr := o.PITR != "" || o.PITRGTID != ""
-			if pitr && len(args) > 0 {
-				return &ExitError{Code: ExitUsage, Err: errors.New("--pitr/--pitr-gtid pick the backup themselves: give no backup id")}
-			}
-			if !pitr && len(args) != 1 {
-				return &ExitError{Code: ExitUsage, Err: errors.New("give a backup id or latest (or --pitr TIME / --pitr-gtid D-S-N)")}
-			}
 			if o.Continue != "" {
 				switch {
 				case !pitr:
@@ -358,6 +352,12 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 				case o.TargetDir != "" || o.Force || o.Galera:
 					return &ExitError{Code: ExitUsage, Err: errors.New("--continue DIR replays into DIR itself: give no --target-dir, --force or --galera")}
 				}
+			}
+			if pitr && len(args) > 0 {
+				return &ExitError{Code: ExitUsage, Err: errors.New("--pitr/--pitr-gtid pick the backup themselves: give no backup id")}
+			}
+			if !pitr && len(args) != 1 {
+				return &ExitError{Code: ExitUsage, Err: errors.New("give a backup id or latest (or --pitr TIME / --pitr-gtid D-S-N)")}
 			}
 			ids, err := o.identities()
 			if err != nil {
