@@ -313,6 +313,7 @@ type restoreOptions struct {
 	PITRGTID  string
 	Replay    string
 	Threads   int
+	Continue  string
 }
 
 func newRestoreCommand(g *Globals) *cobra.Command {
@@ -339,10 +340,19 @@ holds the writes since the backup (otherwise it takes a full SST). Do not use
 Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 		Example: `  galera-backup restore latest --target-dir /var/lib/mysql --force --galera --identity /root/backup.key
   galera-backup restore --pitr '2026-11-26 14:03:27' --target-dir /srv/pitr --identity /root/backup.key
-  galera-backup restore --pitr-gtid 7-11-4711 --target-dir /srv/pitr`,
+  galera-backup restore --pitr-gtid 7-11-4711 --target-dir /srv/pitr
+  galera-backup restore --pitr-gtid 7-11-4790 --continue /srv/pitr`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pitr := o.PITR != "" || o.PITRGTID != ""
+			if o.Continue != "" {
+				switch {
+				case !pitr:
+					return &ExitError{Code: ExitUsage, Err: errors.New("--continue DIR needs the new target: --pitr TIME or --pitr-gtid D-S-N")}
+				case o.TargetDir != "" || o.Force || o.Galera:
+					return &ExitError{Code: ExitUsage, Err: errors.New("--continue DIR replays into DIR itself: give no --target-dir, --force or --galera")}
+				}
+			}
 			if pitr && len(args) > 0 {
 				return &ExitError{Code: ExitUsage, Err: errors.New("--pitr/--pitr-gtid pick the backup themselves: give no backup id")}
 			}
@@ -352,6 +362,14 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 			ids, err := o.identities()
 			if err != nil {
 				return err
+			}
+			if o.Continue != "" {
+				cat, done, err := o.catalog(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer done()
+				return runPITRContinue(cmd.Context(), g, o, cat, ids)
 			}
 			if o.TargetDir == "" {
 				return &ExitError{Code: ExitUsage, Err: errors.New("--target-dir is required")}
@@ -393,6 +411,7 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 	cmd.Flags().StringVar(&o.PITRGTID, "pitr-gtid", "", "point-in-time restore up to, not including, transaction D-S-N")
 	cmd.Flags().StringVar(&o.Replay, "replay", pitr.ReplayApplier, "how --pitr replays binlogs: applier (the server's parallel replication applier) or client (mariadb-binlog | mariadb)")
 	cmd.Flags().IntVar(&o.Threads, "applier-threads", pitr.DefaultApplierThreads, "slave_parallel_threads of --replay=applier")
+	cmd.Flags().StringVar(&o.Continue, "continue", "", "with --pitr/--pitr-gtid: extend DIR, the unchanged result of an earlier --pitr restore, to the later target, replaying only the transactions in between (see docs/pitr.md)")
 	return cmd
 }
 

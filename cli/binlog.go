@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"github.com/gosst/gosst/backup"
@@ -236,6 +237,39 @@ func parsePITRTarget(at, gtid string) (time.Time, *binlog.GTID, error) {
 		return t, nil, nil
 	}
 	return time.Time{}, nil, fmt.Errorf("--pitr %q: want RFC 3339 (2026-11-26T14:03:27Z) or 'YYYY-MM-DD HH:MM:SS[.frac]' in the local time zone (TZ)", at)
+}
+
+// runPITRContinue runs restore --pitr / --pitr-gtid --continue DIR.
+func runPITRContinue(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Catalog, ids []age.Identity) error {
+	at, gtid, err := parsePITRTarget(o.PITR, o.PITRGTID)
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	if o.Replay != pitr.ReplayApplier && o.Replay != pitr.ReplayClient {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--replay %q: want %s or %s", o.Replay, pitr.ReplayApplier, pitr.ReplayClient)}
+	}
+	if o.Threads < 1 {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-threads %d: want at least 1", o.Threads)}
+	}
+	start := time.Now()
+	prog := newProgress(g, "replay")
+	res, err := pitr.Continue(ctx, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{
+		RestoreOptions: backup.RestoreOptions{TargetDir: o.Continue, Identities: ids, Logger: g.Logger},
+		Time:           at, GTID: gtid, Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Update})
+	prog.Done()
+	if err != nil {
+		return fmt.Errorf("point-in-time restore --continue failed: %w", err)
+	}
+	target := ""
+	if gtid != nil {
+		target = "before GTID " + gtid.String()
+	} else {
+		target = "committed before " + at.UTC().Truncate(time.Second).Format(time.RFC3339) + " (1 s resolution)"
+	}
+	fmt.Fprintf(g.Out, "continued %s to %s in %s: %d more transactions replayed from %d archived binlog files (%s … %s) in %s (%s)\n",
+		o.Continue, target, time.Since(start).Round(time.Second), res.Transactions, res.Files, dash(res.First), dash(res.Last),
+		res.ReplayTime.Round(time.Millisecond), dash(res.Replay))
+	return nil
 }
 
 // runPITR runs restore --pitr / --pitr-gtid.

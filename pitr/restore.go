@@ -243,6 +243,11 @@ type PITRResult struct {
 	Replay         string `json:"replay,omitempty"`
 	ApplierThreads int    `json:"applier_threads,omitempty"`
 	ReplayBytes    int64  `json:"replay_bytes,omitempty"`
+	// reached is the sequence number in the window's domain of the last
+	// transaction applied; position where the replay stopped in the
+	// archive (for the marker).
+	reached  uint64
+	position string
 }
 
 // ErrOutsideWindow means the target cannot be restored from what is stored.
@@ -310,6 +315,11 @@ func PITR(ctx context.Context, cat *backup.Catalog, a *Archive, o PITROptions) (
 		return nil, err
 	}
 	failpoint.Hit("replayed")
+	// The marker goes in with the datadir, in the same swap: it records
+	// how far it was replayed, for restore --continue.
+	if err := writeMarker(sr.DataDir(), newMarker(base.ID, w, o, res, base.EndTime)); err != nil {
+		return nil, err
+	}
 	if err := sr.Swap(); err != nil {
 		return nil, err
 	}
@@ -416,6 +426,7 @@ func pick(cov *Coverage, o PITROptions) (*Window, *backup.Manifest, error) {
 func plan(ctx context.Context, a *Archive, w *Window, base *backup.Manifest, baseSeq uint64, o PITROptions, dir string, res *PITRResult) ([]step, error) {
 	var steps []step
 	cur := baseSeq
+	res.reached = cur
 	if o.GTID != nil && o.GTID.Seq == cur+1 {
 		return nil, nil
 	}
@@ -476,6 +487,11 @@ func plan(ctx context.Context, a *Archive, w *Window, base *backup.Manifest, bas
 		if st.stop < 0 || st.stop > st.start {
 			steps = append(steps, st)
 			res.Files++
+			stop := st.stop
+			if stop < 0 {
+				stop = s.Object.PlainSize
+			}
+			res.position = fmt.Sprintf("%s %s:%d", s.Node, s.File, stop)
 		}
 		cur = s.To
 		if done {
@@ -514,6 +530,9 @@ func scanStep(st *step, domain uint32, o PITROptions, res *PITRResult) (end int6
 		}
 		res.Last, res.LastCommit = tx.GTID.String(), tx.Commit
 		res.Transactions++
+		if tx.GTID.Domain == domain {
+			res.reached = tx.GTID.Seq
+		}
 		return true
 	})
 	f.Close()
@@ -544,6 +563,11 @@ func stopBeforeCut(st *step, end int64, res *PITRResult) (int64, error) {
 		}
 		if !tx.Complete {
 			stop = tx.Offset
+			if tx.GTID.Domain == st.seg.Domain && tx.GTID.Seq > 0 && res.reached >= tx.GTID.Seq {
+				// Not applied: the window's domain has no gaps, so the
+				// transaction before it is the last one applied.
+				res.reached = tx.GTID.Seq - 1
+			}
 			return false
 		}
 		last = tx
