@@ -253,7 +253,7 @@ func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Cat
 	start := time.Now()
 	prog := newProgress(g, "replay")
 	res, err := pitr.PITR(ctx, cat, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{RestoreOptions: ro, Time: at, GTID: gtid,
-		Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Update})
+		Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Replay})
 	prog.Done()
 	if err != nil {
 		return fmt.Errorf("point-in-time restore failed: %w", err)
@@ -269,12 +269,8 @@ func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Cat
 			target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID)
 		return nil
 	}
-	how := res.Replay
-	if res.Replay == pitr.ReplayApplier {
-		how = fmt.Sprintf("%s, %d threads, %s of relay logs", res.Replay, res.ApplierThreads, text.Bytes(res.ReplayBytes))
-	}
 	fmt.Fprintf(g.Out, "restored %s into %s in %s: backup %s (gtid %s) + %d transactions replayed from %d archived binlog files (%s … %s, last commit %s; started at %s) in %s (%s)\n",
 		target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID, res.Transactions, res.Files,
-		dash(res.First), dash(res.Last), res.LastCommit.Format(time.RFC3339), res.Start, res.ReplayTime.Round(time.Millisecond), how)
+		dash(res.First), dash(res.Last), res.LastCommit.Format(time.RFC3339), res.Start, res.ReplayTime.Round(time.Millisecond), replayHow(res))
 	return nil
 }
