@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,12 @@ func TestPITRApplierDomainsStrict(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
 			out := mustGB(t, append([]string{"restore", "--replay", mode, "--target-dir", dir, "--storage", store, "--log-level", "warn"}, tc.args...)...)
 			t.Logf("%s (%s): %s", tc.what, mode, strings.TrimSpace(out))
+			// The summary gives the replay's rate and the events it read
+			// (the SQL thread's Executed_log_entries, mariadb-binlog's
+			// events), in both modes.
+			if !regexp.MustCompile(`\(` + mode + `, .*\d+ transactions/s, [1-9]\d* events\)`).MatchString(out) {
+				t.Errorf("%s (%s): the summary has no transactions/s and events: %s", tc.what, mode, out)
+			}
 			db, stop := gbtest.Standalone(t, dir)
 			var got state
 			var sum sql.NullInt64
