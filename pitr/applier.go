@@ -65,6 +65,7 @@ type relaySet struct {
 	total       int64
 	run         []step  // the steps, one per relay log
 	delta       []int64 // a relay log offset + delta is the offset in its step's file
+	spans       []int64 // bytes of each step's file replayed (step.span)
 }
 
 // writeRelay turns one run into relay logs in dir. The first relay log
@@ -97,6 +98,7 @@ func writeRelay(dir string, run []step) (*relaySet, error) {
 		rs.files = append(rs.files, name)
 		rs.sizes = append(rs.sizes, size)
 		rs.delta = append(rs.delta, delta)
+		rs.spans = append(rs.spans, st.span())
 		rs.total += size
 		idx = append(idx, name+"\n"...)
 	}
@@ -250,11 +252,12 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 		}
 		res.ReplayTime += took
 		res.ReplayBytes += rs.total
-		pr.done += rs.total
-		for _, st := range run {
+		for i, st := range run {
+			pr.done += rs.spans[i]
 			pr.txDone += st.tx.total()
 		}
 		res.Events = pr.events
+		pr.report(pr.done, pr.txDone, pr.events, run[len(run)-1].seg.File+": end of run") // the line ends at the run's end
 		for _, f := range rs.files {
 			_ = os.Remove(f) // links or the cut copy: the staged files stay
 		}
@@ -414,22 +417,23 @@ func waitApplied(ctx context.Context, db *sql.DB, rs *relaySet, pr *replayProgre
 }
 
 // progress maps the SQL thread's relay log position to the bytes of the
-// set applied and the transactions of its steps completed.
+// archived files applied (from each step's start, as replayProgress.total
+// counts them) and the transactions of the steps completed.
 func (rs *relaySet) progress(file string, pos int64) (applied, tx int64) {
 	for i, f := range rs.files {
-		if filepath.Base(f) == file {
-			applied += pos
-			if i < len(rs.run) {
-				tx += rs.run[i].tx.at(pos + rs.delta[i])
-			}
+		if i >= len(rs.run) {
 			break
 		}
-		applied += rs.sizes[i]
-		if i < len(rs.run) {
-			tx += rs.run[i].tx.total()
+		st := rs.run[i]
+		if filepath.Base(f) == file {
+			applied += min(max(pos+rs.delta[i]-st.start, 0), rs.spans[i])
+			tx += st.tx.at(pos + rs.delta[i])
+			break
 		}
+		applied += rs.spans[i]
+		tx += st.tx.total()
 	}
-	return min(applied, rs.total), tx
+	return applied, tx
 }
 
 // slaveStatus returns the row of the default connection of SHOW ALL

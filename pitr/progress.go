@@ -199,4 +199,5 @@ func (c *clientTracker) finish() {
 		c.pr.txDone += st.tx.total()
 	}
 	c.pr.events += c.events
+	c.pr.report(c.pr.done, c.pr.txDone, c.pr.events, c.run[len(c.run)-1].seg.File+": end of run") // the line ends at the run's end
 }
