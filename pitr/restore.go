@@ -690,8 +690,9 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 		bl.Env = append(os.Environ(), "TZ=UTC")
 		if err := bl.Run(); err != nil {
 			feedErr = fmt.Errorf("mariadb-binlog %s: %w\n%s", strings.Join(bargs[1:], " "), err, blErr.String())
+		} else {
+			tr.finish()
 		}
-		tr.finish()
 	}
 	pw.Close()
 	cerr := <-clientDone
