@@ -2,12 +2,15 @@ package pitr
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gosst/gosst/binlog"
 )
@@ -271,5 +274,33 @@ func TestClientTracker(t *testing.T) {
 	c.finish()
 	if pr.done != pr.total || pr.txDone != 5 || pr.events != 7 {
 		t.Errorf("after the run: %d of %d bytes, %d transactions, %d events; want all, 5, 7", pr.done, pr.total, pr.txDone, pr.events)
+	}
+}
+
+// TestReplayProgressLog: without a Progress callback the replay writes a
+// log line (the first at once, then at most every 10 s) with bytes,
+// transactions, their rates and events; transactions never exceed the
+// planned total.
+func TestReplayProgressLog(t *testing.T) {
+	var buf bytes.Buffer
+	pr := &replayProgress{log: slog.New(slog.NewTextHandler(&buf, nil)), total: 1000, txTotal: 10}
+	pr.t0 = time.Now().Add(-time.Second) // rates are averages since t0
+	pr.report(500, 12, 40, "mysql-bin.000002:4711")
+	line := buf.String()
+	for _, want := range []string{"msg=\"replay progress\"", "bytes=500", "of=1000", "transactions=10 ", "transactions_total=10", "events=40", "at=mysql-bin.000002:4711"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line %q lacks %q", line, want)
+		}
+	}
+	if !regexp.MustCompile(`bytes_per_s=\d+ .*tx_per_s=\d+ `).MatchString(line) {
+		t.Errorf("log line %q: want the byte and transaction rates", line)
+	}
+	pr.report(600, 5, 41, "x") // within 10 s: no line
+	if buf.String() != line {
+		t.Errorf("a second line within 10 s: %q", buf.String())
+	}
+	s := pr.snapshot(1000, 10, -1)
+	if s.Transactions != 10 || s.TransactionsTotal != 10 || s.Events != -1 || s.ETA != 0 {
+		t.Errorf("snapshot at the end: %+v", s)
 	}
 }
