@@ -239,76 +239,73 @@ func parsePITRTarget(at, gtid string) (time.Time, *binlog.GTID, error) {
 	return time.Time{}, nil, fmt.Errorf("--pitr %q: want RFC 3339 (2026-11-26T14:03:27Z) or 'YYYY-MM-DD HH:MM:SS[.frac]' in the local time zone (TZ)", at)
 }
 
-// runPITRContinue runs restore --pitr / --pitr-gtid --continue DIR.
-func runPITRContinue(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Catalog, ids []age.Identity) error {
+// pitrRequest checks restore's PITR flags and returns the target; bad
+// flags are usage errors.
+func pitrRequest(o *restoreOptions) (time.Time, *binlog.GTID, error) {
 	at, gtid, err := parsePITRTarget(o.PITR, o.PITRGTID)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: err}
+		return time.Time{}, nil, &ExitError{Code: ExitUsage, Err: err}
 	}
 	if o.Replay != pitr.ReplayApplier && o.Replay != pitr.ReplayClient {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--replay %q: want %s or %s", o.Replay, pitr.ReplayApplier, pitr.ReplayClient)}
+		return time.Time{}, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--replay %q: want %s or %s", o.Replay, pitr.ReplayApplier, pitr.ReplayClient)}
 	}
 	if o.Threads < 1 {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-threads %d: want at least 1", o.Threads)}
+		return time.Time{}, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-threads %d: want at least 1", o.Threads)}
+	}
+	return at, gtid, nil
+}
+
+// targetDesc names a PITR target in the summaries.
+func targetDesc(at time.Time, gtid *binlog.GTID) string {
+	if gtid != nil {
+		return "before GTID " + gtid.String()
+	}
+	return "committed before " + at.UTC().Truncate(time.Second).Format(time.RFC3339) + " (1 s resolution)"
+}
+
+// runPITRContinue runs restore --pitr / --pitr-gtid --continue DIR.
+func runPITRContinue(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Catalog, ids []age.Identity) error {
+	at, gtid, err := pitrRequest(o)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	prog := newProgress(g, "replay")
 	res, err := pitr.Continue(ctx, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{
 		RestoreOptions: backup.RestoreOptions{TargetDir: o.Continue, Identities: ids, Logger: g.Logger},
-		Time:           at, GTID: gtid, Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Update})
+		Time:           at, GTID: gtid, Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Replay})
 	prog.Done()
 	if err != nil {
 		return fmt.Errorf("point-in-time restore --continue failed: %w", err)
 	}
-	target := ""
-	if gtid != nil {
-		target = "before GTID " + gtid.String()
-	} else {
-		target = "committed before " + at.UTC().Truncate(time.Second).Format(time.RFC3339) + " (1 s resolution)"
-	}
 	fmt.Fprintf(g.Out, "continued %s to %s in %s: %d more transactions replayed from %d archived binlog files (%s … %s) in %s (%s)\n",
-		o.Continue, target, time.Since(start).Round(time.Second), res.Transactions, res.Files, dash(res.First), dash(res.Last),
-		res.ReplayTime.Round(time.Millisecond), dash(res.Replay))
+		o.Continue, targetDesc(at, gtid), time.Since(start).Round(time.Second), res.Transactions, res.Files, dash(res.First), dash(res.Last),
+		res.ReplayTime.Round(time.Millisecond), replayHow(res))
 	return nil
 }
 
 // runPITR runs restore --pitr / --pitr-gtid.
 func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Catalog, ro backup.RestoreOptions) error {
-	at, gtid, err := parsePITRTarget(o.PITR, o.PITRGTID)
+	at, gtid, err := pitrRequest(o)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: err}
-	}
-	if o.Replay != pitr.ReplayApplier && o.Replay != pitr.ReplayClient {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--replay %q: want %s or %s", o.Replay, pitr.ReplayApplier, pitr.ReplayClient)}
-	}
-	if o.Threads < 1 {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-threads %d: want at least 1", o.Threads)}
+		return err
 	}
 	start := time.Now()
 	prog := newProgress(g, "replay")
 	res, err := pitr.PITR(ctx, cat, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{RestoreOptions: ro, Time: at, GTID: gtid,
-		Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Update})
+		Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Replay})
 	prog.Done()
 	if err != nil {
 		return fmt.Errorf("point-in-time restore failed: %w", err)
 	}
-	target := ""
-	if gtid != nil {
-		target = "before GTID " + gtid.String()
-	} else {
-		target = "committed before " + at.UTC().Truncate(time.Second).Format(time.RFC3339) + " (1 s resolution)"
-	}
+	target := targetDesc(at, gtid)
 	if res.Transactions == 0 {
 		fmt.Fprintf(g.Out, "restored %s into %s in %s: backup %s (gtid %s) is the target state, nothing to replay\n",
 			target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID)
 		return nil
 	}
-	how := res.Replay
-	if res.Replay == pitr.ReplayApplier {
-		how = fmt.Sprintf("%s, %d threads, %s of relay logs", res.Replay, res.ApplierThreads, text.Bytes(res.ReplayBytes))
-	}
 	fmt.Fprintf(g.Out, "restored %s into %s in %s: backup %s (gtid %s) + %d transactions replayed from %d archived binlog files (%s … %s, last commit %s; started at %s) in %s (%s)\n",
 		target, ro.TargetDir, time.Since(start).Round(time.Second), res.BackupID, res.Backup.Binlog.GTID, res.Transactions, res.Files,
-		dash(res.First), dash(res.Last), res.LastCommit.Format(time.RFC3339), res.Start, res.ReplayTime.Round(time.Millisecond), how)
+		dash(res.First), dash(res.Last), res.LastCommit.Format(time.RFC3339), res.Start, res.ReplayTime.Round(time.Millisecond), replayHow(res))
 	return nil
 }

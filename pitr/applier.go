@@ -63,6 +63,9 @@ type relaySet struct {
 	untilFile   string   // base name of the last relay log
 	untilPos    int64    // where the SQL thread stops in it
 	total       int64
+	run         []step  // the steps, one per relay log
+	delta       []int64 // a relay log offset + delta is the offset in its step's file
+	spans       []int64 // bytes of each step's file replayed (step.span)
 }
 
 // writeRelay turns one run into relay logs in dir. The first relay log
@@ -75,14 +78,14 @@ func writeRelay(dir string, run []step) (*relaySet, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	rs := &relaySet{base: filepath.Join(dir, "relay"), index: filepath.Join(dir, "relay.index")}
+	rs := &relaySet{base: filepath.Join(dir, "relay"), index: filepath.Join(dir, "relay.index"), run: run}
 	var idx []byte
 	for i, st := range run {
 		name := fmt.Sprintf("%s.%06d", rs.base, i+1)
-		var size int64
+		var size, delta int64
 		var err error
 		if i == 0 {
-			size, err = writeFirstRelay(name, st)
+			size, delta, err = writeFirstRelay(name, st)
 		} else {
 			size, err = linkRelay(name, st.path)
 			if err == nil && st.stop >= 0 {
@@ -94,6 +97,8 @@ func writeRelay(dir string, run []step) (*relaySet, error) {
 		}
 		rs.files = append(rs.files, name)
 		rs.sizes = append(rs.sizes, size)
+		rs.delta = append(rs.delta, delta)
+		rs.spans = append(rs.spans, st.span())
 		rs.total += size
 		idx = append(idx, name+"\n"...)
 	}
@@ -136,27 +141,28 @@ func copyFile(dst, src string) error {
 
 // writeFirstRelay writes magic + Format_description + Rotate(file, start)
 // + the events of st from its start (after the Format_description) up to
-// its stop or end, and returns the relay log's size.
-func writeFirstRelay(name string, st step) (int64, error) {
+// its stop or end, and returns the relay log's size and what to add to an
+// offset in it to get the offset in st's file.
+func writeFirstRelay(name string, st step) (size, delta int64, err error) {
 	in, err := os.Open(st.path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer in.Close()
 	r, err := binlog.NewReader(in)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	fde, err := r.Next()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if fde.Type != binlog.TypeFormatDescription {
-		return 0, fmt.Errorf("%s: first event is type %d, not a Format_description", st.seg.File, fde.Type)
+		return 0, 0, fmt.Errorf("%s: first event is type %d, not a Format_description", st.seg.File, fde.Type)
 	}
 	raw := make([]byte, fde.Size)
 	if _, err := in.ReadAt(raw, fde.Offset); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The Format_description's last body byte is the checksum algorithm.
 	checksum := len(fde.Body) > 0 && fde.Body[len(fde.Body)-1] == 1
@@ -173,17 +179,18 @@ func writeFirstRelay(name string, st step) (int64, error) {
 	if end < 0 {
 		fi, err := in.Stat()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		end = fi.Size()
 	}
 	out, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	head := append(append([]byte(nil), binlog.Magic...), raw...)
 	head = append(head, rotateEvent(fde.ServerID, st.seg.File, uint64(st.start), checksum)...)
 	n := int64(len(head))
+	delta = from - n
 	_, err = out.Write(head)
 	if err == nil && end > from {
 		var c int64
@@ -196,7 +203,7 @@ func writeFirstRelay(name string, st step) (int64, error) {
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	return n, err
+	return n, delta, err
 }
 
 // rotateEvent builds an artificial Rotate event (flag 0x20, log_pos 0)
@@ -231,16 +238,7 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 		threads = DefaultApplierThreads
 	}
 	res.Replay, res.ApplierThreads = ReplayApplier, threads
-	pr := &replayProgress{fn: o.Progress, log: o.Logger, t0: time.Now()}
-	for _, st := range steps {
-		end := st.stop
-		if end < 0 {
-			if fi, err := os.Stat(st.path); err == nil {
-				end = fi.Size()
-			}
-		}
-		pr.total += max(end-st.start, 0)
-	}
+	pr := newReplayProgress(steps, o, res)
 	for i, run := range runsOf(steps) {
 		rs, err := writeRelay(filepath.Join(scratch, fmt.Sprintf("relay-%d", i+1)), run)
 		if err != nil {
@@ -254,7 +252,12 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 		}
 		res.ReplayTime += took
 		res.ReplayBytes += rs.total
-		pr.done += rs.total
+		for i, st := range run {
+			pr.done += rs.spans[i]
+			pr.txDone += st.tx.total()
+		}
+		res.Events = pr.events
+		pr.report(pr.done, pr.txDone, pr.events, run[len(run)-1].seg.File+": end of run") // the line ends at the run's end
 		for _, f := range rs.files {
 			_ = os.Remove(f) // links or the cut copy: the staged files stay
 		}
@@ -316,25 +319,45 @@ func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, thread
 	return took, nil
 }
 
-// replayProgress reports the applier's progress over all runs: to fn
+// replayProgress reports the replay's progress over all runs: to fn
 // (the command's progress line) at every poll, else as a log line every
 // 10 s.
 type replayProgress struct {
-	fn          func(meter.Snapshot)
+	fn          func(ReplaySnapshot)
 	log         *slog.Logger
 	t0, lastLog time.Time
 	total, done int64 // bytes of all runs; of the runs finished
+	// Transactions of all runs (planned); of the runs finished. Events of
+	// the runs finished.
+	txTotal, txDone, events int64
 }
 
-func (p *replayProgress) report(applied int64, at string) {
+func newReplayProgress(steps []step, o PITROptions, res *PITRResult) *replayProgress {
+	pr := &replayProgress{fn: o.Progress, log: o.Logger, t0: time.Now(), txTotal: int64(res.Transactions)}
+	for _, st := range steps {
+		pr.total += st.span()
+	}
+	return pr
+}
+
+// snapshot builds the progress from the totals so far (bytes,
+// transactions and events over all runs; events -1 if unknown).
+func (p *replayProgress) snapshot(bytes, tx, events int64) ReplaySnapshot {
 	el := time.Since(p.t0)
-	s := meter.Snapshot{Bytes: p.done + applied, Total: p.total, Elapsed: el, ETA: -1}
+	s := ReplaySnapshot{Snapshot: meter.Snapshot{Bytes: bytes, Total: p.total, Elapsed: el, ETA: -1},
+		Transactions: min(tx, p.txTotal), TransactionsTotal: p.txTotal, Events: events}
 	if el > 0 {
 		s.Rate = float64(s.Bytes) / el.Seconds()
+		s.TxRate = float64(s.Transactions) / el.Seconds()
 	}
 	if s.Rate > 0 && s.Total >= s.Bytes {
 		s.ETA = time.Duration(float64(s.Total-s.Bytes) / s.Rate * float64(time.Second))
 	}
+	return s
+}
+
+func (p *replayProgress) report(bytes, tx, events int64, at string) {
+	s := p.snapshot(bytes, tx, events)
 	if p.fn != nil {
 		p.fn(s)
 		return
@@ -343,7 +366,9 @@ func (p *replayProgress) report(applied int64, at string) {
 		return
 	}
 	p.lastLog = time.Now()
-	p.log.Info("replay progress", "bytes", s.Bytes, "of", s.Total, "bytes_per_s", int64(s.Rate), "at", at, "eta", s.ETA.Round(time.Second))
+	p.log.Info("replay progress", "bytes", s.Bytes, "of", s.Total, "bytes_per_s", int64(s.Rate),
+		"transactions", s.Transactions, "transactions_total", s.TransactionsTotal, "tx_per_s", int64(s.TxRate),
+		"events", s.Events, "at", at, "eta", s.ETA.Round(time.Second))
 }
 
 // waitApplied polls SHOW SLAVE STATUS until the SQL thread has applied
@@ -352,30 +377,37 @@ func waitApplied(ctx context.Context, db *sql.DB, rs *relaySet, pr *replayProgre
 	for {
 		st, err := slaveStatus(ctx, db)
 		if err != nil {
-			return fmt.Errorf("temporary server: SHOW SLAVE STATUS: %w", err)
+			return fmt.Errorf("temporary server: SHOW ALL SLAVES STATUS: %w", err)
 		}
 		file := st["Relay_Log_File"]
 		pos, _ := strconv.ParseInt(st["Relay_Log_Pos"], 10, 64)
 		done := file == rs.untilFile && pos >= rs.untilPos
+		events := int64(-1)
+		if v, err := strconv.ParseInt(st["Executed_log_entries"], 10, 64); err == nil {
+			events = v
+		}
 		if st["Last_SQL_Errno"] != "" && st["Last_SQL_Errno"] != "0" {
 			return fmt.Errorf("the replication applier stopped with error %s on the transaction at %s:%s of the archived binlogs: %s",
 				st["Last_SQL_Errno"], st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"], st["Last_SQL_Error"])
 		}
 		if done {
+			if events >= 0 && pr.events >= 0 {
+				pr.events += events
+			} else {
+				pr.events = -1
+			}
 			return nil
 		}
 		if st["Slave_SQL_Running"] == "No" {
 			return fmt.Errorf("the replication applier stopped at relay log %s:%d before the end of the replay (%s:%d), without an error", file, pos, rs.untilFile, rs.untilPos)
 		}
-		applied := int64(0)
-		for i, f := range rs.files {
-			if filepath.Base(f) == file {
-				applied += pos
-				break
-			}
-			applied += rs.sizes[i]
+		applied, tx := rs.progress(file, pos)
+		if events >= 0 && pr.events >= 0 {
+			events += pr.events
+		} else {
+			events = -1
 		}
-		pr.report(min(applied, rs.total), st["Relay_Master_Log_File"]+":"+st["Exec_Master_Log_Pos"])
+		pr.report(pr.done+applied, pr.txDone+tx, events, st["Relay_Master_Log_File"]+":"+st["Exec_Master_Log_Pos"])
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -384,8 +416,30 @@ func waitApplied(ctx context.Context, db *sql.DB, rs *relaySet, pr *replayProgre
 	}
 }
 
+// progress maps the SQL thread's relay log position to the bytes of the
+// archived files applied (from each step's start, as replayProgress.total
+// counts them) and the transactions of the steps completed.
+func (rs *relaySet) progress(file string, pos int64) (applied, tx int64) {
+	for i, f := range rs.files {
+		if i >= len(rs.run) {
+			break
+		}
+		st := rs.run[i]
+		if filepath.Base(f) == file {
+			applied += min(max(pos+rs.delta[i]-st.start, 0), rs.spans[i])
+			tx += st.tx.at(pos + rs.delta[i])
+			break
+		}
+		applied += rs.spans[i]
+		tx += st.tx.total()
+	}
+	return applied, tx
+}
+
+// slaveStatus returns the row of the default connection of SHOW ALL
+// SLAVES STATUS: SHOW SLAVE STATUS's columns plus Executed_log_entries.
 func slaveStatus(ctx context.Context, db *sql.DB) (map[string]string, error) {
-	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
+	rows, err := db.QueryContext(ctx, "SHOW ALL SLAVES STATUS")
 	if err != nil {
 		return nil, err
 	}

@@ -311,13 +311,7 @@ func Continue(ctx context.Context, a *Archive, o PITROptions) (*PITRResult, erro
 	}
 	failpoint.Hit("continue-marked")
 	if len(steps) > 0 {
-		if o.Replay == ReplayClient {
-			res.Replay = ReplayClient
-			err = replay(ctx, dir, scratch, steps, o, &res.ReplayTime)
-		} else {
-			err = replayApplier(ctx, dir, scratch, steps, o, res)
-		}
-		if err != nil {
+		if err := replayInto(ctx, dir, scratch, steps, o, res); err != nil {
 			return nil, fmt.Errorf("replay binlogs into %s (it is now marked as an unfinished --continue and is refused by the next one; restore again): %w", dir, err)
 		}
 	} else {

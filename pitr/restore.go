@@ -21,7 +21,6 @@ import (
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
 	"github.com/gosst/gosst/storage/backend"
-	"github.com/gosst/gosst/stream/meter"
 )
 
 // Window is one restorable range: from the earliest backup whose position
@@ -212,10 +211,10 @@ type PITROptions struct {
 	// ApplierThreads is slave_parallel_threads for ReplayApplier
 	// (default DefaultApplierThreads).
 	ApplierThreads int
-	// Progress, if set, receives the applier's progress (bytes of relay
-	// log applied of the total) about every 200 ms; without it a log line
-	// is written every 10 s.
-	Progress func(meter.Snapshot)
+	// Progress, if set, receives the replay's progress (bytes of the
+	// archived binlogs applied of the total, transactions, events) about
+	// every 200 ms; without it a log line is written every 10 s.
+	Progress func(ReplaySnapshot)
 }
 
 // PITRResult reports a point-in-time restore.
@@ -243,6 +242,12 @@ type PITRResult struct {
 	Replay         string `json:"replay,omitempty"`
 	ApplierThreads int    `json:"applier_threads,omitempty"`
 	ReplayBytes    int64  `json:"replay_bytes,omitempty"`
+	// Events read by the replay: the SQL threads' Executed_log_entries
+	// summed over runs (applier; includes each relay log's header events)
+	// or the events mariadb-binlog printed (client); -1 if unknown.
+	Events int64 `json:"events"`
+	// TransactionsPerSecond is Transactions over ReplayTime.
+	TransactionsPerSecond float64 `json:"transactions_per_s"`
 	// reached is the sequence number in the window's domain of the last
 	// transaction applied; position where the replay stopped in the
 	// archive (for the marker).
@@ -258,6 +263,7 @@ type step struct {
 	seg         *Segment
 	path        string
 	start, stop int64
+	tx          *txIndex // the transactions it applies, by offset (nil: none counted)
 }
 
 // PITR restores the newest backup before the target into o.TargetDir and
@@ -369,15 +375,27 @@ func replaySteps(ctx context.Context, sr *backup.StagedRestore, steps []step, o 
 		o.Logger.Info("nothing to replay: the backup is the target state")
 		return nil
 	}
+	if err := replayInto(ctx, sr.DataDir(), sr.Dir(), steps, o, res); err != nil {
+		return fmt.Errorf("replay binlogs (in the staging directory; the target was not changed): %w", err)
+	}
+	return nil
+}
+
+// replayInto replays steps into datadir in o's replay mode, with scratch
+// for the temporary server's files, and fills res's replay figures.
+func replayInto(ctx context.Context, datadir, scratch string, steps []step, o PITROptions, res *PITRResult) error {
 	var err error
 	if o.Replay == ReplayClient {
 		res.Replay = ReplayClient
-		err = replay(ctx, sr.DataDir(), sr.Dir(), steps, o, &res.ReplayTime)
+		err = replay(ctx, datadir, scratch, steps, o, res)
 	} else {
-		err = replayApplier(ctx, sr.DataDir(), sr.Dir(), steps, o, res)
+		err = replayApplier(ctx, datadir, scratch, steps, o, res)
 	}
 	if err != nil {
-		return fmt.Errorf("replay binlogs (in the staging directory; the target was not changed): %w", err)
+		return err
+	}
+	if res.ReplayTime > 0 {
+		res.TransactionsPerSecond = float64(res.Transactions) / res.ReplayTime.Seconds()
 	}
 	return nil
 }
@@ -506,6 +524,7 @@ func plan(ctx context.Context, a *Archive, w *Window, base *backup.Manifest, bas
 // applies into res. end is where its last complete event ends.
 func scanStep(st *step, domain uint32, o PITROptions, res *PITRResult) (end int64, done bool, err error) {
 	var scanErr error
+	st.tx = &txIndex{start: st.start}
 	f, err := os.Open(st.path)
 	if err != nil {
 		return 0, false, err
@@ -533,6 +552,7 @@ func scanStep(st *step, domain uint32, o PITROptions, res *PITRResult) (end int6
 		if tx.GTID.Domain == domain {
 			res.reached = tx.GTID.Seq
 		}
+		st.tx.add(tx.Offset)
 		return true
 	})
 	f.Close()
@@ -578,6 +598,9 @@ func stopBeforeCut(st *step, end int64, res *PITRResult) (int64, error) {
 	}
 	if stop < end && res.Transactions > 0 {
 		res.Transactions--
+		if st.tx != nil && st.tx.n > 0 {
+			st.tx.n--
+		}
 		if last != nil {
 			res.Last, res.LastCommit = last.GTID.String(), last.Time
 		}
@@ -644,7 +667,7 @@ func (a *Archive) download(ctx context.Context, s *Segment, dir, name string, id
 // replay starts a temporary mariadbd on datadir and pipes
 // mariadb-binlog (one invocation per run of consecutive files of one node)
 // into one mariadb client.
-func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROptions, took *time.Duration) error {
+func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROptions, res *PITRResult) error {
 	log := o.Logger
 	srv, err := mariadb.StartScratch(ctx, mariadb.ScratchOptions{
 		DataDir: datadir, RunDir: scratch, Mariadbd: o.Mariadbd, BufferPool: "128M",
@@ -678,6 +701,7 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 	// FLUSH PRIVILEGES loads the grant tables; this session keeps the
 	// privileges it connected with.
 	_, feedErr := io.WriteString(pw, "FLUSH PRIVILEGES;\n")
+	prog := newReplayProgress(steps, o, res)
 	for _, run := range runsOf(steps) {
 		if feedErr != nil {
 			break
@@ -692,12 +716,15 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 		}
 		log.Info("replaying", "files", len(run), "first", first.seg.File, "node", first.seg.Node, "start", first.start, "stop", last.stop)
 		bl := exec.CommandContext(ctx, o.MariadbBinlog, bargs...)
-		bl.Stdout = pw
+		tr := newClientTracker(run, prog)
+		bl.Stdout = newAtScanner(pw, tr.at)
 		blErr := text.NewTail(8 << 10)
 		bl.Stderr = blErr
 		bl.Env = append(os.Environ(), "TZ=UTC")
 		if err := bl.Run(); err != nil {
 			feedErr = fmt.Errorf("mariadb-binlog %s: %w\n%s", strings.Join(bargs[1:], " "), err, blErr.String())
+		} else {
+			tr.finish()
 		}
 	}
 	pw.Close()
@@ -708,6 +735,6 @@ func replay(ctx context.Context, datadir, scratch string, steps []step, o PITROp
 	if feedErr != nil {
 		return feedErr
 	}
-	*took = time.Since(start)
+	res.ReplayTime, res.Events = time.Since(start), prog.events
 	return srv.Stop()
 }

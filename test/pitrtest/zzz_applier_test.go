@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,8 +126,31 @@ func TestPITRApplierDomainsStrict(t *testing.T) {
 	} {
 		for _, mode := range []string{"applier", "client"} {
 			dir := filepath.Join(t.TempDir(), "data")
-			out := mustGB(t, append([]string{"restore", "--replay", mode, "--target-dir", dir, "--storage", store, "--log-level", "warn"}, tc.args...)...)
-			t.Logf("%s (%s): %s", tc.what, mode, strings.TrimSpace(out))
+			out := mustGB(t, append([]string{"restore", "--replay", mode, "--target-dir", dir, "--storage", store, "--log-level", "info"}, tc.args...)...)
+			summary := regexp.MustCompile(`(?m)^restored .*$`).FindString(out)
+			t.Logf("%s (%s): %s", tc.what, mode, summary)
+			// Not a terminal: the progress is a log line (the first at
+			// once, at the latest at the end of the run), with the
+			// transactions of the plan's count.
+			planned := regexp.MustCompile(`\+ (\d+) transactions replayed`).FindStringSubmatch(summary)
+			lines := regexp.MustCompile(`msg=replay .*transactions=(\d+) transactions_total=(\d+) tx_per_s=\d+ events=\d+`).FindAllStringSubmatch(out, -1)
+			if planned == nil || len(lines) == 0 {
+				t.Errorf("%s (%s): no replay progress line or summary:\n%s", tc.what, mode, out)
+			}
+			for _, l := range lines {
+				t.Logf("%s (%s): progress %s", tc.what, mode, l[0])
+				done, _ := strconv.Atoi(l[1])
+				total, _ := strconv.Atoi(l[2])
+				if planned != nil && (l[2] != planned[1] || done > total) {
+					t.Errorf("%s (%s): progress %s, want at most %s of %s transactions", tc.what, mode, l[0], planned[1], planned[1])
+				}
+			}
+			// The summary gives the replay's rate and the events it read
+			// (the SQL thread's Executed_log_entries, mariadb-binlog's
+			// events), in both modes.
+			if !regexp.MustCompile(`\(` + mode + `, .*\d+ transactions/s, [1-9]\d* events\)`).MatchString(summary) {
+				t.Errorf("%s (%s): the summary has no transactions/s and events: %s", tc.what, mode, summary)
+			}
 			db, stop := gbtest.Standalone(t, dir)
 			var got state
 			var sum sql.NullInt64
