@@ -133,7 +133,13 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	// copies with a 32 KiB buffer, so a backup stream of 1 GiB cost 32768
 	// write syscalls and as many hand-overs from the writer of a pipe.
 	// Hiding ReadFrom makes CopyBuffer use buf.
-	buf := make([]byte, putBufSize)
+	// A small object of known size (a manifest, an index) gets a buffer
+	// of its size, not 1 MiB.
+	bufSize := putBufSize
+	if size >= 0 && size < putBufSize {
+		bufSize = int(size) + 1 // +1: never empty, and EOF in the same read
+	}
+	buf := make([]byte, bufSize)
 	n, err := io.CopyBuffer(writerOnly{f}, ctxio.NewReader(ctx, r), buf)
 	if err != nil {
 		return fmt.Errorf("put %s: after %d bytes: %w", key, n, err)
