@@ -128,7 +128,19 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	if err := f.Chmod(FileMode); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	n, err := io.Copy(f, ctxio.NewReader(ctx, r))
+	// One write per MiB, not per 32 KiB: io.Copy into an *os.File goes
+	// through File.ReadFrom, which (for a pipe or any non-file source)
+	// copies with a 32 KiB buffer, so a backup stream of 1 GiB cost 32768
+	// write syscalls and as many hand-overs from the writer of a pipe.
+	// Hiding ReadFrom makes CopyBuffer use buf.
+	// A small object of known size (a manifest, an index) gets a buffer
+	// of its size, not 1 MiB.
+	bufSize := putBufSize
+	if size >= 0 && size < putBufSize {
+		bufSize = int(size) + 1 // +1: never empty, and EOF in the same read
+	}
+	buf := make([]byte, bufSize)
+	n, err := io.CopyBuffer(writerOnly{f}, ctxio.NewReader(ctx, r), buf)
 	if err != nil {
 		return fmt.Errorf("put %s: after %d bytes: %w", key, n, err)
 	}
@@ -154,6 +166,14 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	}
 	return nil
 }
+
+// putBufSize is Put's write size.
+const putBufSize = 1 << 20
+
+// writerOnly hides the ReadFrom of the *os.File it wraps.
+type writerOnly struct{ w io.Writer }
+
+func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
 
 func mapErr(op, key string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {

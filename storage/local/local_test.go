@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -82,5 +83,53 @@ func TestKeyLayoutConflict(t *testing.T) {
 	}
 	if _, err := be.Stat(ctx, "x/f"); err == nil {
 		t.Fatal("x/f is visible as an object")
+	}
+}
+
+// readSizes records the size of every read Put asks its source for.
+type readSizes struct {
+	r   *strings.Reader
+	max int
+}
+
+func (s *readSizes) Read(p []byte) (int, error) {
+	s.max = max(s.max, len(p))
+	return s.r.Read(p)
+}
+
+// TestPutLargeReads: a stream of unknown size (a backup) is written in
+// 1 MiB pieces, not io.Copy's 32 KiB (one write syscall, and one hand-over
+// from an io.Pipe writer, per piece); a small object of known size gets a
+// buffer of its size.
+func TestPutLargeReads(t *testing.T) {
+	ctx := context.Background()
+	be := newLocal(t)
+	for _, tc := range []struct {
+		name    string
+		size    int64 // as announced to Put
+		data    int
+		wantMax int
+	}{
+		{"stream of unknown size", -1, 4 << 20, 1 << 20},
+		{"small object of known size", 100, 100, 101},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &readSizes{r: strings.NewReader(strings.Repeat("x", tc.data))}
+			if err := be.Put(ctx, "k", src, tc.size); err != nil {
+				t.Fatal(err)
+			}
+			if src.max != tc.wantMax {
+				t.Errorf("largest read asked for %d bytes, want %d", src.max, tc.wantMax)
+			}
+			rc, err := be.Get(ctx, "k", 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			if err != nil || len(b) != tc.data {
+				t.Fatalf("read back %d bytes (%v), want %d", len(b), err, tc.data)
+			}
+		})
 	}
 }
