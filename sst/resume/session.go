@@ -317,7 +317,10 @@ func (s *Session) reconnect() (io.ReadWriteCloser, Hello, error) {
 			return c, h, nil
 		}
 		c.Close()
-		if errors.Is(err, ErrOffset) || errors.Is(err, ErrVersion) {
+		if errors.Is(err, ErrOffset) || errors.Is(err, ErrVersion) || errors.Is(err, ErrMalformed) {
+			// A peer that speaks something else (a joiner restarted in
+			// the meantime answers with its refusal) is not going to
+			// become this session's peer.
 			return nil, Hello{}, err
 		}
 		// A connection of another session, or one that broke during
@@ -663,6 +666,20 @@ func (s *Session) stop(cause error) {
 		s.broadcast()
 		s.mu.Unlock()
 	})
+}
+
+// Break drops the current connection as if it had broken, so that the
+// session calls Reconnect. The joiner uses it when its donor reconnects
+// before the joiner noticed the old connection die (a half-open
+// connection after a reset the joiner never saw): the donor redials only
+// after it gave the old connection up.
+func (s *Session) Break() {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
 }
 
 // Stats returns the session's counters.
