@@ -115,6 +115,10 @@ func (d *Donor) Run(parent context.Context) error {
 // that proves the one-time secret on it. wrap, if not nil, wraps the raw
 // connection under TLS (the stage meters).
 func (d *Donor) connect(ctx context.Context, hostport string, tlsCfg *tls.Config, pin, secret []byte, dialFn func(context.Context) (net.Conn, error), wrap func(net.Conn) net.Conn) (net.Conn, *idleConn, []byte, error) {
+	what := "nothing sent"
+	if wrap == nil {
+		what = "reconnect"
+	}
 	raw, err := dialFn(ctx)
 	if err != nil {
 		return nil, nil, nil, err
@@ -134,7 +138,7 @@ func (d *Donor) connect(ctx context.Context, hostport string, tlsCfg *tls.Config
 	hcancel()
 	if err != nil {
 		raw.Close()
-		return nil, nil, nil, exitf(ExitAccess, "TLS handshake with joiner %s failed, nothing sent: %w", hostport, err)
+		return nil, nil, nil, exitf(ExitAccess, "TLS handshake with joiner %s failed, %s: %w", hostport, what, err)
 	}
 	if pin != nil {
 		// Prove the secret without sending it (see secretProof).
@@ -408,7 +412,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		}
 		ccancel()
 		if st := sess.Stats(); st.Breaks > 0 {
-			d.log.Infof("the connection broke %d times and was resumed each time (%s sent again, %s through the spool file)", st.Breaks, human(st.Replayed), human(st.Spilled))
+			d.log.Infof("the connection was lost %d time%s and resumed each time (%s sent again, %s through the spool file)", st.Breaks, plural(st.Breaks), human(st.Replayed), human(st.Spilled))
 		}
 	}
 	prog.summary("sent")

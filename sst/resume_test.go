@@ -127,7 +127,7 @@ func TestResumeInProcess(t *testing.T) {
 		if err != nil || string(b) != "NEW"+strings.Repeat("row data compresses well. ", 40000) {
 			t.Errorf("installed ibdata1: %d bytes, %v", len(b), err)
 		}
-		for _, want := range []string{"connection lost at byte", "resumed at byte", "broke 2 times and was resumed"} {
+		for _, want := range []string{"connection lost (the peer had confirmed", "resumed after", "lost 2 times and resumed each time"} {
 			if !strings.Contains(d.stderr, want) {
 				t.Errorf("donor log lacks %q:\n%s", want, d.stderr)
 			}

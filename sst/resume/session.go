@@ -267,16 +267,16 @@ func (s *Session) supervise(conn io.ReadWriteCloser) {
 			s.finished = true
 			s.broadcast()
 		case s.cfg.Reconnect == nil || s.cfg.Window < 0:
-			s.setFatal(fmt.Errorf("connection lost at byte %d sent, %d received: %w", s.sent, s.recvOff, err))
+			s.setFatal(fmt.Errorf("connection lost (the peer had confirmed %d bytes, this side had received %d): %w", s.sp.base, s.recvOff, err))
 		}
 		if s.finished {
 			s.mu.Unlock()
 			return
 		}
 		s.stats.Breaks++
-		sent, recv := s.sent, s.recvOff
+		acked, recv := s.sp.base, s.recvOff
 		s.mu.Unlock()
-		s.cfg.Logf("connection lost at byte %d sent, %d received (%v); resuming within %s", sent, recv, err, s.cfg.Window)
+		s.cfg.Logf("connection lost (the peer had confirmed %d bytes of this side's stream, this side had received %d bytes of the peer's): %v; resuming within %s", acked, recv, err, s.cfg.Window)
 		start := time.Now()
 		var h Hello
 		conn, h, err = s.reconnect()
@@ -290,7 +290,7 @@ func (s *Session) supervise(conn io.ReadWriteCloser) {
 		s.mu.Lock()
 		replay := s.maxSent - h.Offset
 		s.mu.Unlock()
-		s.cfg.Logf("resumed at byte %d sent, %d received after %s (replaying %d bytes)", h.Offset, recv, time.Since(start).Round(time.Millisecond), replay)
+		s.cfg.Logf("resumed after %s: the peer holds %d bytes of this side's stream, %d are sent again; this side holds %d bytes of the peer's", time.Since(start).Round(time.Millisecond), h.Offset, replay, recv)
 	}
 }
 
@@ -333,7 +333,7 @@ func (s *Session) reconnect() (io.ReadWriteCloser, Hello, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return nil, Hello{}, fmt.Errorf("%w (%s) at byte %d sent, %d received: %v", ErrWindow, s.cfg.Window, s.sent, s.recvOff, last)
+	return nil, Hello{}, fmt.Errorf("%w (%s); the peer had confirmed %d bytes of this side's stream, this side had received %d bytes of the peer's; last attempt: %v", ErrWindow, s.cfg.Window, s.sp.base, s.recvOff, last)
 }
 
 // runConn runs the reader and the sender of one connection until it
