@@ -556,3 +556,45 @@ func TestOtherSessionRefused(t *testing.T) {
 		t.Fatalf("log does not name the refused connection:\n%s", logs.String())
 	}
 }
+
+// TestBreakReplacesConnection: the joiner drops a connection it still
+// believes alive (Break, as when its donor reconnects first); the donor
+// sees the break, redials, and the stream goes on.
+func TestBreakReplacesConnection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	data := randomData(32<<10, 6)
+	l := newLink(nil, nil)
+	ds, js := openPair(t, ctx, l, smallConfig(l.dial), smallConfig(l.accept))
+	var g errgroup.Group
+	var got []byte
+	g.Go(func() error {
+		got = make([]byte, len(data))
+		if _, err := io.ReadFull(js, got[:1000]); err != nil {
+			return err
+		}
+		js.Break()
+		if _, err := io.ReadFull(js, got[1000:]); err != nil {
+			return err
+		}
+		if _, err := js.Write([]byte("ok")); err != nil {
+			return err
+		}
+		return js.Close(ctx)
+	})
+	if _, err := ds.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(ds); err != nil || string(b) != "ok" {
+		t.Fatalf("reply %q, %v", b, err)
+	}
+	if err := ds.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) || js.Stats().Breaks != 1 || ds.Stats().Breaks != 1 {
+		t.Fatalf("data equal %v, breaks: joiner %d, donor %d", bytes.Equal(got, data), js.Stats().Breaks, ds.Stats().Breaks)
+	}
+}
