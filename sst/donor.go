@@ -42,6 +42,8 @@ type Donor struct {
 	total   int64 // estimated backup size, measured before connecting
 	// stages measures where the stream's time goes (bottleneck.go).
 	stages *donorStages
+	// resumable: the stream goes through a resume session, not d.ic.
+	resumable bool
 }
 
 // Run does the whole donor side. It prints "done <uuid:seqno>" only after
@@ -335,6 +337,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 			return exitf(codeOr(err, wsrep.ExitPipe), "start resumable session with joiner %s: %w", hostport, err)
 		}
 		defer sess.Abort()
+		d.resumable = true
 		d.log.Infof("resumable transfer: after a broken connection this donor redials for up to %s, keeping up to %s not yet confirmed by the joiner (resume-window, resume-spool)", rc.Window, human(rc.Spool))
 		out, kill, unblock, br = sess, sess.Abort, sess.Abort, bufio.NewReader(sess)
 	}
@@ -575,8 +578,11 @@ func (d *Donor) sendFailed(ctx context.Context, bcancel context.CancelFunc, mb *
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	// The joiner may have said why it hung up.
-	_ = d.ic.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	// The joiner may have said why it hung up. (A resume session's
+	// reader ends with the session, see watchReply.)
+	if !d.resumable {
+		_ = d.ic.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	}
 	select {
 	case res := <-replyCh:
 		if res.err == nil && res.r.Error != "" {

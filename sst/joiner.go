@@ -385,8 +385,11 @@ func (j *Joiner) full(ctx context.Context, conn io.WriteCloser, br *bufio.Reader
 		}
 	}()
 	fail := func(err error) error {
-		// Best effort, and never blocking long on a hung donor.
-		j.ic.setIdle(5 * time.Second)
+		// Best effort, and never blocking long on a hung donor (a
+		// session's writes only fill its spool).
+		if j.sess == nil {
+			j.ic.setIdle(5 * time.Second)
+		}
 		_ = sendMessage(conn, nil, Reply{Error: err.Error()})
 		return err
 	}
