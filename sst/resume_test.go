@@ -269,3 +269,22 @@ func TestParseSessionID(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOffersResume: the joiner's address is untrusted input to the
+// donor; no address panics, and one that offers resumption has a path
+// this donor parses.
+func FuzzOffersResume(f *testing.F) {
+	for _, s := range []string{"gosst:00ff@127.0.0.1:4444/gosst/1/r1", "[::1]:4444/gosst/2/" + strings.Repeat("A", PinLen) + "/r1", "h/gosst//r1", "@/gosst/1/r1/r1", "/r1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		if !OffersResume(addr) {
+			return
+		}
+		i := strings.LastIndexByte(addr, '@')
+		_, path, _ := strings.Cut(addr[i+1:], "/")
+		if !strings.HasPrefix(path, ProtoName+"/") {
+			t.Fatalf("%q offers resumption without the %s path", addr, ProtoName)
+		}
+	})
+}
