@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -40,14 +39,10 @@ const (
 	// pause stops forwarding until the test closes resume, then forwards
 	// the rest unchanged.
 	pause
-	// blackholeOnce is blackhole for the connection that faulted only:
-	// later connections are forwarded whole (a flow that a NAT or a
-	// firewall dropped, while a new flow gets through).
-	blackholeOnce
 )
 
 func (m faultMode) String() string {
-	return [...]string{"reset", "close", "blackhole", "pause", "blackhole-once"}[m]
+	return [...]string{"reset", "close", "blackhole", "pause"}[m]
 }
 
 // faultProxy sits between the donor and the joiner on loopback and acts
@@ -112,9 +107,8 @@ func (p *faultProxy) serve() error {
 		if !p.track(u) {
 			return nil
 		}
-		hole := new(atomic.Bool) // this connection is blackholed
-		p.g.Go(func() error { p.forward(c, u, hole); return nil })
-		p.g.Go(func() error { p.backward(u, c, hole); return nil })
+		p.g.Go(func() error { p.forward(c, u); return nil })
+		p.g.Go(func() error { p.backward(u, c); return nil })
 	}
 }
 
@@ -129,7 +123,7 @@ func (p *faultProxy) faulted() bool {
 }
 
 // forward copies donor→joiner and acts at offset p.at.
-func (p *faultProxy) forward(c, u net.Conn, hole *atomic.Bool) {
+func (p *faultProxy) forward(c, u net.Conn) {
 	buf := make([]byte, 32<<10)
 	var off int64
 	for {
@@ -146,8 +140,7 @@ func (p *faultProxy) forward(c, u net.Conn, hole *atomic.Bool) {
 				c.Close()
 				u.Close()
 				return
-			case blackhole, blackholeOnce:
-				hole.Store(true)
+			case blackhole:
 				<-p.done
 				return
 			case pause:
@@ -179,11 +172,11 @@ func (p *faultProxy) forward(c, u net.Conn, hole *atomic.Bool) {
 }
 
 // backward copies joiner→donor until the fault (blackhole: nothing after it).
-func (p *faultProxy) backward(u, c net.Conn, hole *atomic.Bool) {
+func (p *faultProxy) backward(u, c net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := u.Read(buf)
-		if p.mode == blackhole && p.faulted() || hole.Load() {
+		if p.mode == blackhole && p.faulted() {
 			<-p.done
 			return
 		}
@@ -383,10 +376,8 @@ func TestNetworkCutMidStream(t *testing.T) {
 	} {
 		t.Run(tc.mode.String(), func(t *testing.T) {
 			ctx, n3 := wipedJoiner(t)
-			// Without resumption: a broken connection fails the SST
-			// (TestNetworkCutResumed has the same faults resumed).
 			for _, n := range shared.Nodes {
-				editConfig(t, n, addSST("idle-timeout=10", "resume-window=0"))
+				editConfig(t, n, addSST("idle-timeout=10"))
 			}
 			p, restore := proxiedJoiner(t, n3, at, tc.mode)
 			offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2)), logSize(n3)}
