@@ -870,6 +870,39 @@ func tailFile(path string, lines int) string {
 	return tail(string(buf[:n]), lines)
 }
 
+// LogSize returns the size of n's error log (0 if it has none yet): an
+// offset for LogSince.
+func (n *Node) LogSize() int64 {
+	fi, err := os.Stat(n.ErrorLog)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// LogSince returns what was appended to n's error log after offset.
+func (n *Node) LogSince(offset int64) string {
+	b, err := os.ReadFile(n.ErrorLog)
+	if err != nil || int64(len(b)) < offset {
+		return ""
+	}
+	return string(b[offset:])
+}
+
+// GrepLines returns the lines of s that contain sub.
+func GrepLines(s, sub string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Tail returns the last lines of s.
+func Tail(s string, lines int) string { return tail(s, lines) }
+
 func tail(s string, lines int) string {
 	s = strings.TrimRight(s, "\n")
 	parts := strings.Split(s, "\n")

@@ -135,7 +135,7 @@ func captureFullSST(t *testing.T, ctx context.Context, c *cluster.Cluster, needl
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = capt.Stop() }) // joined even if the test stops early
-	off := logSize(n3)
+	off := n3.LogSize()
 	startErr := n3.Start(ctx)
 	res, err := capt.Stop()
 	if startErr != nil {
@@ -149,7 +149,7 @@ func captureFullSST(t *testing.T, ctx context.Context, c *cluster.Cluster, needl
 	if res.Dropped != 0 || res.Truncated != 0 {
 		t.Fatalf("the capture lost packets (%d dropped, %d truncated): what it did not find proves nothing", res.Dropped, res.Truncated)
 	}
-	if !strings.Contains(logSince(n3, off), "gosst: joiner") {
+	if !strings.Contains(n3.LogSince(off), "gosst: joiner") {
 		t.Errorf("node 3 joined without a gosst SST:\n%s", n3.ErrorLogTail(30))
 	}
 	return res
@@ -189,7 +189,7 @@ func mitmRefused(t *testing.T, ctx context.Context, c *cluster.Cluster, marker [
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = capt.Stop() })
-	offs := []int64{logSize(n1), logSize(n2), logSize(n3)}
+	offs := []int64{n1.LogSize(), n2.LogSize(), n3.LogSize()}
 	startErr := n3.Start(ctx)
 	if startErr == nil {
 		t.Fatal("node 3 joined through a man in the middle with another certificate")
@@ -215,13 +215,13 @@ func mitmRefused(t *testing.T, ctx context.Context, c *cluster.Cluster, marker [
 	if res.ToPort+res.FromPort > 64<<10 {
 		t.Errorf("%d bytes crossed the link to the man in the middle: more than a refused TLS handshake", res.ToPort+res.FromPort)
 	}
-	donorLog := logSince(n1, offs[0]) + logSince(n2, offs[1])
-	if l := grepLines(donorLog, "does not match the fingerprint in its ready address"); len(l) == 0 {
-		t.Errorf("no donor logged the pin mismatch:\n%s", tail(donorLog, 30))
+	donorLog := n1.LogSince(offs[0]) + n2.LogSince(offs[1])
+	if l := cluster.GrepLines(donorLog, "does not match the fingerprint in its ready address"); len(l) == 0 {
+		t.Errorf("no donor logged the pin mismatch:\n%s", cluster.Tail(donorLog, 30))
 	} else {
 		t.Logf("donor: %s", strings.TrimSpace(l[0]))
 	}
-	if l := grepLines(donorLog, "nothing sent"); len(l) == 0 {
+	if l := cluster.GrepLines(donorLog, "nothing sent"); len(l) == 0 {
 		t.Errorf("the donor's refusal does not say that nothing was sent")
 	}
 	if n3.Running() {
@@ -237,7 +237,7 @@ func mitmRefused(t *testing.T, ctx context.Context, c *cluster.Cluster, marker [
 	if !waitGone(ctx, func() bool { return len(joinerScripts(n3)) == 0 }) {
 		t.Errorf("node 3's joiner script outlived its mariadbd: %v", joinerScripts(n3))
 	}
-	if l := grepLines(logSince(n3, offs[2]), "gosst: joiner: failed after"); len(l) == 0 {
+	if l := cluster.GrepLines(n3.LogSince(offs[2]), "gosst: joiner: failed after"); len(l) == 0 {
 		t.Errorf("node 3's joiner did not report its failure:\n%s", n3.ErrorLogTail(30))
 	} else {
 		t.Logf("joiner: %s", strings.TrimSpace(l[0]))
@@ -419,38 +419,4 @@ func waitGone(ctx context.Context, cond func() bool) bool {
 		}
 	}
 	return true
-}
-
-func logSize(n *cluster.Node) int64 {
-	fi, err := os.Stat(n.ErrorLog)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-func logSince(n *cluster.Node, off int64) string {
-	b, err := os.ReadFile(n.ErrorLog)
-	if err != nil || int64(len(b)) < off {
-		return ""
-	}
-	return string(b[off:])
-}
-
-func grepLines(s, sub string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
 }

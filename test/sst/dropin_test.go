@@ -78,13 +78,13 @@ func runDropin(t *testing.T, dc dropinCase) (*cluster.Cluster, int) {
 		}
 		mustExec(t, ctx, n1, fmt.Sprintf("INSERT INTO dropin.t SELECT seq, 'missed by node2 (%s)' FROM dropin.seq_%d_to_%d", method, next, next+49))
 		next += 50
-		off := logSize(n2)
+		off := n2.LogSize()
 		if err := n2.Start(ctx); err != nil {
 			t.Fatalf("%s IST: %v", method, err)
 		}
-		log2 := logSince(n2, off)
-		if len(grepLines(log2, joinerMarkers[method].ist)) == 0 || len(grepLines(log2, joinerMarkers[method].full)) > 0 {
-			t.Fatalf("node2 did not rejoin by IST with %s:\n%s", method, tail(log2, 60))
+		log2 := n2.LogSince(off)
+		if len(cluster.GrepLines(log2, joinerMarkers[method].ist)) == 0 || len(cluster.GrepLines(log2, joinerMarkers[method].full)) > 0 {
+			t.Fatalf("node2 did not rejoin by IST with %s:\n%s", method, cluster.Tail(log2, 60))
 		}
 		sameData(t, ctx, c, "dropin.t", next-1)
 		if dc.afterIST != nil {
@@ -110,14 +110,14 @@ func dropinFullSST(t *testing.T, ctx context.Context, c *cluster.Cluster, dc dro
 	}
 	mustExec(t, ctx, n1, fmt.Sprintf("INSERT INTO dropin.t SELECT seq, 'before %s SST' FROM dropin.seq_%d_to_%d", method, *next, *next+99))
 	*next += 100
-	off := logSize(n2)
+	off := n2.LogSize()
 	start := time.Now()
 	if err := n2.Start(ctx); err != nil {
 		t.Fatalf("%s full SST: %v", method, err)
 	}
-	log2 := logSince(n2, off)
-	if len(grepLines(log2, joinerMarkers[method].full)) == 0 || len(grepLines(log2, "Running: 'wsrep_sst_"+method+" --role 'joiner'")) == 0 {
-		t.Fatalf("node2 did not take a full %s SST:\n%s", method, tail(log2, 60))
+	log2 := n2.LogSince(off)
+	if len(cluster.GrepLines(log2, joinerMarkers[method].full)) == 0 || len(cluster.GrepLines(log2, "Running: 'wsrep_sst_"+method+" --role 'joiner'")) == 0 {
+		t.Fatalf("node2 did not take a full %s SST:\n%s", method, cluster.Tail(log2, 60))
 	}
 	t.Logf("%s: full SST, start to Synced in %s", method, time.Since(start).Round(100*time.Millisecond))
 	sameData(t, ctx, c, "dropin.t", *next-1)
@@ -265,7 +265,7 @@ func TestDropinOperationalOptions(t *testing.T) {
 			t.Fatalf("%s: %v", method, err)
 		}
 		if !strings.Contains(string(b), "Using 41943040 bytes for buffer pool (set by --use-memory parameter)") {
-			t.Errorf("%s: mariabackup.prepare.log does not show use-memory=40M:\n%s", method, tail(string(b), 30))
+			t.Errorf("%s: mariabackup.prepare.log does not show use-memory=40M:\n%s", method, cluster.Tail(string(b), 30))
 		}
 		checkLogsKept(t, c, archive, method, fullSSTs)
 	}
@@ -321,7 +321,7 @@ func checkLogsKept(t *testing.T, c *cluster.Cluster, archive, method string, ful
 		logs := archived(t, archive, p.phase)
 		for _, a := range logs {
 			if s := gunzipFile(t, a); !strings.Contains(s, "completed OK!") {
-				t.Errorf("%s: archive %s is not a complete mariabackup log:\n%s", method, a, tail(s, 10))
+				t.Errorf("%s: archive %s is not a complete mariabackup log:\n%s", method, a, cluster.Tail(s, 10))
 			}
 		}
 		if _, err := os.Stat(filepath.Join(p.node.DataDir, "mariabackup."+p.phase+".log")); err == nil {
@@ -377,8 +377,8 @@ func TestDropinPageSizeMismatch(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, "node2", "error.log"))
 	log2 := string(b)
 	want := "the donor's data has innodb_page_size=8192, this node's configuration has innodb_page_size not set (default 16384)"
-	if l := grepLines(log2, want); len(l) == 0 || len(grepLines(log2, "gosst: joiner: failed after")) == 0 || len(grepLines(log2, "exit 22")) == 0 {
-		t.Fatalf("node2's log lacks the page size refusal:\n%s", tail(log2, 60))
+	if l := cluster.GrepLines(log2, want); len(l) == 0 || len(cluster.GrepLines(log2, "gosst: joiner: failed after")) == 0 || len(cluster.GrepLines(log2, "exit 22")) == 0 {
+		t.Fatalf("node2's log lacks the page size refusal:\n%s", cluster.Tail(log2, 60))
 	} else {
 		t.Logf("node2: %s", l[0])
 	}

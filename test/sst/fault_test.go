@@ -91,11 +91,11 @@ func expectFailedJoin(t *testing.T, ctx context.Context, n *cluster.Node, off in
 	if !waitFor(30*time.Second, func() bool { return len(sstProcs("joiner")) == 0 }) {
 		t.Errorf("a joiner script outlived its mariadbd: %v", sstProcs("joiner"))
 	}
-	log := logSince(n, off)
-	if len(grepLines(log, "gosst: joiner: failed after")) == 0 {
-		t.Errorf("%s: joiner did not report its failure:\n%s", n.Name, tail(log, 30))
+	log := n.LogSince(off)
+	if len(cluster.GrepLines(log, "gosst: joiner: failed after")) == 0 {
+		t.Errorf("%s: joiner did not report its failure:\n%s", n.Name, cluster.Tail(log, 30))
 	}
-	if l := grepLines(log, "SST succeeded for position"); len(l) > 0 && !strings.Contains(l[0], "00000000-0000-0000-0000-000000000000:-1") {
+	if l := cluster.GrepLines(log, "SST succeeded for position"); len(l) > 0 && !strings.Contains(l[0], "00000000-0000-0000-0000-000000000000:-1") {
 		t.Errorf("%s: a position was reported after a failure: %s", n.Name, l)
 	}
 	return log
@@ -162,16 +162,16 @@ func TestTLSWrongCA(t *testing.T) {
 		s = strings.Replace(s, "tcert="+certs.Cert, "tcert="+certs.OtherCert, 1)
 		return strings.Replace(s, "tkey="+certs.Key, "tkey="+certs.OtherKey, 1)
 	})
-	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2)), logSize(n3)}
+	offs := []int64{shared.Node(1).LogSize(), shared.Node(2).LogSize(), n3.LogSize()}
 	log3 := expectFailedJoin(t, ctx, n3, offs[2])
-	refused := grepLines(log3, "TLS handshake failed")
+	refused := cluster.GrepLines(log3, "TLS handshake failed")
 	if len(refused) == 0 {
-		t.Errorf("joiner did not log the refused handshake:\n%s", tail(log3, 30))
+		t.Errorf("joiner did not log the refused handshake:\n%s", cluster.Tail(log3, 30))
 	}
 	t.Logf("joiner: %s", strings.Join(refused, "\n"))
 	var donorMsg []string
 	for i, n := range shared.Nodes[:2] {
-		donorMsg = append(donorMsg, grepLines(logSince(n, offs[i]), "gosst: donor: failed")...)
+		donorMsg = append(donorMsg, cluster.GrepLines(n.LogSince(offs[i]), "gosst: donor: failed")...)
 	}
 	if len(donorMsg) == 0 || !strings.Contains(strings.Join(donorMsg, ""), "nothing sent") {
 		t.Errorf("donor did not report the refused handshake: %q", donorMsg)
@@ -219,7 +219,7 @@ func streaming(t *testing.T, n *cluster.Node, offset int64) {
 	t.Helper()
 	var staging string
 	if !waitFor(2*time.Minute, func() bool {
-		m := receivingInto.FindStringSubmatch(logSince(n, offset))
+		m := receivingInto.FindStringSubmatch(n.LogSince(offset))
 		if m != nil {
 			staging = m[1]
 		}
@@ -238,8 +238,8 @@ func streaming(t *testing.T, n *cluster.Node, offset int64) {
 func TestDonorKilledMidStream(t *testing.T) {
 	ctx, n3 := wipedJoiner(t)
 	throttleDonors(t)
-	off := logSize(n3)
-	donorOffs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2))}
+	off := n3.LogSize()
+	donorOffs := []int64{shared.Node(1).LogSize(), shared.Node(2).LogSize()}
 	if err := n3.StartNoWait(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -255,14 +255,14 @@ func TestDonorKilledMidStream(t *testing.T) {
 	if err := n3.WaitSynced(ctx, 2*time.Minute); err == nil {
 		t.Fatal("node3 reached Synced although its donor was killed")
 	}
-	log3 := logSince(n3, off)
-	if len(grepLines(log3, "gosst: joiner: failed after")) == 0 {
-		t.Errorf("joiner did not report failure:\n%s", tail(log3, 30))
+	log3 := n3.LogSince(off)
+	if len(cluster.GrepLines(log3, "gosst: joiner: failed after")) == 0 {
+		t.Errorf("joiner did not report failure:\n%s", cluster.Tail(log3, 30))
 	}
 	if !waitFor(30*time.Second, func() bool { return len(sstProcs("joiner")) == 0 }) {
 		t.Errorf("joiner script outlived its mariadbd")
 	}
-	for _, l := range grepLines(log3, "gosst: joiner: failed") {
+	for _, l := range cluster.GrepLines(log3, "gosst: joiner: failed") {
 		t.Logf("%s", l)
 	}
 	for i, n := range shared.Nodes[:2] {
@@ -272,7 +272,7 @@ func TestDonorKilledMidStream(t *testing.T) {
 		}
 		// Only the galera failure below is excused: the donation must have
 		// failed by our SIGKILL of the script (exit 137), as every node logs.
-		if len(grepLines(logSince(n, donorOffs[i]), "failed: Unknown error 137")) == 0 {
+		if len(cluster.GrepLines(n.LogSince(donorOffs[i]), "failed: Unknown error 137")) == 0 {
 			t.Fatal(err)
 		}
 		// galera-4 26.4.23 sometimes mishandles a donation that failed
@@ -323,8 +323,8 @@ func TestDonorKilledMidStream(t *testing.T) {
 func TestJoinerKilledMidStream(t *testing.T) {
 	ctx, n3 := wipedJoiner(t)
 	throttleDonors(t)
-	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2))}
-	off := logSize(n3)
+	offs := []int64{shared.Node(1).LogSize(), shared.Node(2).LogSize()}
+	off := n3.LogSize()
 	if err := n3.StartNoWait(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestJoinerKilledMidStream(t *testing.T) {
 	t.Logf("donor back to Synced %s after the joiner's mariadbd was killed", time.Since(killed).Round(100*time.Millisecond))
 	var donorMsg []string
 	for i, n := range shared.Nodes[:2] {
-		donorMsg = append(donorMsg, grepLines(logSince(n, offs[i]), "gosst: donor: failed")...)
+		donorMsg = append(donorMsg, cluster.GrepLines(n.LogSince(offs[i]), "gosst: donor: failed")...)
 	}
 	if len(donorMsg) == 0 {
 		t.Errorf("donor did not report the failure")
@@ -416,10 +416,10 @@ func TestByteFlippedOnWire(t *testing.T) {
 	inner.Close()
 	editConfig(t, n3, addSST("listen-address="+innerAddr))
 	closeProxy := flipProxy(t, fmt.Sprintf("127.0.0.1:%d", n3.SSTPort), innerAddr, 300000)
-	off := logSize(n3)
+	off := n3.LogSize()
 	log3 := expectFailedJoin(t, ctx, n3, off)
 	closeProxy()
-	for _, l := range grepLines(log3, "gosst: joiner: failed") {
+	for _, l := range cluster.GrepLines(log3, "gosst: joiner: failed") {
 		t.Logf("%s", l)
 	}
 	if err := os.WriteFile(n3.ConfigFile, []byte(orig), 0o600); err != nil {
@@ -445,11 +445,11 @@ func TestDonorNeverConnects(t *testing.T) {
 	for _, n := range shared.Nodes[:2] {
 		editConfig(t, n, addSST("connect-timeout=10"))
 	}
-	off := logSize(n3)
+	off := n3.LogSize()
 	start := time.Now()
 	log3 := expectFailedJoin(t, ctx, n3, off)
-	if l := grepLines(log3, "no donor connected within sst-initial-timeout"); len(l) == 0 || !strings.Contains(l[0], "exit 110") {
-		t.Errorf("joiner did not time out with exit 110:\n%s", tail(log3, 20))
+	if l := cluster.GrepLines(log3, "no donor connected within sst-initial-timeout"); len(l) == 0 || !strings.Contains(l[0], "exit 110") {
+		t.Errorf("joiner did not time out with exit 110:\n%s", cluster.Tail(log3, 20))
 	} else {
 		t.Logf("after %s: %s", time.Since(start).Round(100*time.Millisecond), l[0])
 	}

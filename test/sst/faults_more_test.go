@@ -234,7 +234,7 @@ func proxiedJoiner(t *testing.T, n *cluster.Node, at int64, mode faultMode) (*fa
 func donorFailures(offs []int64) []string {
 	var out []string
 	for i, n := range shared.Nodes[:2] {
-		out = append(out, grepLines(logSince(n, offs[i]), "gosst: donor: failed")...)
+		out = append(out, cluster.GrepLines(n.LogSince(offs[i]), "gosst: donor: failed")...)
 	}
 	return out
 }
@@ -270,9 +270,9 @@ func donorsBackToSynced(t *testing.T, ctx context.Context, offs []int64) {
 		if !n.Running() {
 			state = "aborted"
 		}
-		log := logSince(n, offs[i])
+		log := n.LogSince(offs[i])
 		failedDonation := false
-		for _, l := range grepLines(log, "): State transfer to ") {
+		for _, l := range cluster.GrepLines(log, "): State transfer to ") {
 			failedDonation = failedDonation || strings.Contains(l, " failed")
 		}
 		if (state != "Joined" && state != "aborted") || !failedDonation {
@@ -280,7 +280,7 @@ func donorsBackToSynced(t *testing.T, ctx context.Context, offs []int64) {
 		}
 		desync, _ := n.Status(ctx, "wsrep_desync_count")
 		t.Logf("%s: GALERA: %s (wsrep_desync_count %s) after a failed donation:\n%s\nrestarting it, as an operator must",
-			n.Name, state, desync, strings.Join(append(append(grepLines(log, "in non-primary configuration. Ignored"), grepLines(log, "): State transfer to ")...), grepLines(log, "FSM: no such a transition")...), "\n"))
+			n.Name, state, desync, strings.Join(append(append(cluster.GrepLines(log, "in non-primary configuration. Ignored"), cluster.GrepLines(log, "): State transfer to ")...), cluster.GrepLines(log, "FSM: no such a transition")...), "\n"))
 		restartNode(t, ctx, n)
 	}
 }
@@ -321,7 +321,7 @@ func reportedWhileMember(t *testing.T, joiner *cluster.Node, offs []int64) {
 	t.Helper()
 	var lines []string
 	for i, n := range shared.Nodes[:2] {
-		lines = append(lines, grepLines(logSince(n, offs[i]), "): State transfer to ")...)
+		lines = append(lines, cluster.GrepLines(n.LogSince(offs[i]), "): State transfer to ")...)
 	}
 	for _, l := range lines {
 		if strings.Contains(l, "failed") && strings.Contains(l, "("+joiner.Name+")") {
@@ -380,12 +380,12 @@ func TestNetworkCutMidStream(t *testing.T) {
 				editConfig(t, n, addSST("idle-timeout=10"))
 			}
 			p, restore := proxiedJoiner(t, n3, at, tc.mode)
-			offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2)), logSize(n3)}
+			offs := []int64{shared.Node(1).LogSize(), shared.Node(2).LogSize(), n3.LogSize()}
 			log3 := expectFailedJoin(t, ctx, n3, offs[2])
 			if !p.faulted() {
 				t.Fatalf("the stream ended before the proxy's fault at byte %d: the test proved nothing", at)
 			}
-			failed := grepLines(log3, "gosst: joiner: failed after")
+			failed := cluster.GrepLines(log3, "gosst: joiner: failed after")
 			t.Logf("joiner: %s", strings.Join(failed, "\n"))
 			if len(failed) > 0 && !strings.Contains(failed[0], tc.joinerExit) {
 				t.Errorf("joiner: want %s, got %s", tc.joinerExit, failed[0])
@@ -638,11 +638,11 @@ func TestJoinerDiskFull(t *testing.T) {
 		t.Fatalf("tmpfs too small: %d bytes free", freeBytes(t, n3.DataDir))
 	}
 	fill(t, filepath.Join(n3.DataDir, "filler1"), limit)
-	offs := []int64{logSize(n1), logSize(shared.Node(2)), logSize(n3)}
+	offs := []int64{n1.LogSize(), shared.Node(2).LogSize(), n3.LogSize()}
 	log3 := expectFailedJoin(t, ctx, n3, offs[2])
-	l := grepLines(log3, "gosst: joiner: failed after")
+	l := cluster.GrepLines(log3, "gosst: joiner: failed after")
 	if len(l) == 0 || !strings.Contains(l[0], "exit 28") || !strings.Contains(l[0], "not enough space") {
-		t.Errorf("joiner did not refuse for lack of space with exit 28:\n%s", tail(log3, 20))
+		t.Errorf("joiner did not refuse for lack of space with exit 28:\n%s", cluster.Tail(log3, 20))
 	} else {
 		t.Logf("joiner: %s", l[0])
 	}
@@ -657,7 +657,7 @@ func TestJoinerDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, restore := proxiedJoiner(t, n3, 4<<20, pause)
-	offs = []int64{logSize(n1), logSize(shared.Node(2)), logSize(n3)}
+	offs = []int64{n1.LogSize(), shared.Node(2).LogSize(), n3.LogSize()}
 	if err := n3.StartNoWait(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -670,9 +670,9 @@ func TestJoinerDiskFull(t *testing.T) {
 	t.Logf("stream held at 4 MiB; filled the remaining %d MiB of the tmpfs", filled>>20)
 	close(p.resume)
 	log3 = expectFailedJoinStarted(t, ctx, n3, offs[2])
-	l = grepLines(log3, "gosst: joiner: failed after")
+	l = cluster.GrepLines(log3, "gosst: joiner: failed after")
 	if len(l) == 0 || !strings.Contains(l[0], "exit 28") || !strings.Contains(l[0], "no space left on device") {
-		t.Errorf("joiner did not fail with exit 28 and \"no space left on device\":\n%s", tail(log3, 20))
+		t.Errorf("joiner did not fail with exit 28 and \"no space left on device\":\n%s", cluster.Tail(log3, 20))
 	} else {
 		t.Logf("joiner: %s", l[0])
 	}
@@ -687,10 +687,10 @@ func TestJoinerDiskFull(t *testing.T) {
 	if err := os.Remove(filepath.Join(n3.DataDir, "filler2")); err != nil {
 		t.Fatal(err)
 	}
-	off := logSize(n3)
+	off := n3.LogSize()
 	rejoin(t, ctx, n3)
-	if len(grepLines(logSince(n3, off), "gosst: joiner: received and verified")) == 0 {
-		t.Errorf("node3 rejoined without a full gosst SST:\n%s", tail(logSince(n3, off), 30))
+	if len(cluster.GrepLines(n3.LogSince(off), "gosst: joiner: received and verified")) == 0 {
+		t.Errorf("node3 rejoined without a full gosst SST:\n%s", cluster.Tail(n3.LogSince(off), 30))
 	}
 }
 
@@ -704,11 +704,11 @@ func expectFailedJoinStarted(t *testing.T, ctx context.Context, n *cluster.Node,
 	if !waitFor(30*time.Second, func() bool { return len(sstProcs("joiner")) == 0 }) {
 		t.Errorf("a joiner script outlived its mariadbd: %v", sstProcs("joiner"))
 	}
-	log := logSince(n, off)
-	if len(grepLines(log, "gosst: joiner: failed after")) == 0 {
-		t.Errorf("%s: joiner did not report its failure:\n%s", n.Name, tail(log, 30))
+	log := n.LogSince(off)
+	if len(cluster.GrepLines(log, "gosst: joiner: failed after")) == 0 {
+		t.Errorf("%s: joiner did not report its failure:\n%s", n.Name, cluster.Tail(log, 30))
 	}
-	if l := grepLines(log, "SST succeeded for position"); len(l) > 0 && !strings.Contains(l[0], "00000000-0000-0000-0000-000000000000:-1") {
+	if l := cluster.GrepLines(log, "SST succeeded for position"); len(l) > 0 && !strings.Contains(l[0], "00000000-0000-0000-0000-000000000000:-1") {
 		t.Errorf("%s: a position was reported after a failure: %s", n.Name, l)
 	}
 	return log
@@ -756,7 +756,7 @@ func TestConcurrentJoiners(t *testing.T) {
 	clearPendingJoin(t, ctx, shared.Node(1))
 	offs := make([]int64, len(shared.Nodes))
 	for i, n := range shared.Nodes {
-		offs[i] = logSize(n)
+		offs[i] = n.LogSize()
 	}
 	start := time.Now()
 	for _, n := range joiners {
@@ -774,10 +774,10 @@ func TestConcurrentJoiners(t *testing.T) {
 	}
 	t.Logf("%s's SST is held at 4 MiB; waiting for %s's request to be refused", joiners[first].Name, joiners[second].Name)
 	busy := func() []string {
-		return grepLines(logSince(joiners[second], offs[joiners[second].Index-1]), "it is impossible to select State Transfer donor")
+		return cluster.GrepLines(joiners[second].LogSince(offs[joiners[second].Index-1]), "it is impossible to select State Transfer donor")
 	}
 	if !waitFor(2*time.Minute, func() bool { return len(busy()) > 0 }) {
-		if early := releasedEarly(logSince(shared.Node(1), offs[0]), joiners[first].Name); early != "" {
+		if early := releasedEarly(shared.Node(1).LogSince(offs[0]), joiners[first].Name); early != "" {
 			// Not gosst's doing: galera ended the donation by itself
 			// (see releasedEarly), so the second request found node1
 			// Synced. The checks below still hold: both joiners must
@@ -808,25 +808,25 @@ func TestConcurrentJoiners(t *testing.T) {
 		t.Fatalf("both joiners should end Synced: %v", err)
 	}
 	for i, n := range joiners {
-		log := logSince(n, offs[n.Index-1])
-		if l := grepLines(log, "gosst: joiner: failed"); len(l) > 0 {
+		log := n.LogSince(offs[n.Index-1])
+		if l := cluster.GrepLines(log, "gosst: joiner: failed"); len(l) > 0 {
 			t.Errorf("%s: a joiner failed although it only had to wait: %s", n.Name, l)
 		}
-		if len(grepLines(log, "gosst: joiner: received and verified")) == 0 {
-			t.Errorf("%s: no full gosst SST in its log:\n%s", n.Name, tail(log, 30))
+		if len(cluster.GrepLines(log, "gosst: joiner: received and verified")) == 0 {
+			t.Errorf("%s: no full gosst SST in its log:\n%s", n.Name, cluster.Tail(log, 30))
 		}
-		retries := grepLines(log, "Requesting state transfer failed")
+		retries := cluster.GrepLines(log, "Requesting state transfer failed")
 		t.Logf("%s Synced %s after the start; %d refused requests; %s", n.Name, took[i].Round(time.Second), len(retries),
-			strings.Join(grepLines(log, "Requesting state transfer: success"), " "))
+			strings.Join(cluster.GrepLines(log, "Requesting state transfer: success"), " "))
 		if len(retries) > 0 {
 			t.Logf("%s: %s", n.Name, retries[0])
 		}
 	}
 	for i, n := range shared.Nodes {
-		if l := grepLines(logSince(n, offs[i]), "gosst: donor: sent"); len(l) > 0 {
+		if l := cluster.GrepLines(n.LogSince(offs[i]), "gosst: donor: sent"); len(l) > 0 {
 			t.Logf("%s donated: %s", n.Name, strings.Join(l, " | "))
 		}
-		if l := grepLines(logSince(n, offs[i]), "gosst: donor: failed"); len(l) > 0 {
+		if l := cluster.GrepLines(n.LogSince(offs[i]), "gosst: donor: failed"); len(l) > 0 {
 			t.Errorf("%s: a donation failed: %s", n.Name, l)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gosst/gosst/test/cluster"
 )
 
 // TestJoinerOwnLayout gives node 3 its own InnoDB and Aria directories
@@ -53,7 +55,7 @@ func TestJoinerOwnLayout(t *testing.T) {
 	if err := os.WriteFile(n3.ConfigFile, []byte(cnf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	off := logSize(n3)
+	off := n3.LogSize()
 	err := n3.Start(ctx)
 	if err != nil {
 		restore()
@@ -67,7 +69,7 @@ func TestJoinerOwnLayout(t *testing.T) {
 			t.Errorf("%s also in the datadir", file)
 		}
 	}
-	if len(grepLines(logSince(n3, off), "gosst: joiner: received and verified")) == 0 {
+	if len(cluster.GrepLines(n3.LogSince(off), "gosst: joiner: received and verified")) == 0 {
 		t.Errorf("node3 did not take a gosst SST")
 	}
 	mustExec(t, ctx, n1, "REPLACE INTO sstlayout.t VALUES (2, 'after')")

@@ -112,33 +112,6 @@ func run(m *testing.M) int {
 	return code
 }
 
-// logSince returns what was appended to a node's error log after offset.
-func logSince(n *cluster.Node, offset int64) string {
-	b, err := os.ReadFile(n.ErrorLog)
-	if err != nil || int64(len(b)) < offset {
-		return ""
-	}
-	return string(b[offset:])
-}
-
-func logSize(n *cluster.Node) int64 {
-	fi, err := os.Stat(n.ErrorLog)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-func grepLines(s, sub string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 func mustExec(t *testing.T, ctx context.Context, n *cluster.Node, q string, args ...any) {
 	t.Helper()
 	if err := n.Exec(ctx, q, args...); err != nil {

@@ -189,7 +189,7 @@ func header(t *testing.T, token string) []byte {
 func TestBadPeersBeforeDonor(t *testing.T) {
 	ctx, n3 := wipedJoiner(t)
 	gate := newDonorGate(t, n3)
-	off := logSize(n3)
+	off := n3.LogSize()
 	if err := n3.StartNoWait(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -220,18 +220,18 @@ func TestBadPeersBeforeDonor(t *testing.T) {
 	}
 	close(gate.release)
 	if err := n3.WaitSynced(ctx, 5*time.Minute); err != nil {
-		t.Fatalf("node 3 did not join after the bad peers: %v\n%s", err, tail(logSince(n3, off), 40))
+		t.Fatalf("node 3 did not join after the bad peers: %v\n%s", err, cluster.Tail(n3.LogSince(off), 40))
 	}
-	log3 := logSince(n3, off)
-	dropped := grepLines(log3, "dropped connection from")
+	log3 := n3.LogSince(off)
+	dropped := cluster.GrepLines(log3, "dropped connection from")
 	for _, l := range dropped {
 		t.Logf("%s", l)
 	}
 	if len(dropped) != len(peers)+1 {
 		t.Errorf("joiner logged %d dropped connections, want %d", len(dropped), len(peers)+1)
 	}
-	if l := grepLines(log3, "other connections dropped"); len(l) == 0 {
-		t.Errorf("joiner's donor line does not count the dropped peers:\n%s", tail(log3, 30))
+	if l := cluster.GrepLines(log3, "other connections dropped"); len(l) == 0 {
+		t.Errorf("joiner's donor line does not count the dropped peers:\n%s", cluster.Tail(log3, 30))
 	} else {
 		t.Logf("%s", l[0])
 	}
@@ -276,7 +276,7 @@ func TestRightSecretWrongVersionPeer(t *testing.T) {
 	ctx, n3 := wipedJoiner(t)
 	orig := mustRead(t, n3.ConfigFile)
 	gate := newDonorGate(t, n3)
-	off := logSize(n3)
+	off := n3.LogSize()
 	if err := n3.StartNoWait(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -290,14 +290,14 @@ func TestRightSecretWrongVersionPeer(t *testing.T) {
 		t.Fatal("node 3 joined although its SST failed")
 	}
 	close(gate.release) // the held donor finds the joiner gone and fails
-	log3 := logSince(n3, off)
-	failed := grepLines(log3, "gosst: joiner: failed after")
+	log3 := n3.LogSince(off)
+	failed := cluster.GrepLines(log3, "gosst: joiner: failed after")
 	if len(failed) == 0 || !strings.Contains(failed[0], "exit 93") || !strings.Contains(failed[0], "version 2 (this build speaks version 1)") {
-		t.Errorf("joiner did not fail with exit 93 naming both versions:\n%s", tail(log3, 30))
+		t.Errorf("joiner did not fail with exit 93 naming both versions:\n%s", cluster.Tail(log3, 30))
 	} else {
 		t.Logf("%s", failed[0])
 	}
-	if l := grepLines(log3, "SST succeeded for position"); len(l) > 0 && !strings.Contains(l[0], "00000000-0000-0000-0000-000000000000:-1") {
+	if l := cluster.GrepLines(log3, "SST succeeded for position"); len(l) > 0 && !strings.Contains(l[0], "00000000-0000-0000-0000-000000000000:-1") {
 		t.Errorf("a position was reported after a failure: %s", l)
 	}
 	for _, name := range []string{".gosst-sst", "ibdata1"} {

@@ -155,7 +155,7 @@ func TestFullSSTUnderLoad(t *testing.T) {
 	if err := n3.Wipe(); err != nil {
 		t.Fatal(err)
 	}
-	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2)), logSize(n3)}
+	offs := []int64{shared.Node(1).LogSize(), shared.Node(2).LogSize(), n3.LogSize()}
 	off := offs[2]
 	w := startWriter(ctx, n1, "sstload.t", 1_000_000)
 	w.waitRows(t, 10)
@@ -168,36 +168,36 @@ func TestFullSSTUnderLoad(t *testing.T) {
 		t.Fatalf("node3 did not rejoin by gosst SST: %v", err)
 	}
 	t.Logf("node3 rejoined by full gosst SST in %s (start to Synced), writer committed %d rows meanwhile (%d failed)", sstTime.Round(100*time.Millisecond), len(ok), w.failed)
-	log3 := logSince(n3, off)
-	if l := grepLines(log3, "gosst: joiner: received and verified"); len(l) == 0 {
-		t.Fatalf("node3's log shows no gosst full SST:\n%s", tail(log3, 40))
+	log3 := n3.LogSince(off)
+	if l := cluster.GrepLines(log3, "gosst: joiner: received and verified"); len(l) == 0 {
+		t.Fatalf("node3's log shows no gosst full SST:\n%s", cluster.Tail(log3, 40))
 	} else {
 		t.Logf("%s", strings.Join(l, "\n"))
 	}
-	for _, l := range grepLines(log3, "gosst: joiner: finished in") {
+	for _, l := range cluster.GrepLines(log3, "gosst: joiner: finished in") {
 		t.Logf("%s", l)
 	}
-	if len(grepLines(log3, "mariabackup --prepare: ")) == 0 {
+	if len(cluster.GrepLines(log3, "mariabackup --prepare: ")) == 0 {
 		t.Errorf("node3 did not run mariabackup --prepare")
 	}
 	var donorLines []string
 	for i, n := range shared.Nodes[:2] {
-		donorLines = append(donorLines, grepLines(logSince(n, offs[i]), "gosst: donor: sent ")...)
+		donorLines = append(donorLines, cluster.GrepLines(n.LogSince(offs[i]), "gosst: donor: sent ")...)
 	}
 	t.Logf("donor summary: %s", strings.Join(donorLines, "\n"))
 	// Both summaries name the stage that limited the transfer.
 	var donorLimit []string
 	for i, n := range shared.Nodes[:2] {
-		donorLimit = append(donorLimit, grepLines(logSince(n, offs[i]), "gosst: donor: limited by ")...)
+		donorLimit = append(donorLimit, cluster.GrepLines(n.LogSince(offs[i]), "gosst: donor: limited by ")...)
 	}
-	joinerLimit := grepLines(log3, "gosst: joiner: limited by ")
-	sstLimit := grepLines(log3, "gosst: joiner: this SST was limited by ")
+	joinerLimit := cluster.GrepLines(log3, "gosst: joiner: limited by ")
+	sstLimit := cluster.GrepLines(log3, "gosst: joiner: this SST was limited by ")
 	if len(donorLimit) != 1 || len(joinerLimit) != 1 || len(sstLimit) != 1 {
 		t.Errorf("want one limiter line from the donor and two from the joiner; donor %q, joiner %q %q", donorLimit, joinerLimit, sstLimit)
 	}
 	t.Logf("limiters:\n%s", strings.Join(append(append(donorLimit, joinerLimit...), sstLimit...), "\n"))
 	for i, n := range shared.Nodes[:2] {
-		if p := providerPause(logSince(n, offs[i])); p != "" {
+		if p := providerPause(n.LogSince(offs[i])); p != "" {
 			t.Logf("%s (donor): %s", n.Name, p)
 		}
 	}
@@ -241,23 +241,23 @@ func TestISTBypass(t *testing.T) {
 	}
 	offs := make([]int64, len(shared.Nodes))
 	for i, n := range shared.Nodes {
-		offs[i] = logSize(n)
+		offs[i] = n.LogSize()
 	}
 	start := time.Now()
 	if err := n2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("node2 rejoined in %s", time.Since(start).Round(100*time.Millisecond))
-	log2 := logSince(n2, offs[1])
-	if l := grepLines(log2, "gosst: joiner: donor reports IST"); len(l) == 0 {
-		t.Fatalf("node2's log shows no gosst IST:\n%s", tail(log2, 40))
+	log2 := n2.LogSince(offs[1])
+	if l := cluster.GrepLines(log2, "gosst: joiner: donor reports IST"); len(l) == 0 {
+		t.Fatalf("node2's log shows no gosst IST:\n%s", cluster.Tail(log2, 40))
 	}
-	if l := grepLines(log2, "gosst: joiner: receiving"); len(l) > 0 {
+	if l := cluster.GrepLines(log2, "gosst: joiner: receiving"); len(l) > 0 {
 		t.Errorf("node2 took a full SST instead of IST: %s", l)
 	}
 	bypass := false
 	for i, n := range shared.Nodes {
-		if i != 1 && len(grepLines(logSince(n, offs[i]), "gosst: donor: IST bypass")) > 0 {
+		if i != 1 && len(cluster.GrepLines(n.LogSince(offs[i]), "gosst: donor: IST bypass")) > 0 {
 			bypass = true
 			t.Logf("%s donated by --bypass", n.Name)
 		}
@@ -266,14 +266,6 @@ func TestISTBypass(t *testing.T) {
 		t.Errorf("no donor logged gosst's IST bypass")
 	}
 	converge(t, ctx, "sstist.t", 50)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // providerPause reports how long mariabackup's BACKUP STAGE BLOCK_DDL kept

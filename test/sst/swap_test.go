@@ -61,14 +61,14 @@ func TestSwapCrashAtEachStep(t *testing.T) {
 			}
 			foreignState(t, n3)
 			restore := failpoint(t, n3, step)
-			off := logSize(n3)
+			off := n3.LogSize()
 			if err := n3.StartNoWait(ctx); err != nil {
 				t.Fatal(err)
 			}
 			hit := "test failpoint " + fp.Env + "=" + step
-			if !waitFor(10*time.Minute, func() bool { return strings.Contains(logSince(n3, off), hit) || !n3.Running() }) ||
-				!strings.Contains(logSince(n3, off), hit) {
-				t.Fatalf("the joiner never reached swap step %s:\n%s", step, tail(logSince(n3, off), 40))
+			if !waitFor(10*time.Minute, func() bool { return strings.Contains(n3.LogSince(off), hit) || !n3.Running() }) ||
+				!strings.Contains(n3.LogSince(off), hit) {
+				t.Fatalf("the joiner never reached swap step %s:\n%s", step, cluster.Tail(n3.LogSince(off), 40))
 			}
 			if !waitFor(time.Minute, func() bool { return len(sstProcs("joiner")) == 0 }) {
 				t.Fatalf("joiner script still running after its failpoint: %v", sstProcs("joiner"))
@@ -103,10 +103,10 @@ func TestSwapCrashAtEachStep(t *testing.T) {
 			var final string
 			refusedIST := false
 			for attempt := 1; ; attempt++ {
-				off := logSize(n3)
+				off := n3.LogSize()
 				err := n3.Start(ctx)
 				if err == nil {
-					final = logSince(n3, off)
+					final = n3.LogSince(off)
 					break
 				}
 				// mysqld aborts as soon as the donor reports the failure;
@@ -114,10 +114,10 @@ func TestSwapCrashAtEachStep(t *testing.T) {
 				if !waitFor(time.Minute, func() bool { return len(sstProcs("joiner")) == 0 }) {
 					t.Fatalf("joiner script still running after its mariadbd failed: %v", sstProcs("joiner"))
 				}
-				final = logSince(n3, off)
-				refused := grepLines(final, "refusing IST")
+				final = n3.LogSince(off)
+				refused := cluster.GrepLines(final, "refusing IST")
 				if attempt >= 2 || len(refused) == 0 {
-					t.Fatalf("node3 did not rejoin after a crash at %s (attempt %d): %v\n%s", step, attempt, err, tail(final, 40))
+					t.Fatalf("node3 did not rejoin after a crash at %s (attempt %d): %v\n%s", step, attempt, err, cluster.Tail(final, 40))
 				}
 				refusedIST = true
 				t.Logf("attempt %d: %s", attempt, refused[0])
@@ -130,8 +130,8 @@ func TestSwapCrashAtEachStep(t *testing.T) {
 			if tc.lose && !refusedIST {
 				t.Errorf("no IST was offered and refused although a position could be recovered")
 			}
-			if len(grepLines(final, "gosst: joiner: received and verified")) == 0 || len(grepLines(final, "donor reports IST")) > 0 {
-				t.Errorf("node3 did not rejoin by full SST after a crash at %s:\n%s", step, tail(final, 40))
+			if len(cluster.GrepLines(final, "gosst: joiner: received and verified")) == 0 || len(cluster.GrepLines(final, "donor reports IST")) > 0 {
+				t.Errorf("node3 did not rejoin by full SST after a crash at %s:\n%s", step, cluster.Tail(final, 40))
 			}
 			if _, err := os.Stat(filepath.Join(n3.DataDir, sst.InProgressFile)); err == nil {
 				t.Errorf("%s left after the full SST", sst.InProgressFile)

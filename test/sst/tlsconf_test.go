@@ -155,20 +155,20 @@ func tlsConfTransfer(t *testing.T, ctx context.Context, c tlsConf, method string
 	}
 	offs := make([]int64, len(shared.Nodes))
 	for i, n := range shared.Nodes {
-		offs[i] = logSize(n)
+		offs[i] = n.LogSize()
 	}
 	start := time.Now()
 	if err := n3.Start(ctx); err != nil {
-		t.Fatalf("%s: node3 did not join by %s with %s: %v\n%s", method, kind, c.mode, err, tail(logSince(n3, offs[2]), 40))
+		t.Fatalf("%s: node3 did not join by %s with %s: %v\n%s", method, kind, c.mode, err, cluster.Tail(n3.LogSince(offs[2]), 40))
 	}
 	t.Logf("%s: node3 joined by %s in %s", method, kind, time.Since(start).Round(100*time.Millisecond))
-	joinerLog := logSince(n3, offs[2])
-	donorLog := logSince(shared.Node(1), offs[0]) + logSince(shared.Node(2), offs[1])
+	joinerLog := n3.LogSince(offs[2])
+	donorLog := shared.Node(1).LogSince(offs[0]) + shared.Node(2).LogSince(offs[1])
 	if c.absent != "" && strings.Contains(joinerLog+donorLog, c.absent) {
-		t.Errorf("%s: the logs show %q:\n%s", method, c.absent, strings.Join(grepLines(joinerLog+donorLog, c.absent), "\n"))
+		t.Errorf("%s: the logs show %q:\n%s", method, c.absent, strings.Join(cluster.GrepLines(joinerLog+donorLog, c.absent), "\n"))
 	}
-	if !full && len(grepLines(joinerLog, "IST received")) == 0 {
-		t.Errorf("%s: node3 did not catch up by IST:\n%s", method, tail(joinerLog, 30))
+	if !full && len(cluster.GrepLines(joinerLog, "IST received")) == 0 {
+		t.Errorf("%s: node3 did not catch up by IST:\n%s", method, cluster.Tail(joinerLog, 30))
 	}
 	switch method {
 	case "mariabackup":
@@ -208,7 +208,7 @@ func tlsConfPortFree(port int) bool {
 // tlsConfCheck wants a line of log that contains first and every one of more.
 func tlsConfCheck(t *testing.T, role, log, first string, more ...string) {
 	t.Helper()
-	lines := grepLines(log, first)
+	lines := cluster.GrepLines(log, first)
 	for _, l := range lines {
 		ok := true
 		for _, m := range more {
@@ -396,17 +396,17 @@ func TestTLSConfNoCertificate(t *testing.T) {
 	}
 	mustExec(t, ctx, n1, "INSERT INTO tlsconf.t (method, v) VALUES ('no-cert', 'missed by node3')")
 	editConfig(t, n3, func(s string) string { return tlsConfEdit(s, tlsConf{mode: "VERIFY_CA"}, "gosst") })
-	off := logSize(n3)
+	off := n3.LogSize()
 	if err := n3.Start(ctx); err == nil {
 		t.Fatal("node3 joined although its SST configuration has no certificate")
 	}
-	log3 := logSince(n3, off)
-	if l := grepLines(log3, "gosst: joiner: bad configuration: ssl-mode=VERIFY_CA needs a certificate and key"); len(l) == 0 {
-		t.Errorf("joiner did not name the missing certificate:\n%s", tail(log3, 30))
+	log3 := n3.LogSince(off)
+	if l := cluster.GrepLines(log3, "gosst: joiner: bad configuration: ssl-mode=VERIFY_CA needs a certificate and key"); len(l) == 0 {
+		t.Errorf("joiner did not name the missing certificate:\n%s", cluster.Tail(log3, 30))
 	} else {
 		t.Logf("joiner: %s", strings.TrimSpace(l[0]))
 	}
-	if l := grepLines(log3, "gosst: joiner: receiving"); len(l) > 0 {
+	if l := cluster.GrepLines(log3, "gosst: joiner: receiving"); len(l) > 0 {
 		t.Errorf("joiner received data: %s", l)
 	}
 	if n3.Running() {
@@ -416,11 +416,11 @@ func TestTLSConfNoCertificate(t *testing.T) {
 	}
 	// Configure the certificates (the server's own): node3 rejoins by IST.
 	_ = os.WriteFile(n3.ConfigFile, []byte(tlsConfEdit(mustRead(t, n3.ConfigFile), serverCerts("VERIFY_CA", "chain"), "gosst")), 0o600)
-	off = logSize(n3)
+	off = n3.LogSize()
 	if err := n3.Start(ctx); err != nil {
 		t.Fatalf("node3 did not rejoin once configured: %v", err)
 	}
-	if l := grepLines(logSince(n3, off), "IST received"); len(l) == 0 {
+	if l := cluster.GrepLines(n3.LogSince(off), "IST received"); len(l) == 0 {
 		t.Errorf("node3 did not rejoin by IST: its datadir was touched")
 	}
 	want, err := n1.QueryString(ctx, "SELECT COUNT(*) FROM tlsconf.t")
@@ -481,18 +481,18 @@ func TestTLSConfWrongName(t *testing.T) {
 			return tlsConfEdit(s, tlsConf{mode: "VERIFY_IDENTITY", mysqld: []string{"ssl-ca=" + ca.file, "ssl-cert=" + cert, "ssl-key=" + key}}, "gosst")
 		})
 	}
-	offs := []int64{logSize(shared.Node(1)), logSize(shared.Node(2)), logSize(n3)}
+	offs := []int64{shared.Node(1).LogSize(), shared.Node(2).LogSize(), n3.LogSize()}
 	log3 := expectFailedJoin(t, ctx, n3, offs[2])
 	var donorMsg []string
 	for i, n := range shared.Nodes[:2] {
-		donorMsg = append(donorMsg, grepLines(logSince(n, offs[i]), "gosst: donor: failed")...)
+		donorMsg = append(donorMsg, cluster.GrepLines(n.LogSince(offs[i]), "gosst: donor: failed")...)
 	}
 	want := `nothing sent: joiner's certificate does not name 127.0.0.1 or localhost (ssl-mode=VERIFY_IDENTITY): it has CN "db9.example", DNS names ["db9.example"]`
 	if !strings.Contains(strings.Join(donorMsg, "\n"), want) || !strings.Contains(strings.Join(donorMsg, "\n"), "exit 13") {
 		t.Errorf("donor did not refuse the joiner's name with exit 13: %q", donorMsg)
 	}
 	t.Logf("donor: %s", strings.Join(donorMsg, "\n"))
-	t.Logf("joiner: %s", strings.Join(grepLines(log3, "gosst: joiner: "), "\n"))
+	t.Logf("joiner: %s", strings.Join(cluster.GrepLines(log3, "gosst: joiner: "), "\n"))
 	entries, _ := os.ReadDir(n3.DataDir)
 	for _, e := range entries {
 		if e.Name() == ".gosst-sst" || e.Name() == "ibdata1" {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gosst/gosst/test/cluster"
 )
 
 // scanWriter counts what passes and reports whether needle was in it,
@@ -99,24 +101,24 @@ func TestZeroConfEncrypted(t *testing.T) {
 	}()
 	t.Cleanup(func() { outer.Close(); <-fwdDone })
 
-	off := logSize(n3)
-	offs := map[int]int64{1: logSize(shared.Node(1)), 2: logSize(shared.Node(2))}
+	off := n3.LogSize()
+	offs := map[int]int64{1: shared.Node(1).LogSize(), 2: shared.Node(2).LogSize()}
 	if err := n3.Start(ctx); err != nil {
-		t.Fatalf("node 3 did not join with zero configuration: %v\n%s", err, tail(logSince(n3, off), 40))
+		t.Fatalf("node 3 did not join with zero configuration: %v\n%s", err, cluster.Tail(n3.LogSince(off), 40))
 	}
 	select {
 	case <-fwdDone:
 	case <-time.After(2 * time.Minute): // safety net: the donor closed long ago
 		t.Fatal("the forwarder's connection did not end after the SST")
 	}
-	log3 := logSince(n3, off)
-	if l := grepLines(log3, "ephemeral key"); len(l) == 0 {
-		t.Errorf("joiner did not log the ephemeral key:\n%s", tail(log3, 30))
+	log3 := n3.LogSince(off)
+	if l := cluster.GrepLines(log3, "ephemeral key"); len(l) == 0 {
+		t.Errorf("joiner did not log the ephemeral key:\n%s", cluster.Tail(log3, 30))
 	} else {
 		t.Logf("joiner: %s", strings.TrimSpace(l[len(l)-1]))
 	}
-	donorLog := logSince(shared.Node(1), offs[1]) + logSince(shared.Node(2), offs[2])
-	if l := grepLines(donorLog, "pinned to the fingerprint"); len(l) == 0 {
+	donorLog := shared.Node(1).LogSince(offs[1]) + shared.Node(2).LogSince(offs[2])
+	if l := cluster.GrepLines(donorLog, "pinned to the fingerprint"); len(l) == 0 {
 		t.Errorf("no donor logged the pinned ephemeral key")
 	} else {
 		t.Logf("donor: %s", strings.TrimSpace(l[0]))
