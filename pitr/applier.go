@@ -252,12 +252,8 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 		}
 		res.ReplayTime += took
 		res.ReplayBytes += rs.total
-		for i, st := range run {
-			pr.done += rs.spans[i]
-			pr.txDone += st.tx.total()
-		}
+		pr.finishRun(run, rs.spans)
 		res.Events = pr.events
-		pr.report(pr.done, pr.txDone, pr.events, run[len(run)-1].seg.File+": end of run") // the line ends at the run's end
 		for _, f := range rs.files {
 			_ = os.Remove(f) // links or the cut copy: the staged files stay
 		}
@@ -356,6 +352,24 @@ func (p *replayProgress) snapshot(bytes, tx, events int64) ReplaySnapshot {
 	return s
 }
 
+// finishRun accounts a run (its steps and the bytes each replayed) as
+// done and reports it, so the line ends at the run's end.
+func (p *replayProgress) finishRun(run []step, spans []int64) {
+	for i, st := range run {
+		p.done += spans[i]
+		p.txDone += st.tx.total()
+	}
+	p.report(p.done, p.txDone, p.events, run[len(run)-1].seg.File+": end of run")
+}
+
+// addEvents adds two event counts, either of which may be -1 (unknown).
+func addEvents(a, b int64) int64 {
+	if a < 0 || b < 0 {
+		return -1
+	}
+	return a + b
+}
+
 func (p *replayProgress) report(bytes, tx, events int64, at string) {
 	s := p.snapshot(bytes, tx, events)
 	if p.fn != nil {
@@ -391,23 +405,14 @@ func waitApplied(ctx context.Context, db *sql.DB, rs *relaySet, pr *replayProgre
 				st["Last_SQL_Errno"], st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"], st["Last_SQL_Error"])
 		}
 		if done {
-			if events >= 0 && pr.events >= 0 {
-				pr.events += events
-			} else {
-				pr.events = -1
-			}
+			pr.events = addEvents(pr.events, events)
 			return nil
 		}
 		if st["Slave_SQL_Running"] == "No" {
 			return fmt.Errorf("the replication applier stopped at relay log %s:%d before the end of the replay (%s:%d), without an error", file, pos, rs.untilFile, rs.untilPos)
 		}
 		applied, tx := rs.progress(file, pos)
-		if events >= 0 && pr.events >= 0 {
-			events += pr.events
-		} else {
-			events = -1
-		}
-		pr.report(pr.done+applied, pr.txDone+tx, events, st["Relay_Master_Log_File"]+":"+st["Exec_Master_Log_Pos"])
+		pr.report(pr.done+applied, pr.txDone+tx, addEvents(pr.events, events), st["Relay_Master_Log_File"]+":"+st["Exec_Master_Log_Pos"])
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -168,7 +168,7 @@ func (c *clientTracker) at(pos int64) {
 	c.lastReport = time.Now()
 	st := c.run[c.file]
 	b := min(max(pos-st.start, 0), c.spans[c.file])
-	c.pr.report(c.doneBytes+b, c.doneTx+st.tx.at(pos), c.pr.events+c.events, st.seg.File+":"+strconv.FormatInt(pos, 10))
+	c.pr.report(c.doneBytes+b, c.doneTx+st.tx.at(pos), addEvents(c.pr.events, c.events), st.seg.File+":"+strconv.FormatInt(pos, 10))
 }
 
 // span returns the bytes the step replays (0 if its file is unreadable).
@@ -192,12 +192,6 @@ func newClientTracker(run []step, pr *replayProgress) *clientTracker {
 
 // finish accounts the whole run as replayed.
 func (c *clientTracker) finish() {
-	for _, sp := range c.spans {
-		c.pr.done += sp
-	}
-	for _, st := range c.run {
-		c.pr.txDone += st.tx.total()
-	}
-	c.pr.events += c.events
-	c.pr.report(c.pr.done, c.pr.txDone, c.pr.events, c.run[len(c.run)-1].seg.File+": end of run") // the line ends at the run's end
+	c.pr.events = addEvents(c.pr.events, c.events)
+	c.pr.finishRun(c.run, c.spans)
 }
