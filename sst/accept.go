@@ -75,20 +75,38 @@ type accepted struct {
 // first peer through the handshake wins: the listener and the other
 // pending connections are closed, and every goroutine has ended when
 // accept returns.
-func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config, token []byte) (net.Conn, *bufio.Reader, Control, error) {
-	defer l.Close()
+//
+// With keep (a joiner that offers resumption) the listener stays open
+// after the donor is in: the caller closes it, or hands it to the
+// resumeAcceptor.
+func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config, token []byte, keep bool) (net.Conn, *bufio.Reader, Control, error) {
+	dl, canWake := l.(interface{ SetDeadline(time.Time) error })
+	keep = keep && canWake
+	if !keep {
+		defer l.Close()
+	}
 	if len(token) == 0 {
 		token = nil // secret=off: no token is checked
 	}
-	if d := j.Config.InitialTimeout; d > 0 {
-		if dl, ok := l.(interface{ SetDeadline(time.Time) error }); ok {
-			_ = dl.SetDeadline(time.Now().Add(d))
-		}
+	if d := j.Config.InitialTimeout; d > 0 && canWake {
+		_ = dl.SetDeadline(time.Now().Add(d))
 	}
 	actx, won := context.WithCancel(ctx)
 	defer won()
 	g, gctx := errgroup.WithContext(actx)
-	stopListener := context.AfterFunc(gctx, func() { l.Close() })
+	var wakeMu sync.Mutex
+	accepting := true
+	stopListener := context.AfterFunc(gctx, func() {
+		if !keep {
+			l.Close()
+			return
+		}
+		wakeMu.Lock()
+		defer wakeMu.Unlock()
+		if accepting {
+			_ = dl.SetDeadline(time.Now()) // wake Accept, keep the socket
+		}
+	})
 	defer stopListener()
 
 	t := &acceptTally{log: j.log}
@@ -121,6 +139,12 @@ func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config,
 		}
 	})
 	err := g.Wait()
+	if keep {
+		wakeMu.Lock()
+		accepting = false
+		_ = dl.SetDeadline(time.Time{})
+		wakeMu.Unlock()
+	}
 	winner := t.winner
 	if ctx.Err() != nil {
 		if winner != nil {

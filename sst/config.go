@@ -12,6 +12,7 @@ import (
 
 	"github.com/gosst/gosst/internal/text"
 	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/sst/resume"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
 )
@@ -72,6 +73,15 @@ type Config struct {
 	// address it announces (NAT, containers): host:port, host or :port.
 	ListenAddress string
 
+	// ResumeWindow (resume-window, default 60 s, 0 = off) is how long
+	// after a broken connection the donor redials and the joiner waits
+	// for it; ResumeSpool (resume-spool) and ResumeSpoolMemory
+	// (resume-spool-memory) bound the donor's unacknowledged data (see
+	// package sst/resume).
+	ResumeWindow      time.Duration
+	ResumeSpool       int64
+	ResumeSpoolMemory int64
+
 	// UseMemoryFrom names where UseMemory came from, for the log.
 	UseMemoryFrom string
 	// ApplyOpts are extra mariabackup --prepare options (inno-apply-opts).
@@ -123,7 +133,7 @@ var knownKeys = map[string]bool{
 	"report-interval": true, "mariabackup": true, "use-memory": true, "wsrep-sst-auth": true,
 	"tmpdir": true, "secret": true, "listen-address": true, "direct-io": true,
 	"hello-timeout":   true,
-	"inno-apply-opts": true, "sst-log-archive": true, "sst-log-archive-dir": true, "encrypt": true,
+	"inno-apply-opts": true, "resume-window": true, "resume-spool": true, "resume-spool-memory": true, "sst-log-archive": true, "sst-log-archive-dir": true, "encrypt": true,
 }
 
 // DefaultLogArchiveDir is where the stock script keeps old mariabackup logs.
@@ -146,6 +156,10 @@ func DefaultConfig() Config {
 		DirectIO:         true,
 		LogArchive:       true,
 		LogArchiveDir:    DefaultLogArchiveDir,
+
+		ResumeWindow:      resume.DefaultWindow,
+		ResumeSpool:       resume.DefaultSpool,
+		ResumeSpoolMemory: resume.DefaultSpoolMemory,
 	}
 }
 
@@ -309,6 +323,30 @@ func (r *optionReader) streamKeys() {
 	r.durKey("report-interval", false, &c.ReportEvery)
 	if v, ok := r.get("progress"); ok && strings.EqualFold(v, "none") {
 		c.ProgressOff = true
+	}
+	r.resumeKeys()
+}
+
+// resumeKeys reads resume-window, resume-spool and resume-spool-memory.
+func (r *optionReader) resumeKeys() {
+	c := r.c
+	r.durKey("resume-window", true, &c.ResumeWindow)
+	for _, k := range []struct {
+		key string
+		dst *int64
+		min int64
+	}{{"resume-spool", &c.ResumeSpool, 1 << 20}, {"resume-spool-memory", &c.ResumeSpoolMemory, 0}} {
+		if v, ok := r.get(k.key); ok {
+			n, err := text.ParseSize(v)
+			if err != nil || n < k.min {
+				r.bad(k.key, v, fmt.Sprintf("want a size of at least %d bytes, such as 1G", k.min))
+				continue
+			}
+			*k.dst = n
+		}
+	}
+	if c.ResumeSpoolMemory > c.ResumeSpool {
+		c.ResumeSpoolMemory = c.ResumeSpool
 	}
 }
 

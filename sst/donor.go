@@ -3,7 +3,9 @@ package sst
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariabackup"
 	"github.com/gosst/gosst/mariadb"
+	"github.com/gosst/gosst/sst/resume"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/ratelimit"
@@ -39,6 +42,8 @@ type Donor struct {
 	total   int64 // estimated backup size, measured before connecting
 	// stages measures where the stream's time goes (bottleneck.go).
 	stages *donorStages
+	// resumable: the stream goes through a resume session, not d.ic.
+	resumable bool
 }
 
 // Run does the whole donor side. It prints "done <uuid:seqno>" only after
@@ -61,13 +66,13 @@ func (d *Donor) Run(parent context.Context) error {
 		return exitf(wsrep.ExitInvalid, "--gtid: %w", err)
 	}
 	pos = pos.WithDomain(d.Args.GTIDDomainID)
-	var token []byte
+	var secret []byte
 	if ra := d.getenv("WSREP_SST_OPT_REMOTE_AUTH"); ra != "" {
-		_, secret, ok := strings.Cut(ra, ":")
+		_, sec, ok := strings.Cut(ra, ":")
 		if !ok {
-			secret = ra
+			sec = ra
 		}
-		token = []byte(secret)
+		secret = []byte(sec)
 	}
 	host, _, _ := net.SplitHostPort(hostport)
 	tlsCfg, err := d.tlsFor(host, hostport, pin)
@@ -80,32 +85,15 @@ func (d *Donor) Run(parent context.Context) error {
 		// can take longer.
 		d.total = dataSize(strings.TrimRight(d.Args.DataDir, "/"))
 	}
-	raw, err := dial(ctx, hostport, d.Config.ConnectTimeout, d.log.Warnf)
+	d.stages = newDonorStages(nil)
+	first := func(ctx context.Context) (net.Conn, error) {
+		return dial(ctx, hostport, d.Config.ConnectTimeout, d.log.Warnf)
+	}
+	conn, ic, token, err := d.connect(ctx, hostport, tlsCfg, pin, secret, first, d.stages.rawConn)
 	if err != nil {
 		return err
 	}
-	ic := newIdleConn(raw, d.Config.IdleTimeout)
 	d.ic = ic
-	var conn net.Conn = ic
-	d.stages = newDonorStages(nil)
-	if tlsCfg != nil {
-		tc := tls.Client(d.stages.rawConn(ic), tlsCfg)
-		hctx, hcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := tc.HandshakeContext(hctx)
-		hcancel()
-		if err != nil {
-			raw.Close()
-			return exitf(ExitAccess, "TLS handshake with joiner %s failed, nothing sent: %w", hostport, err)
-		}
-		conn = tc
-		if pin != nil {
-			// Prove the secret without sending it (see secretProof).
-			if token, err = secretProof(tc.ConnectionState(), token); err != nil {
-				raw.Close()
-				return exitf(ExitAccess, "TLS session with joiner %s: %w", hostport, err)
-			}
-		}
-	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -121,7 +109,86 @@ func (d *Donor) Run(parent context.Context) error {
 		}
 		return d.out.line("done " + pos.UUIDSeqno())
 	}
-	return d.full(ctx, conn, br, token, pos, hostport)
+	return d.full(ctx, conn, br, token, pos, hostport, d.resumeConfig(hostport, tlsCfg, pin, secret))
+}
+
+// connect dials the joiner with dialFn and runs the TLS handshake; it
+// returns the connection, the idle-timeout layer under it and the token
+// that proves the one-time secret on it. wrap, if not nil, wraps the raw
+// connection under TLS (the stage meters).
+func (d *Donor) connect(ctx context.Context, hostport string, tlsCfg *tls.Config, pin, secret []byte, dialFn func(context.Context) (net.Conn, error), wrap func(net.Conn) net.Conn) (net.Conn, *idleConn, []byte, error) {
+	what := "nothing sent"
+	if wrap == nil {
+		what = "reconnect"
+	}
+	raw, err := dialFn(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ic := newIdleConn(raw, d.Config.IdleTimeout)
+	token := secret
+	if tlsCfg == nil {
+		return ic, ic, token, nil
+	}
+	var under net.Conn = ic
+	if wrap != nil {
+		under = wrap(ic)
+	}
+	tc := tls.Client(under, tlsCfg)
+	hctx, hcancel := context.WithTimeout(ctx, 60*time.Second)
+	err = tc.HandshakeContext(hctx)
+	hcancel()
+	if err != nil {
+		raw.Close()
+		return nil, nil, nil, exitf(ExitAccess, "TLS handshake with joiner %s failed, %s: %w", hostport, what, err)
+	}
+	if pin != nil {
+		// Prove the secret without sending it (see secretProof).
+		if token, err = secretProof(tc.ConnectionState(), secret); err != nil {
+			raw.Close()
+			return nil, nil, nil, exitf(ExitAccess, "TLS session with joiner %s: %w", hostport, err)
+		}
+	}
+	return tc, ic, token, nil
+}
+
+// resumeConfig is the resume session of a full SST, or nil when this
+// donor or the joiner does not resume (docs/sst.md, "Resuming after a
+// network blip"). A reconnect dials the same address, with the same TLS
+// trust and a fresh proof of the secret, and names the session.
+func (d *Donor) resumeConfig(hostport string, tlsCfg *tls.Config, pin, secret []byte) *resume.Config {
+	if d.Config.ResumeWindow <= 0 || !OffersResume(d.Args.Address) {
+		return nil
+	}
+	var id resume.ID
+	_, _ = rand.Read(id[:])
+	rc := &resume.Config{
+		ID:          id,
+		Window:      d.Config.ResumeWindow,
+		Spool:       d.Config.ResumeSpool,
+		SpoolMemory: d.Config.ResumeSpoolMemory,
+		SpoolDir:    d.Config.TmpDir,
+		Logf:        d.log.Warnf,
+	}
+	if rc.SpoolMemory == 0 {
+		rc.SpoolMemory = -1 // resume-spool-memory=0: everything in the file
+	}
+	rc.Reconnect = func(rctx context.Context) (io.ReadWriteCloser, error) {
+		redial := func(ctx context.Context) (net.Conn, error) { return redial(ctx, hostport) }
+		conn, ic, token, err := d.connect(rctx, hostport, tlsCfg, pin, secret, redial, nil)
+		if err != nil {
+			return nil, err
+		}
+		// The session reads all the time; the joiner may be silent.
+		ic.noReadDeadline.Store(true)
+		ctl := Control{Proto: ProtoVersion, Kind: KindResume, Session: hex.EncodeToString(id[:])}
+		if err := sendMessage(conn, token, ctl); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("send resume header: %w", err)
+		}
+		return conn, nil
+	}
+	return rc
 }
 
 // tlsFor is the TLS configuration towards the joiner: pinned to the
@@ -234,15 +301,45 @@ func (d *Donor) auth() (user, password string) {
 	return user, password
 }
 
-// full streams mariabackup's backup to the joiner.
-func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token []byte, pos ist.Position, hostport string) error {
+// full streams mariabackup's backup to the joiner; through a resume
+// session if rc is not nil.
+func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token []byte, pos ist.Position, hostport string, rc *resume.Config) error {
 	total := d.total
 	cd, how, err := d.codec()
 	if err != nil {
 		return exitf(wsrep.ExitInvalid, "compression: %w", err)
 	}
-	if err := sendMessage(conn, token, Control{Proto: ProtoVersion, Kind: KindSST, Position: pos.UUIDSeqno(), Domain: pos.DomainID(), Total: total, Codec: cd.Name()}); err != nil {
+	ctl := Control{Proto: ProtoVersion, Kind: KindSST, Position: pos.UUIDSeqno(), Domain: pos.DomainID(), Total: total, Codec: cd.Name()}
+	if rc != nil {
+		ctl.Session = hex.EncodeToString(rc.ID[:])
+	}
+	if err := sendMessage(conn, token, ctl); err != nil {
 		return exitf(wsrep.ExitPipe, "send header to joiner %s: %w", hostport, err)
+	}
+	// The stream and the reply go through the session if there is one:
+	// out is where the data goes, kill ends the transfer so that the
+	// joiner cannot take what it got for complete, and unblock ends a
+	// read of the reply.
+	var out io.Writer = conn
+	kill := func() { conn.Close() }
+	unblock := func() { _ = d.ic.Conn.SetReadDeadline(time.Now()) }
+	var sess *resume.Session
+	if rc != nil {
+		// The joiner answers the header with its resume hello, or
+		// refuses the transfer with a reply.
+		if head, err := br.Peek(len(wire.Magic)); err == nil && string(head) == wire.Magic {
+			if err := d.awaitReply(br); err != nil {
+				return err
+			}
+			return exitf(wsrep.ExitProto, "joiner %s confirmed a transfer that has not begun instead of starting the resumable session", hostport)
+		}
+		if sess, err = resume.Open(ctx, bufConn{br, conn}, *rc); err != nil {
+			return exitf(codeOr(err, wsrep.ExitPipe), "start resumable session with joiner %s: %w", hostport, err)
+		}
+		defer sess.Abort()
+		d.resumable = true
+		d.log.Infof("resumable transfer: after a broken connection this donor redials for up to %s, keeping up to %s not yet confirmed by the joiner (resume-window, resume-spool)", rc.Window, human(rc.Spool))
+		out, kill, unblock, br = sess, sess.Abort, sess.Abort, bufio.NewReader(sess)
 	}
 	tmp, err := os.MkdirTemp(d.Config.TmpDir, "gosst-donor-")
 	if err != nil {
@@ -268,7 +365,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	stopProg := func() { pcancel(); _ = progG.Wait() }
 	defer stopProg()
 
-	replyCh, joinReply := d.watchReply(br, bcancel)
+	replyCh, joinReply := d.watchReply(br, bcancel, unblock)
 	defer joinReply()
 	// mariabackup reads a chunk, then writes it into the pipe, which
 	// holds 1 MiB; without a reader draining the pipe at once its next
@@ -281,9 +378,9 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	// Close waits for the read-ahead goroutine, which ends when its read
 	// of the pipe returns: the pipe is closed first.
 	defer func() { _ = stdout.Close(); _ = ra.Close() }()
-	ka := &keepaliveWriter{w: prog.wire.Writer(d.stages.conn.Writer(conn))}
+	ka := &keepaliveWriter{w: prog.wire.Writer(d.stages.conn.Writer(out))}
 	streamStart := time.Now()
-	auto, sendErr := d.send(ctx, bctx, bcancel, conn, cd, ka, ra, prog, mb)
+	auto, sendErr := d.send(ctx, bctx, bcancel, kill, cd, ka, ra, prog, mb)
 	if kerr := ka.err(); kerr != nil && sendErr != nil {
 		sendErr = kerr // the keepalive saw the broken link first
 	}
@@ -292,16 +389,34 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		return d.sendFailed(ctx, bcancel, mb, replyCh, hostport, sendErr)
 	}
 	d.log.Infof("backup sent; waiting for the joiner to verify it")
-	d.ic.noReadDeadline.Store(false)
-	if idle := time.Duration(d.ic.idle.Load()); idle > 0 {
-		_ = d.ic.Conn.SetReadDeadline(time.Now().Add(idle))
+	var res replyResult
+	if sess == nil {
+		d.ic.noReadDeadline.Store(false)
+		if idle := time.Duration(d.ic.idle.Load()); idle > 0 {
+			_ = d.ic.Conn.SetReadDeadline(time.Now().Add(idle))
+		}
+		res = <-replyCh
+	} else {
+		// The session may be on another connection by now: the joiner
+		// gets idle-timeout in all to confirm, as without a session.
+		res = d.awaitSessionReply(ctx, replyCh, sess)
 	}
-	res := <-replyCh
 	if res.err != nil {
 		return exitf(codeOr(res.err, wsrep.ExitPipe), "no confirmation from the joiner: %w", res.err)
 	}
 	if !res.r.OK {
 		return exitf(wsrep.ExitPipe, "joiner refused the transfer: %s", res.r.Error)
+	}
+	if sess != nil {
+		// Tell the joiner that its reply arrived, and wait for its end.
+		cctx, ccancel := context.WithTimeout(ctx, max(d.Config.IdleTimeout, 5*time.Second))
+		if err := sess.Close(cctx); err != nil {
+			d.log.Warnf("closing the resumable session after the joiner's confirmation: %v", err)
+		}
+		ccancel()
+		if st := sess.Stats(); st.Breaks > 0 {
+			d.log.Infof("the connection was lost %d time%s and resumed each time (%s sent again, %s through the spool file)", st.Breaks, plural(st.Breaks), human(st.Replayed), human(st.Spilled))
+		}
 	}
 	prog.summary("sent")
 	d.logLimiter()
@@ -347,7 +462,7 @@ func (d *Donor) startBackup(bctx context.Context, tmp, hostport, how string) (*m
 // attributed by mysqld to the next state transfer). The reply arrives on
 // the returned channel; join waits for the reader, first ending a read
 // still blocked on a silent joiner.
-func (d *Donor) watchReply(br *bufio.Reader, bcancel context.CancelFunc) (<-chan replyResult, func()) {
+func (d *Donor) watchReply(br *bufio.Reader, bcancel context.CancelFunc, unblock func()) (<-chan replyResult, func()) {
 	d.ic.noReadDeadline.Store(true)
 	_ = d.ic.Conn.SetReadDeadline(time.Time{})
 	replyCh := make(chan replyResult, 1)
@@ -367,7 +482,7 @@ func (d *Donor) watchReply(br *bufio.Reader, bcancel context.CancelFunc) (<-chan
 		select {
 		case <-done:
 		default:
-			_ = d.ic.Conn.SetReadDeadline(time.Now())
+			unblock()
 		}
 		_ = g.Wait()
 	}
@@ -378,7 +493,7 @@ func (d *Donor) watchReply(br *bufio.Reader, bcancel context.CancelFunc) (<-chan
 // frame writer, with keepalive frames while the backup is silent. It ends
 // with an end frame only for a backup mariabackup reports as complete.
 // auto, if not nil, reports compression=auto's frame counts.
-func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, conn net.Conn, cd codec.Codec, ka *keepaliveWriter, ra io.Reader, prog *progress, mb *mariabackup.Process) (auto func() wire.AdaptiveStats, err error) {
+func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, kill func(), cd codec.Codec, ka *keepaliveWriter, ra io.Reader, prog *progress, mb *mariabackup.Process) (auto func() wire.AdaptiveStats, err error) {
 	wo := wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize, CRC32C: true}
 	if d.Config.Codec == CodecAuto {
 		wo.Adaptive = &wire.AdaptiveOptions{}
@@ -421,7 +536,7 @@ func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, conn
 	}
 	// Only a backup mariabackup reports as complete gets an end frame.
 	if werr := st.source.Time(mb.Wait); werr != nil {
-		conn.Close() // never let a failed backup look complete
+		kill() // never let a failed backup look complete
 		cw.Close()
 		return auto, &ExitError{Code: wsrep.ExitInvalid, Err: fmt.Errorf("mariabackup --backup failed: %w", werr)}
 	}
@@ -463,8 +578,11 @@ func (d *Donor) sendFailed(ctx context.Context, bcancel context.CancelFunc, mb *
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	// The joiner may have said why it hung up.
-	_ = d.ic.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	// The joiner may have said why it hung up. (A resume session's
+	// reader ends with the session, see watchReply.)
+	if !d.resumable {
+		_ = d.ic.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	}
 	select {
 	case res := <-replyCh:
 		if res.err == nil && res.r.Error != "" {
@@ -564,6 +682,66 @@ func (k *keepaliveWriter) err() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.failed
+}
+
+// errJoinerGone: the joiner's host refuses connections on its SST port.
+var errJoinerGone = errors.New("the joiner refuses connections (its SST script has ended), so the transfer cannot be resumed")
+
+// redial connects to the joiner again after a break, trying every second
+// until rctx (the resume window) ends. It fails at once with
+// errJoinerGone when the joiner's host refuses the connection: the host is
+// up but nothing listens, so the joiner's script has ended and waiting
+// would only delay the failure. A link that is down drops or times out
+// the attempts instead.
+func redial(rctx context.Context, hostport string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAliveConfig: keepAlive}
+	for {
+		c, err := d.DialContext(rctx, "tcp", hostport)
+		if err == nil {
+			return c, nil
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w: %v", errJoinerGone, err)
+		}
+		select {
+		case <-rctx.Done():
+			return nil, fmt.Errorf("%w: %v", context.Cause(rctx), err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// bufConn reads through the buffered reader that already peeked at the
+// connection.
+type bufConn struct {
+	r *bufio.Reader
+	c net.Conn
+}
+
+func (b bufConn) Read(p []byte) (int, error)  { return b.r.Read(p) }
+func (b bufConn) Write(p []byte) (int, error) { return b.c.Write(p) }
+func (b bufConn) Close() error                { return b.c.Close() }
+
+// awaitSessionReply waits for the joiner's reply through a resume session,
+// at most idle-timeout.
+func (d *Donor) awaitSessionReply(ctx context.Context, replyCh <-chan replyResult, sess *resume.Session) replyResult {
+	var timeout <-chan time.Time
+	if idle := d.Config.IdleTimeout; idle > 0 {
+		t := time.NewTimer(idle)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case res := <-replyCh:
+		return res
+	case <-ctx.Done():
+		sess.Abort()
+		return <-replyCh
+	case <-timeout:
+		sess.Abort()
+		<-replyCh
+		return replyResult{err: fmt.Errorf("%w: the joiner did not confirm within %s (peer dead or hung?)", ErrTimeout, d.Config.IdleTimeout)}
+	}
 }
 
 type replyResult struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/gosst/gosst/internal/fsutil"
 	"github.com/gosst/gosst/ist"
 	"github.com/gosst/gosst/mariabackup"
+	"github.com/gosst/gosst/sst/resume"
 	"github.com/gosst/gosst/sst/wsrep"
 	"github.com/gosst/gosst/stream/codec"
 	"github.com/gosst/gosst/stream/stall"
@@ -54,6 +55,10 @@ type Joiner struct {
 	// how long prepare took (bottleneck.go); both go into the history.
 	recv        *stall.Report
 	prepareTime time.Duration
+	// resumer accepts the donor's reconnects and sess is the resume
+	// session, during a resumable full SST; nil otherwise.
+	resumer *resumeAcceptor
+	sess    *resume.Session
 }
 
 // Run does the whole joiner side. It prints the final position line only
@@ -90,13 +95,25 @@ func (j *Joiner) Run(parent context.Context) (err error) {
 		return err
 	}
 	defer l.Close()
-	conn, br, ctl, err := j.accept(ctx, l, tlsCfg, []byte(secret))
+	offer := j.Config.ResumeWindow > 0
+	conn, br, ctl, err := j.accept(ctx, l, tlsCfg, []byte(secret), offer)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	if offer && ctl.Kind == KindSST && ctl.Session != "" {
+		// Keep listening for the donor's reconnects until the transfer
+		// ends.
+		j.resumer = newResumeAcceptor(j, l, tlsCfg, []byte(secret), ctl.Session)
+		actx, acancel := context.WithCancel(ctx)
+		var ag errgroup.Group
+		ag.Go(func() error { j.resumer.run(actx); return nil })
+		defer func() { acancel(); _ = ag.Wait() }()
+	} else {
+		l.Close()
+	}
 	return j.transfer(ctx, conn, br, ctl)
 }
 
@@ -170,6 +187,9 @@ func (j *Joiner) listenReady(ctx context.Context) (net.Listener, *tls.Config, st
 		l.Close()
 		return nil, nil, "", exitf(wsrep.ExitInvalid, "%w", err)
 	}
+	if j.Config.ResumeWindow > 0 {
+		addr += "/" + ResumeCap // a donor that can resume will (older ones ignore it)
+	}
 	if err := j.out.line("ready " + addr); err != nil {
 		l.Close()
 		return nil, nil, "", fmt.Errorf("write ready line: %w", err)
@@ -217,7 +237,30 @@ func (j *Joiner) transfer(ctx context.Context, conn net.Conn, br *bufio.Reader, 
 			j.log.Infof("%s", r)
 		}
 		start := time.Now()
-		err := j.full(ctx, conn, br, ctl, pos)
+		var w io.WriteCloser = conn
+		if j.resumer != nil {
+			id, err := parseSessionID(ctl.Session)
+			if err != nil {
+				_ = sendMessage(conn, nil, Reply{Error: err.Error()})
+				return exitf(wsrep.ExitProto, "donor sent a bad header: %w", err)
+			}
+			sess, err := resume.Open(ctx, conn, resume.Config{
+				ID: id, Reconnect: j.resumer.next, Window: j.Config.ResumeWindow,
+				// The joiner sends only its reply: a small spool in memory.
+				Spool: 1 << 20, SpoolMemory: 1 << 20, Logf: j.log.Warnf,
+			})
+			if err != nil {
+				return exitf(codeOr(err, wsrep.ExitPipe), "start resumable session with the donor: %w", err)
+			}
+			defer sess.Abort()
+			j.sess = sess
+			j.resumer.sess.Store(sess)
+			j.log.Infof("resumable transfer: after a broken connection this joiner waits up to %s for the donor to reconnect (resume-window)", j.Config.ResumeWindow)
+			// The handshake read nothing past the header, so br holds
+			// nothing yet: the stream now comes through the session.
+			w, br = sessionWriter{s: sess, wait: 10 * time.Second, log: j.log}, bufio.NewReaderSize(sess, 1<<20)
+		}
+		err := j.full(ctx, w, br, ctl, pos)
 		if err == nil {
 			j.recordSST(start, pos)
 		}
@@ -292,6 +335,18 @@ func (j *Joiner) awaitDonorExit(ctx context.Context, br *bufio.Reader) {
 	if j.ic == nil {
 		return
 	}
+	if j.sess != nil {
+		// The donor ends the session when it stops; its end confirms it.
+		j.log.Infof("waiting for the donor to stop before exiting, so that Galera gets its failure report before this node leaves the group")
+		cctx, ccancel := context.WithTimeout(ctx, donorExitWait)
+		_ = j.sess.Close(cctx)
+		ccancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(donorExitGrace):
+		}
+		return
+	}
 	j.log.Infof("waiting for the donor to stop before exiting, so that Galera gets its failure report before this node leaves the group")
 	j.ic.setIdle(donorExitWait)
 	deadline := time.Now().Add(donorExitWait)
@@ -315,7 +370,7 @@ func durStr(d time.Duration) string {
 }
 
 // full receives, verifies, prepares and installs a full SST.
-func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl Control, donorPos ist.Position) error {
+func (j *Joiner) full(ctx context.Context, conn io.WriteCloser, br *bufio.Reader, ctl Control, donorPos ist.Position) error {
 	staging := filepath.Join(j.datadir, StagingDir)
 	if err := os.RemoveAll(staging); err != nil {
 		return exitf(wsrep.ExitInvalid, "remove stale %s: %w", staging, err)
@@ -330,8 +385,11 @@ func (j *Joiner) full(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl 
 		}
 	}()
 	fail := func(err error) error {
-		// Best effort, and never blocking long on a hung donor.
-		j.ic.setIdle(5 * time.Second)
+		// Best effort, and never blocking long on a hung donor (a
+		// session's writes only fill its spool).
+		if j.sess == nil {
+			j.ic.setIdle(5 * time.Second)
+		}
 		_ = sendMessage(conn, nil, Reply{Error: err.Error()})
 		return err
 	}
@@ -375,7 +433,7 @@ type receivedStream struct {
 // receiveFull receives the stream into staging, checks the backup and the
 // state it is of, and acknowledges receipt; fail reports an error to the
 // donor. It returns the backup's position.
-func (j *Joiner) receiveFull(ctx context.Context, conn net.Conn, br *bufio.Reader, ctl Control, donorPos ist.Position, staging string, fail func(error) error) (ist.Position, error) {
+func (j *Joiner) receiveFull(ctx context.Context, conn io.WriteCloser, br *bufio.Reader, ctl Control, donorPos ist.Position, staging string, fail func(error) error) (ist.Position, error) {
 	// Receive. The wire meter sits beneath the frame reader, which
 	// decodes block frames (compression=auto).
 	prog := newProgress(j.log, j.out, j.Args.Progress && !j.Config.ProgressOff, "receiving", ctl.Total, j.Config.ReportEvery)
@@ -518,8 +576,11 @@ func codeOr(err error, def int) int {
 	if errors.As(err, &ee) {
 		return ee.Code
 	}
-	if errors.Is(err, ErrTimeout) {
+	if errors.Is(err, ErrTimeout) || errors.Is(err, resume.ErrWindow) {
 		return ExitTimedOut
+	}
+	if errors.Is(err, resume.ErrProtocol) || errors.Is(err, resume.ErrOffset) || errors.Is(err, resume.ErrMalformed) {
+		return wsrep.ExitProto
 	}
 	if errors.Is(err, syscall.ENOSPC) {
 		return ExitNoSpace

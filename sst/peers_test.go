@@ -418,7 +418,7 @@ func TestPendingHandshakesBounded(t *testing.T) {
 	}
 	done := make(chan res, 1)
 	go func() {
-		conn, _, ctl, err := j.accept(ctx, l, nil, []byte(token))
+		conn, _, ctl, err := j.accept(ctx, l, nil, []byte(token), false)
 		if conn != nil {
 			conn.Close()
 		}

@@ -57,13 +57,44 @@ type Control struct {
 	Domain   int64  `json:"domain"`   // --gtid-domain-id, -1 if unknown
 	Total    int64  `json:"total,omitempty"`
 	Codec    string `json:"codec,omitempty"`
+	// Session, on a full SST to a joiner that offers resumption, is the
+	// resume session id (hex): the connection then carries the
+	// sst/resume session protocol, and a reconnect (KindResume) must
+	// name the same id.
+	Session string `json:"session,omitempty"`
 }
 
 // Control kinds.
 const (
-	KindIST = "ist"
-	KindSST = "sst"
+	KindIST    = "ist"
+	KindSST    = "sst"
+	KindResume = "resume" // a donor's reconnect into its session
 )
+
+// ResumeCap is the ready-address path element by which a joiner offers
+// resumption (docs/sst.md, "Resuming after a network blip"). Donors that
+// predate it ignore path elements after the ones they know.
+const ResumeCap = "r1"
+
+// OffersResume says whether the joiner's ready address (with or without
+// the auth part) offers resumption: a path element ResumeCap after
+// gosst/<version>.
+func OffersResume(addr string) bool {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		addr = addr[i+1:]
+	}
+	_, path, _ := strings.Cut(addr, "/")
+	parts := strings.Split(path, "/")
+	if len(parts) < 3 || parts[0] != ProtoName {
+		return false
+	}
+	for _, p := range parts[2:] {
+		if p == ResumeCap {
+			return true
+		}
+	}
+	return false
+}
 
 // Reply is the joiner's answer.
 type Reply struct {

@@ -268,8 +268,8 @@ func TestFullSSTInProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	addr, jres := f.startJoiner(t, ctx)
-	if !regexp.MustCompile(`^gosst:[0-9a-f]{32}@127\.0\.0\.1:[0-9]+/gosst/2/[A-Za-z0-9_-]{43}$`).MatchString(addr) {
-		t.Fatalf("ready address %q: want gosst:<secret>@host:port/gosst/2/<pin> (no certificate configured: ephemeral key)", addr)
+	if !regexp.MustCompile(`^gosst:[0-9a-f]{32}@127\.0\.0\.1:[0-9]+/gosst/2/[A-Za-z0-9_-]{43}/r1$`).MatchString(addr) {
+		t.Fatalf("ready address %q: want gosst:<secret>@host:port/gosst/2/<pin>/r1 (no certificate configured: ephemeral key)", addr)
 	}
 	d := f.runDonor(ctx, addr, false, nil)
 	j := <-jres

@@ -106,6 +106,23 @@ direct-io=off
 	if d := DefaultConfig(); !d.DirectIO || d.Codec != CodecAuto {
 		t.Errorf("defaults: direct-io %v, compression %q; want on, auto", d.DirectIO, d.Codec)
 	}
+	if d := DefaultConfig(); d.ResumeWindow != time.Minute || d.ResumeSpool != 1<<30 || d.ResumeSpoolMemory != 64<<20 {
+		t.Errorf("resume defaults: window %s, spool %d, memory %d", d.ResumeWindow, d.ResumeSpool, d.ResumeSpoolMemory)
+	}
+	for _, tt := range []struct {
+		cnf           string
+		window        time.Duration
+		spool, memory int64
+	}{
+		{"[gosst]\nresume-window=0", 0, 1 << 30, 64 << 20},
+		{"[sst]\nresume-window=90s\nresume-spool=2G\nresume-spool-memory=0", 90 * time.Second, 2 << 30, 0},
+		{"[gosst]\nresume_window=30\nresume-spool=16M", 30 * time.Second, 16 << 20, 16 << 20},
+	} {
+		c, err := parseCnf(t, tt.cnf, nil)
+		if err != nil || c.ResumeWindow != tt.window || c.ResumeSpool != tt.spool || c.ResumeSpoolMemory != tt.memory {
+			t.Errorf("%q: window %s, spool %d, memory %d, %v", tt.cnf, c.ResumeWindow, c.ResumeSpool, c.ResumeSpoolMemory, err)
+		}
+	}
 	want := Layout{DataHome: "/ibd", UndoDir: "/u2", AriaDir: "/aria", Binlog: "/binlogs/mysql-bin"}
 	if c.Layout != want {
 		t.Errorf("layout %+v, want %+v", c.Layout, want)
@@ -121,6 +138,8 @@ direct-io=off
 		"[sst]\ntcert=/etc/hostname", "[gosst]\nsecret=maybe", "[gosst]\ndirect-io=sometimes",
 		// 2^64+2^40 bytes: once wrapped silently to a 1 TiB/s limit.
 		"[sst]\nrlimit=16777217T", "[sst]\nuse-memory=8388608T", "[sst]\nrlimit=1.5G",
+		"[gosst]\nresume-window=-1", "[gosst]\nresume-window=soon", "[gosst]\nresume-spool=100K",
+		"[gosst]\nresume-spool=lots", "[gosst]\nresume-spool-memory=-1",
 	} {
 		if _, err := parseCnf(t, bad, nil); !errors.Is(err, ErrConfig) {
 			t.Errorf("%q: err %v, want ErrConfig", bad, err)

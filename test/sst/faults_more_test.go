@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -39,10 +40,14 @@ const (
 	// pause stops forwarding until the test closes resume, then forwards
 	// the rest unchanged.
 	pause
+	// blackholeOnce is blackhole for the connection that faulted only:
+	// later connections are forwarded whole (a flow that a NAT or a
+	// firewall dropped, while a new flow gets through).
+	blackholeOnce
 )
 
 func (m faultMode) String() string {
-	return [...]string{"reset", "close", "blackhole", "pause"}[m]
+	return [...]string{"reset", "close", "blackhole", "pause", "blackhole-once"}[m]
 }
 
 // faultProxy sits between the donor and the joiner on loopback and acts
@@ -107,8 +112,9 @@ func (p *faultProxy) serve() error {
 		if !p.track(u) {
 			return nil
 		}
-		p.g.Go(func() error { p.forward(c, u); return nil })
-		p.g.Go(func() error { p.backward(u, c); return nil })
+		hole := new(atomic.Bool) // this connection is blackholed
+		p.g.Go(func() error { p.forward(c, u, hole); return nil })
+		p.g.Go(func() error { p.backward(u, c, hole); return nil })
 	}
 }
 
@@ -123,7 +129,7 @@ func (p *faultProxy) faulted() bool {
 }
 
 // forward copies donor→joiner and acts at offset p.at.
-func (p *faultProxy) forward(c, u net.Conn) {
+func (p *faultProxy) forward(c, u net.Conn, hole *atomic.Bool) {
 	buf := make([]byte, 32<<10)
 	var off int64
 	for {
@@ -140,7 +146,8 @@ func (p *faultProxy) forward(c, u net.Conn) {
 				c.Close()
 				u.Close()
 				return
-			case blackhole:
+			case blackhole, blackholeOnce:
+				hole.Store(true)
 				<-p.done
 				return
 			case pause:
@@ -172,11 +179,11 @@ func (p *faultProxy) forward(c, u net.Conn) {
 }
 
 // backward copies joiner→donor until the fault (blackhole: nothing after it).
-func (p *faultProxy) backward(u, c net.Conn) {
+func (p *faultProxy) backward(u, c net.Conn, hole *atomic.Bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := u.Read(buf)
-		if p.mode == blackhole && p.faulted() {
+		if p.mode == blackhole && p.faulted() || hole.Load() {
 			<-p.done
 			return
 		}
@@ -376,8 +383,10 @@ func TestNetworkCutMidStream(t *testing.T) {
 	} {
 		t.Run(tc.mode.String(), func(t *testing.T) {
 			ctx, n3 := wipedJoiner(t)
+			// Without resumption: a broken connection fails the SST
+			// (TestNetworkCutResumed has the same faults resumed).
 			for _, n := range shared.Nodes {
-				editConfig(t, n, addSST("idle-timeout=10"))
+				editConfig(t, n, addSST("idle-timeout=10", "resume-window=0"))
 			}
 			p, restore := proxiedJoiner(t, n3, at, tc.mode)
 			offs := []int64{shared.Node(1).LogSize(), shared.Node(2).LogSize(), n3.LogSize()}

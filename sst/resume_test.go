@@ -1,0 +1,290 @@
+package sst
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gosst/gosst/sst/wsrep"
+)
+
+// cutProxy forwards connections to target. The donor→joiner direction of
+// the i-th connection is reset (RST on both sides) after cuts[i] bytes;
+// connections beyond the list are forwarded whole or, with blackhole,
+// accepted and left silent (a link that drops everything).
+func cutProxy(t *testing.T, target string, cuts []int64, blackhole bool) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var open []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		open = append(open, c)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	reset := func(cs ...net.Conn) {
+		for _, c := range cs {
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			track(c)
+			if i >= len(cuts) && blackhole {
+				continue
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			track(u)
+			limit := int64(-1)
+			if i < len(cuts) {
+				limit = cuts[i]
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
+			go func() {
+				defer wg.Done()
+				if limit < 0 {
+					_, _ = io.Copy(u, c)
+					u.Close()
+					return
+				}
+				_, _ = io.CopyN(u, c, limit)
+				reset(c, u)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// viaProxy rewrites the joiner's ready address to go through proxy.
+func viaProxy(addr, proxy string) string {
+	i := strings.LastIndexByte(addr, '@')
+	_, path, _ := strings.Cut(addr[i+1:], "/")
+	return addr[:i+1] + proxy + "/" + path
+}
+
+func joinerTarget(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	hp, _, _ := strings.Cut(addr[i+1:], "/")
+	return hp
+}
+
+// TestResumeInProcess: connections reset at about 30 % and 80 % of the
+// stream are resumed, and the SST succeeds with the donor's data; with
+// resume-window=0 the first reset fails the SST as before.
+func TestResumeInProcess(t *testing.T) {
+	// compression=none: the stream is the ~2 MiB backup, so the cuts
+	// fall inside the data whatever TLS adds.
+	t.Run("resumed", func(t *testing.T) {
+		f := newFixture(t)
+		f.writeCnf(t, "compression=none")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		addr, jres := f.startJoiner(t, ctx)
+		if !OffersResume(addr) {
+			t.Fatalf("joiner's address %q offers no resumption", addr)
+		}
+		proxy := cutProxy(t, joinerTarget(addr), []int64{600 << 10, 1000 << 10}, false)
+		d := f.runDonor(ctx, viaProxy(addr, proxy), false, nil)
+		j := <-jres
+		if d.code != 0 || j.code != 0 {
+			t.Fatalf("donor exit %d, joiner exit %d\ndonor:\n%s\njoiner:\n%s", d.code, j.code, d.stderr, j.stderr)
+		}
+		if got := lastLine(j.lines); got != testUUID+":42 7" {
+			t.Errorf("joiner position %q", got)
+		}
+		b, err := os.ReadFile(filepath.Join(f.joinerDir, "ibdata1"))
+		if err != nil || string(b) != "NEW"+strings.Repeat("row data compresses well. ", 40000) {
+			t.Errorf("installed ibdata1: %d bytes, %v", len(b), err)
+		}
+		for _, want := range []string{"connection lost (the peer had confirmed", "resumed after", "lost 2 times and resumed each time"} {
+			if !strings.Contains(d.stderr, want) {
+				t.Errorf("donor log lacks %q:\n%s", want, d.stderr)
+			}
+		}
+		if !strings.Contains(j.stderr, "donor reconnected from") {
+			t.Errorf("joiner log lacks the reconnect:\n%s", j.stderr)
+		}
+	})
+	t.Run("resume-window=0", func(t *testing.T) {
+		f := newFixture(t)
+		f.writeCnf(t, "compression=none", "resume-window=0")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		before := snapshot(t, f.joinerDir)
+		addr, jres := f.startJoiner(t, ctx)
+		if OffersResume(addr) {
+			t.Fatalf("joiner with resume-window=0 offers resumption: %q", addr)
+		}
+		proxy := cutProxy(t, joinerTarget(addr), []int64{600 << 10}, false)
+		d := f.runDonor(ctx, viaProxy(addr, proxy), false, nil)
+		j := <-jres
+		if d.code == 0 {
+			t.Fatalf("donor succeeded over a reset connection without resumption")
+		}
+		failedJoiner(t, j, before, snapshot(t, f.joinerDir))
+	})
+}
+
+// TestResumeWindowExpires: after a reset, the link drops every new
+// connection; both sides give up when resume-window has passed, exit 110,
+// and the joiner's datadir is untouched.
+func TestResumeWindowExpires(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t, "compression=none", "resume-window=2")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := snapshot(t, f.joinerDir)
+	addr, jres := f.startJoiner(t, ctx)
+	proxy := cutProxy(t, joinerTarget(addr), []int64{600 << 10}, true)
+	d := f.runDonor(ctx, viaProxy(addr, proxy), false, nil)
+	j := <-jres
+	if d.code != ExitTimedOut || !strings.Contains(d.stderr, "resume window") {
+		t.Errorf("donor: exit %d, want %d naming the resume window:\n%s", d.code, ExitTimedOut, d.stderr)
+	}
+	if j.code != ExitTimedOut {
+		t.Errorf("joiner: exit %d, want %d:\n%s", j.code, ExitTimedOut, j.stderr)
+	}
+	failedJoiner(t, j, before, snapshot(t, f.joinerDir))
+}
+
+// TestResumeJoinerGone: after a reset, nothing listens on the joiner's
+// port any more (its script ended): the donor fails at once instead of
+// redialling for the whole window.
+func TestResumeJoinerGone(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t, "compression=none", "resume-window=3600")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addr, jres := f.startJoiner(t, ctx)
+	// The proxy forwards one connection and then closes its listener.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := joinerTarget(addr)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := l.Accept()
+		l.Close()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			return
+		}
+		go func() { _, _ = io.Copy(c, u); c.Close() }()
+		_, _ = io.CopyN(u, c, 600<<10)
+		_ = c.(*net.TCPConn).SetLinger(0)
+		_ = u.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		u.Close()
+	}()
+	d := f.runDonor(ctx, viaProxy(addr, l.Addr().String()), false, nil)
+	if d.code != wsrep.ExitPipe || !strings.Contains(d.stderr, "refuses connections") {
+		t.Errorf("donor: exit %d, want %d naming the refused reconnect:\n%s", d.code, wsrep.ExitPipe, d.stderr)
+	}
+	cancel() // the joiner would wait for the whole window
+	<-jres
+}
+
+// TestOffersResume: the /r1 capability is found after gosst/<version>
+// (and the pin) only, and the address still parses as before: a donor
+// that predates resumption ignores it.
+func TestOffersResume(t *testing.T) {
+	pin := strings.Repeat("A", PinLen)
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"gosst:00ff@127.0.0.1:4444/gosst/1/r1", true},
+		{"127.0.0.1:4444/gosst/2/" + pin + "/r1", true},
+		{"gosst:00ff@[::1]:4444/gosst/1", false},
+		{"127.0.0.1:4444/gosst/2/" + pin, false},
+		{"127.0.0.1:4444", false},
+		{"127.0.0.1:4444/r1", false},
+		{"127.0.0.1:4444/gosst/r1", false},
+		{"127.0.0.1:4444/xtrabackup_sst/1/r1", false},
+		{"gosst:r1@127.0.0.1:4444/gosst/1", false},
+	} {
+		if got := OffersResume(tc.addr); got != tc.want {
+			t.Errorf("OffersResume(%q) = %v, want %v", tc.addr, got, tc.want)
+		}
+		if tc.want {
+			if hp, _, err := ParseDonorTarget(tc.addr); err != nil || !strings.HasPrefix(hp, "127.0.0.1:4444") {
+				t.Errorf("ParseDonorTarget(%q) = %q, %v", tc.addr, hp, err)
+			}
+		}
+	}
+}
+
+func TestParseSessionID(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"000102030405060708090a0b0c0d0e0f", true},
+		{"000102030405060708090a0b0c0d0e", false},
+		{"000102030405060708090a0b0c0d0e0f00", false},
+		{"zz0102030405060708090a0b0c0d0e0f", false},
+		{"", false},
+	} {
+		if _, err := parseSessionID(tc.in); (err == nil) != tc.ok {
+			t.Errorf("parseSessionID(%q): %v", tc.in, err)
+		}
+	}
+}
+
+// FuzzOffersResume: the joiner's address is untrusted input to the
+// donor; no address panics, and one that offers resumption has a path
+// this donor parses.
+func FuzzOffersResume(f *testing.F) {
+	for _, s := range []string{"gosst:00ff@127.0.0.1:4444/gosst/1/r1", "[::1]:4444/gosst/2/" + strings.Repeat("A", PinLen) + "/r1", "h/gosst//r1", "@/gosst/1/r1/r1", "/r1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		if !OffersResume(addr) {
+			return
+		}
+		i := strings.LastIndexByte(addr, '@')
+		_, path, _ := strings.Cut(addr[i+1:], "/")
+		if !strings.HasPrefix(path, ProtoName+"/") {
+			t.Fatalf("%q offers resumption without the %s path", addr, ProtoName)
+		}
+	})
+}
