@@ -292,30 +292,12 @@ func donorsBackToSynced(t *testing.T, ctx context.Context, offs []int64) {
 	}
 }
 
-// restartNode stops and starts n; if that leaves the other running node
-// without quorum, it bootstraps that node's primary component first.
+// restartNode stops and starts n; if that leaves the other running nodes
+// without quorum, it bootstraps their primary component first, once galera
+// has noticed who is gone (recoverNodes).
 func restartNode(t *testing.T, ctx context.Context, n *cluster.Node) {
 	t.Helper()
-	if err := n.Stop(ctx); err != nil {
-		t.Logf("%s: %v", n.Name, err)
-	}
-	for _, o := range shared.Nodes {
-		if o == n || !o.Running() {
-			continue
-		}
-		if st, _ := o.Status(ctx, "wsrep_cluster_status"); st != "Primary" {
-			t.Logf("%s: cluster status %q; pc.bootstrap=YES", o.Name, st)
-			if err := o.Exec(ctx, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"); err != nil {
-				t.Fatal(err)
-			}
-			if err := o.WaitSynced(ctx, time.Minute); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatalf("%s: restart: %v", n.Name, err)
-	}
+	recoverNodes(t, ctx, n)
 }
 
 // reportedWhileMember checks that the donor's failure reached Galera
