@@ -284,7 +284,7 @@ func TestDonorKilledMidStream(t *testing.T) {
 		})
 		switch {
 		case !n.Running():
-			state = "exited"
+			state, status = "mariadbd exited", "no cluster status"
 		case state == "Synced" && status == "Primary":
 			continue
 		case status == "non-Primary":

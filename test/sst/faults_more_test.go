@@ -35,7 +35,8 @@ const (
 	// cutClose closes both connections normally (FIN).
 	cutClose
 	// blackhole stops forwarding in both directions but keeps every
-	// socket open: the peers see a silent, idle connection.
+	// socket open: the peers see a silent, idle connection. Later
+	// connections are held open and get nothing either.
 	blackhole
 	// pause stops forwarding until the test closes resume, then forwards
 	// the rest unchanged.
@@ -103,6 +104,15 @@ func (p *faultProxy) serve() error {
 		}
 		if !p.track(c) {
 			return nil
+		}
+		if p.mode == blackhole && p.faulted() {
+			// The link still drops everything: a reconnect is held open
+			// and gets nothing, whether or not the joiner still listens.
+			// (Dialling through would close it at once once the joiner's
+			// script has given up, and the donor would fail on that EOF
+			// instead of its resume window: a race of the test, not of a
+			// real blackhole.)
+			continue
 		}
 		u, err := net.Dial("tcp", p.target)
 		if err != nil {
