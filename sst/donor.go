@@ -179,8 +179,12 @@ func (d *Donor) resumeConfig(hostport string, tlsCfg *tls.Config, pin, secret []
 		if err != nil {
 			return nil, err
 		}
-		// The session reads all the time; the joiner may be silent.
+		// The session reads all the time; the joiner may be silent (it
+		// acknowledges every 1 MiB). The deadline the handshake's last
+		// read set must go too, or this connection breaks idle-timeout
+		// after it was made, however well it carries the stream.
 		ic.noReadDeadline.Store(true)
+		_ = ic.Conn.SetReadDeadline(time.Time{})
 		ctl := Control{Proto: ProtoVersion, Kind: KindResume, Session: hex.EncodeToString(id[:])}
 		if err := sendMessage(conn, token, ctl); err != nil {
 			conn.Close()
@@ -722,25 +726,46 @@ func (b bufConn) Read(p []byte) (int, error)  { return b.r.Read(p) }
 func (b bufConn) Write(p []byte) (int, error) { return b.c.Write(p) }
 func (b bufConn) Close() error                { return b.c.Close() }
 
-// awaitSessionReply waits for the joiner's reply through a resume session,
-// at most idle-timeout.
+// awaitSessionReply waits for the joiner's reply through a resume
+// session. The joiner has idle-timeout to confirm, counted as everywhere
+// else from the last sign of life: the timer starts again while it still
+// acknowledges the stream, and while the session has not yet sent all of
+// it (after an outage much of the stream can still be in the spool, and
+// on a slow link in the kernel's socket buffers; breaks meanwhile are the
+// resume window's business, as during the stream).
 func (d *Donor) awaitSessionReply(ctx context.Context, replyCh <-chan replyResult, sess *resume.Session) replyResult {
-	var timeout <-chan time.Time
-	if idle := d.Config.IdleTimeout; idle > 0 {
-		t := time.NewTimer(idle)
-		defer t.Stop()
-		timeout = t.C
+	idle := d.Config.IdleTimeout
+	if idle <= 0 {
+		select {
+		case res := <-replyCh:
+			return res
+		case <-ctx.Done():
+			sess.Abort()
+			return <-replyCh
+		}
 	}
-	select {
-	case res := <-replyCh:
-		return res
-	case <-ctx.Done():
-		sess.Abort()
-		return <-replyCh
-	case <-timeout:
+	now, stop := context.WithCancel(ctx)
+	stop() // WaitSent(now): is everything on a connection right now?
+	acked := sess.Acked()
+	t := time.NewTimer(idle)
+	defer t.Stop()
+	for {
+		select {
+		case res := <-replyCh:
+			return res
+		case <-ctx.Done():
+			sess.Abort()
+			return <-replyCh
+		case <-t.C:
+		}
+		if a := sess.Acked(); a != acked || sess.WaitSent(now) != nil {
+			acked = a
+			t.Reset(idle)
+			continue
+		}
 		sess.Abort()
 		<-replyCh
-		return replyResult{err: fmt.Errorf("%w: the joiner did not confirm within %s (peer dead or hung?)", ErrTimeout, d.Config.IdleTimeout)}
+		return replyResult{err: fmt.Errorf("%w: the joiner did not confirm within %s (peer dead or hung?)", ErrTimeout, idle)}
 	}
 }
 

@@ -156,6 +156,102 @@ func TestResumeInProcess(t *testing.T) {
 	})
 }
 
+// TestResumedConnectionOutlivesIdleTimeout: the connection a resumed
+// transfer continues on carries the stream for longer than idle-timeout
+// (2 s here: the proxy passes the rest, 1.4 MiB, at about 300 KiB/s, while
+// data keeps flowing) without breaking again, and the donor waits for the
+// joiner's confirmation while the joiner still takes the stream. The donor's reconnect used to
+// keep the read deadline its TLS handshake set, so every resumed
+// connection broke idle-timeout after it was made (on a 4 Mbit/s link in
+// the network lab: 11 breaks for 2 outages).
+func TestResumedConnectionOutlivesIdleTimeout(t *testing.T) {
+	f := newFixture(t)
+	// resume-spool-memory=1M: the joiner acknowledges every 256 KiB, so
+	// even at this pace the donor hears from it well within idle-timeout.
+	f.writeCnf(t, "compression=none", "idle-timeout=2", "resume-window=30", "resume-spool-memory=1M")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addr, jres := f.startJoiner(t, ctx)
+	proxy := slowAfterCutProxy(t, joinerTarget(addr), 600<<10, 32<<10, 100*time.Millisecond)
+	d := f.runDonor(ctx, viaProxy(addr, proxy), false, nil)
+	j := <-jres
+	if d.code != 0 || j.code != 0 {
+		t.Fatalf("donor exit %d, joiner exit %d\ndonor:\n%s\njoiner:\n%s", d.code, j.code, d.stderr, j.stderr)
+	}
+	if !strings.Contains(d.stderr, "lost 1 time and resumed each time") {
+		t.Errorf("donor: want exactly the one break the proxy made:\n%s", d.stderr)
+	}
+}
+
+// slowAfterCutProxy forwards connections to target: the first one is
+// reset after cut bytes from the donor, later ones pass the donor's bytes
+// in pieces of chunk, one every tick (a slow link).
+func slowAfterCutProxy(t *testing.T, target string, cut int64, chunk int64, tick time.Duration) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var open []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		open = append(open, c)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			track(c)
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			track(u)
+			first := i == 0
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
+			go func() {
+				defer wg.Done()
+				if first {
+					_, _ = io.CopyN(u, c, cut)
+					for _, x := range []net.Conn{c, u} {
+						_ = x.(*net.TCPConn).SetLinger(0)
+						x.Close()
+					}
+					return
+				}
+				tk := time.NewTicker(tick) // the link's pace, not a wait for an event
+				defer tk.Stop()
+				for {
+					if _, err := io.CopyN(u, c, chunk); err != nil {
+						u.Close()
+						return
+					}
+					<-tk.C
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
 // TestResumeWindowExpires: after a reset, the link drops every new
 // connection; both sides give up when resume-window has passed, exit 110,
 // and the joiner's datadir is untouched.

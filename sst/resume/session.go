@@ -605,6 +605,40 @@ func (s *Session) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WaitSent waits until everything written so far has been handed to a
+// connection (the peer may not have acknowledged all of it yet): while
+// the session is disconnected, or replaying after a reconnect, data
+// written long ago may still be only in the spool. It returns nil then,
+// or why the session can no longer send (its error, ErrPeerClosed,
+// ErrClosed), or ctx's cause.
+func (s *Session) WaitSent(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		switch {
+		case s.fatal != nil:
+			return s.fatal
+		case s.peerBye:
+			return ErrPeerClosed
+		case s.finished || s.aborted:
+			return ErrClosed
+		case s.conn != nil && s.sent >= s.sp.end:
+			return nil
+		}
+		if err := s.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// Acked is how many bytes of this side's stream the peer has
+// acknowledged so far: it grows while the peer keeps taking the stream.
+func (s *Session) Acked() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sp.base
+}
+
 // Close ends this side's stream after everything written, and waits
 // until the peer has it and has ended its own stream too (resuming if the
 // connection breaks meanwhile), or until ctx ends. It returns nil if the

@@ -281,6 +281,62 @@ func TestResumeSpillsToFile(t *testing.T) {
 	}
 }
 
+// TestWaitSent: what is written while the link is down stays in the
+// spool, so WaitSent does not report it sent; once the donor may redial,
+// WaitSent returns after the replay put all of it on the new connection.
+// A session that ends (here its window) makes WaitSent return its error.
+// The donor starts the joiner's time to confirm only then.
+func TestWaitSent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	data := randomData(48<<10, 5)
+	l := newLink([]int64{2000}, nil)
+	l.hold = make(chan struct{})
+	ds, js := openPair(t, ctx, l, smallConfig(l.dial), smallConfig(l.accept))
+	defer js.Abort()
+	defer ds.Abort()
+	if _, err := ds.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	var g errgroup.Group
+	got := make([]byte, len(data))
+	g.Go(func() error { _, err := io.ReadFull(js, got); return err })
+	// A context that has already ended: WaitSent only reports whether
+	// everything is on a connection now, without waiting.
+	now, stop := context.WithCancel(ctx)
+	stop()
+	if err := ds.WaitSent(now); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitSent with the link down after %d bytes of %d: %v, want it still waiting", 2000, len(data), err)
+	}
+	close(l.hold)
+	if err := ds.WaitSent(ctx); err != nil {
+		t.Fatalf("WaitSent after the reconnect: %v", err)
+	}
+	if st := ds.Stats(); st.Breaks != 1 || st.Replayed == 0 {
+		t.Errorf("stats %+v: want 1 break and a replay", st)
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("data differs")
+	}
+
+	l2 := newLink([]int64{100}, nil)
+	l2.hold = make(chan struct{}) // never released: the link stays down
+	dc, jc := smallConfig(l2.dial), smallConfig(l2.accept)
+	dc.Window, jc.Window = 50*time.Millisecond, 50*time.Millisecond
+	ds2, js2 := openPair(t, ctx, l2, dc, jc)
+	defer js2.Abort()
+	defer ds2.Abort()
+	if _, err := ds2.Write(randomData(10<<10, 6)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds2.WaitSent(ctx); !errors.Is(err, ErrWindow) {
+		t.Fatalf("WaitSent after the window: %v, want %v", err, ErrWindow)
+	}
+}
+
 func TestSpoolFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
