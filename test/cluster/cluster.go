@@ -83,6 +83,10 @@ type Options struct {
 	// LinkRate is the link's rate when Netlab is set ("1gbit",
 	// "100mbit"; default unshaped). Link.SetRate changes it later.
 	LinkRate string
+	// ProviderOptions are appended to every node's
+	// wsrep_provider_options (e.g. "evs.suspect_timeout=PT30S"); a key
+	// given here overrides the harness's own value of it.
+	ProviderOptions []string
 }
 
 func (o *Options) defaults() error {
@@ -376,8 +380,12 @@ func (n *Node) config() string {
 	w("wsrep_gtid_mode=ON")
 	w("wsrep_gtid_domain_id=7")
 	w("wsrep_slave_threads=2")
-	w(`wsrep_provider_options="base_port=%d;gmcast.listen_addr=tcp://%s:%d;ist.recv_addr=%s:%d;gcache.size=%s;gcache.page_size=16M;evs.suspect_timeout=PT5S;evs.inactive_timeout=PT10S;pc.wait_prim_timeout=PT30S"`,
-		n.GcommPort, n.Addr, n.GcommPort, n.Addr, n.ISTPort, o.GcacheSize)
+	extra := ""
+	for _, po := range o.ProviderOptions {
+		extra += ";" + po
+	}
+	w(`wsrep_provider_options="base_port=%d;gmcast.listen_addr=tcp://%s:%d;ist.recv_addr=%s:%d;gcache.size=%s;gcache.page_size=16M;evs.suspect_timeout=PT5S;evs.inactive_timeout=PT10S;pc.wait_prim_timeout=PT30S%s"`,
+		n.GcommPort, n.Addr, n.GcommPort, n.Addr, n.ISTPort, o.GcacheSize, extra)
 	for _, l := range o.ExtraConfig {
 		w("%s", l)
 	}
