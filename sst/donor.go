@@ -174,25 +174,57 @@ func (d *Donor) resumeConfig(hostport string, tlsCfg *tls.Config, pin, secret []
 		rc.SpoolMemory = -1 // resume-spool-memory=0: everything in the file
 	}
 	rc.Reconnect = func(rctx context.Context) (io.ReadWriteCloser, error) {
-		redial := func(ctx context.Context) (net.Conn, error) { return redial(ctx, hostport) }
-		conn, ic, token, err := d.connect(rctx, hostport, tlsCfg, pin, secret, redial, nil)
-		if err != nil {
-			return nil, err
+		for {
+			conn, err := d.reconnect(rctx, hostport, tlsCfg, pin, secret, id)
+			if err == nil || rctx.Err() != nil || !brokenLink(err) {
+				return conn, err
+			}
+			// The link failed again while the new connection was being
+			// set up (a flapping link): the joiner is most likely still
+			// waiting, so this is no reason to give up the window.
+			d.log.Warnf("reconnect to joiner %s broke before the session resumed: %v; trying again", hostport, err)
+			select {
+			case <-rctx.Done():
+				return nil, err
+			case <-time.After(time.Second):
+			}
 		}
-		// The session reads all the time; the joiner may be silent (it
-		// acknowledges every 1 MiB). The deadline the handshake's last
-		// read set must go too, or this connection breaks idle-timeout
-		// after it was made, however well it carries the stream.
-		ic.noReadDeadline.Store(true)
-		_ = ic.Conn.SetReadDeadline(time.Time{})
-		ctl := Control{Proto: ProtoVersion, Kind: KindResume, Session: hex.EncodeToString(id[:])}
-		if err := sendMessage(conn, token, ctl); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("send resume header: %w", err)
-		}
-		return conn, nil
 	}
 	return rc
+}
+
+// reconnect makes one new connection of the resume session: dial (which
+// retries until the joiner's host answers), handshake, resume header.
+func (d *Donor) reconnect(rctx context.Context, hostport string, tlsCfg *tls.Config, pin, secret []byte, id resume.ID) (io.ReadWriteCloser, error) {
+	dial := func(ctx context.Context) (net.Conn, error) { return redial(ctx, hostport) }
+	conn, ic, token, err := d.connect(rctx, hostport, tlsCfg, pin, secret, dial, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The session reads all the time; the joiner may be silent (it
+	// acknowledges every 1 MiB). The deadline the handshake's last read
+	// set must go too, or this connection breaks idle-timeout after it
+	// was made, however well it carries the stream.
+	ic.noReadDeadline.Store(true)
+	_ = ic.Conn.SetReadDeadline(time.Time{})
+	ctl := Control{Proto: ProtoVersion, Kind: KindResume, Session: hex.EncodeToString(id[:])}
+	if err := sendMessage(conn, token, ctl); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("send resume header: %w", err)
+	}
+	return conn, nil
+}
+
+// brokenLink reports whether err is the connection failing (reset, end of
+// file, a timeout) rather than the joiner refusing it (a certificate, the
+// pin, the secret, the protocol).
+func brokenLink(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ETIMEDOUT) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, ErrTimeout) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // tlsFor is the TLS configuration towards the joiner: pinned to the

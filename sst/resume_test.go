@@ -2,12 +2,16 @@ package sst
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,6 +185,122 @@ func TestResumedConnectionOutlivesIdleTimeout(t *testing.T) {
 	if !strings.Contains(d.stderr, "lost 1 time and resumed each time") {
 		t.Errorf("donor: want exactly the one break the proxy made:\n%s", d.stderr)
 	}
+}
+
+// TestResumeReconnectBreaksDuringHandshake: the link breaks, and breaks
+// again while the donor's first reconnect is in its TLS handshake (a
+// flapping link): the donor tries again within the window and the SST
+// completes. It used to fail at once, exit 13, "TLS handshake with joiner
+// … failed, reconnect: EOF", as if the joiner had refused it.
+func TestResumeReconnectBreaksDuringHandshake(t *testing.T) {
+	f := newFixture(t)
+	f.writeCnf(t, "compression=none", "resume-window=30")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addr, jres := f.startJoiner(t, ctx)
+	proxy := flappingProxy(t, joinerTarget(addr), 600<<10)
+	d := f.runDonor(ctx, viaProxy(addr, proxy), false, nil)
+	j := <-jres
+	if d.code != 0 || j.code != 0 {
+		t.Fatalf("donor exit %d, joiner exit %d\ndonor:\n%s\njoiner:\n%s", d.code, j.code, d.stderr, j.stderr)
+	}
+	for _, want := range []string{"broke before the session resumed", "lost 1 time and resumed each time"} {
+		if !strings.Contains(d.stderr, want) {
+			t.Errorf("donor log lacks %q:\n%s", want, d.stderr)
+		}
+	}
+}
+
+// TestBrokenLink: what the donor retries within the window (the link
+// failing) and what it does not (the joiner refusing the connection).
+func TestBrokenLink(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{exitf(ExitAccess, "TLS handshake with joiner x failed, reconnect: %w", io.EOF), true},
+		{exitf(ExitAccess, "TLS handshake: %w", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}), true},
+		{fmt.Errorf("handshake: %w", os.ErrDeadlineExceeded), true},
+		{fmt.Errorf("send resume header: %w", io.ErrUnexpectedEOF), true},
+		{exitf(ExitAccess, "TLS handshake: %w", x509.UnknownAuthorityError{}), false},
+		{exitf(ExitAccess, "TLS handshake: %w", errors.New("remote error: tls: bad certificate")), false},
+		{exitf(ExitAccess, "TLS session: %w", errors.New("joiner's certificate does not match the fingerprint")), false},
+		{fmt.Errorf("%w: refused", errJoinerGone), false},
+	} {
+		if got := brokenLink(tc.err); got != tc.want {
+			t.Errorf("brokenLink(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// flappingProxy forwards connections to target: the first is reset
+// after cut bytes from the donor, the second after the first bytes of the
+// donor's TLS handshake, later ones pass whole.
+func flappingProxy(t *testing.T, target string, cut int64) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var open []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		open = append(open, c)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	reset := func(cs ...net.Conn) {
+		for _, c := range cs {
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			track(c)
+			if i == 1 {
+				_, _ = c.Read(make([]byte, 100)) // the start of the ClientHello
+				reset(c)
+				continue
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			track(u)
+			first := i == 0
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
+			go func() {
+				defer wg.Done()
+				if first {
+					_, _ = io.CopyN(u, c, cut)
+					reset(c, u)
+					return
+				}
+				_, _ = io.Copy(u, c)
+				u.Close()
+			}()
+		}
+	}()
+	return l.Addr().String()
 }
 
 // slowAfterCutProxy forwards connections to target: the first one is
