@@ -31,26 +31,40 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the cluster directory")
 	rounds := flag.Int("rounds", 1, "SSTs per method (methods alternate, each round starting one later); the median counts")
 	joinerDisk := flag.String("joiner-disk", "shared", "node 2's datadir: shared (the same disk as node 1) or ram (its own ext4 on a RAM-backed loop device; needs root)")
-	link := flag.String("link", "", "put node 2 behind a shaped link of this rate (1gbit, 100mbit; test/cluster's network lab, needs root; zero delay); default: loopback")
+	link := flag.String("link", "", "put node 2 behind a shaped link of this rate (1gbit, 100mbit; test/cluster's network lab, needs root; zero delay); a comma-separated list times every method at each rate in turn on the same dataset; default: loopback")
 	flag.StringVar(&pauseFile, "pause", "", "before each SST, wait while this file exists (swap binaries between SSTs)")
 	flag.Parse()
 	if *joinerDisk != "shared" && *joinerDisk != "ram" {
 		fmt.Fprintln(os.Stderr, "sstbench: -joiner-disk must be shared or ram")
 		os.Exit(2)
 	}
-	if *link != "" {
-		if _, err := cluster.ParseRate(*link); err != nil {
-			fmt.Fprintln(os.Stderr, "sstbench: -link:", err)
-			os.Exit(2)
-		}
+	rates, err := parseRates(*link)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sstbench: -link:", err)
+		os.Exit(2)
 	}
-	if err := run(*sizeMB, strings.Split(*methods, ","), *bin, *keep, *rounds, *joinerDisk, *link); err != nil {
+	if err := run(*sizeMB, strings.Split(*methods, ","), *bin, *keep, *rounds, *joinerDisk, rates); err != nil {
 		fmt.Fprintln(os.Stderr, "sstbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joinerDisk, link string) error {
+// parseRates parses -link: "" (loopback) or a comma-separated list of tc
+// rates.
+func parseRates(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	rates := strings.Split(s, ",")
+	for _, r := range rates {
+		if _, err := cluster.ParseRate(r); err != nil {
+			return nil, err
+		}
+	}
+	return rates, nil
+}
+
+func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joinerDisk string, rates []string) error {
 	// Ctrl-C or a kill ends the run through the deferred clean-up below:
 	// both mariadbd processes stopped, the RAM disk unmounted and freed.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,6 +77,10 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 		defer os.RemoveAll(dir)
 	}
 	binAbs, _ := filepath.Abs(bin)
+	link := ""
+	if len(rates) > 0 {
+		link = rates[0]
+	}
 	c, err := cluster.Start(ctx, cluster.Options{
 		Nodes: 2, Dir: dir, SSTMethod: "gosst", BinDir: binAbs, GcacheSize: "128M",
 		SyncTimeout: 30 * time.Minute,
@@ -87,17 +105,39 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 		return err
 	}
 	size, _ := c.Node(1).QueryString(ctx, "SELECT ROUND(SUM(data_length+index_length)/1048576) FROM information_schema.TABLES WHERE table_schema='sbtest'")
-	results, err := measure(ctx, c, dir, methods, rounds, size)
-	if err != nil {
-		return err
+	if len(rates) == 0 {
+		rates = []string{""}
 	}
-	network := "on loopback"
-	if link != "" {
-		network = "across a " + link + " link (zero delay)"
+	// One dataset for every rate: the fill is the slow part. Each rate's
+	// results are printed as soon as they are in.
+	for _, rate := range rates {
+		network := "on loopback"
+		if c.Link != nil {
+			if err := c.Link.SetRate(ctx, rate); err != nil {
+				return err
+			}
+			network = "across a " + rate + " link (zero delay)"
+		}
+		load := loadAvg()
+		results, err := measure(ctx, c, dir, methods, rounds, size)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster %s (%s), %d cores, %d round(s); load average before: %s, after: %s\n",
+			size, network, layout, numCPU(), rounds, load, loadAvg())
+		printResults(os.Stdout, methods, results)
 	}
-	fmt.Printf("dataset: %s MiB of InnoDB tables, 2-node cluster %s (%s), %d cores, %d round(s)\n", size, network, layout, numCPU(), rounds)
-	printResults(os.Stdout, methods, results)
 	return nil
+}
+
+// loadAvg is the machine's 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // joinerOnRAMDisk puts node 2's datadir on a RAM disk of its own. Node 2
@@ -125,25 +165,54 @@ func joinerOnRAMDisk(ctx context.Context, n2 *cluster.Node, sizeMB int) (cleanup
 	}, nil
 }
 
+// sample is one timed SST: its wall time and the bytes that crossed the
+// shaped link in both directions (-1 on loopback, which other processes
+// share, so its counters say nothing of the SST).
+type sample struct {
+	d    time.Duration
+	wire int64
+}
+
 // measure times a full SST of node 2 by each method, rounds times, and
-// returns the durations by method. size (MiB) is for the progress lines.
-func measure(ctx context.Context, c *cluster.Cluster, dir string, methods []string, rounds int, size string) (map[string][]time.Duration, error) {
-	results := map[string][]time.Duration{}
+// returns the samples by method. size (MiB) is for the progress lines.
+func measure(ctx context.Context, c *cluster.Cluster, dir string, methods []string, rounds int, size string) (map[string][]sample, error) {
+	results := map[string][]sample{}
 	for r := 0; r < rounds; r++ {
 		for _, m := range roundOrder(methods, r) {
-			d, err := sst(ctx, c, dir, m)
+			s, err := sst(ctx, c, dir, m)
 			if err != nil {
 				return nil, err
 			}
-			results[m] = append(results[m], d)
-			fmt.Fprintf(os.Stderr, "%-12s full SST of %s MiB: %.1f s\n", m, size, d.Seconds())
+			results[m] = append(results[m], s)
+			wire := ""
+			if s.wire >= 0 {
+				wire = fmt.Sprintf(", %.0f MiB on the link", float64(s.wire)/(1<<20))
+			}
+			fmt.Fprintf(os.Stderr, "%-12s full SST of %s MiB: %.1f s%s\n", m, size, s.d.Seconds(), wire)
 			if strings.HasPrefix(m, "gosst") {
-				phases(c.Node(2).Dir, joinerRE, 3)
-				phases(c.Node(1).Dir, donorRE, 1)
+				phases(c.Node(2).Dir, joinerRE, 5)
+				phases(c.Node(1).Dir, donorRE, 4)
 			}
 		}
 	}
 	return results, nil
+}
+
+// linkBytes is the bytes both sides have sent over the shaped link so
+// far, or -1 without one.
+func linkBytes(ctx context.Context, c *cluster.Cluster) (int64, error) {
+	if c.Link == nil {
+		return -1, nil
+	}
+	var total int64
+	for _, side := range []int{cluster.SideA, cluster.SideB} {
+		n, err := c.Link.TxBytes(ctx, side)
+		if err != nil {
+			return 0, err
+		}
+		total += int64(n)
+	}
+	return total, nil
 }
 
 // roundOrder is the order of the methods in round r: each round starts
@@ -153,41 +222,61 @@ func roundOrder(methods []string, r int) []string {
 	return append(slices.Clone(methods[r%len(methods):]), methods[:r%len(methods)]...)
 }
 
-// median is the median of ds (the lower one of an even count).
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+// median is the sample of median wall time (the lower one of an even
+// count).
+func median(ss []sample) sample {
+	s := slices.Clone(ss)
+	sort.Slice(s, func(i, j int) bool { return s[i].d < s[j].d })
 	return s[(len(s)-1)/2]
 }
 
-// printResults prints each method's median and runs, then the ratio of
-// every gosst method's median to every other method's.
-func printResults(w io.Writer, methods []string, results map[string][]time.Duration) {
+// printResults prints each method's median, its bytes on the link and
+// its runs, then the ratio of every gosst method's median to every other
+// method's and to the best (fastest) stock method's, and among gosst
+// methods the ratio of the first (the default) to each other.
+func printResults(w io.Writer, methods []string, results map[string][]sample) {
 	med := map[string]float64{}
+	best := ""
 	for _, m := range methods {
-		med[m] = median(results[m]).Seconds()
+		ms := median(results[m])
+		med[m] = ms.d.Seconds()
 		all := make([]string, len(results[m]))
-		for i, d := range results[m] {
-			all[i] = fmt.Sprintf("%.1f", d.Seconds())
+		for i, s := range results[m] {
+			all[i] = fmt.Sprintf("%.1f", s.d.Seconds())
 		}
-		fmt.Fprintf(w, "%-40s %7.1f s (node 2 wiped → Synced; runs: %s)\n", m, med[m], strings.Join(all, " "))
+		wire := ""
+		if ms.wire >= 0 {
+			wire = fmt.Sprintf(" %7.0f MiB on the link", float64(ms.wire)/(1<<20))
+		}
+		fmt.Fprintf(w, "%-40s %7.1f s%s (node 2 wiped → Synced; runs: %s)\n", m, med[m], wire, strings.Join(all, " "))
+		if !strings.HasPrefix(m, "gosst") && (best == "" || med[m] < med[best]) {
+			best = m
+		}
 	}
+	var gossts []string
 	for _, g := range methods {
 		if !strings.HasPrefix(g, "gosst") {
 			continue
 		}
+		gossts = append(gossts, g)
 		for _, m := range methods {
 			if !strings.HasPrefix(m, "gosst") {
 				fmt.Fprintf(w, "%s / %s = %.2f\n", g, m, med[g]/med[m])
 			}
 		}
+		if best != "" {
+			fmt.Fprintf(w, "%s / best stock method (%s) = %.2f\n", g, best, med[g]/med[best])
+		}
+	}
+	for _, g := range gossts[min(1, len(gossts)):] {
+		fmt.Fprintf(w, "%s / %s = %.2f\n", gossts[0], g, med[gossts[0]]/med[g])
 	}
 }
 
 // joinerRE and donorRE pick gosst's own timings out of the error logs.
 var (
-	joinerRE = regexp.MustCompile(`gosst: (joiner: (?:received and verified.*|prepare done in.*|finished in.*))`)
-	donorRE  = regexp.MustCompile(`gosst: (donor: sent .*)`)
+	joinerRE = regexp.MustCompile(`gosst: (joiner: (?:received and verified.*|prepare done in.*|finished in.*|(?:this SST was )?limited by .*))`)
+	donorRE  = regexp.MustCompile(`gosst: (donor: (?:sent .*|limited by .*|compression=auto sent .*|.*cleartext.*|.*ephemeral key.*))`)
 )
 
 // phases prints the last n matches of re in a node's error log.
@@ -225,38 +314,45 @@ func pause(ctx context.Context) error {
 }
 
 // sst wipes node 2 and times its rejoin by method m.
-func sst(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Duration, error) {
+func sst(ctx context.Context, c *cluster.Cluster, dir, m string) (sample, error) {
+	d, wire, err := sstOnce(ctx, c, dir, m)
+	return sample{d, wire}, err
+}
+
+func sstOnce(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Duration, int64, error) {
 	if err := pause(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	n2 := c.Node(2)
 	if err := n2.Stop(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := n2.Wipe(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// "gosst:compression=none;backup-threads=4" is gosst with those
-	// [sst] options on both nodes (the donor reads its own file).
+	// options on both nodes (the donor reads its own file), in [gosst]
+	// (where gosst reads all its keys, and the only group whose
+	// encrypt=off it obeys); a stock method's go into [sst].
 	method, opts, _ := strings.Cut(m, ":")
 	for _, n := range c.Nodes {
-		if err := setSST(n.ConfigFile, opts); err != nil {
-			return 0, err
+		if err := setSST(n.ConfigFile, optionGroup(method), opts); err != nil {
+			return 0, 0, err
 		}
 	}
 	if err := setMethod(n2.ConfigFile, method); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if method == "rsync" {
 		// The stock rsync joiner runs an rsync daemon that drops to
 		// "nobody" when started by root: it must reach the datadir.
 		for _, d := range []string{dir, n2.Dir} {
 			if err := os.Chmod(d, 0o755); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 		if err := os.Chown(n2.DataDir, 65534, 65534); err != nil { // nobody:nogroup
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	// The stock methods leave their data in the page cache; without a
@@ -266,28 +362,49 @@ func sst(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Duration,
 	// must not be charged to this one.
 	syscall.Sync()
 	if err := quiet(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
+	}
+	before, err := linkBytes(ctx, c)
+	if err != nil {
+		return 0, 0, err
 	}
 	start := time.Now()
 	if err := n2.Start(ctx); err != nil {
-		return 0, fmt.Errorf("%s SST: %w", m, err)
+		return 0, 0, fmt.Errorf("%s SST: %w", m, err)
 	}
-	return time.Since(start), nil
+	d := time.Since(start)
+	after, err := linkBytes(ctx, c)
+	if err != nil {
+		return 0, 0, err
+	}
+	if before < 0 {
+		return d, -1, nil
+	}
+	return d, after - before, nil
 }
 
 var methodRE = regexp.MustCompile(`(?m)^wsrep_sst_method=.*$`)
 
 const sstMarker = "\n# sstbench options\n"
 
-// setSST replaces the benchmark's [sst] options at the end of a my.cnf.
-func setSST(cnf, opts string) error {
+// optionGroup is the option group a method's benchmark options go in.
+func optionGroup(method string) string {
+	if method == "gosst" {
+		return "gosst"
+	}
+	return "sst"
+}
+
+// setSST replaces the benchmark's options (in group) at the end of a
+// my.cnf.
+func setSST(cnf, group, opts string) error {
 	data, err := os.ReadFile(cnf)
 	if err != nil {
 		return err
 	}
 	text, _, _ := strings.Cut(string(data), sstMarker)
 	if opts != "" {
-		text += sstMarker + "[sst]\n" + strings.ReplaceAll(opts, ";", "\n") + "\n"
+		text += sstMarker + "[" + group + "]\n" + strings.ReplaceAll(opts, ";", "\n") + "\n"
 	}
 	return os.WriteFile(cnf, []byte(text), 0o600)
 }
