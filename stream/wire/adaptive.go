@@ -12,8 +12,9 @@ import "time"
 // than half the time (the source, e.g. mariabackup reading the disk, set
 // the pace) it does not even try compressing. Otherwise, after a first
 // epoch of plain frames (a source's start is rarely typical), it sends one
-// epoch of plain frames and one of compressed frames, compares how many
-// data bytes per second got through, and keeps the faster mode for the
+// epoch of plain frames and one of each compressed kind (S2, and zstd
+// with Zstd), compares how many data bytes per second got through, and
+// keeps the fastest mode for the
 // next RunEpochs epochs before measuring again. An epoch of the chosen
 // mode that is slower than the other mode's measurement triggers a new
 // measurement at once, so a decision taken on a fluke does not last. On a
@@ -35,45 +36,64 @@ type AdaptiveOptions struct {
 	LinkBound float64
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Zstd lets the writer send zstd block frames (FlagZstdBlocks) as a
+	// third mode besides plain and S2: set it only when the reader is
+	// known to decode them.
+	Zstd bool
 }
 
 // AdaptiveStats counts a writer's data frames by kind.
 type AdaptiveStats struct {
-	Plain, Compressed int64
+	// Plain counts data frames, Compressed S2 block frames, Zstd zstd
+	// block frames.
+	Plain, Compressed, Zstd int64
 	// Wait is the time spent in writes of data frames to the connection.
 	Wait time.Duration
 }
 
-// chooser decides per frame whether to compress. A plain epoch whose
-// writes to the connection took less than linkBound of its time starts no
-// measurement: the source set the pace. Otherwise, after one unmeasured
-// plain epoch, it measures one epoch plain and one compressed. Compressing
-// is chosen only when it wins two such pairs in a row (one epoch of a
-// busy disk or CPU can make either mode look fast); plain frames are
-// chosen as soon as compressing loses one. The chosen mode runs for
-// runEpochs epochs (a quarter of that for compressing, the costly mistake
-// on a fast link) and is measured again; at once if a running epoch is
-// slower than the other mode's last measurement.
+// The modes a chooser picks among, cheapest first.
+const (
+	modePlain = iota
+	modeS2
+	modeZstd
+)
+
+// chooser decides per frame how to send it: plain, S2 or (with Zstd)
+// zstd. A plain epoch whose writes to the connection took less than
+// linkBound of its time starts no measurement: the source set the pace.
+// Otherwise, after one unmeasured plain epoch, it measures one epoch of
+// each mode. Compressing is chosen only when it wins two such rounds in a
+// row (one epoch of a busy disk or CPU can make either mode look fast);
+// plain frames are chosen as soon as compressing loses one. Of the two
+// compressed modes, zstd must beat S2 by the margin too (S2 costs less
+// CPU). The chosen mode runs for runEpochs epochs (a quarter of that for
+// compressing, the costly mistake on a fast link) and is measured again;
+// at once if a running epoch is slower than another mode's last
+// measurement.
 type chooser struct {
 	epoch     int64
 	runEpochs int
 	margin    float64
 	linkBound float64
 	now       func() time.Time
+	modes     int // 2, or 3 with zstd
 
 	probing   bool
-	probeStep int // 0: measuring plain, 1: measuring compressed
-	wins      int // consecutive probe pairs compressing won
-	mode      bool
+	probeStep int // the mode being measured
+	wins      int // consecutive probe rounds compressing won
+	cur       int // the mode chosen
 	left      int // epochs before the next probe
 	bytes     int64
 	start     time.Time
 	wait      time.Duration // in writes to the connection, this epoch
-	rate      [2]float64    // data bytes per second: plain, compressed
+	rate      [3]float64    // data bytes per second by mode
 }
 
 func newChooser(o AdaptiveOptions) *chooser {
-	c := &chooser{epoch: o.EpochBytes, runEpochs: o.RunEpochs, margin: o.Margin, linkBound: o.LinkBound, now: o.Now, left: 1}
+	c := &chooser{epoch: o.EpochBytes, runEpochs: o.RunEpochs, margin: o.Margin, linkBound: o.LinkBound, now: o.Now, left: 1, modes: 2}
+	if o.Zstd {
+		c.modes = 3
+	}
 	if c.epoch <= 0 {
 		c.epoch = 64 << 20
 	}
@@ -92,16 +112,19 @@ func newChooser(o AdaptiveOptions) *chooser {
 	return c
 }
 
-// compress says whether the next frame should be compressed.
-func (c *chooser) compress() bool {
+// mode says how the next frame should be sent.
+func (c *chooser) mode() int {
 	if c.start.IsZero() {
 		c.start = c.now()
 	}
 	if c.probing {
-		return c.probeStep == 1
+		return c.probeStep
 	}
-	return c.mode
+	return c.cur
 }
+
+// compress says whether the next frame should be compressed.
+func (c *chooser) compress() bool { return c.mode() != modePlain }
 
 // done records that n data bytes were handed on, their write to the
 // connection having taken wait.
@@ -116,27 +139,39 @@ func (c *chooser) done(n int64, wait time.Duration) {
 	linkBound := c.wait.Seconds() >= c.linkBound*took
 	c.bytes, c.start, c.wait = 0, time.Time{}, 0
 	if !c.probing {
-		behind := c.rate[0] > 0 && (c.mode && rate < c.rate[0] || !c.mode && rate*c.margin < c.rate[1])
+		behind := false
+		for m := range c.modes {
+			// A costlier mode must be faster by the margin, a cheaper
+			// one merely faster.
+			switch {
+			case m == c.cur || c.rate[m] == 0:
+			case m > c.cur && rate*c.margin < c.rate[m], m < c.cur && rate < c.rate[m]:
+				behind = true
+			}
+		}
 		c.left--
 		// Sending plain frames faster than the connection takes them
 		// leaves nothing for compression to win.
-		if (c.left <= 0 || behind) && (c.mode || linkBound) {
-			c.probing, c.probeStep = true, 0
+		if (c.left <= 0 || behind) && (c.cur != modePlain || linkBound) {
+			c.probing, c.probeStep = true, modePlain
 		}
 		return
 	}
 	c.rate[c.probeStep] = rate
-	if c.probeStep == 0 {
-		c.probeStep = 1
+	if c.probeStep++; c.probeStep < c.modes {
 		return
 	}
-	c.probeStep = 0
-	if c.rate[1] <= c.rate[0]*c.margin {
-		c.wins, c.mode, c.probing, c.left = 0, false, false, c.runEpochs
+	c.probeStep = modePlain
+	best := modeS2
+	if c.modes > modeZstd && c.rate[modeZstd] > c.rate[modeS2]*c.margin {
+		best = modeZstd
+	}
+	if c.rate[best] <= c.rate[modePlain]*c.margin {
+		c.wins, c.cur, c.probing, c.left = 0, modePlain, false, c.runEpochs
 		return
 	}
-	if c.wins++; c.wins < 2 && !c.mode {
-		return // one more pair before compressing
+	if c.wins++; c.wins < 2 && c.cur == modePlain {
+		return // one more round before compressing
 	}
-	c.mode, c.probing, c.left = true, false, max(1, c.runEpochs/4)
+	c.cur, c.probing, c.left = best, false, max(1, c.runEpochs/4)
 }

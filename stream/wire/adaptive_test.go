@@ -233,7 +233,7 @@ func TestBlockFrameNeedsFlag(t *testing.T) {
 	if _, _, err := unframe(in, ReaderOptions{}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("err = %v, want ErrMalformed", err)
 	}
-	in = build(Magic, Hello{Version: 1, Flags: 0x0004}, end(nil))
+	in = build(Magic, Hello{Version: 1, Flags: 0x0008}, end(nil))
 	if _, _, err := unframe(in, ReaderOptions{}); !errors.Is(err, ErrVersion) {
 		t.Fatalf("unknown flag: err = %v, want ErrVersion", err)
 	}

@@ -2,7 +2,8 @@
 // and joiner (normally inside TLS).
 //
 // A stream is the 8-byte magic "GSSTWIRE", a hello frame, any number of data
-// frames (and, with FlagBlocks, block frames: S2-compressed data) and one
+// frames (and, with FlagBlocks, block frames: S2-compressed data; with
+// FlagZstdBlocks, zstd block frames: one zstd frame of data each) and one
 // end frame that carries the byte count and SHA-256 (or, with FlagCRC32C,
 // CRC-32C) of all frame payloads as sent. Every frame is a 1-byte type and a 4-byte big-endian payload length
 // followed by the payload; docs/format.md has the byte layout.
@@ -28,6 +29,7 @@ import (
 
 	"github.com/gosst/gosst/stream/integrity"
 	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Format constants.
@@ -70,7 +72,17 @@ const FlagCRC32C uint16 = 0x0001
 // cover the frame payloads as sent.
 const FlagBlocks uint16 = 0x0002
 
-const knownFlags = FlagCRC32C | FlagBlocks
+// FlagZstdBlocks in the hello says data may also come in zstd block
+// frames (FrameBlockZstd): one frame's data compressed as a single zstd
+// frame (RFC 8878, level 1, single segment, no dictionary). A writer sets
+// it only when AdaptiveOptions.Zstd says the reader can decode them (an
+// SST joiner offers it in its ready address): a reader that predates the
+// flag refuses the whole stream with ErrVersion. The reader rejects a zstd
+// block frame unless the hello announced the flag, and never decodes more
+// than its MaxFrameSize from one frame.
+const FlagZstdBlocks uint16 = 0x0004
+
+const knownFlags = FlagCRC32C | FlagBlocks | FlagZstdBlocks
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -81,6 +93,8 @@ const (
 	FrameData  byte = 0x02
 	FrameEnd   byte = 0x03
 	FrameBlock byte = 0x04 // with FlagBlocks: one S2 block of data
+	// FrameBlockZstd, with FlagZstdBlocks: one zstd frame of data.
+	FrameBlockZstd byte = 0x05
 )
 
 // Errors, to be tested with errors.Is.
@@ -216,8 +230,9 @@ type FrameWriter struct {
 	err  error
 	done bool
 
-	ch    *chooser // with AdaptiveOptions
-	enc   []byte   // header space + compressed frame
+	ch    *chooser      // with AdaptiveOptions
+	enc   []byte        // header space + compressed frame
+	zenc  *zstd.Encoder // with AdaptiveOptions.Zstd
 	stats AdaptiveStats
 }
 
@@ -238,6 +253,9 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 	}
 	if o.Adaptive != nil {
 		flags |= FlagBlocks
+		if o.Adaptive.Zstd {
+			flags |= FlagZstdBlocks
+		}
 	}
 	hello, err := Hello{Version: Version, Flags: flags, Codec: o.Codec, Token: o.Token}.appendPayload(nil)
 	if err != nil {
@@ -254,6 +272,15 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 	if o.Adaptive != nil {
 		fw.ch = newChooser(*o.Adaptive)
 		fw.enc = make([]byte, headerSize, headerSize+s2.MaxEncodedLen(o.FrameSize))
+		if o.Adaptive.Zstd {
+			// One synchronous encoder, reused for every frame: EncodeAll
+			// writes single-segment frames whose window is the frame.
+			fw.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+				zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+			if err != nil {
+				return nil, fmt.Errorf("wire: zstd encoder: %w", err)
+			}
+		}
 	}
 	return fw, nil
 }
@@ -289,16 +316,24 @@ func (fw *FrameWriter) Flush() error {
 	frame, typ := fw.buf, FrameData
 	data := fw.buf[headerSize:]
 	if fw.ch != nil {
-		if fw.ch.compress() {
-			enc := s2.Encode(fw.enc[headerSize:cap(fw.enc)], data)
-			// Only a block that saves something is worth its decoding.
-			if len(enc) < len(data)-len(data)/32 {
-				frame, typ = fw.enc[:headerSize+len(enc)], FrameBlock
-			}
+		var enc []byte
+		kind := FrameData
+		switch fw.ch.mode() {
+		case modeS2:
+			enc, kind = s2.Encode(fw.enc[headerSize:cap(fw.enc)], data), FrameBlock
+		case modeZstd:
+			enc, kind = fw.zenc.EncodeAll(data, fw.enc[headerSize:headerSize]), FrameBlockZstd
 		}
-		if typ == FrameBlock {
+		// Only a block that saves something is worth its decoding.
+		if kind != FrameData && len(enc) < len(data)-len(data)/32 {
+			frame, typ = fw.enc[:headerSize+len(enc)], kind
+		}
+		switch typ {
+		case FrameBlock:
 			fw.stats.Compressed++
-		} else {
+		case FrameBlockZstd:
+			fw.stats.Zstd++
+		default:
 			fw.stats.Plain++
 		}
 	}
@@ -388,9 +423,10 @@ type FrameReader struct {
 	n     int64
 	err   error // sticky; io.EOF after a verified end frame
 
-	blocks   bool   // FlagBlocks
-	raw, dec []byte // a block frame's payload and its decoded data
-	pending  []byte // decoded data not yet returned
+	blocks   bool          // FlagBlocks
+	zdec     *zstd.Decoder // FlagZstdBlocks
+	raw, dec []byte        // a block frame's payload and its decoded data
+	pending  []byte        // decoded data not yet returned
 }
 
 // NewFrameReader reads and checks the magic and the hello frame.
@@ -442,6 +478,16 @@ func NewFrameReader(r io.Reader, o ReaderOptions) (*FrameReader, error) {
 	fr.hello = h
 	fr.crc = h.Flags&FlagCRC32C != 0
 	fr.blocks = h.Flags&FlagBlocks != 0
+	if h.Flags&FlagZstdBlocks != 0 {
+		// One synchronous decoder for the stream, bounded like a frame:
+		// no zstd frame may decode to more than max bytes or ask for a
+		// larger window, whatever its header claims.
+		fr.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxMemory(uint64(fr.max)), zstd.WithDecoderMaxWindow(uint64(max(fr.max, zstd.MinWindowSize))))
+		if err != nil {
+			return nil, fmt.Errorf("wire: zstd decoder: %w", err)
+		}
+	}
 	fr.h = newHasher(o.AsyncHash, fr.crc) // only now: no goroutine for a refused stream
 	return fr, nil
 }
@@ -486,7 +532,7 @@ func (fr *FrameReader) Read(p []byte) (int, error) {
 			return 0, fr.err
 		}
 		if fr.err = fr.next(); fr.err != nil {
-			defer fr.h.Close() // after the end frame's check
+			defer fr.release() // after the end frame's check
 		}
 	}
 	if len(p) == 0 {
@@ -503,10 +549,19 @@ func (fr *FrameReader) Read(p []byte) (int, error) {
 	fr.n += int64(n)
 	if err != nil && (fr.left > 0 || err != io.EOF) {
 		fr.err = fr.readErr("data frame", err)
-		fr.h.Close()
+		fr.release()
 		return n, fr.err
 	}
 	return n, nil
+}
+
+// release ends the hash goroutine and the zstd decoder once the stream
+// has ended.
+func (fr *FrameReader) release() {
+	fr.h.Close()
+	if fr.zdec != nil {
+		fr.zdec.Close()
+	}
 }
 
 // next reads frame headers until a data frame with payload starts or the
@@ -525,6 +580,8 @@ func (fr *FrameReader) next() error {
 		return nil
 	case typ == FrameBlock && fr.blocks:
 		return fr.block(size)
+	case typ == FrameBlockZstd && fr.zdec != nil:
+		return fr.blockZstd(size)
 	case typ == FrameEnd:
 		want, name := endPayloadSize, "SHA-256"
 		if fr.crc {
@@ -558,20 +615,51 @@ func (fr *FrameReader) next() error {
 	}
 }
 
-// block reads a block frame of size bytes and decodes it into fr.pending.
-func (fr *FrameReader) block(size int) error {
+// readBlock reads a block frame's payload of size bytes into fr.raw and
+// counts it into the sums.
+func (fr *FrameReader) readBlock(size int) ([]byte, error) {
 	if size == 0 {
-		return fmt.Errorf("%w: empty block frame", ErrMalformed)
+		return nil, fmt.Errorf("%w: empty block frame", ErrMalformed)
 	}
 	if cap(fr.raw) < size {
 		fr.raw = make([]byte, size)
 	}
 	raw := fr.raw[:size]
 	if _, err := io.ReadFull(fr.r, raw); err != nil {
-		return fr.readErr("block frame", err)
+		return nil, fr.readErr("block frame", err)
 	}
 	fr.h.Write(raw)
 	fr.n += int64(size)
+	return raw, nil
+}
+
+// blockZstd reads a zstd block frame of size bytes and decodes it into
+// fr.pending.
+func (fr *FrameReader) blockZstd(size int) error {
+	raw, err := fr.readBlock(size)
+	if err != nil {
+		return err
+	}
+	if fr.dec == nil {
+		fr.dec = make([]byte, 0, fr.max)
+	}
+	dec, err := fr.zdec.DecodeAll(raw, fr.dec[:0])
+	if err != nil {
+		return fmt.Errorf("%w: zstd block frame: %v", ErrMalformed, err)
+	}
+	if len(dec) == 0 || len(dec) > fr.max {
+		return fmt.Errorf("%w: zstd block frame decodes to %d bytes (limit %d)", ErrMalformed, len(dec), fr.max)
+	}
+	fr.dec, fr.pending = dec, dec
+	return nil
+}
+
+// block reads a block frame of size bytes and decodes it into fr.pending.
+func (fr *FrameReader) block(size int) error {
+	raw, err := fr.readBlock(size)
+	if err != nil {
+		return err
+	}
 	n, err := s2.DecodedLen(raw)
 	if err != nil || n == 0 || n > fr.max {
 		return fmt.Errorf("%w: block frame decodes to %d bytes (limit %d): %v", ErrMalformed, n, fr.max, err)

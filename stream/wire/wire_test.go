@@ -151,16 +151,16 @@ func TestMalformed(t *testing.T) {
 		{"wrong magic", build("XBSTCK01", v1, end(nil)), ReaderOptions{}, ErrBadMagic},
 		{"http", []byte("GET / HTTP/1.1\r\n\r\n"), ReaderOptions{}, ErrBadMagic},
 		{"version 2", build(Magic, Hello{Version: 2}, end(nil)), ReaderOptions{}, ErrVersion},
-		{"unknown flag", build(Magic, Hello{Version: 1, Flags: 4}, end(nil)), ReaderOptions{}, ErrVersion},
+		{"unknown flag", build(Magic, Hello{Version: 1, Flags: 8}, end(nil)), ReaderOptions{}, ErrVersion},
 		{"wrong token", build(Magic, Hello{Version: 1, Token: []byte("a")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrAuth},
 		{"missing token", build(Magic, v1, end(nil)), ReaderOptions{Token: []byte("b")}, ErrAuth},
 		// The token is checked before anything else in the hello: a
 		// stranger's other version or flags are ErrAuth, a peer that
 		// knows the token gets the real reason.
 		{"version 2, wrong token", build(Magic, Hello{Version: 2, Token: []byte("a")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrAuth},
-		{"unknown flag, wrong token", build(Magic, Hello{Version: 1, Flags: 4, Token: []byte("a")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrAuth},
+		{"unknown flag, wrong token", build(Magic, Hello{Version: 1, Flags: 8, Token: []byte("a")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrAuth},
 		{"version 2, right token", build(Magic, Hello{Version: 2, Token: []byte("b")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrVersion},
-		{"unknown flag, right token", build(Magic, Hello{Version: 1, Flags: 4, Token: []byte("b")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrVersion},
+		{"unknown flag, right token", build(Magic, Hello{Version: 1, Flags: 8, Token: []byte("b")}, end(nil)), ReaderOptions{Token: []byte("b")}, ErrVersion},
 		{"first frame not hello", append([]byte(Magic), end(nil)...), ReaderOptions{}, ErrMalformed},
 		{"oversized frame", build(Magic, v1, big), ReaderOptions{}, ErrFrameTooLarge},
 		{"small limit", build(Magic, v1, raw(FrameData, make([]byte, 100)), end(make([]byte, 100))), ReaderOptions{MaxFrameSize: 99}, ErrFrameTooLarge},
@@ -248,6 +248,12 @@ func FuzzFrameReader(f *testing.F) {
 	buf.Reset()
 	frame(&buf, WriterOptions{Codec: "none", FrameSize: 64, CRC32C: true, Adaptive: slowLink(new(fakeClock), 64)}, bytes.Repeat([]byte("galera "), 100))
 	f.Add(buf.Bytes())
+	buf.Reset()
+	zo := slowLink(new(fakeClock), 64)
+	zo.Zstd = true
+	frame(&buf, WriterOptions{Codec: "none", FrameSize: 64, CRC32C: true, Adaptive: zo}, bytes.Repeat([]byte("galera "), 100))
+	f.Add(buf.Bytes())
+	f.Add(build(Magic, Hello{Version: 1, Flags: FlagZstdBlocks}, raw(FrameBlockZstd, zstdFrame(f, []byte("galera"))), end(zstdFrame(f, []byte("galera")))))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		fr, err := NewFrameReader(bytes.NewReader(in), ReaderOptions{MaxFrameSize: 4096, AsyncHash: len(in)%2 == 1})
 		if err != nil {
@@ -260,7 +266,7 @@ func FuzzFrameReader(f *testing.F) {
 			}
 			return
 		}
-		if fr.Hello().Flags&FlagBlocks != 0 {
+		if fr.Hello().Flags&(FlagBlocks|FlagZstdBlocks) != 0 {
 			return // the sums cover the payloads as sent, not the output
 		}
 		want := sha256.Sum256(out)
