@@ -281,7 +281,7 @@ func (d *Donor) codec() (codec.Codec, string, error) {
 		return cd, fmt.Sprintf("s2, %d threads", c.CodecConcurrency), err
 	case CodecAuto:
 		// Compression happens frame by frame in the wire layer.
-		return codec.None(), "auto: S2 frame by frame, only while that moves the data faster", nil
+		return codec.None(), "auto: S2 (or zstd, if the joiner decodes it) frame by frame, only while that moves the data faster", nil
 	}
 	cd, err := codec.Lookup(c.Codec)
 	return cd, c.Codec, err
@@ -459,10 +459,19 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	if auto != nil {
 		st := auto()
 		share := 100 * st.Wait.Seconds() / max(time.Since(streamStart).Seconds(), 1e-9)
-		d.log.Infof("compression=auto sent %d of %d frames compressed; sending to the joiner took %.0f%% of the time (it tries compressing only while the connection is the limit, over half the time, and keeps it only while that moves the data faster; compression=s2 or zstd always compress, e.g. to save bandwidth)",
-			st.Compressed, st.Compressed+st.Plain, share)
+		d.log.Infof("compression=auto sent %d of %d frames compressed (plain %d, S2 %d, zstd %d%s); sending to the joiner took %.0f%% of the time (it tries compressing only while the connection is the limit, over half the time, and keeps it only while that moves the data faster; compression=s2 or zstd always compress, e.g. to save bandwidth)",
+			st.Compressed+st.Zstd, st.Compressed+st.Zstd+st.Plain, st.Plain, st.Compressed, st.Zstd, zstdNote(d.Args.Address), share)
 	}
 	return d.out.line("done " + pos.UUIDSeqno())
+}
+
+// zstdNote says, for the auto summary, when zstd blocks were not an
+// option.
+func zstdNote(addr string) string {
+	if OffersZstdBlocks(addr) {
+		return ""
+	}
+	return "; the joiner does not offer zstd blocks"
 }
 
 // startBackup starts mariabackup --backup into a pipe; bctx ends it. The
@@ -532,7 +541,9 @@ func (d *Donor) watchReply(br *bufio.Reader, bcancel context.CancelFunc, unblock
 func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, kill func(), cd codec.Codec, ka *keepaliveWriter, ra io.Reader, prog *progress, mb *mariabackup.Process) (auto func() wire.AdaptiveStats, err error) {
 	wo := wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize, CRC32C: true}
 	if d.Config.Codec == CodecAuto {
-		wo.Adaptive = &wire.AdaptiveOptions{}
+		// zstd blocks only for a joiner that says it decodes them: an
+		// older one would refuse the stream's hello.
+		wo.Adaptive = &wire.AdaptiveOptions{Zstd: OffersZstdBlocks(d.Args.Address)}
 	}
 	fw, err := wire.NewFrameWriter(ka, wo)
 	if err != nil {

@@ -190,6 +190,7 @@ func (j *Joiner) listenReady(ctx context.Context) (net.Listener, *tls.Config, st
 	if j.Config.ResumeWindow > 0 {
 		addr += "/" + ResumeCap // a donor that can resume will (older ones ignore it)
 	}
+	addr += "/" + ZstdBlocksCap // compression=auto may send zstd blocks (older donors ignore it)
 	if err := j.out.line("ready " + addr); err != nil {
 		l.Close()
 		return nil, nil, "", fmt.Errorf("write ready line: %w", err)
@@ -493,6 +494,8 @@ func (j *Joiner) receiveStream(ctx context.Context, br *bufio.Reader, ctl Contro
 	}
 	how := cd.Name() + "-compressed"
 	switch {
+	case fr.Hello().Flags&wire.FlagZstdBlocks != 0:
+		how = "compression=auto (S2 or zstd frame by frame where the donor found it faster)"
 	case fr.Hello().Flags&wire.FlagBlocks != 0:
 		how = "compression=auto (S2 frame by frame where the donor found it faster)"
 	case cd.Name() == codec.NameNone:

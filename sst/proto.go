@@ -76,10 +76,25 @@ const (
 // predate it ignore path elements after the ones they know.
 const ResumeCap = "r1"
 
+// ZstdBlocksCap is the ready-address path element by which a joiner says
+// it decodes zstd block frames (wire.FlagZstdBlocks), so that
+// compression=auto may send them. Donors that predate it ignore it; a
+// joiner that predates it does not offer it and gets S2 blocks only (it
+// would refuse the flag).
+const ZstdBlocksCap = "z1"
+
 // OffersResume says whether the joiner's ready address (with or without
 // the auth part) offers resumption: a path element ResumeCap after
 // gosst/<version>.
-func OffersResume(addr string) bool {
+func OffersResume(addr string) bool { return offersCap(addr, ResumeCap) }
+
+// OffersZstdBlocks says whether the joiner's ready address offers zstd
+// block frames: a path element ZstdBlocksCap after gosst/<version>.
+func OffersZstdBlocks(addr string) bool { return offersCap(addr, ZstdBlocksCap) }
+
+// offersCap says whether a path element after gosst/<version> of the
+// ready address is capability.
+func offersCap(addr, capability string) bool {
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
 		addr = addr[i+1:]
 	}
@@ -89,7 +104,7 @@ func OffersResume(addr string) bool {
 		return false
 	}
 	for _, p := range parts[2:] {
-		if p == ResumeCap {
+		if p == capability {
 			return true
 		}
 	}
