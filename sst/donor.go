@@ -465,6 +465,10 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	return d.out.line("done " + pos.UUIDSeqno())
 }
 
+// autoEpochBytes is compression=auto's measurement epoch in data bytes; 0
+// means the wire default. Tests shorten it to fit their small streams.
+var autoEpochBytes int64
+
 // zstdNote says, for the auto summary, when zstd blocks were not an
 // option.
 func zstdNote(addr string) string {
@@ -543,7 +547,7 @@ func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, kill
 	if d.Config.Codec == CodecAuto {
 		// zstd blocks only for a joiner that says it decodes them: an
 		// older one would refuse the stream's hello.
-		wo.Adaptive = &wire.AdaptiveOptions{Zstd: OffersZstdBlocks(d.Args.Address)}
+		wo.Adaptive = &wire.AdaptiveOptions{Zstd: OffersZstdBlocks(d.Args.Address), EpochBytes: autoEpochBytes}
 	}
 	fw, err := wire.NewFrameWriter(ka, wo)
 	if err != nil {

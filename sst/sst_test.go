@@ -268,8 +268,8 @@ func TestFullSSTInProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	addr, jres := f.startJoiner(t, ctx)
-	if !regexp.MustCompile(`^gosst:[0-9a-f]{32}@127\.0\.0\.1:[0-9]+/gosst/2/[A-Za-z0-9_-]{43}/r1$`).MatchString(addr) {
-		t.Fatalf("ready address %q: want gosst:<secret>@host:port/gosst/2/<pin>/r1 (no certificate configured: ephemeral key)", addr)
+	if !regexp.MustCompile(`^gosst:[0-9a-f]{32}@127\.0\.0\.1:[0-9]+/gosst/2/[A-Za-z0-9_-]{43}/r1/z1$`).MatchString(addr) {
+		t.Fatalf("ready address %q: want gosst:<secret>@host:port/gosst/2/<pin>/r1/z1 (no certificate configured: ephemeral key)", addr)
 	}
 	d := f.runDonor(ctx, addr, false, nil)
 	j := <-jres
@@ -319,7 +319,7 @@ func TestFullSSTInProcess(t *testing.T) {
 			t.Errorf("joiner log lacks %q:\n%s", want, j.stderr)
 		}
 	}
-	if !strings.Contains(d.stderr, "compression=auto sent") || !strings.Contains(j.stderr, "compression=auto (S2 frame by frame") {
+	if !strings.Contains(d.stderr, "compression=auto sent") || !strings.Contains(j.stderr, "compression=auto (S2 or zstd frame by frame") {
 		t.Errorf("default compression is not auto, or not logged:\n%s\njoiner:\n%s", d.stderr, j.stderr)
 	}
 	if !strings.Contains(d.stderr, "compression ratio") || !strings.Contains(d.stderr, "mariabackup: fake mariabackup backup") {

@@ -1,0 +1,216 @@
+package sst
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gosst/gosst/stream/ratelimit"
+	"github.com/gosst/gosst/stream/xbstream"
+)
+
+// TestOffersZstdBlocks: the /z1 capability is found after gosst/<version>
+// (and the pin) only, alone or with /r1 in either order, and the address
+// still parses as before: a donor that predates it ignores it.
+func TestOffersZstdBlocks(t *testing.T) {
+	pin := strings.Repeat("A", PinLen)
+	for _, tc := range []struct {
+		addr       string
+		zstd, resu bool
+	}{
+		{"gosst:00ff@127.0.0.1:4444/gosst/1/z1", true, false},
+		{"gosst:00ff@127.0.0.1:4444/gosst/1/r1/z1", true, true},
+		{"127.0.0.1:4444/gosst/2/" + pin + "/r1/z1", true, true},
+		{"127.0.0.1:4444/gosst/2/" + pin + "/z1/r1", true, true},
+		{"127.0.0.1:4444/gosst/2/" + pin + "/r1", false, true},
+		{"gosst:00ff@[::1]:4444/gosst/1", false, false},
+		{"127.0.0.1:4444/z1", false, false},
+		{"127.0.0.1:4444/gosst/z1", false, false},
+		{"127.0.0.1:4444/xtrabackup_sst/1/z1", false, false},
+		{"gosst:z1@127.0.0.1:4444/gosst/1", false, false},
+	} {
+		if got := OffersZstdBlocks(tc.addr); got != tc.zstd {
+			t.Errorf("OffersZstdBlocks(%q) = %v, want %v", tc.addr, got, tc.zstd)
+		}
+		if got := OffersResume(tc.addr); got != tc.resu {
+			t.Errorf("OffersResume(%q) = %v, want %v", tc.addr, got, tc.resu)
+		}
+		if tc.zstd {
+			if hp, _, err := ParseDonorTarget(tc.addr); err != nil || !strings.HasPrefix(hp, "127.0.0.1:4444") {
+				t.Errorf("ParseDonorTarget(%q) = %q, %v", tc.addr, hp, err)
+			}
+		}
+	}
+}
+
+// throttledProxy forwards loopback connections to target, carrying the
+// donor-to-joiner direction at bytesPerSec: a slow link between donor and
+// joiner. It returns its port.
+func throttledProxy(t *testing.T, target string, bytesPerSec int64) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		cancel()
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			// Small buffers, so the donor's writes wait for the link
+			// soon rather than after megabytes of socket buffer.
+			in.(*net.TCPConn).SetReadBuffer(64 << 10)
+			out.(*net.TCPConn).SetWriteBuffer(64 << 10)
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				io.Copy(out, ratelimit.NewReader(ctx, in, ratelimit.NewLimiter(bytesPerSec, 64<<10)))
+				out.(*net.TCPConn).CloseWrite()
+			}()
+			go func() {
+				defer wg.Done()
+				io.Copy(in, out)
+				in.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// digitRows is sysbench-shaped table data: a record header, a row id and
+// groups of random decimal digits per row. S2 blocks barely shrink it,
+// zstd level 1 about halves it.
+func digitRows(n int) []byte {
+	r := rand.New(rand.NewPCG(3, 4))
+	b := make([]byte, 0, n+256)
+	for id := 0; len(b) < n; id++ {
+		b = append(b, 0, 0, 0x10, 0, 0x4a, 0x80, 0, 0, byte(id>>16), byte(id>>8), byte(id), 0, 0, 0, 0x33, 0x2e)
+		for g := range 15 {
+			if g > 0 {
+				b = append(b, '-')
+			}
+			for range 11 {
+				b = append(b, '0'+byte(r.IntN(10)))
+			}
+		}
+	}
+	return b[:n]
+}
+
+var autoCounts = regexp.MustCompile(`plain (\d+), S2 (\d+), zstd (\d+)`)
+
+// TestAutoZstdThrottledLink: a donor with compression=auto (the default)
+// sending across a slow link (a throttled loopback proxy) to a joiner that
+// offers zstd blocks ends up sending zstd frames, and the joiner installs
+// byte-identical data. The same donor given the joiner's address without
+// /z1 (a joiner that predates zstd blocks) sends no zstd frame and no
+// hello flag such a joiner would refuse.
+func TestAutoZstdThrottledLink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 2 x 48 MiB across a 4 MiB/s link")
+	}
+	old := autoEpochBytes
+	autoEpochBytes = 4 << 20
+	t.Cleanup(func() { autoEpochBytes = old })
+	rows := digitRows(48 << 20)
+	for _, tc := range []struct {
+		name      string
+		oldJoiner bool
+	}{{"joiner offers zstd", false}, {"old-style address without z1", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			var buf bytes.Buffer
+			w := xbstream.NewWriter(&buf)
+			for _, e := range []struct{ path, data string }{
+				{"backup-my.cnf", "[mysqld]\ninnodb_page_size=16384\n"},
+				{"ibdata1", "NEW"},
+				{"db1/t.ibd", string(rows)},
+				{"xtrabackup_binlog_info", "mysql-bin.000002\t123\t7-1-42\n"},
+				{"xtrabackup_galera_info", testUUID + ":42 7\n"},
+				{"xtrabackup_checkpoints", "backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\nlast_lsn = 100\n"},
+			} {
+				if _, err := w.WriteFile(e.path, strings.NewReader(e.data), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(f.xbs, buf.Bytes(), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			f.writeCnf(t, "idle-timeout=120", "resume-window=0")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			addr, jres := f.startJoiner(t, ctx)
+			if !strings.HasSuffix(addr, "/"+ZstdBlocksCap) {
+				t.Fatalf("ready address %q does not offer zstd blocks", addr)
+			}
+			if tc.oldJoiner {
+				addr = strings.TrimSuffix(addr, "/"+ZstdBlocksCap)
+			}
+			m := regexp.MustCompile(`@127\.0\.0\.1:([0-9]+)/`).FindStringSubmatch(addr)
+			if m == nil {
+				t.Fatalf("ready address %q", addr)
+			}
+			port := throttledProxy(t, "127.0.0.1:"+m[1], 4<<20)
+			addr = strings.Replace(addr, ":"+m[1]+"/", ":"+strconv.Itoa(port)+"/", 1)
+			d := f.runDonor(ctx, addr, false, nil)
+			j := <-jres
+			if d.code != 0 || j.code != 0 {
+				t.Fatalf("donor exit %d, joiner exit %d\n%s\njoiner:\n%s", d.code, j.code, d.stderr, j.stderr)
+			}
+			got, err := os.ReadFile(filepath.Join(f.joinerDir, "db1", "t.ibd"))
+			if err != nil || !bytes.Equal(got, rows) {
+				t.Fatalf("joiner's db1/t.ibd differs from the donor's (%d bytes, %v)", len(got), err)
+			}
+			c := autoCounts.FindStringSubmatch(d.stderr)
+			if c == nil {
+				t.Fatalf("donor's auto summary lacks the frame counts:\n%s", d.stderr)
+			}
+			zstdFrames, _ := strconv.Atoi(c[3])
+			t.Logf("frames: plain %s, S2 %s, zstd %s", c[1], c[2], c[3])
+			if tc.oldJoiner {
+				if zstdFrames != 0 || !strings.Contains(d.stderr, "the joiner does not offer zstd blocks") || !strings.Contains(j.stderr, "compression=auto (S2 frame by frame") {
+					t.Errorf("old-style address: zstd frames %d\n%s\njoiner:\n%s", zstdFrames, d.stderr, j.stderr)
+				}
+				return
+			}
+			if zstdFrames == 0 || !strings.Contains(j.stderr, "compression=auto (S2 or zstd frame by frame") {
+				t.Errorf("no zstd frames across a slow link\n%s\njoiner:\n%s", d.stderr, j.stderr)
+			}
+		})
+	}
+}
