@@ -66,7 +66,10 @@ const (
 // row (one epoch of a busy disk or CPU can make either mode look fast);
 // plain frames are chosen as soon as compressing loses one. Of the two
 // compressed modes, zstd must beat S2 by the margin too (S2 costs less
-// CPU). The chosen mode runs for runEpochs epochs (a quarter of that for
+// CPU). Once a compressed mode has won a round, the following rounds
+// measure only plain and that mode (the loser's epoch would be sent at
+// the slower rate for nothing) until plain wins again; then all modes
+// compete anew. The chosen mode runs for runEpochs epochs (a quarter of that for
 // compressing, the costly mistake on a fast link) and is measured again;
 // at once if a running epoch is slower than another mode's last
 // measurement.
@@ -82,6 +85,7 @@ type chooser struct {
 	probeStep int // the mode being measured
 	wins      int // consecutive probe rounds compressing won
 	cur       int // the mode chosen
+	lead      int // the compressed mode a round measures against plain; plain: all modes
 	left      int // epochs before the next probe
 	bytes     int64
 	start     time.Time
@@ -158,20 +162,37 @@ func (c *chooser) done(n int64, wait time.Duration) {
 		return
 	}
 	c.rate[c.probeStep] = rate
-	if c.probeStep++; c.probeStep < c.modes {
+	switch {
+	case c.lead != modePlain && c.probeStep == modePlain:
+		c.probeStep = c.lead
+		return
+	case c.lead == modePlain && c.probeStep+1 < c.modes:
+		c.probeStep++
 		return
 	}
 	c.probeStep = modePlain
-	best := modeS2
-	if c.modes > modeZstd && c.rate[modeZstd] > c.rate[modeS2]*c.margin {
-		best = modeZstd
+	best := c.lead
+	if best == modePlain {
+		best = modeS2
+		if c.modes > modeZstd && c.rate[modeZstd] > c.rate[modeS2]*c.margin {
+			best = modeZstd
+		}
 	}
 	if c.rate[best] <= c.rate[modePlain]*c.margin {
-		c.wins, c.cur, c.probing, c.left = 0, modePlain, false, c.runEpochs
+		c.wins, c.cur, c.lead, c.probing, c.left = 0, modePlain, modePlain, false, c.runEpochs
 		return
 	}
+	// The winner alone is measured against plain from now on: the
+	// other compressed mode's rate is dropped, so that a stale
+	// measurement neither decides nor triggers a probe.
+	for m := modeS2; m < c.modes; m++ {
+		if m != best {
+			c.rate[m] = 0
+		}
+	}
+	c.lead = best
 	if c.wins++; c.wins < 2 && c.cur == modePlain {
-		return // one more round before compressing
+		return // one more round, plain against the winner, before compressing
 	}
 	c.cur, c.probing, c.left = best, false, max(1, c.runEpochs/4)
 }

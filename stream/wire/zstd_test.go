@@ -173,3 +173,38 @@ func TestZstdBlockBounds(t *testing.T) {
 		t.Fatalf("valid zstd block: %q, %v", out, err)
 	}
 }
+
+// TestChooserZstdSequence: epoch by epoch, the three-mode chooser on a
+// slow link measures all modes once, then plain against the winner only,
+// runs zstd, and when zstd turns slow (the link got fast) goes back to
+// plain at once and later measures all modes again.
+func TestChooserZstdSequence(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 8, Zstd: true, Now: func() time.Time { return now }})
+	slow := [3]time.Duration{10 * time.Millisecond, 9 * time.Millisecond, 4 * time.Millisecond}
+	fast := [3]time.Duration{10 * time.Millisecond, 15 * time.Millisecond, 20 * time.Millisecond}
+	const P, S, Z = modePlain, modeS2, modeZstd
+	for i, e := range []struct {
+		link [3]time.Duration
+		want int
+	}{
+		{slow, P},                       // 0 warm-up
+		{slow, P}, {slow, S}, {slow, Z}, // 1-3 round: all modes; zstd wins once
+		{slow, P}, {slow, Z}, // 4-5 round: plain against zstd only; zstd wins twice
+		{slow, Z}, {slow, Z}, // 6-7 run (RunEpochs/4)
+		{slow, P}, {slow, Z}, // 8-9 measured again: plain against zstd
+		{slow, Z},            // 10 run
+		{fast, Z},            // 11 run, slower than plain's measurement: measure at once
+		{fast, P}, {fast, Z}, // 12-13 plain wins
+		{fast, P}, {fast, P}, {fast, P}, {fast, P}, {fast, P}, {fast, P}, {fast, P}, {fast, P}, // 14-21 run (RunEpochs)
+		{fast, P}, {fast, S}, {fast, Z}, // 22-24 all modes compete anew
+		{fast, P}, // 25 plain
+	} {
+		got := c.mode()
+		now = now.Add(e.link[got])
+		c.done(100, e.link[got])
+		if got != e.want {
+			t.Fatalf("epoch %d: mode %d, want %d", i, got, e.want)
+		}
+	}
+}
