@@ -159,6 +159,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for v in "${order[@]}"; do
     s=$(run_variant "$v")
     TIMES[$v]="${TIMES[$v]:-} $s"
+    echo "  round $round: $v ${s}s" >&2
     line="$line $v ${s}s,"
   done
   echo "${line%,} (load $(cut -d' ' -f1 /proc/loadavg))" >&2
