@@ -107,6 +107,8 @@ REPLAY_BYTES=$(stat -c %s $FILES | awk -v p="$BPOS" '{s+=$1} END {print s-p}')
 GROUPS_LINE=$(mariadb-binlog --no-defaults --start-position="$BPOS" $FILES | awk '
   /^#[0-9].*GTID [0-9]+-[0-9]+-[0-9]+/ { n++; if (match($0, /cid=[0-9]+/)) { c++; id = substr($0, RSTART+4, RLENGTH-4); if (!(id in seen)) { seen[id]; g++ } } }
   END { printf "%d transactions, %d of them (%.0f%%) in %d commit groups (cid), %.1f per group", n, c, n ? 100*c/n : 0, g, g ? c/g : 0 }')
+# For experiments on a kept BENCH_DIR (KEEP=1).
+printf 'LAST=%q\nBPOS=%q\nFILES=%q\nSTORE=%q\n' "$LAST" "$BPOS" "$FILES" "$STORE" >"$BENCH_DIR/replay.env"
 echo "workload $WORKLOAD: $(awk -v a="$gen0" -v b="$gen1" 'BEGIN{printf "%.0f", b-a}') s to write the binlogs" >&2
 echo "binlogs to replay: $(echo "$FILES" | wc -l) files, $((REPLAY_BYTES / 1048576)) MiB, last GTID $LAST; $GROUPS_LINE" >&2
 
