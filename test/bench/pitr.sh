@@ -94,8 +94,8 @@ gen1=$(date +%s.%N)
 SQL "FLUSH BINARY LOGS"
 "$GB" --log-level warn binlog archive --storage "$STORE" --defaults-file "$BENCH_CNF" >/dev/null
 LAST=$(SQL "SELECT @@gtid_binlog_pos")
-BACKUP_FILE=$("$GB" --log-level error show latest --storage "$STORE" | python3 -c 'import json,sys; b=json.load(sys.stdin)["binlog"]; print(b["file"], b["position"])')
-read -r BFILE BPOS <<<"$BACKUP_FILE"
+BACKUP_FILE=$("$GB" --log-level error show latest --storage "$STORE" | python3 -c 'import json,sys; b=json.load(sys.stdin)["binlog"]; print(b["file"], b["position"], b.get("gtid") or "-")')
+read -r BFILE BPOS BGTID <<<"$BACKUP_FILE"
 # Files of the replay: from the backup's file up to the last closed one.
 FILES=$(SQL "SHOW BINARY LOGS" | awk -v f="$(basename "$BFILE")" '$1>=f {print $1}' | head -n -1 | sed "s|^|$d/data/|")
 # Bytes replayed: the files from the backup's position on.
@@ -112,10 +112,11 @@ fi
 GROUPS_LINE=$(mariadb-binlog --no-defaults "${scan[@]}" | awk -v sample="$sample" '
   /^#[0-9].*GTID [0-9]+-[0-9]+-[0-9]+/ { n++; if (match($0, /cid=[0-9]+/)) { c++; id = substr($0, RSTART+4, RLENGTH-4); if (!(id in seen)) { seen[id]; g++ } } }
   END { printf "%s: %d transactions, %d of them (%.0f%%) in %d commit groups (cid), %.1f per group", sample, n, c, n ? 100*c/n : 0, g, g ? c/g : 0 }')
+TX=$(awk -v a="$BGTID" -v b="$LAST" 'BEGIN { if (split(a, x, "-") == 3 && split(b, y, "-") == 3 && x[1] == y[1] && x[2] == y[2]) print y[3] - x[3]; else print "?" }')
 # For experiments on a kept BENCH_DIR (KEEP=1).
 printf 'LAST=%q\nBPOS=%q\nFILES=%q\nSTORE=%q\n' "$LAST" "$BPOS" "$FILES" "$STORE" >"$BENCH_DIR/replay.env"
 echo "workload $WORKLOAD: $(awk -v a="$gen0" -v b="$gen1" 'BEGIN{printf "%.0f", b-a}') s to write the binlogs" >&2
-echo "binlogs to replay: $(echo "$FILES" | wc -l) files, $((REPLAY_BYTES / 1048576)) MiB, last GTID $LAST; $GROUPS_LINE" >&2
+echo "binlogs to replay: $(echo "$FILES" | wc -l) files, $((REPLAY_BYTES / 1048576)) MiB, $TX transactions after the backup's GTID $BGTID, last $LAST; $GROUPS_LINE" >&2
 
 declare -A TIMES
 # gosst: whole restore; the replay part is printed as the last duration.
