@@ -123,7 +123,8 @@ declare -A TIMES
 gosst_replay() {
   rm -rf "$BENCH_DIR/ours"
   out=$("$GB" --log-level warn restore --pitr-gtid "$LAST" --target-dir "$BENCH_DIR/ours" --storage "$STORE" "$@")
-  echo "$out" | python3 -c 'import re,sys; d=sys.stdin.read().strip().split(" in ")[-1]; m=re.match(r"([0-9.]+)(ms|s|m)", d); v=float(m.group(1)); print(v/1000 if m.group(2)=="ms" else v*60 if m.group(2)=="m" else v)'
+  # A Go duration: 812ms, 51.624s, 3m0.123s, 1h2m3.4s.
+  echo "$out" | python3 -c 'import re,sys; d=sys.stdin.read().strip().split(" in ")[-1].split(" ")[0]; u={"h":3600,"m":60,"s":1,"ms":0.001,"µs":1e-6}; print(sum(float(v)*u[k] for v,k in re.findall(r"([0-9.]+)(ms|µs|h|m|s)", d)))'
 }
 # By hand: the same backup restored, a plain mariadbd with the applier's
 # server settings, mariadb-binlog | mariadb.
