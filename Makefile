@@ -13,8 +13,9 @@ TEST_TIMEOUT ?= 25m
 # Debian packages the tests, the demo and the benchmarks use: the server
 # stack, zstd/age (interop tests), time (peak RSS), rsync/socat (the stock
 # SST methods test/bench/sst.sh compares against), xfsprogs (the reflink
-# XFS test/bench/storage.sh gives its S3 server), lintian (test/pkgtest checks the .deb).
-DEB_PACKAGES := mariadb-server galera-4 mariadb-backup mariadb-client zstd age time rsync socat xfsprogs lintian iproute2
+# XFS test/bench/storage.sh gives its S3 server), lintian (test/pkgtest checks the .deb),
+# sysbench (the write workload of test/bench/pitr.sh; no test needs it).
+DEB_PACKAGES := mariadb-server galera-4 mariadb-backup mariadb-client zstd age time rsync socat xfsprogs lintian iproute2 sysbench
 
 # Tools built from the Go module proxy into ./.tools (git-ignored), kept
 # out of go.mod: the real S3-compatible server the storage tests run.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -313,6 +314,7 @@ type restoreOptions struct {
 	PITRGTID  string
 	Replay    string
 	Threads   int
+	Mode      string
 	Continue  string
 }
 
@@ -411,6 +413,7 @@ Fix ownership afterwards (chown -R mysql:mysql DIR) when run as root.`,
 	cmd.Flags().StringVar(&o.PITRGTID, "pitr-gtid", "", "point-in-time restore up to, not including, transaction D-S-N")
 	cmd.Flags().StringVar(&o.Replay, "replay", pitr.ReplayApplier, "how --pitr replays binlogs: applier (the server's parallel replication applier) or client (mariadb-binlog | mariadb)")
 	cmd.Flags().IntVar(&o.Threads, "applier-threads", pitr.DefaultApplierThreads, "slave_parallel_threads of --replay=applier")
+	cmd.Flags().StringVar(&o.Mode, "applier-mode", pitr.DefaultApplierMode, "slave_parallel_mode of --replay=applier: "+strings.Join(pitr.ApplierModes, ", "))
 	cmd.Flags().StringVar(&o.Continue, "continue", "", "with --pitr/--pitr-gtid: extend DIR, the unchanged result of an earlier --pitr restore, to the later target, replaying only the transactions in between (see docs/pitr.md)")
 	return cmd
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -252,6 +254,9 @@ func pitrRequest(o *restoreOptions) (time.Time, *binlog.GTID, error) {
 	if o.Threads < 1 {
 		return time.Time{}, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-threads %d: want at least 1", o.Threads)}
 	}
+	if !slices.Contains(pitr.ApplierModes, o.Mode) {
+		return time.Time{}, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-mode %q: want one of %s", o.Mode, strings.Join(pitr.ApplierModes, ", "))}
+	}
 	return at, gtid, nil
 }
 
@@ -273,7 +278,7 @@ func runPITRContinue(ctx context.Context, g *Globals, o *restoreOptions, cat *ba
 	prog := newProgress(g, "replay")
 	res, err := pitr.Continue(ctx, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{
 		RestoreOptions: backup.RestoreOptions{TargetDir: o.Continue, Identities: ids, Logger: g.Logger},
-		Time:           at, GTID: gtid, Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Replay})
+		Time:           at, GTID: gtid, Replay: o.Replay, ApplierThreads: o.Threads, ApplierMode: o.Mode, Progress: prog.Replay})
 	prog.Done()
 	if err != nil {
 		return fmt.Errorf("point-in-time restore --continue failed: %w", err)
@@ -293,7 +298,7 @@ func runPITR(ctx context.Context, g *Globals, o *restoreOptions, cat *backup.Cat
 	start := time.Now()
 	prog := newProgress(g, "replay")
 	res, err := pitr.PITR(ctx, cat, &pitr.Archive{Store: cat.Store}, pitr.PITROptions{RestoreOptions: ro, Time: at, GTID: gtid,
-		Replay: o.Replay, ApplierThreads: o.Threads, Progress: prog.Replay})
+		Replay: o.Replay, ApplierThreads: o.Threads, ApplierMode: o.Mode, Progress: prog.Replay})
 	prog.Done()
 	if err != nil {
 		return fmt.Errorf("point-in-time restore failed: %w", err)

@@ -68,7 +68,7 @@ func replayAttrs(s pitr.ReplaySnapshot) []any {
 func replayHow(res *pitr.PITRResult) string {
 	how := res.Replay
 	if res.Replay == pitr.ReplayApplier {
-		how = fmt.Sprintf("%s, %d threads, %s of relay logs", res.Replay, res.ApplierThreads, text.Bytes(res.ReplayBytes))
+		how = fmt.Sprintf("%s, %d threads (%s), %s of relay logs", res.Replay, res.ApplierThreads, res.ApplierMode, text.Bytes(res.ReplayBytes))
 	}
 	how += fmt.Sprintf(", %.0f transactions/s", res.TransactionsPerSecond)
 	if res.Events >= 0 {

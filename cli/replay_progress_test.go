@@ -61,11 +61,11 @@ func TestReplaySummary(t *testing.T) {
 		res  pitr.PITRResult
 		want string
 	}{
-		{pitr.PITRResult{Replay: pitr.ReplayApplier, ApplierThreads: 4, ReplayBytes: 3 << 20, TransactionsPerSecond: 1234.4, Events: 56789},
-			"applier, 4 threads, 3.0 MiB of relay logs, 1234 transactions/s, 56789 events"},
+		{pitr.PITRResult{Replay: pitr.ReplayApplier, ApplierThreads: 4, ApplierMode: "optimistic", ReplayBytes: 3 << 20, TransactionsPerSecond: 1234.4, Events: 56789},
+			"applier, 4 threads (optimistic), 3.0 MiB of relay logs, 1234 transactions/s, 56789 events"},
 		{pitr.PITRResult{Replay: pitr.ReplayClient, TransactionsPerSecond: 12.6, Events: 100}, "client, 13 transactions/s, 100 events"},
-		{pitr.PITRResult{Replay: pitr.ReplayApplier, ApplierThreads: 1, ReplayBytes: 10, TransactionsPerSecond: 5, Events: -1},
-			"applier, 1 threads, 10 B of relay logs, 5 transactions/s"},
+		{pitr.PITRResult{Replay: pitr.ReplayApplier, ApplierThreads: 1, ApplierMode: "conservative", ReplayBytes: 10, TransactionsPerSecond: 5, Events: -1},
+			"applier, 1 threads (conservative), 10 B of relay logs, 5 transactions/s"},
 	} {
 		if got := replayHow(&tc.res); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)

@@ -33,6 +33,13 @@ const (
 // DefaultApplierThreads is slave_parallel_threads of the applier.
 const DefaultApplierThreads = 4
 
+// DefaultApplierMode is slave_parallel_mode of the applier.
+const DefaultApplierMode = "optimistic"
+
+// ApplierModes are the slave_parallel_mode values --applier-mode takes
+// (MariaDB's, minus none: one thread is --applier-threads 1).
+var ApplierModes = []string{"optimistic", "aggressive", "conservative", "minimal"}
+
 // applierServerID is the temporary server's server_id: it must not be
 // the server_id logged in the binlogs (a Galera cluster logs its
 // transactions with the bootstrap node's id), else the SQL thread would
@@ -237,7 +244,11 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 	if threads <= 0 {
 		threads = DefaultApplierThreads
 	}
-	res.Replay, res.ApplierThreads = ReplayApplier, threads
+	mode := o.ApplierMode
+	if mode == "" {
+		mode = DefaultApplierMode
+	}
+	res.Replay, res.ApplierThreads, res.ApplierMode = ReplayApplier, threads, mode
 	pr := newReplayProgress(steps, o, res)
 	for i, run := range runsOf(steps) {
 		rs, err := writeRelay(filepath.Join(scratch, fmt.Sprintf("relay-%d", i+1)), run)
@@ -245,8 +256,8 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 			return err
 		}
 		o.Logger.Info("replaying through the replication applier", "files", len(run), "first", run[0].seg.File, "node", run[0].seg.Node,
-			"start", run[0].start, "stop", run[len(run)-1].stop, "bytes", rs.total, "parallel_threads", threads)
-		took, err := applyRun(ctx, datadir, scratch, rs, threads, o, pr)
+			"start", run[0].start, "stop", run[len(run)-1].stop, "bytes", rs.total, "parallel_threads", threads, "parallel_mode", mode)
+		took, err := applyRun(ctx, datadir, scratch, rs, threads, mode, o, pr)
 		if err != nil {
 			return err
 		}
@@ -263,13 +274,13 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 
 // applyRun applies one relay set on a temporary server and returns the
 // time from START SLAVE to the until position (server start/stop excluded).
-func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, threads int, o PITROptions, pr *replayProgress) (time.Duration, error) {
+func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, threads int, mode string, o PITROptions, pr *replayProgress) (time.Duration, error) {
 	srv, err := mariadb.StartScratch(ctx, mariadb.ScratchOptions{
 		DataDir: datadir, RunDir: scratch, Mariadbd: o.Mariadbd, BufferPool: "128M",
 		ExtraArgs: []string{"--innodb-flush-log-at-trx-commit=2", "--max-allowed-packet=1G",
 			"--server-id=" + strconv.Itoa(applierServerID), "--replicate-same-server-id=1",
 			"--relay-log=" + rs.base, "--relay-log-index=" + rs.index, "--relay-log-purge=0",
-			"--slave-parallel-threads=" + strconv.Itoa(threads), "--slave-parallel-mode=optimistic",
+			"--slave-parallel-threads=" + strconv.Itoa(threads), "--slave-parallel-mode=" + mode,
 			"--slave-max-allowed-packet=1G"},
 	})
 	if err != nil {

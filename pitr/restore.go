@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -211,6 +212,9 @@ type PITROptions struct {
 	// ApplierThreads is slave_parallel_threads for ReplayApplier
 	// (default DefaultApplierThreads).
 	ApplierThreads int
+	// ApplierMode is slave_parallel_mode for ReplayApplier, one of
+	// ApplierModes (default DefaultApplierMode).
+	ApplierMode string
 	// Progress, if set, receives the replay's progress (bytes of the
 	// archived binlogs applied of the total, transactions, events) about
 	// every 200 ms; without it a log line is written every 10 s.
@@ -241,6 +245,7 @@ type PITRResult struct {
 	// each run's first relay log header).
 	Replay         string `json:"replay,omitempty"`
 	ApplierThreads int    `json:"applier_threads,omitempty"`
+	ApplierMode    string `json:"applier_mode,omitempty"`
 	ReplayBytes    int64  `json:"replay_bytes,omitempty"`
 	// Events read by the replay: the SQL threads' Executed_log_entries
 	// summed over runs (applier; includes each relay log's header events)
@@ -353,6 +358,11 @@ func (o *PITROptions) setDefaults() error {
 	case ReplayApplier, ReplayClient:
 	default:
 		return fmt.Errorf("replay mode %q: want %s or %s", o.Replay, ReplayApplier, ReplayClient)
+	}
+	if o.ApplierMode == "" {
+		o.ApplierMode = DefaultApplierMode
+	} else if !slices.Contains(ApplierModes, o.ApplierMode) {
+		return fmt.Errorf("applier mode %q: want one of %s", o.ApplierMode, strings.Join(ApplierModes, ", "))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
