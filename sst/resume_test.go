@@ -18,76 +18,116 @@ import (
 	"github.com/gosst/gosst/sst/wsrep"
 )
 
+// loopProxy is the bookkeeping of a loopback TCP proxy in a test: the
+// connections it tracks are closed, and its goroutines joined, when the
+// test ends.
+type loopProxy struct {
+	target string
+	mu     sync.Mutex
+	open   []net.Conn
+	wg     sync.WaitGroup
+}
+
+// startProxy listens on loopback and hands the i-th accepted connection,
+// already tracked, to serve on the accept goroutine.
+func startProxy(t *testing.T, target string, serve func(p *loopProxy, i int, c net.Conn)) net.Addr {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &loopProxy{target: target}
+	t.Cleanup(func() {
+		l.Close()
+		p.mu.Lock()
+		for _, c := range p.open {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	p.goRun(func() {
+		for i := 0; ; i++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.track(c)
+			serve(p, i, c)
+		}
+	})
+	return l.Addr()
+}
+
+func (p *loopProxy) track(c net.Conn) {
+	p.mu.Lock()
+	p.open = append(p.open, c)
+	p.mu.Unlock()
+}
+
+// dial connects to the target on c's behalf and tracks the connection;
+// when that fails it closes c and returns nil.
+func (p *loopProxy) dial(c net.Conn) net.Conn {
+	u, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return nil
+	}
+	p.track(u)
+	return u
+}
+
+// goRun runs f on a goroutine the proxy's cleanup joins.
+func (p *loopProxy) goRun(f func()) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+}
+
+// pipeBack forwards the joiner's side u to the donor's side c whole.
+func (p *loopProxy) pipeBack(c, u net.Conn) {
+	p.goRun(func() { _, _ = io.Copy(c, u); c.Close() })
+}
+
+// resetConns closes each connection with an RST.
+func resetConns(cs ...net.Conn) {
+	for _, c := range cs {
+		_ = c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}
+}
+
 // cutProxy forwards connections to target. The donor→joiner direction of
 // the i-th connection is reset (RST on both sides) after cuts[i] bytes;
 // connections beyond the list are forwarded whole or, with blackhole,
 // accepted and left silent (a link that drops everything).
 func cutProxy(t *testing.T, target string, cuts []int64, blackhole bool) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var open []net.Conn
-	track := func(c net.Conn) {
-		mu.Lock()
-		open = append(open, c)
-		mu.Unlock()
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
+	return startProxy(t, target, func(p *loopProxy, i int, c net.Conn) {
+		if i >= len(cuts) && blackhole {
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	reset := func(cs ...net.Conn) {
-		for _, c := range cs {
-			_ = c.(*net.TCPConn).SetLinger(0)
-			c.Close()
+		u := p.dial(c)
+		if u == nil {
+			return
 		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			c, err := l.Accept()
-			if err != nil {
+		limit := int64(-1)
+		if i < len(cuts) {
+			limit = cuts[i]
+		}
+		p.pipeBack(c, u)
+		p.goRun(func() {
+			if limit < 0 {
+				_, _ = io.Copy(u, c)
+				u.Close()
 				return
 			}
-			track(c)
-			if i >= len(cuts) && blackhole {
-				continue
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			track(u)
-			limit := int64(-1)
-			if i < len(cuts) {
-				limit = cuts[i]
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
-			go func() {
-				defer wg.Done()
-				if limit < 0 {
-					_, _ = io.Copy(u, c)
-					u.Close()
-					return
-				}
-				_, _ = io.CopyN(u, c, limit)
-				reset(c, u)
-			}()
-		}
-	}()
-	return l.Addr().String()
+			_, _ = io.CopyN(u, c, limit)
+			resetConns(c, u)
+		})
+	}).String()
 }
 
 // viaProxy rewrites the joiner's ready address to go through proxy.
@@ -238,69 +278,28 @@ func TestBrokenLink(t *testing.T) {
 // donor's TLS handshake, later ones pass whole.
 func flappingProxy(t *testing.T, target string, cut int64) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var open []net.Conn
-	track := func(c net.Conn) {
-		mu.Lock()
-		open = append(open, c)
-		mu.Unlock()
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
+	return startProxy(t, target, func(p *loopProxy, i int, c net.Conn) {
+		if i == 1 {
+			_, _ = c.Read(make([]byte, 100)) // the start of the ClientHello
+			resetConns(c)
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	reset := func(cs ...net.Conn) {
-		for _, c := range cs {
-			_ = c.(*net.TCPConn).SetLinger(0)
-			c.Close()
+		u := p.dial(c)
+		if u == nil {
+			return
 		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			c, err := l.Accept()
-			if err != nil {
+		first := i == 0
+		p.pipeBack(c, u)
+		p.goRun(func() {
+			if first {
+				_, _ = io.CopyN(u, c, cut)
+				resetConns(c, u)
 				return
 			}
-			track(c)
-			if i == 1 {
-				_, _ = c.Read(make([]byte, 100)) // the start of the ClientHello
-				reset(c)
-				continue
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			track(u)
-			first := i == 0
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
-			go func() {
-				defer wg.Done()
-				if first {
-					_, _ = io.CopyN(u, c, cut)
-					reset(c, u)
-					return
-				}
-				_, _ = io.Copy(u, c)
-				u.Close()
-			}()
-		}
-	}()
-	return l.Addr().String()
+			_, _ = io.Copy(u, c)
+			u.Close()
+		})
+	}).String()
 }
 
 // slowAfterCutProxy forwards connections to target: the first one is
@@ -308,68 +307,30 @@ func flappingProxy(t *testing.T, target string, cut int64) string {
 // in pieces of chunk, one every tick (a slow link).
 func slowAfterCutProxy(t *testing.T, target string, cut int64, chunk int64, tick time.Duration) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var open []net.Conn
-	track := func(c net.Conn) {
-		mu.Lock()
-		open = append(open, c)
-		mu.Unlock()
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
+	return startProxy(t, target, func(p *loopProxy, i int, c net.Conn) {
+		u := p.dial(c)
+		if u == nil {
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			c, err := l.Accept()
-			if err != nil {
+		first := i == 0
+		p.pipeBack(c, u)
+		p.goRun(func() {
+			if first {
+				_, _ = io.CopyN(u, c, cut)
+				resetConns(c, u)
 				return
 			}
-			track(c)
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			track(u)
-			first := i == 0
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
-			go func() {
-				defer wg.Done()
-				if first {
-					_, _ = io.CopyN(u, c, cut)
-					for _, x := range []net.Conn{c, u} {
-						_ = x.(*net.TCPConn).SetLinger(0)
-						x.Close()
-					}
+			tk := time.NewTicker(tick) // the link's pace, not a wait for an event
+			defer tk.Stop()
+			for {
+				if _, err := io.CopyN(u, c, chunk); err != nil {
+					u.Close()
 					return
 				}
-				tk := time.NewTicker(tick) // the link's pace, not a wait for an event
-				defer tk.Stop()
-				for {
-					if _, err := io.CopyN(u, c, chunk); err != nil {
-						u.Close()
-						return
-					}
-					<-tk.C
-				}
-			}()
-		}
-	}()
-	return l.Addr().String()
+				<-tk.C
+			}
+		})
+	}).String()
 }
 
 // TestResumeWindowExpires: after a reset, the link drops every new
