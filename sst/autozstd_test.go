@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,58 +57,27 @@ func TestOffersZstdBlocks(t *testing.T) {
 // joiner. It returns its port.
 func throttledProxy(t *testing.T, target string, bytesPerSec int64) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		cancel()
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
+	addr := startProxy(t, target, func(p *loopProxy, _ int, in net.Conn) {
+		out := p.dial(in)
+		if out == nil {
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
+		// Small buffers, so the donor's writes wait for the link
+		// soon rather than after megabytes of socket buffer.
+		in.(*net.TCPConn).SetReadBuffer(64 << 10)
+		out.(*net.TCPConn).SetWriteBuffer(64 << 10)
+		p.goRun(func() {
+			io.Copy(out, ratelimit.NewReader(ctx, in, ratelimit.NewLimiter(bytesPerSec, 64<<10)))
+			out.(*net.TCPConn).CloseWrite()
+		})
+		p.goRun(func() {
+			io.Copy(in, out)
+			in.(*net.TCPConn).CloseWrite()
+		})
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			// Small buffers, so the donor's writes wait for the link
-			// soon rather than after megabytes of socket buffer.
-			in.(*net.TCPConn).SetReadBuffer(64 << 10)
-			out.(*net.TCPConn).SetWriteBuffer(64 << 10)
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				io.Copy(out, ratelimit.NewReader(ctx, in, ratelimit.NewLimiter(bytesPerSec, 64<<10)))
-				out.(*net.TCPConn).CloseWrite()
-			}()
-			go func() {
-				defer wg.Done()
-				io.Copy(in, out)
-				in.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Cleanup(cancel) // runs before the proxy's cleanup: first stop the limiter's waits
+	return addr.(*net.TCPAddr).Port
 }
 
 // digitRows is sysbench-shaped table data: a record header, a row id and
