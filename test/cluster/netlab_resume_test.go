@@ -3,8 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,15 +36,7 @@ import (
 // TCP); Galera's evs timeouts are raised above the outage, as on a WAN,
 // so that the joiner stays a member of the group while the link is down.
 func TestNetlabResume(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: starts a 3-node cluster in network namespaces")
-	}
-	needNetlab(t)
-	bin := filepath.Join(cluster.TempDir(t), "bin")
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "wsrep_sst_gosst"), "github.com/gosst/gosst/cmd/wsrep_sst_gosst")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build wsrep_sst_gosst: %v\n%s", err, out)
-	}
+	bin := netlabSSTBin(t, 3)
 	c := cluster.StartForTest(t, cluster.Options{
 		Nodes: 3, SSTMethod: "gosst", BinDir: bin, Netlab: true,
 		ProviderOptions: []string{"evs.suspect_timeout=PT40S", "evs.inactive_timeout=PT60S"},

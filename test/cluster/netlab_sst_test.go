@@ -14,7 +14,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -43,15 +42,7 @@ import (
 //   - cleartext control: with [gosst] encrypt=off on every node the same
 //     capture sees the marker, so the capture would have seen it above.
 func TestNetlabZeroConfSST(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: starts a 3-node cluster in network namespaces")
-	}
-	needNetlab(t)
-	bin := filepath.Join(cluster.TempDir(t), "bin")
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "wsrep_sst_gosst"), "github.com/gosst/gosst/cmd/wsrep_sst_gosst")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build wsrep_sst_gosst: %v\n%s", err, out)
-	}
+	bin := netlabSSTBin(t, 3)
 	c := cluster.StartForTest(t, cluster.Options{
 		Nodes: 3, SSTMethod: "gosst", BinDir: bin,
 		Netlab: true, LinkRate: "100mbit",

@@ -32,6 +32,23 @@ func needNetlab(t *testing.T) {
 	}
 }
 
+// netlabSSTBin skips an integration test of a nodes-node cluster in the
+// network lab under -short or where the lab cannot run, and otherwise
+// builds wsrep_sst_gosst into a directory for cluster.Options.BinDir.
+func netlabSSTBin(t *testing.T, nodes int) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("integration test: starts a %d-node cluster in network namespaces", nodes)
+	}
+	needNetlab(t)
+	bin := filepath.Join(cluster.TempDir(t), "bin")
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "wsrep_sst_gosst"), "github.com/gosst/gosst/cmd/wsrep_sst_gosst")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build wsrep_sst_gosst: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // newLink creates a link for one test and removes it in t.Cleanup,
 // checking that its namespaces are gone.
 func newLink(t *testing.T, ctx context.Context) *cluster.Link {
@@ -196,15 +213,7 @@ func TestLinkRemovesStaleNamespaces(t *testing.T) {
 // IST, also across the link. Closing the cluster removes the
 // namespaces.
 func TestNetlabCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: starts a 2-node cluster in network namespaces")
-	}
-	needNetlab(t)
-	bin := filepath.Join(cluster.TempDir(t), "bin")
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "wsrep_sst_gosst"), "github.com/gosst/gosst/cmd/wsrep_sst_gosst")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build wsrep_sst_gosst: %v\n%s", err, out)
-	}
+	bin := netlabSSTBin(t, 2)
 	c := cluster.StartForTest(t, cluster.Options{
 		Nodes: 2, SSTMethod: "gosst", BinDir: bin,
 		Netlab: true, LinkRate: "100mbit",
