@@ -142,10 +142,9 @@ func TestNetlabResume(t *testing.T) {
 	})
 }
 
-// measuredSST wipes node 3 and lets it join by SST across the unshaped
-// link, returning how many bytes side A sent meanwhile: the SST's size on
-// the wire, plus a little Galera traffic.
-func measuredSST(t *testing.T, ctx context.Context, c *cluster.Cluster) uint64 {
+// wipeNode3 stops node 3 and wipes its datadir, so that its next start
+// joins by SST, and returns how many bytes side A has sent so far.
+func wipeNode3(t *testing.T, ctx context.Context, c *cluster.Cluster) uint64 {
 	t.Helper()
 	n3 := c.Node(3)
 	if err := n3.Stop(ctx); err != nil {
@@ -154,10 +153,20 @@ func measuredSST(t *testing.T, ctx context.Context, c *cluster.Cluster) uint64 {
 	if err := n3.Wipe(); err != nil {
 		t.Fatal(err)
 	}
-	before, err := c.Link.TxBytes(ctx, cluster.SideA)
+	sent, err := c.Link.TxBytes(ctx, cluster.SideA)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sent
+}
+
+// measuredSST wipes node 3 and lets it join by SST across the unshaped
+// link, returning how many bytes side A sent meanwhile: the SST's size on
+// the wire, plus a little Galera traffic.
+func measuredSST(t *testing.T, ctx context.Context, c *cluster.Cluster) uint64 {
+	t.Helper()
+	n3 := c.Node(3)
+	before := wipeNode3(t, ctx, c)
 	if err := n3.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -182,16 +191,7 @@ type cut struct {
 func sstWithCuts(t *testing.T, ctx context.Context, c *cluster.Cluster, total uint64, cuts []cut) error {
 	t.Helper()
 	n3 := c.Node(3)
-	if err := n3.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := n3.Wipe(); err != nil {
-		t.Fatal(err)
-	}
-	base, err := c.Link.TxBytes(ctx, cluster.SideA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	base := wipeNode3(t, ctx, c)
 	if err := n3.StartNoWait(ctx); err != nil {
 		t.Fatal(err)
 	}
