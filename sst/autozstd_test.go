@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosst/gosst/internal/testrows"
 	"github.com/gosst/gosst/stream/ratelimit"
 	"github.com/gosst/gosst/stream/xbstream"
 )
@@ -80,26 +80,6 @@ func throttledProxy(t *testing.T, target string, bytesPerSec int64) int {
 	return addr.(*net.TCPAddr).Port
 }
 
-// digitRows is sysbench-shaped table data: a record header, a row id and
-// groups of random decimal digits per row. S2 blocks barely shrink it,
-// zstd level 1 about halves it.
-func digitRows(n int) []byte {
-	r := rand.New(rand.NewPCG(3, 4))
-	b := make([]byte, 0, n+256)
-	for id := 0; len(b) < n; id++ {
-		b = append(b, 0, 0, 0x10, 0, 0x4a, 0x80, 0, 0, byte(id>>16), byte(id>>8), byte(id), 0, 0, 0, 0x33, 0x2e)
-		for g := range 15 {
-			if g > 0 {
-				b = append(b, '-')
-			}
-			for range 11 {
-				b = append(b, '0'+byte(r.IntN(10)))
-			}
-		}
-	}
-	return b[:n]
-}
-
 var autoCounts = regexp.MustCompile(`plain (\d+), S2 (\d+), zstd (\d+)`)
 
 // TestAutoZstdThrottledLink: a donor with compression=auto (the default)
@@ -115,7 +95,7 @@ func TestAutoZstdThrottledLink(t *testing.T) {
 	old := autoEpochBytes
 	autoEpochBytes = 4 << 20
 	t.Cleanup(func() { autoEpochBytes = old })
-	rows := digitRows(48 << 20)
+	rows := testrows.Digits(48<<20, 3, 4, 3)
 	for _, tc := range []struct {
 		name      string
 		oldJoiner bool

@@ -3,33 +3,14 @@ package wire
 import (
 	"bytes"
 	"errors"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-)
 
-// digits is sysbench-shaped data: rows of a record header, a row id and
-// groups of random decimal digits, which zstd level 1 shrinks about
-// twice as much as S2.
-func digits(n int) []byte {
-	r := rand.New(rand.NewPCG(1, 2))
-	b := make([]byte, 0, n+256)
-	for id := 0; len(b) < n; id++ {
-		b = append(b, 0, 0, 0x10, 0, 0x4a, 0x80, 0, 0, byte(id>>8), byte(id), 0, 0, 0, 0, 0x33, 0x2e)
-		for g := range 15 {
-			if g > 0 {
-				b = append(b, '-')
-			}
-			for range 11 {
-				b = append(b, '0'+byte(r.IntN(10)))
-			}
-		}
-	}
-	return b[:n]
-}
+	"github.com/gosst/gosst/internal/testrows"
+)
 
 // TestChooserModes: the three-mode decision, fed measured epoch times.
 // The fake clock moves by the time each mode's epoch takes; the writes to
@@ -95,7 +76,7 @@ func TestChooserModes(t *testing.T) {
 // much as S2), announces FlagZstdBlocks, and the stream reads back
 // unchanged; without Zstd it never sends one.
 func TestAdaptiveZstd(t *testing.T) {
-	data := digits(4 << 20)
+	data := testrows.Digits(4<<20, 1, 2, 2)
 	for _, allow := range []bool{true, false} {
 		sink := &pacedSink{perByte: time.Microsecond, clock: &fakeClock{}}
 		o := slowLink(sink.clock, 128<<10)
