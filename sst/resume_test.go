@@ -91,6 +91,41 @@ func (p *loopProxy) pipeBack(c, u net.Conn) {
 	p.goRun(func() { _, _ = io.Copy(c, u); c.Close() })
 }
 
+// forward connects c to the target: the joiner's side passes back whole;
+// the donor's side is reset (RST on both sides) after cut bytes when cut
+// is not negative, and otherwise carried by rest.
+func (p *loopProxy) forward(c net.Conn, cut int64, rest func(u, c net.Conn)) {
+	u := p.dial(c)
+	if u == nil {
+		return
+	}
+	p.pipeBack(c, u)
+	p.goRun(func() {
+		if cut >= 0 {
+			_, _ = io.CopyN(u, c, cut)
+			resetConns(c, u)
+			return
+		}
+		rest(u, c)
+	})
+}
+
+// passWhole copies the donor's side c to the joiner's side u whole, then
+// closes u.
+func passWhole(u, c net.Conn) {
+	_, _ = io.Copy(u, c)
+	u.Close()
+}
+
+// firstCut is cut for the first connection (i == 0) and no cut (-1) for
+// later ones.
+func firstCut(i int, cut int64) int64 {
+	if i == 0 {
+		return cut
+	}
+	return -1
+}
+
 // resetConns closes each connection with an RST.
 func resetConns(cs ...net.Conn) {
 	for _, c := range cs {
@@ -109,24 +144,11 @@ func cutProxy(t *testing.T, target string, cuts []int64, blackhole bool) string 
 		if i >= len(cuts) && blackhole {
 			return
 		}
-		u := p.dial(c)
-		if u == nil {
-			return
-		}
 		limit := int64(-1)
 		if i < len(cuts) {
 			limit = cuts[i]
 		}
-		p.pipeBack(c, u)
-		p.goRun(func() {
-			if limit < 0 {
-				_, _ = io.Copy(u, c)
-				u.Close()
-				return
-			}
-			_, _ = io.CopyN(u, c, limit)
-			resetConns(c, u)
-		})
+		p.forward(c, limit, passWhole)
 	}).String()
 }
 
@@ -284,21 +306,7 @@ func flappingProxy(t *testing.T, target string, cut int64) string {
 			resetConns(c)
 			return
 		}
-		u := p.dial(c)
-		if u == nil {
-			return
-		}
-		first := i == 0
-		p.pipeBack(c, u)
-		p.goRun(func() {
-			if first {
-				_, _ = io.CopyN(u, c, cut)
-				resetConns(c, u)
-				return
-			}
-			_, _ = io.Copy(u, c)
-			u.Close()
-		})
+		p.forward(c, firstCut(i, cut), passWhole)
 	}).String()
 }
 
@@ -308,18 +316,7 @@ func flappingProxy(t *testing.T, target string, cut int64) string {
 func slowAfterCutProxy(t *testing.T, target string, cut int64, chunk int64, tick time.Duration) string {
 	t.Helper()
 	return startProxy(t, target, func(p *loopProxy, i int, c net.Conn) {
-		u := p.dial(c)
-		if u == nil {
-			return
-		}
-		first := i == 0
-		p.pipeBack(c, u)
-		p.goRun(func() {
-			if first {
-				_, _ = io.CopyN(u, c, cut)
-				resetConns(c, u)
-				return
-			}
+		p.forward(c, firstCut(i, cut), func(u, c net.Conn) {
 			tk := time.NewTicker(tick) // the link's pace, not a wait for an event
 			defer tk.Stop()
 			for {
