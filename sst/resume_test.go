@@ -165,6 +165,17 @@ func joinerTarget(addr string) string {
 	return hp
 }
 
+// resumeFixture is a donor and a joiner configured with cnf, and a
+// context for their run that ends with the test.
+func resumeFixture(t *testing.T, cnf ...string) (*fixture, context.Context) {
+	t.Helper()
+	f := newFixture(t)
+	f.writeCnf(t, cnf...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return f, ctx
+}
+
 // TestResumeInProcess: connections reset at about 30 % and 80 % of the
 // stream are resumed, and the SST succeeds with the donor's data; with
 // resume-window=0 the first reset fails the SST as before.
@@ -172,10 +183,7 @@ func TestResumeInProcess(t *testing.T) {
 	// compression=none: the stream is the ~2 MiB backup, so the cuts
 	// fall inside the data whatever TLS adds.
 	t.Run("resumed", func(t *testing.T) {
-		f := newFixture(t)
-		f.writeCnf(t, "compression=none")
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
+		f, ctx := resumeFixture(t, "compression=none")
 		addr, jres := f.startJoiner(t, ctx)
 		if !OffersResume(addr) {
 			t.Fatalf("joiner's address %q offers no resumption", addr)
@@ -203,10 +211,7 @@ func TestResumeInProcess(t *testing.T) {
 		}
 	})
 	t.Run("resume-window=0", func(t *testing.T) {
-		f := newFixture(t)
-		f.writeCnf(t, "compression=none", "resume-window=0")
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
+		f, ctx := resumeFixture(t, "compression=none", "resume-window=0")
 		before := snapshot(t, f.joinerDir)
 		addr, jres := f.startJoiner(t, ctx)
 		if OffersResume(addr) {
@@ -231,12 +236,9 @@ func TestResumeInProcess(t *testing.T) {
 // connection broke idle-timeout after it was made (on a 4 Mbit/s link in
 // the network lab: 11 breaks for 2 outages).
 func TestResumedConnectionOutlivesIdleTimeout(t *testing.T) {
-	f := newFixture(t)
 	// resume-spool-memory=1M: the joiner acknowledges every 256 KiB, so
 	// even at this pace the donor hears from it well within idle-timeout.
-	f.writeCnf(t, "compression=none", "idle-timeout=2", "resume-window=30", "resume-spool-memory=1M")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	f, ctx := resumeFixture(t, "compression=none", "idle-timeout=2", "resume-window=30", "resume-spool-memory=1M")
 	addr, jres := f.startJoiner(t, ctx)
 	proxy := slowAfterCutProxy(t, joinerTarget(addr), 600<<10, 32<<10, 100*time.Millisecond)
 	d := f.runDonor(ctx, viaProxy(addr, proxy), false, nil)
@@ -255,10 +257,7 @@ func TestResumedConnectionOutlivesIdleTimeout(t *testing.T) {
 // completes. It used to fail at once, exit 13, "TLS handshake with joiner
 // … failed, reconnect: EOF", as if the joiner had refused it.
 func TestResumeReconnectBreaksDuringHandshake(t *testing.T) {
-	f := newFixture(t)
-	f.writeCnf(t, "compression=none", "resume-window=30")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	f, ctx := resumeFixture(t, "compression=none", "resume-window=30")
 	addr, jres := f.startJoiner(t, ctx)
 	proxy := flappingProxy(t, joinerTarget(addr), 600<<10)
 	d := f.runDonor(ctx, viaProxy(addr, proxy), false, nil)
@@ -334,10 +333,7 @@ func slowAfterCutProxy(t *testing.T, target string, cut int64, chunk int64, tick
 // connection; both sides give up when resume-window has passed, exit 110,
 // and the joiner's datadir is untouched.
 func TestResumeWindowExpires(t *testing.T) {
-	f := newFixture(t)
-	f.writeCnf(t, "compression=none", "resume-window=2")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	f, ctx := resumeFixture(t, "compression=none", "resume-window=2")
 	before := snapshot(t, f.joinerDir)
 	addr, jres := f.startJoiner(t, ctx)
 	proxy := cutProxy(t, joinerTarget(addr), []int64{600 << 10}, true)
