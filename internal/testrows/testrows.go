@@ -1,4 +1,6 @@
-// Package testrows makes table-shaped data for tests of compression.
+// Package testrows makes table-shaped data for tests of compression. It
+// owns only that generator, is imported only by tests, and must not import
+// any gosst package.
 package testrows
 
 import "math/rand/v2"
