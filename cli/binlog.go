@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -254,8 +252,8 @@ func pitrRequest(o *restoreOptions) (time.Time, *binlog.GTID, error) {
 	if o.Threads < 1 {
 		return time.Time{}, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-threads %d: want at least 1", o.Threads)}
 	}
-	if !slices.Contains(pitr.ApplierModes, o.Mode) {
-		return time.Time{}, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-mode %q: want one of %s", o.Mode, strings.Join(pitr.ApplierModes, ", "))}
+	if err := pitr.CheckApplierMode(o.Mode); err != nil {
+		return time.Time{}, nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("--applier-mode %w", err)}
 	}
 	return at, gtid, nil
 }

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gosst/gosst/binlog"
@@ -39,6 +41,15 @@ const DefaultApplierMode = "optimistic"
 // ApplierModes are the slave_parallel_mode values --applier-mode takes
 // (MariaDB's, minus none: one thread is --applier-threads 1).
 var ApplierModes = []string{"optimistic", "aggressive", "conservative", "minimal"}
+
+// CheckApplierMode says whether mode is one of ApplierModes; the error
+// reads `"mode": want one of …`, for the caller to prefix with its name.
+func CheckApplierMode(mode string) error {
+	if !slices.Contains(ApplierModes, mode) {
+		return fmt.Errorf("%q: want one of %s", mode, strings.Join(ApplierModes, ", "))
+	}
+	return nil
+}
 
 // applierServerID is the temporary server's server_id: it must not be
 // the server_id logged in the binlogs (a Galera cluster logs its
@@ -240,15 +251,7 @@ func rotateEvent(serverID uint32, file string, pos uint64, checksum bool) []byte
 // logs, START SLAVE SQL_THREAD UNTIL the end of the run (its last relay
 // log is cut at the target or ends where the target is).
 func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o PITROptions, res *PITRResult) error {
-	threads := o.ApplierThreads
-	if threads <= 0 {
-		threads = DefaultApplierThreads
-	}
-	mode := o.ApplierMode
-	if mode == "" {
-		mode = DefaultApplierMode
-	}
-	res.Replay, res.ApplierThreads, res.ApplierMode = ReplayApplier, threads, mode
+	res.Replay, res.ApplierThreads, res.ApplierMode = ReplayApplier, o.ApplierThreads, o.ApplierMode
 	pr := newReplayProgress(steps, o, res)
 	for i, run := range runsOf(steps) {
 		rs, err := writeRelay(filepath.Join(scratch, fmt.Sprintf("relay-%d", i+1)), run)
@@ -256,8 +259,8 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 			return err
 		}
 		o.Logger.Info("replaying through the replication applier", "files", len(run), "first", run[0].seg.File, "node", run[0].seg.Node,
-			"start", run[0].start, "stop", run[len(run)-1].stop, "bytes", rs.total, "parallel_threads", threads, "parallel_mode", mode)
-		took, err := applyRun(ctx, datadir, scratch, rs, threads, mode, o, pr)
+			"start", run[0].start, "stop", run[len(run)-1].stop, "bytes", rs.total, "parallel_threads", o.ApplierThreads, "parallel_mode", o.ApplierMode)
+		took, err := applyRun(ctx, datadir, scratch, rs, o, pr)
 		if err != nil {
 			return err
 		}
@@ -274,13 +277,13 @@ func replayApplier(ctx context.Context, datadir, scratch string, steps []step, o
 
 // applyRun applies one relay set on a temporary server and returns the
 // time from START SLAVE to the until position (server start/stop excluded).
-func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, threads int, mode string, o PITROptions, pr *replayProgress) (time.Duration, error) {
+func applyRun(ctx context.Context, datadir, scratch string, rs *relaySet, o PITROptions, pr *replayProgress) (time.Duration, error) {
 	srv, err := mariadb.StartScratch(ctx, mariadb.ScratchOptions{
 		DataDir: datadir, RunDir: scratch, Mariadbd: o.Mariadbd, BufferPool: "128M",
 		ExtraArgs: []string{"--innodb-flush-log-at-trx-commit=2", "--max-allowed-packet=1G",
 			"--server-id=" + strconv.Itoa(applierServerID), "--replicate-same-server-id=1",
 			"--relay-log=" + rs.base, "--relay-log-index=" + rs.index, "--relay-log-purge=0",
-			"--slave-parallel-threads=" + strconv.Itoa(threads), "--slave-parallel-mode=" + mode,
+			"--slave-parallel-threads=" + strconv.Itoa(o.ApplierThreads), "--slave-parallel-mode=" + o.ApplierMode,
 			"--slave-max-allowed-packet=1G"},
 	})
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -359,10 +358,13 @@ func (o *PITROptions) setDefaults() error {
 	default:
 		return fmt.Errorf("replay mode %q: want %s or %s", o.Replay, ReplayApplier, ReplayClient)
 	}
+	if o.ApplierThreads <= 0 {
+		o.ApplierThreads = DefaultApplierThreads
+	}
 	if o.ApplierMode == "" {
 		o.ApplierMode = DefaultApplierMode
-	} else if !slices.Contains(ApplierModes, o.ApplierMode) {
-		return fmt.Errorf("applier mode %q: want one of %s", o.ApplierMode, strings.Join(ApplierModes, ", "))
+	} else if err := CheckApplierMode(o.ApplierMode); err != nil {
+		return fmt.Errorf("applier mode %w", err)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
