@@ -52,7 +52,6 @@ timed() {
     { echo "$name failed:" >&2; tail -20 "$BENCH_DIR/err.$name" >&2; exit 1; }
   awk '{printf "%s %.2f\n", $1, $2+$3}' "$BENCH_DIR/t.$name" >>"$BENCH_DIR/res.$name"
 }
-median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 cases=(warm)
 drop_cache && cases=(cold warm) || echo "not root: cold case skipped" >&2
@@ -81,7 +80,7 @@ printf "%-5s %-44s %9s %8s %9s %12s\n" source pipeline MB/s wall-s cpu-s cpu-ms/
 for src in "${cases[@]}"; do
   for what in raw dir s3; do
     f=$BENCH_DIR/res.$src.$what; [ -f "$f" ] || continue
-    s=$(cut -d' ' -f1 "$f" | median); c=$(cut -d' ' -f2 "$f" | median)
+    s=$(cut -d' ' -f1 "$f" | bench_median); c=$(cut -d' ' -f2 "$f" | bench_median)
     b=$dir_plain; label="galera-backup backup -> local directory"
     case $what in
       raw) b=$raw_plain; label="mariabackup | zstd -T0 -1 > file && sync file" ;;

@@ -103,6 +103,10 @@ bench_time() {
 
 # bench_s3_start BUCKET: versitygw (built by `make tools`) on a free
 # loopback port; sets S3_URL and the AWS_* credentials.
+# bench_median prints the median of the numbers on stdin (one per line
+# or separated by spaces; blank lines ignored).
+bench_median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
 bench_s3_start() {
   local gw=${GOSST_VERSITYGW:-$ROOT/.tools/versitygw}
   [ -x "$gw" ] || { echo "versitygw missing: run 'make tools'" >&2; exit 1; }

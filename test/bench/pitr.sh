@@ -157,7 +157,6 @@ run_variant() {
     hand) hand_run ;;
   esac
 }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for round in $(seq 1 "$ROUNDS"); do
   order=("${VARIANTS[@]}")
@@ -174,11 +173,11 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "${line%,} (load $(cut -d' ' -f1 /proc/loadavg))" >&2
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-hand_s=$(echo "${TIMES[hand]}" | median)
+hand_s=$(echo "${TIMES[hand]}" | bench_median)
 printf 'PITR replay of %.0f MiB of ROW binlogs, workload %s (%d cores), median of %d rounds\n' \
   "$(awk -v b="$REPLAY_BYTES" 'BEGIN{print b/1048576}')" "$WORKLOAD" "$(nproc)" "$ROUNDS"
 for v in "${VARIANTS[@]}"; do
-  s=$(echo "${TIMES[$v]}" | median)
+  s=$(echo "${TIMES[$v]}" | bench_median)
   case $v in
     hand) name="mariadb-binlog --start-position files | mariadb" ;;
     client) name="restore --pitr-gtid --replay=client (replay part)" ;;
