@@ -53,7 +53,7 @@ func main() {
 // rates.
 func parseRates(s string) ([]string, error) {
 	if s == "" {
-		return nil, nil
+		return []string{""}, nil // loopback
 	}
 	rates := strings.Split(s, ",")
 	for _, r := range rates {
@@ -77,10 +77,7 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 		defer os.RemoveAll(dir)
 	}
 	binAbs, _ := filepath.Abs(bin)
-	link := ""
-	if len(rates) > 0 {
-		link = rates[0]
-	}
+	link := rates[0] // "" is loopback
 	c, err := cluster.Start(ctx, cluster.Options{
 		Nodes: 2, Dir: dir, SSTMethod: "gosst", BinDir: binAbs, GcacheSize: "128M",
 		SyncTimeout: 30 * time.Minute,
@@ -105,16 +102,15 @@ func run(sizeMB int, methods []string, bin string, keep bool, rounds int, joiner
 		return err
 	}
 	size, _ := c.Node(1).QueryString(ctx, "SELECT ROUND(SUM(data_length+index_length)/1048576) FROM information_schema.TABLES WHERE table_schema='sbtest'")
-	if len(rates) == 0 {
-		rates = []string{""}
-	}
 	// One dataset for every rate: the fill is the slow part. Each rate's
 	// results are printed as soon as they are in.
-	for _, rate := range rates {
+	for i, rate := range rates {
 		network := "on loopback"
 		if c.Link != nil {
-			if err := c.Link.SetRate(ctx, rate); err != nil {
-				return err
+			if i > 0 { // cluster.Start shaped the link to the first rate
+				if err := c.Link.SetRate(ctx, rate); err != nil {
+					return err
+				}
 			}
 			network = "across a " + rate + " link (zero delay)"
 		}
@@ -199,14 +195,11 @@ func measure(ctx context.Context, c *cluster.Cluster, dir string, methods []stri
 }
 
 // linkBytes is the bytes both sides have sent over the shaped link so
-// far, or -1 without one.
-func linkBytes(ctx context.Context, c *cluster.Cluster) (int64, error) {
-	if c.Link == nil {
-		return -1, nil
-	}
+// far.
+func linkBytes(ctx context.Context, l *cluster.Link) (int64, error) {
 	var total int64
 	for _, side := range []int{cluster.SideA, cluster.SideB} {
-		n, err := c.Link.TxBytes(ctx, side)
+		n, err := l.TxBytes(ctx, side)
 		if err != nil {
 			return 0, err
 		}
@@ -314,21 +307,18 @@ func pause(ctx context.Context) error {
 }
 
 // sst wipes node 2 and times its rejoin by method m.
+// Without a link the bytes on the wire are unknown (-1: loopback is
+// shared with every other process).
 func sst(ctx context.Context, c *cluster.Cluster, dir, m string) (sample, error) {
-	d, wire, err := sstOnce(ctx, c, dir, m)
-	return sample{d, wire}, err
-}
-
-func sstOnce(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Duration, int64, error) {
 	if err := pause(ctx); err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
 	n2 := c.Node(2)
 	if err := n2.Stop(ctx); err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
 	if err := n2.Wipe(); err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
 	// "gosst:compression=none;backup-threads=4" is gosst with those
 	// options on both nodes (the donor reads its own file), in [gosst]
@@ -337,22 +327,22 @@ func sstOnce(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Durat
 	method, opts, _ := strings.Cut(m, ":")
 	for _, n := range c.Nodes {
 		if err := setSST(n.ConfigFile, optionGroup(method), opts); err != nil {
-			return 0, 0, err
+			return sample{}, err
 		}
 	}
 	if err := setMethod(n2.ConfigFile, method); err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
 	if method == "rsync" {
 		// The stock rsync joiner runs an rsync daemon that drops to
 		// "nobody" when started by root: it must reach the datadir.
 		for _, d := range []string{dir, n2.Dir} {
 			if err := os.Chmod(d, 0o755); err != nil {
-				return 0, 0, err
+				return sample{}, err
 			}
 		}
 		if err := os.Chown(n2.DataDir, 65534, 65534); err != nil { // nobody:nogroup
-			return 0, 0, err
+			return sample{}, err
 		}
 	}
 	// The stock methods leave their data in the page cache; without a
@@ -362,25 +352,28 @@ func sstOnce(ctx context.Context, c *cluster.Cluster, dir, m string) (time.Durat
 	// must not be charged to this one.
 	syscall.Sync()
 	if err := quiet(ctx); err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
-	before, err := linkBytes(ctx, c)
-	if err != nil {
-		return 0, 0, err
+	var before int64
+	if c.Link != nil {
+		var err error
+		if before, err = linkBytes(ctx, c.Link); err != nil {
+			return sample{}, err
+		}
 	}
 	start := time.Now()
 	if err := n2.Start(ctx); err != nil {
-		return 0, 0, fmt.Errorf("%s SST: %w", m, err)
+		return sample{}, fmt.Errorf("%s SST: %w", m, err)
 	}
-	d := time.Since(start)
-	after, err := linkBytes(ctx, c)
-	if err != nil {
-		return 0, 0, err
+	r := sample{time.Since(start), -1}
+	if c.Link != nil {
+		after, err := linkBytes(ctx, c.Link)
+		if err != nil {
+			return sample{}, err
+		}
+		r.wire = after - before
 	}
-	if before < 0 {
-		return d, -1, nil
-	}
-	return d, after - before, nil
+	return r, nil
 }
 
 var methodRE = regexp.MustCompile(`(?m)^wsrep_sst_method=.*$`)

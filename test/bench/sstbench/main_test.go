@@ -87,7 +87,7 @@ func TestParseRates(t *testing.T) {
 		want []string
 		err  bool
 	}{
-		{"", nil, false},
+		{"", []string{""}, false},
 		{"1gbit", []string{"1gbit"}, false},
 		{"1gbit,100mbit", []string{"1gbit", "100mbit"}, false},
 		{"1gbit,", nil, true},
