@@ -277,7 +277,7 @@ func logSizes(c *cluster.Cluster) []int64 {
 }
 
 // sameChecksums checks that CHECKSUM TABLE agrees on every node and that
-// the table is not empty.
+// node 3 holds rows rows of table.
 func sameChecksums(t *testing.T, ctx context.Context, c *cluster.Cluster, table string, rows int) {
 	t.Helper()
 	var sums []string
