@@ -15,7 +15,6 @@ import (
 
 	"github.com/gosst/gosst/internal/testrows"
 	"github.com/gosst/gosst/stream/ratelimit"
-	"github.com/gosst/gosst/stream/xbstream"
 )
 
 // TestOffersZstdBlocks: the /z1 capability is found after gosst/<version>
@@ -102,23 +101,14 @@ func TestAutoZstdThrottledLink(t *testing.T) {
 	}{{"joiner offers zstd", false}, {"old-style address without z1", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			var buf bytes.Buffer
-			w := xbstream.NewWriter(&buf)
-			for _, e := range []struct{ path, data string }{
+			writeXbstream(t, f.xbs, []backupFile{
 				{"backup-my.cnf", "[mysqld]\ninnodb_page_size=16384\n"},
 				{"ibdata1", "NEW"},
 				{"db1/t.ibd", string(rows)},
 				{"xtrabackup_binlog_info", "mysql-bin.000002\t123\t7-1-42\n"},
 				{"xtrabackup_galera_info", testUUID + ":42 7\n"},
 				{"xtrabackup_checkpoints", "backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\nlast_lsn = 100\n"},
-			} {
-				if _, err := w.WriteFile(e.path, strings.NewReader(e.data), 0); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := os.WriteFile(f.xbs, buf.Bytes(), 0o640); err != nil {
-				t.Fatal(err)
-			}
+			})
 			f.writeCnf(t, "idle-timeout=120", "resume-window=0")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
