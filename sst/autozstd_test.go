@@ -53,30 +53,22 @@ func TestOffersZstdBlocks(t *testing.T) {
 
 // throttledProxy forwards loopback connections to target, carrying the
 // donor-to-joiner direction at bytesPerSec: a slow link between donor and
-// joiner. It returns its port.
-func throttledProxy(t *testing.T, target string, bytesPerSec int64) int {
+// joiner. It returns its address.
+func throttledProxy(t *testing.T, target string, bytesPerSec int64) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	addr := startProxy(t, target, func(p *loopProxy, _ int, in net.Conn) {
-		out := p.dial(in)
-		if out == nil {
-			return
-		}
-		// Small buffers, so the donor's writes wait for the link
-		// soon rather than after megabytes of socket buffer.
-		in.(*net.TCPConn).SetReadBuffer(64 << 10)
-		out.(*net.TCPConn).SetWriteBuffer(64 << 10)
-		p.goRun(func() {
-			io.Copy(out, ratelimit.NewReader(ctx, in, ratelimit.NewLimiter(bytesPerSec, 64<<10)))
-			out.(*net.TCPConn).CloseWrite()
-		})
-		p.goRun(func() {
-			io.Copy(in, out)
-			in.(*net.TCPConn).CloseWrite()
+	addr := startProxy(t, target, func(p *loopProxy, _ int, c net.Conn) {
+		p.forward(c, -1, func(u, c net.Conn) {
+			// Small buffers, so the donor's writes wait for the link
+			// soon rather than after megabytes of socket buffer.
+			_ = c.(*net.TCPConn).SetReadBuffer(64 << 10)
+			_ = u.(*net.TCPConn).SetWriteBuffer(64 << 10)
+			_, _ = io.Copy(u, ratelimit.NewReader(ctx, c, ratelimit.NewLimiter(bytesPerSec, 64<<10)))
+			_ = u.(*net.TCPConn).CloseWrite()
 		})
 	})
 	t.Cleanup(cancel) // runs before the proxy's cleanup: first stop the limiter's waits
-	return addr.(*net.TCPAddr).Port
+	return addr.String()
 }
 
 var autoCounts = regexp.MustCompile(`plain (\d+), S2 (\d+), zstd (\d+)`)
@@ -119,12 +111,11 @@ func TestAutoZstdThrottledLink(t *testing.T) {
 			if tc.oldJoiner {
 				addr = strings.TrimSuffix(addr, "/"+ZstdBlocksCap)
 			}
-			m := regexp.MustCompile(`@127\.0\.0\.1:([0-9]+)/`).FindStringSubmatch(addr)
-			if m == nil {
+			target := joinerTarget(addr)
+			if !strings.HasPrefix(target, "127.0.0.1:") {
 				t.Fatalf("ready address %q", addr)
 			}
-			port := throttledProxy(t, "127.0.0.1:"+m[1], 4<<20)
-			addr = strings.Replace(addr, ":"+m[1]+"/", ":"+strconv.Itoa(port)+"/", 1)
+			addr = viaProxy(addr, throttledProxy(t, target, 4<<20))
 			d := f.runDonor(ctx, addr, false, nil)
 			j := <-jres
 			if d.code != 0 || j.code != 0 {
