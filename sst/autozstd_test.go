@@ -15,7 +15,6 @@ import (
 
 	"github.com/gosst/gosst/internal/testrows"
 	"github.com/gosst/gosst/stream/ratelimit"
-	"github.com/gosst/gosst/stream/xbstream"
 )
 
 // TestOffersZstdBlocks: the /z1 capability is found after gosst/<version>
@@ -54,30 +53,22 @@ func TestOffersZstdBlocks(t *testing.T) {
 
 // throttledProxy forwards loopback connections to target, carrying the
 // donor-to-joiner direction at bytesPerSec: a slow link between donor and
-// joiner. It returns its port.
-func throttledProxy(t *testing.T, target string, bytesPerSec int64) int {
+// joiner. It returns its address.
+func throttledProxy(t *testing.T, target string, bytesPerSec int64) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	addr := startProxy(t, target, func(p *loopProxy, _ int, in net.Conn) {
-		out := p.dial(in)
-		if out == nil {
-			return
-		}
-		// Small buffers, so the donor's writes wait for the link
-		// soon rather than after megabytes of socket buffer.
-		in.(*net.TCPConn).SetReadBuffer(64 << 10)
-		out.(*net.TCPConn).SetWriteBuffer(64 << 10)
-		p.goRun(func() {
-			io.Copy(out, ratelimit.NewReader(ctx, in, ratelimit.NewLimiter(bytesPerSec, 64<<10)))
-			out.(*net.TCPConn).CloseWrite()
-		})
-		p.goRun(func() {
-			io.Copy(in, out)
-			in.(*net.TCPConn).CloseWrite()
+	addr := startProxy(t, target, func(p *loopProxy, _ int, c net.Conn) {
+		p.forward(c, -1, func(u, c net.Conn) {
+			// Small buffers, so the donor's writes wait for the link
+			// soon rather than after megabytes of socket buffer.
+			_ = c.(*net.TCPConn).SetReadBuffer(64 << 10)
+			_ = u.(*net.TCPConn).SetWriteBuffer(64 << 10)
+			_, _ = io.Copy(u, ratelimit.NewReader(ctx, c, ratelimit.NewLimiter(bytesPerSec, 64<<10)))
+			_ = u.(*net.TCPConn).CloseWrite()
 		})
 	})
 	t.Cleanup(cancel) // runs before the proxy's cleanup: first stop the limiter's waits
-	return addr.(*net.TCPAddr).Port
+	return addr.String()
 }
 
 var autoCounts = regexp.MustCompile(`plain (\d+), S2 (\d+), zstd (\d+)`)
@@ -102,23 +93,14 @@ func TestAutoZstdThrottledLink(t *testing.T) {
 	}{{"joiner offers zstd", false}, {"old-style address without z1", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			var buf bytes.Buffer
-			w := xbstream.NewWriter(&buf)
-			for _, e := range []struct{ path, data string }{
+			writeXbstream(t, f.xbs, []backupFile{
 				{"backup-my.cnf", "[mysqld]\ninnodb_page_size=16384\n"},
 				{"ibdata1", "NEW"},
 				{"db1/t.ibd", string(rows)},
 				{"xtrabackup_binlog_info", "mysql-bin.000002\t123\t7-1-42\n"},
 				{"xtrabackup_galera_info", testUUID + ":42 7\n"},
 				{"xtrabackup_checkpoints", "backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\nlast_lsn = 100\n"},
-			} {
-				if _, err := w.WriteFile(e.path, strings.NewReader(e.data), 0); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := os.WriteFile(f.xbs, buf.Bytes(), 0o640); err != nil {
-				t.Fatal(err)
-			}
+			})
 			f.writeCnf(t, "idle-timeout=120", "resume-window=0")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
@@ -129,12 +111,11 @@ func TestAutoZstdThrottledLink(t *testing.T) {
 			if tc.oldJoiner {
 				addr = strings.TrimSuffix(addr, "/"+ZstdBlocksCap)
 			}
-			m := regexp.MustCompile(`@127\.0\.0\.1:([0-9]+)/`).FindStringSubmatch(addr)
-			if m == nil {
+			target := joinerTarget(addr)
+			if !strings.HasPrefix(target, "127.0.0.1:") {
 				t.Fatalf("ready address %q", addr)
 			}
-			port := throttledProxy(t, "127.0.0.1:"+m[1], 4<<20)
-			addr = strings.Replace(addr, ":"+m[1]+"/", ":"+strconv.Itoa(port)+"/", 1)
+			addr = viaProxy(addr, throttledProxy(t, target, 4<<20))
 			d := f.runDonor(ctx, addr, false, nil)
 			j := <-jres
 			if d.code != 0 || j.code != 0 {

@@ -159,6 +159,7 @@ func viaProxy(addr, proxy string) string {
 	return addr[:i+1] + proxy + "/" + path
 }
 
+// joinerTarget is the host:port of the joiner's ready address.
 func joinerTarget(addr string) string {
 	i := strings.LastIndexByte(addr, '@')
 	hp, _, _ := strings.Cut(addr[i+1:], "/")

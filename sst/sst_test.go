@@ -67,10 +67,8 @@ func newFixture(t *testing.T) *fixture {
 		write(filepath.Join(f.joinerDir, name), s)
 	}
 	// The backup stream a real mariabackup --galera-info would produce.
-	var buf bytes.Buffer
-	w := xbstream.NewWriter(&buf)
 	big := bytes.Repeat([]byte("row data compresses well. "), 40000) // ~1 MiB
-	for _, e := range []struct{ path, data string }{
+	writeXbstream(t, f.xbs, []backupFile{
 		{"backup-my.cnf", "[mysqld]\ninnodb_page_size=16384\n"},
 		{"ibdata1", "NEW" + string(big)},
 		{"ib_logfile0", "redo"},
@@ -84,12 +82,7 @@ func newFixture(t *testing.T) *fixture {
 		{"xtrabackup_galera_info", testUUID + ":42 7\n"},
 		{"xtrabackup_checkpoints", "backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\nlast_lsn = 100\n"},
 		{"xtrabackup_info", "tool_name = mariabackup\n"},
-	} {
-		if _, err := w.WriteFile(e.path, strings.NewReader(e.data), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(f.xbs, buf.String())
+	})
 	script := fmt.Sprintf(`#!/bin/sh
 echo "$@" >> %q
 mode=; t=
@@ -109,6 +102,26 @@ exit 1
 		t.Fatal(err)
 	}
 	return f
+}
+
+// backupFile is one file of a fake backup stream: its path in the
+// backup and its content.
+type backupFile struct{ path, data string }
+
+// writeXbstream writes files to path as the xbstream a mariabackup
+// --backup would stream, for the fake mariabackup to cat.
+func writeXbstream(t *testing.T, path string, files []backupFile) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := xbstream.NewWriter(&buf)
+	for _, e := range files {
+		if _, err := w.WriteFile(e.path, strings.NewReader(e.data), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o640); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fixture) writeCnf(t *testing.T, extra ...string) {

@@ -40,7 +40,11 @@ func TestNetlabResume(t *testing.T) {
 	c := cluster.StartForTest(t, cluster.Options{
 		Nodes: 3, SSTMethod: "gosst", BinDir: bin, Netlab: true,
 		ProviderOptions: []string{"evs.suspect_timeout=PT40S", "evs.inactive_timeout=PT60S"},
-		SSTConfig:       []string{"idle-timeout=5", "sst-initial-timeout=120"},
+		// compression=none: compression=auto adapts to the link (plain
+		// unshaped, S2/zstd at 8 Mbit/s), so the shaped SST could be far
+		// smaller on the wire than the measured one and a cut point never
+		// be reached; without a codec both SSTs are the same bytes.
+		SSTConfig: []string{"compression=none", "idle-timeout=5", "sst-initial-timeout=120"},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -187,7 +191,8 @@ type cut struct {
 
 // sstWithCuts wipes node 3 and starts it, cutting the link as told while
 // its SST runs; it returns node 3's start result (Synced or not). The
-// link is always up again when it returns.
+// link is always up again when it returns. A planned cut that never
+// happened (node 3 synced or failed first) fails the test.
 func sstWithCuts(t *testing.T, ctx context.Context, c *cluster.Cluster, total uint64, cuts []cut) error {
 	t.Helper()
 	n3 := c.Node(3)
@@ -195,7 +200,11 @@ func sstWithCuts(t *testing.T, ctx context.Context, c *cluster.Cluster, total ui
 	if err := n3.StartNoWait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// The cutter stops waiting for its cut points once node 3's start
+	// has ended: a cut point not reached by then never will be.
+	cutCtx, stopCuts := context.WithCancel(ctx)
+	defer stopCuts()
+	g, gctx := errgroup.WithContext(cutCtx)
 	g.Go(func() error {
 		for _, k := range cuts {
 			want := base + uint64(k.at*float64(total))
@@ -203,7 +212,7 @@ func sstWithCuts(t *testing.T, ctx context.Context, c *cluster.Cluster, total ui
 				sent, err := c.Link.TxBytes(gctx, cluster.SideA)
 				return err == nil && sent >= want || !n3.Running()
 			}) {
-				return fmt.Errorf("side A never sent %.0f %% of the SST", 100*k.at)
+				return fmt.Errorf("planned cut at %.0f %% of the SST never happened: side A did not send that much before node 3's start ended", 100*k.at)
 			}
 			if !n3.Running() {
 				return fmt.Errorf("node 3 exited before %.0f %% of the SST", 100*k.at)
@@ -215,7 +224,12 @@ func sstWithCuts(t *testing.T, ctx context.Context, c *cluster.Cluster, total ui
 			}
 			down := time.Now()
 			if k.until != nil {
-				if !pollUntil(gctx, 100*time.Millisecond, k.until) {
+				// Not gctx: node 3's start may end before the condition
+				// holds (its own side gives up too); bounded instead.
+				uctx, ucancel := context.WithTimeout(ctx, 3*time.Minute)
+				held := pollUntil(uctx, 100*time.Millisecond, k.until)
+				ucancel()
+				if !held {
 					_ = c.Link.Restore(context.WithoutCancel(gctx))
 					return fmt.Errorf("the condition to restore the link never held")
 				}
@@ -233,6 +247,7 @@ func sstWithCuts(t *testing.T, ctx context.Context, c *cluster.Cluster, total ui
 		return nil
 	})
 	startErr := n3.WaitSynced(ctx, 5*time.Minute)
+	stopCuts()
 	if err := g.Wait(); err != nil {
 		t.Errorf("%v", err)
 	}
@@ -262,7 +277,7 @@ func logSizes(c *cluster.Cluster) []int64 {
 }
 
 // sameChecksums checks that CHECKSUM TABLE agrees on every node and that
-// the table is not empty.
+// node 3 holds rows rows of table.
 func sameChecksums(t *testing.T, ctx context.Context, c *cluster.Cluster, table string, rows int) {
 	t.Helper()
 	var sums []string

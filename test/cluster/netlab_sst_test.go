@@ -400,14 +400,5 @@ func joinerScripts(n *cluster.Node) []int {
 func waitGone(ctx context.Context, cond func() bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return cond()
-		case <-tick.C:
-		}
-	}
-	return true
+	return pollUntil(ctx, 100*time.Millisecond, cond)
 }

@@ -105,17 +105,7 @@ func TestSmoke(t *testing.T) {
 	if want != "54" {
 		t.Fatalf("node1 has %s rows, want 54", want)
 	}
-	sums := map[string]string{}
-	for _, n := range c.Nodes {
-		var tbl, sum string
-		if err := n.DB().QueryRowContext(ctx, "CHECKSUM TABLE smoke.t").Scan(&tbl, &sum); err != nil {
-			t.Fatal(err)
-		}
-		sums[n.Name] = sum
-	}
-	if sums["node1"] != sums["node2"] || sums["node1"] != sums["node3"] {
-		t.Fatalf("CHECKSUM TABLE differs between nodes: %v", sums)
-	}
+	sameChecksums(t, ctx, c, "smoke.t", 54)
 }
 
 // status runs `galera-backup status` over every node's socket.

@@ -173,7 +173,7 @@ func (d *demo) rejoinByIST() error {
 		return fmt.Errorf("status succeeded although node3 is down")
 	}
 	step("restarting node3: it catches up by IST from a donor's gcache (gosst's --bypass path)")
-	from := logSize(n3)
+	from := n3.LogSize()
 	if err := n3.Start(ctx); err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func (d *demo) rejoinBySST() error {
 	if err := n3.Wipe(); err != nil {
 		return err
 	}
-	from := logSize(n3)
+	from := n3.LogSize()
 	t0 := time.Now()
 	if err := n3.Start(ctx); err != nil {
 		return err
@@ -239,7 +239,7 @@ func (d *demo) backupAndRestore() error {
 	if err := d.gb("restore", "latest", "--target-dir", n3.DataDir, "--galera", "--storage", store, "--log-level", "warn"); err != nil {
 		return err
 	}
-	from := logSize(n3)
+	from := n3.LogSize()
 	if err := n3.Start(ctx); err != nil {
 		return err
 	}
@@ -302,24 +302,12 @@ func (d *demo) pointInTime() error {
 }
 
 // sstLines prints gosst's SST/IST lines of n's error log from byte from.
-func sstLines(n *cluster.Node, from int) {
-	data, _ := os.ReadFile(n.ErrorLog)
-	if from > len(data) {
-		from = len(data)
-	}
-	for _, l := range strings.Split(string(data[from:]), "\n") {
+func sstLines(n *cluster.Node, from int64) {
+	for _, l := range strings.Split(n.LogSince(from), "\n") {
 		if strings.Contains(l, "gosst") && (strings.Contains(l, "received and verified") || strings.Contains(l, "donor reports IST")) {
 			fmt.Println("    " + strings.TrimSpace(l))
 		}
 	}
-}
-
-func logSize(n *cluster.Node) int {
-	fi, err := os.Stat(n.ErrorLog)
-	if err != nil {
-		return 0
-	}
-	return int(fi.Size())
 }
 
 // countRows starts a throwaway mariadbd (wsrep off, no network) on a

@@ -298,16 +298,8 @@ func donorsBackToSynced(t *testing.T, ctx context.Context, offs []int64) {
 		desync, _ := n.Status(ctx, "wsrep_desync_count")
 		t.Logf("%s: GALERA: %s (wsrep_desync_count %s) after a failed donation:\n%s\nrestarting it, as an operator must",
 			n.Name, state, desync, strings.Join(append(append(cluster.GrepLines(log, "in non-primary configuration. Ignored"), cluster.GrepLines(log, "): State transfer to ")...), cluster.GrepLines(log, "FSM: no such a transition")...), "\n"))
-		restartNode(t, ctx, n)
+		recoverNodes(t, ctx, n)
 	}
-}
-
-// restartNode stops and starts n; if that leaves the other running nodes
-// without quorum, it bootstraps their primary component first, once galera
-// has noticed who is gone (recoverNodes).
-func restartNode(t *testing.T, ctx context.Context, n *cluster.Node) {
-	t.Helper()
-	recoverNodes(t, ctx, n)
 }
 
 // reportedWhileMember checks that the donor's failure reached Galera

@@ -119,7 +119,7 @@ func clusterSynced(t *testing.T, ctx context.Context) {
 	for _, n := range shared.Nodes {
 		if !n.Running() {
 			t.Logf("%s is not running (an earlier test left it down): starting it", n.Name)
-			restartNode(t, ctx, n)
+			recoverNodes(t, ctx, n)
 		}
 	}
 	for _, n := range shared.Nodes {
