@@ -173,12 +173,17 @@ func (c *chooser) done(n int64, wait time.Duration) {
 	c.probeStep = modePlain
 	best := c.lead
 	if best == modePlain {
-		best = modeS2
-		if c.modes > modeZstd && c.rate[modeZstd] > c.rate[modeS2]*c.margin {
+		// Each compressed mode must beat plain by the margin; of two
+		// that do, zstd must beat S2 by the margin too.
+		if c.rate[modeS2] > c.rate[modePlain]*c.margin {
+			best = modeS2
+		}
+		if c.modes > modeZstd && c.rate[modeZstd] > c.rate[modePlain]*c.margin &&
+			(best == modePlain || c.rate[modeZstd] > c.rate[modeS2]*c.margin) {
 			best = modeZstd
 		}
 	}
-	if c.rate[best] <= c.rate[modePlain]*c.margin {
+	if best == modePlain || c.rate[best] <= c.rate[modePlain]*c.margin {
 		c.wins, c.cur, c.lead, c.probing, c.left = 0, modePlain, modePlain, false, c.runEpochs
 		return
 	}
