@@ -460,7 +460,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		st := auto()
 		share := 100 * st.Wait.Seconds() / max(time.Since(streamStart).Seconds(), 1e-9)
 		d.log.Infof("compression=auto sent %d of %d frames compressed (plain %d, S2 %d, zstd %d%s); sending to the joiner took %.0f%% of the time (it tries compressing only while the connection is the limit, over half the time, and keeps it only while that moves the data faster; compression=s2 or zstd always compress, e.g. to save bandwidth)",
-			st.Compressed+st.Zstd, st.Compressed+st.Zstd+st.Plain, st.Plain, st.Compressed, st.Zstd, zstdNote(d.Args.Address), share)
+			st.S2+st.Zstd, st.S2+st.Zstd+st.Plain, st.Plain, st.S2, st.Zstd, zstdNote(d.Args.Address), share)
 	}
 	return d.out.line("done " + pos.UUIDSeqno())
 }

@@ -44,9 +44,9 @@ type AdaptiveOptions struct {
 
 // AdaptiveStats counts a writer's data frames by kind.
 type AdaptiveStats struct {
-	// Plain counts data frames, Compressed S2 block frames, Zstd zstd
-	// block frames.
-	Plain, Compressed, Zstd int64
+	// Plain counts data frames, S2 S2 block frames, Zstd zstd block
+	// frames.
+	Plain, S2, Zstd int64
 	// Wait is the time spent in writes of data frames to the connection.
 	Wait time.Duration
 }
@@ -126,9 +126,6 @@ func (c *chooser) mode() int {
 	}
 	return c.cur
 }
-
-// compress says whether the next frame should be compressed.
-func (c *chooser) compress() bool { return c.mode() != modePlain }
 
 // done records that n data bytes were handed on, their write to the
 // connection having taken wait.

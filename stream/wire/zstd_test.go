@@ -95,10 +95,10 @@ func TestAdaptiveZstd(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := fw.AdaptiveStats()
-		if st.Plain+st.Compressed+st.Zstd != int64(len(data)/(16<<10)) {
+		if st.Plain+st.S2+st.Zstd != int64(len(data)/(16<<10)) {
 			t.Fatalf("stats %+v do not add up", st)
 		}
-		if allow && st.Zstd < st.Plain+st.Compressed || !allow && st.Zstd != 0 {
+		if allow && st.Zstd < st.Plain+st.S2 || !allow && st.Zstd != 0 {
 			t.Errorf("zstd allowed=%v: stats %+v", allow, st)
 		}
 		out, fr, err := unframe(sink.Bytes(), ReaderOptions{})
