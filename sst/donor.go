@@ -205,8 +205,7 @@ func (d *Donor) reconnect(rctx context.Context, hostport string, tlsCfg *tls.Con
 	// acknowledges every 1 MiB). The deadline the handshake's last read
 	// set must go too, or this connection breaks idle-timeout after it
 	// was made, however well it carries the stream.
-	ic.noReadDeadline.Store(true)
-	_ = ic.Conn.SetReadDeadline(time.Time{})
+	ic.untimedReads()
 	ctl := Control{Proto: ProtoVersion, Kind: KindResume, Session: hex.EncodeToString(id[:])}
 	if err := sendMessage(conn, token, ctl); err != nil {
 		conn.Close()
@@ -512,8 +511,7 @@ func (d *Donor) startBackup(bctx context.Context, tmp, hostport, how string) (*m
 // the returned channel; join waits for the reader, first ending a read
 // still blocked on a silent joiner.
 func (d *Donor) watchReply(br *bufio.Reader, bcancel context.CancelFunc, unblock func()) (<-chan replyResult, func()) {
-	d.ic.noReadDeadline.Store(true)
-	_ = d.ic.Conn.SetReadDeadline(time.Time{})
+	d.ic.untimedReads()
 	replyCh := make(chan replyResult, 1)
 	done := make(chan struct{})
 	var g errgroup.Group
