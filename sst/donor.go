@@ -780,20 +780,14 @@ func (b bufConn) Close() error                { return b.c.Close() }
 // resume window's business, as during the stream).
 func (d *Donor) awaitSessionReply(ctx context.Context, replyCh <-chan replyResult, sess *resume.Session) replyResult {
 	idle := d.Config.IdleTimeout
-	if idle <= 0 {
-		select {
-		case res := <-replyCh:
-			return res
-		case <-ctx.Done():
-			sess.Abort()
-			return <-replyCh
-		}
+	var expired <-chan time.Time // never, without an idle timeout
+	var t *time.Timer
+	if idle > 0 {
+		t = time.NewTimer(idle)
+		defer t.Stop()
+		expired = t.C
 	}
-	now, stop := context.WithCancel(ctx)
-	stop() // WaitSent(now): is everything on a connection right now?
 	acked := sess.Acked()
-	t := time.NewTimer(idle)
-	defer t.Stop()
 	for {
 		select {
 		case res := <-replyCh:
@@ -801,9 +795,16 @@ func (d *Donor) awaitSessionReply(ctx context.Context, replyCh <-chan replyResul
 		case <-ctx.Done():
 			sess.Abort()
 			return <-replyCh
-		case <-t.C:
+		case <-expired:
 		}
-		if a := sess.Acked(); a != acked || sess.WaitSent(now) != nil {
+		a := sess.Acked()
+		unsent, err := sess.Unsent()
+		if err != nil {
+			// The session is over, which is no sign of life: the reply
+			// reader ends at once, with the reply if it came, else why not.
+			return <-replyCh
+		}
+		if a != acked || unsent != 0 {
 			acked = a
 			t.Reset(idle)
 			continue
