@@ -205,8 +205,7 @@ func (d *Donor) reconnect(rctx context.Context, hostport string, tlsCfg *tls.Con
 	// acknowledges every 1 MiB). The deadline the handshake's last read
 	// set must go too, or this connection breaks idle-timeout after it
 	// was made, however well it carries the stream.
-	ic.noReadDeadline.Store(true)
-	_ = ic.Conn.SetReadDeadline(time.Time{})
+	ic.untimedReads()
 	ctl := Control{Proto: ProtoVersion, Kind: KindResume, Session: hex.EncodeToString(id[:])}
 	if err := sendMessage(conn, token, ctl); err != nil {
 		conn.Close()
@@ -460,7 +459,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 		st := auto()
 		share := 100 * st.Wait.Seconds() / max(time.Since(streamStart).Seconds(), 1e-9)
 		d.log.Infof("compression=auto sent %d of %d frames compressed (plain %d, S2 %d, zstd %d%s); sending to the joiner took %.0f%% of the time (it tries compressing only while the connection is the limit, over half the time, and keeps it only while that moves the data faster; compression=s2 or zstd always compress, e.g. to save bandwidth)",
-			st.Compressed+st.Zstd, st.Compressed+st.Zstd+st.Plain, st.Plain, st.Compressed, st.Zstd, zstdNote(d.Args.Address), share)
+			st.S2+st.Zstd, st.S2+st.Zstd+st.Plain, st.Plain, st.S2, st.Zstd, zstdNote(d.Args.Address), share)
 	}
 	return d.out.line("done " + pos.UUIDSeqno())
 }
@@ -512,8 +511,7 @@ func (d *Donor) startBackup(bctx context.Context, tmp, hostport, how string) (*m
 // the returned channel; join waits for the reader, first ending a read
 // still blocked on a silent joiner.
 func (d *Donor) watchReply(br *bufio.Reader, bcancel context.CancelFunc, unblock func()) (<-chan replyResult, func()) {
-	d.ic.noReadDeadline.Store(true)
-	_ = d.ic.Conn.SetReadDeadline(time.Time{})
+	d.ic.untimedReads()
 	replyCh := make(chan replyResult, 1)
 	done := make(chan struct{})
 	var g errgroup.Group
@@ -782,20 +780,14 @@ func (b bufConn) Close() error                { return b.c.Close() }
 // resume window's business, as during the stream).
 func (d *Donor) awaitSessionReply(ctx context.Context, replyCh <-chan replyResult, sess *resume.Session) replyResult {
 	idle := d.Config.IdleTimeout
-	if idle <= 0 {
-		select {
-		case res := <-replyCh:
-			return res
-		case <-ctx.Done():
-			sess.Abort()
-			return <-replyCh
-		}
+	var expired <-chan time.Time // never, without an idle timeout
+	var t *time.Timer
+	if idle > 0 {
+		t = time.NewTimer(idle)
+		defer t.Stop()
+		expired = t.C
 	}
-	now, stop := context.WithCancel(ctx)
-	stop() // WaitSent(now): is everything on a connection right now?
 	acked := sess.Acked()
-	t := time.NewTimer(idle)
-	defer t.Stop()
 	for {
 		select {
 		case res := <-replyCh:
@@ -803,9 +795,16 @@ func (d *Donor) awaitSessionReply(ctx context.Context, replyCh <-chan replyResul
 		case <-ctx.Done():
 			sess.Abort()
 			return <-replyCh
-		case <-t.C:
+		case <-expired:
 		}
-		if a := sess.Acked(); a != acked || sess.WaitSent(now) != nil {
+		a := sess.Acked()
+		unsent, err := sess.Unsent()
+		if err != nil {
+			// The session is over, which is no sign of life: the reply
+			// reader ends at once, with the reply if it came, else why not.
+			return <-replyCh
+		}
+		if a != acked || unsent != 0 {
 			acked = a
 			t.Reset(idle)
 			continue

@@ -40,6 +40,15 @@ func newIdleConn(c net.Conn, idle time.Duration) *idleConn {
 
 func (c *idleConn) setIdle(d time.Duration) { c.idle.Store(int64(d)) }
 
+// untimedReads turns the read deadline off for good: reads wait as long
+// as the peer stays silent, and the deadline the last read set goes too
+// (or the next read fails when it passes, however well the link works).
+// For a reader that waits through the whole stream.
+func (c *idleConn) untimedReads() {
+	c.noReadDeadline.Store(true)
+	_ = c.Conn.SetReadDeadline(time.Time{})
+}
+
 // setUntil sets the absolute limit; the zero time removes it.
 func (c *idleConn) setUntil(t time.Time) {
 	if t.IsZero() {

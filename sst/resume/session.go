@@ -605,30 +605,27 @@ func (s *Session) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// WaitSent waits until everything written so far has been handed to a
-// connection (the peer may not have acknowledged all of it yet): while
-// the session is disconnected, or replaying after a reconnect, data
-// written long ago may still be only in the spool. It returns nil then,
-// or why the session can no longer send (its error, ErrPeerClosed,
-// ErrClosed), or ctx's cause.
-func (s *Session) WaitSent(ctx context.Context) error {
+// Unsent says, without waiting, how many bytes written so far the
+// session has not yet handed to its connection (the peer may not have
+// acknowledged all it has): after an outage much of the stream can still
+// be in the spool. While there is no connection it is -1: what the next
+// one must carry is known only when the peer says what it holds. err is
+// why the session can no longer send (its error, ErrPeerClosed,
+// ErrClosed); n means nothing then.
+func (s *Session) Unsent() (n int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
-		switch {
-		case s.fatal != nil:
-			return s.fatal
-		case s.peerBye:
-			return ErrPeerClosed
-		case s.finished || s.aborted:
-			return ErrClosed
-		case s.conn != nil && s.sent >= s.sp.end:
-			return nil
-		}
-		if err := s.wait(ctx); err != nil {
-			return err
-		}
+	switch {
+	case s.fatal != nil:
+		return 0, s.fatal
+	case s.peerBye:
+		return 0, ErrPeerClosed
+	case s.finished || s.aborted:
+		return 0, ErrClosed
+	case s.conn == nil:
+		return -1, nil
 	}
+	return max(0, s.sp.end-s.sent), nil
 }
 
 // Acked is how many bytes of this side's stream the peer has

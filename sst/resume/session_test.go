@@ -281,18 +281,28 @@ func TestResumeSpillsToFile(t *testing.T) {
 	}
 }
 
-// TestWaitSent: what is written while the link is down stays in the
-// spool, so WaitSent does not report it sent; once the donor may redial,
-// WaitSent returns after the replay put all of it on the new connection.
-// A session that ends (here its window) makes WaitSent return its error.
-// The donor starts the joiner's time to confirm only then.
-func TestWaitSent(t *testing.T) {
+// TestUnsent: what is written while the link is down stays in the
+// spool, so Unsent does not report it sent; once the donor may redial,
+// the replay puts all of it on the new connection and Unsent says 0. A
+// session that ends (here its window) makes Unsent return its error.
+// The donor restarts the joiner's time to confirm while something is
+// unsent.
+func TestUnsent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	data := randomData(48<<10, 5)
 	l := newLink([]int64{2000}, nil)
 	l.hold = make(chan struct{})
-	ds, js := openPair(t, ctx, l, smallConfig(l.dial), smallConfig(l.accept))
+	dc := smallConfig(l.dial)
+	redialing := make(chan struct{}, 1)
+	dc.Reconnect = func(ctx context.Context) (io.ReadWriteCloser, error) {
+		select {
+		case redialing <- struct{}{}:
+		default:
+		}
+		return l.dial(ctx)
+	}
+	ds, js := openPair(t, ctx, l, dc, smallConfig(l.accept))
 	defer js.Abort()
 	defer ds.Abort()
 	if _, err := ds.Write(data); err != nil {
@@ -301,39 +311,46 @@ func TestWaitSent(t *testing.T) {
 	var g errgroup.Group
 	got := make([]byte, len(data))
 	g.Go(func() error { _, err := io.ReadFull(js, got); return err })
-	// A context that has already ended: WaitSent only reports whether
-	// everything is on a connection now, without waiting.
-	now, stop := context.WithCancel(ctx)
-	stop()
-	if err := ds.WaitSent(now); !errors.Is(err, context.Canceled) {
-		t.Fatalf("WaitSent with the link down after %d bytes of %d: %v, want it still waiting", 2000, len(data), err)
+	// The first connection broke after 2000 bytes and the redial waits
+	// for hold: the rest is only in the spool, however fast the link.
+	<-redialing
+	if st := ds.Stats(); st.Breaks != 1 {
+		t.Fatalf("stats %+v while redialing: want 1 break", st)
+	}
+	if n, err := ds.Unsent(); n == 0 || err != nil {
+		t.Fatalf("Unsent with the link down after %d bytes of %d: %d, %v, want it not all sent", 2000, len(data), n, err)
 	}
 	close(l.hold)
-	if err := ds.WaitSent(ctx); err != nil {
-		t.Fatalf("WaitSent after the reconnect: %v", err)
-	}
-	if st := ds.Stats(); st.Breaks != 1 || st.Replayed == 0 {
-		t.Errorf("stats %+v: want 1 break and a replay", st)
-	}
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("data differs")
 	}
+	// The joiner has it all, so the new connection carried it all.
+	if n, err := ds.Unsent(); n != 0 || err != nil {
+		t.Fatalf("Unsent after the reconnect: %d, %v", n, err)
+	}
+	if st := ds.Stats(); st.Breaks != 1 || st.Replayed == 0 {
+		t.Errorf("stats %+v: want 1 break and a replay", st)
+	}
 
 	l2 := newLink([]int64{100}, nil)
 	l2.hold = make(chan struct{}) // never released: the link stays down
-	dc, jc := smallConfig(l2.dial), smallConfig(l2.accept)
-	dc.Window, jc.Window = 50*time.Millisecond, 50*time.Millisecond
-	ds2, js2 := openPair(t, ctx, l2, dc, jc)
+	dc2, jc := smallConfig(l2.dial), smallConfig(l2.accept)
+	dc2.Window, jc.Window = 50*time.Millisecond, 50*time.Millisecond
+	ds2, js2 := openPair(t, ctx, l2, dc2, jc)
 	defer js2.Abort()
 	defer ds2.Abort()
 	if _, err := ds2.Write(randomData(10<<10, 6)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ds2.WaitSent(ctx); !errors.Is(err, ErrWindow) {
-		t.Fatalf("WaitSent after the window: %v, want %v", err, ErrWindow)
+	// Read returns once the session is over.
+	if _, err := ds2.Read(make([]byte, 1)); !errors.Is(err, ErrWindow) {
+		t.Fatalf("Read after the window: %v, want %v", err, ErrWindow)
+	}
+	if _, err := ds2.Unsent(); !errors.Is(err, ErrWindow) {
+		t.Fatalf("Unsent after the window: %v, want %v", err, ErrWindow)
 	}
 }
 

@@ -44,9 +44,9 @@ type AdaptiveOptions struct {
 
 // AdaptiveStats counts a writer's data frames by kind.
 type AdaptiveStats struct {
-	// Plain counts data frames, Compressed S2 block frames, Zstd zstd
-	// block frames.
-	Plain, Compressed, Zstd int64
+	// Plain counts data frames, S2 S2 block frames, Zstd zstd block
+	// frames.
+	Plain, S2, Zstd int64
 	// Wait is the time spent in writes of data frames to the connection.
 	Wait time.Duration
 }
@@ -127,9 +127,6 @@ func (c *chooser) mode() int {
 	return c.cur
 }
 
-// compress says whether the next frame should be compressed.
-func (c *chooser) compress() bool { return c.mode() != modePlain }
-
 // done records that n data bytes were handed on, their write to the
 // connection having taken wait.
 func (c *chooser) done(n int64, wait time.Duration) {
@@ -173,12 +170,17 @@ func (c *chooser) done(n int64, wait time.Duration) {
 	c.probeStep = modePlain
 	best := c.lead
 	if best == modePlain {
-		best = modeS2
-		if c.modes > modeZstd && c.rate[modeZstd] > c.rate[modeS2]*c.margin {
+		// Each compressed mode must beat plain by the margin; of two
+		// that do, zstd must beat S2 by the margin too.
+		if c.rate[modeS2] > c.rate[modePlain]*c.margin {
+			best = modeS2
+		}
+		if c.modes > modeZstd && c.rate[modeZstd] > c.rate[modePlain]*c.margin &&
+			(best == modePlain || c.rate[modeZstd] > c.rate[modeS2]*c.margin) {
 			best = modeZstd
 		}
 	}
-	if c.rate[best] <= c.rate[modePlain]*c.margin {
+	if best == modePlain || c.rate[best] <= c.rate[modePlain]*c.margin {
 		c.wins, c.cur, c.lead, c.probing, c.left = 0, modePlain, modePlain, false, c.runEpochs
 		return
 	}

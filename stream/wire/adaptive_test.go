@@ -78,15 +78,15 @@ func TestAdaptiveChooses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stream, st := pacedStream(t, data, 16<<10, 128<<10, &pacedSink{perByte: tc.perByte, perWrite: tc.perWrite, perRead: tc.perRead})
-			if st.Plain+st.Compressed != int64(len(data)/(16<<10)) {
+			if st.Plain+st.S2 != int64(len(data)/(16<<10)) {
 				t.Fatalf("stats %+v do not add up to %d frames", st, len(data)/(16<<10))
 			}
 			// The warm-up and the probes cost one epoch of each mode in
 			// six; the chosen mode must hold the clear majority.
-			if tc.wantCompressed && st.Compressed < 3*st.Plain || !tc.wantCompressed && st.Plain < 3*st.Compressed {
+			if tc.wantCompressed && st.S2 < 3*st.Plain || !tc.wantCompressed && st.Plain < 3*st.S2 {
 				t.Errorf("stats %+v, want mostly compressed=%v", st, tc.wantCompressed)
 			}
-			if tc.perRead > 0 && st.Compressed != 0 {
+			if tc.perRead > 0 && st.S2 != 0 {
 				t.Errorf("stats %+v: compressed frames although the source set the pace", st)
 			}
 			out, fr, err := unframe(stream, ReaderOptions{})
@@ -130,7 +130,7 @@ func TestChooser(t *testing.T) {
 		{5 * time.Millisecond, true},   // 20 run: compressed runs RunEpochs/4 (at least 1)
 		{10 * time.Millisecond, false}, // 21 probe: plain
 	} {
-		got := c.compress()
+		got := c.mode() != modePlain
 		now = now.Add(e.took)
 		c.done(100, e.took) // the connection sets the pace
 		if got != e.compress {
@@ -146,7 +146,7 @@ func TestChooserSourceBound(t *testing.T) {
 	now := time.Unix(0, 0)
 	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 2, Now: func() time.Time { return now }})
 	epoch := func(took, wait time.Duration) bool {
-		got := c.compress()
+		got := c.mode() != modePlain
 		now = now.Add(took)
 		c.done(100, wait)
 		return got
@@ -168,7 +168,7 @@ func TestChooserSourceBound(t *testing.T) {
 func blockStream(t *testing.T, data []byte) []byte {
 	t.Helper()
 	stream, st := pacedStream(t, data, 700, 1, &pacedSink{perByte: time.Microsecond})
-	if st.Compressed == 0 {
+	if st.S2 == 0 {
 		t.Fatal("no block frames")
 	}
 	return stream

@@ -330,7 +330,7 @@ func (fw *FrameWriter) Flush() error {
 		}
 		switch typ {
 		case FrameBlock:
-			fw.stats.Compressed++
+			fw.stats.S2++
 		case FrameBlockZstd:
 			fw.stats.Zstd++
 		default:
