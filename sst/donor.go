@@ -551,6 +551,9 @@ func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, kill
 	if err != nil {
 		return nil, err
 	}
+	// Stops compression=auto's compressors on the failure paths; after
+	// Close it does nothing.
+	defer fw.Abort()
 	if wo.Adaptive != nil {
 		auto = fw.AdaptiveStats
 	}

@@ -24,6 +24,10 @@ type AdaptiveOptions struct {
 	// EpochBytes is how many data bytes each measurement covers (0 means
 	// 64 MiB).
 	EpochBytes int64
+	// EpochTime ends an epoch early once it has lasted this long and
+	// holds at least EpochBytes/16 bytes (0 means 2 s): it bounds what a
+	// measurement costs on a slow link.
+	EpochTime time.Duration
 	// RunEpochs is how many epochs the chosen mode runs before both modes
 	// are measured again (0 means 32).
 	RunEpochs int
@@ -36,6 +40,11 @@ type AdaptiveOptions struct {
 	LinkBound float64
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Workers is how many goroutines compress frames (0 means
+	// min(4, GOMAXPROCS)). With more than one, compression, the checksum
+	// and the connection's writes overlap (see blockPipe); 1 compresses
+	// on the caller's goroutine between the writes.
+	Workers int
 	// Zstd lets the writer send zstd block frames (FlagZstdBlocks) as a
 	// third mode besides plain and S2: set it only when the reader is
 	// known to decode them.
@@ -69,12 +78,20 @@ const (
 // CPU). Once a compressed mode has won a round, the following rounds
 // measure only plain and that mode (the loser's epoch would be sent at
 // the slower rate for nothing) until plain wins again; then all modes
-// compete anew. The chosen mode runs for runEpochs epochs (a quarter of that for
-// compressing, the costly mistake on a fast link) and is measured again;
-// at once if a running epoch is slower than another mode's last
-// measurement.
+// compete anew. The chosen mode runs for runEpochs epochs and is measured
+// again; at once if a running epoch is slower than another mode's last
+// measurement. A compressed mode, the costly mistake on a fast link,
+// first runs a quarter of that; each round that confirms it doubles its
+// run, up to runEpochs, since every plain probe costs the most exactly
+// when compressing wins.
+//
+// An epoch ends after epoch data bytes, or after epochTime once it holds
+// at least epoch/16 bytes: on a slow link a plain epoch of 64 MiB would
+// take seconds (5 s at 100 Mbit/s) of sending at the slower rate, where a
+// couple of seconds measure the link as well.
 type chooser struct {
 	epoch     int64
+	epochTime time.Duration
 	runEpochs int
 	margin    float64
 	linkBound float64
@@ -87,6 +104,7 @@ type chooser struct {
 	cur       int // the mode chosen
 	lead      int // the compressed mode a round measures against plain; plain: all modes
 	left      int // epochs before the next probe
+	run       int // epochs the chosen compressed mode runs between probes
 	bytes     int64
 	start     time.Time
 	wait      time.Duration // in writes to the connection, this epoch
@@ -94,12 +112,15 @@ type chooser struct {
 }
 
 func newChooser(o AdaptiveOptions) *chooser {
-	c := &chooser{epoch: o.EpochBytes, runEpochs: o.RunEpochs, margin: o.Margin, linkBound: o.LinkBound, now: o.Now, left: 1, modes: 2}
+	c := &chooser{epoch: o.EpochBytes, epochTime: o.EpochTime, runEpochs: o.RunEpochs, margin: o.Margin, linkBound: o.LinkBound, now: o.Now, left: 1, modes: 2}
 	if o.Zstd {
 		c.modes = 3
 	}
 	if c.epoch <= 0 {
 		c.epoch = 64 << 20
+	}
+	if c.epochTime <= 0 {
+		c.epochTime = 2 * time.Second
 	}
 	if c.runEpochs <= 0 {
 		c.runEpochs = 32
@@ -127,15 +148,29 @@ func (c *chooser) mode() int {
 	return c.cur
 }
 
-// done records that n data bytes were handed on, their write to the
-// connection having taken wait.
-func (c *chooser) done(n int64, wait time.Duration) {
-	c.bytes += n
-	c.wait += wait
-	if c.bytes < c.epoch {
+// done records that n data bytes, sent in mode (the mode picked for
+// them), were handed on, their write to the connection having taken
+// wait. A frame picked before the current epoch began (a pipeline's
+// queue) is not counted: the epoch starts after it.
+func (c *chooser) done(n int64, wait time.Duration, mode int) {
+	want := c.cur
+	if c.probing {
+		want = c.probeStep
+	}
+	if mode != want {
+		c.bytes, c.wait, c.start = 0, 0, c.now()
 		return
 	}
-	took := max(c.now().Sub(c.start).Seconds(), 1e-9)
+	c.bytes += n
+	c.wait += wait
+	if c.bytes < c.epoch/16 {
+		return
+	}
+	elapsed := c.now().Sub(c.start)
+	if c.bytes < c.epoch && elapsed < c.epochTime {
+		return
+	}
+	took := max(elapsed.Seconds(), 1e-9)
 	rate := float64(c.bytes) / took
 	linkBound := c.wait.Seconds() >= c.linkBound*took
 	c.bytes, c.start, c.wait = 0, time.Time{}, 0
@@ -196,5 +231,10 @@ func (c *chooser) done(n int64, wait time.Duration) {
 	if c.wins++; c.wins < 2 && c.cur == modePlain {
 		return // one more round, plain against the winner, before compressing
 	}
-	c.cur, c.probing, c.left = best, false, max(1, c.runEpochs/4)
+	if c.cur == best {
+		c.run = min(c.runEpochs, 2*c.run) // confirmed: probe less often
+	} else {
+		c.run = max(1, c.runEpochs/4)
+	}
+	c.cur, c.probing, c.left = best, false, c.run
 }

@@ -27,9 +27,11 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// slowLink returns adaptive options on clock with small epochs.
+// slowLink returns adaptive options on clock with small epochs, with no
+// pipeline: each frame's mode is picked after the previous one was sent,
+// so the modelled decisions are exact.
 func slowLink(clock *fakeClock, epoch int64) *AdaptiveOptions {
-	return &AdaptiveOptions{EpochBytes: epoch, RunEpochs: 16, Now: clock.Now}
+	return &AdaptiveOptions{EpochBytes: epoch, RunEpochs: 16, Now: clock.Now, Workers: 1}
 }
 
 // pacedSink models what paces the writer from the connection's side: a
@@ -130,9 +132,10 @@ func TestChooser(t *testing.T) {
 		{5 * time.Millisecond, true},   // 20 run: compressed runs RunEpochs/4 (at least 1)
 		{10 * time.Millisecond, false}, // 21 probe: plain
 	} {
-		got := c.mode() != modePlain
+		m := c.mode()
+		got := m != modePlain
 		now = now.Add(e.took)
-		c.done(100, e.took) // the connection sets the pace
+		c.done(100, e.took, m) // the connection sets the pace
 		if got != e.compress {
 			t.Fatalf("epoch %d: compress=%v, want %v", i, got, e.compress)
 		}
@@ -146,10 +149,10 @@ func TestChooserSourceBound(t *testing.T) {
 	now := time.Unix(0, 0)
 	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 2, Now: func() time.Time { return now }})
 	epoch := func(took, wait time.Duration) bool {
-		got := c.mode() != modePlain
+		m := c.mode()
 		now = now.Add(took)
-		c.done(100, wait)
-		return got
+		c.done(100, wait, m)
+		return m != modePlain
 	}
 	for i := range 40 {
 		if epoch(10*time.Millisecond, 4*time.Millisecond) {
@@ -236,5 +239,79 @@ func TestBlockFrameNeedsFlag(t *testing.T) {
 	in = build(Magic, Hello{Version: 1, Flags: 0x0008}, end(nil))
 	if _, _, err := unframe(in, ReaderOptions{}); !errors.Is(err, ErrVersion) {
 		t.Fatalf("unknown flag: err = %v, want ErrVersion", err)
+	}
+}
+
+// TestChooserRunGrows: each probe round that confirms the compressed mode
+// doubles its run, up to RunEpochs, so that a clearly slow link pays for
+// fewer plain probes; once plain wins, a later compressed mode starts
+// again from a quarter.
+func TestChooserRunGrows(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 8, Now: func() time.Time { return now }})
+	var got strings.Builder
+	epoch := func(plain, compressed time.Duration) {
+		took := plain
+		mark := byte('P')
+		m := c.mode()
+		if m != modePlain {
+			took, mark = compressed, 'C'
+		}
+		got.WriteByte(mark)
+		now = now.Add(took)
+		c.done(100, took, m) // the connection sets the pace
+	}
+	for range 30 {
+		epoch(10*time.Millisecond, 5*time.Millisecond) // compressing wins
+	}
+	got.WriteByte(' ')
+	for range 12 {
+		epoch(5*time.Millisecond, 10*time.Millisecond) // now plain wins
+	}
+	got.WriteByte(' ')
+	for range 9 {
+		epoch(10*time.Millisecond, 5*time.Millisecond)
+	}
+	// Warm-up, two probe rounds, a run of 2, probe, 4, probe, 8, probe,
+	// 8 (the cap). Then plain gets faster: the run ends, the probe picks
+	// plain, which runs RunEpochs. Compressing wins again: two rounds,
+	// and its run starts again from 2.
+	const want = "PPCPC" + "CC" + "PC" + "CCCC" + "PC" + "CCCCCCCC" + "PC" + "CCCCC" +
+		" " + "CCC" + "PC" + "PPPPPPP" +
+		" " + "P" + "PCPC" + "CC" + "PC"
+	if got.String() != want {
+		t.Fatalf("modes\n got %s\nwant %s", got.String(), want)
+	}
+}
+
+// TestChooserEpochTime: an epoch ends after EpochBytes, or after EpochTime
+// once it holds EpochBytes/16: a slow link measures in seconds, not in
+// the minutes 64 MiB would take.
+func TestChooserEpochTime(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		perChunk time.Duration // for 10 bytes
+		want     int           // chunks in the warm-up epoch
+	}{
+		{"fast: the byte cap", time.Millisecond, 160},
+		{"slow: the time cap", 50 * time.Millisecond, 20},
+		{"very slow: at least a sixteenth of the bytes", 300 * time.Millisecond, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(0, 0)
+			c := newChooser(AdaptiveOptions{EpochBytes: 1600, EpochTime: time.Second, Now: func() time.Time { return now }})
+			for i := 1; i <= 1000; i++ {
+				m := c.mode()
+				now = now.Add(tc.perChunk)
+				c.done(10, tc.perChunk, m) // link-bound: the probes follow
+				if c.probing {
+					if i != tc.want {
+						t.Fatalf("warm-up epoch ended after %d chunks, want %d", i, tc.want)
+					}
+					return
+				}
+			}
+			t.Fatal("the warm-up epoch never ended")
+		})
 	}
 }

@@ -25,7 +25,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"time"
+	"sync"
 
 	"github.com/gosst/gosst/stream/integrity"
 	"github.com/klauspost/compress/s2"
@@ -221,18 +221,25 @@ func newHasher(async, crc bool) hasher {
 
 // FrameWriter writes a framed stream. It is not safe for concurrent use.
 type FrameWriter struct {
-	w    io.Writer
-	buf  []byte // header space + pending data
-	size int
-	h    hasher
-	crc  bool
-	n    int64 // payload bytes sent
-	err  error
-	done bool
+	w       io.Writer
+	buf     []byte // header space + pending data
+	size    int
+	h       hasher
+	crc     bool
+	n       int64 // payload bytes sent
+	err     error // guarded by mu
+	done    bool
+	aborted bool
 
-	ch    *chooser      // with AdaptiveOptions
-	enc   []byte        // header space + compressed frame
-	zenc  *zstd.Encoder // with AdaptiveOptions.Zstd
+	ch   *chooser      // with AdaptiveOptions
+	enc  []byte        // header space + compressed frame (no pipe)
+	zenc *zstd.Encoder // with AdaptiveOptions.Zstd
+	pipe *blockPipe    // with AdaptiveOptions and more than one worker
+	cur  *frameJob     // the pipe's job that buf belongs to
+
+	// mu guards what the pipe's sender shares with the caller: the
+	// chooser, stats and err.
+	mu    sync.Mutex
 	stats AdaptiveStats
 }
 
@@ -271,24 +278,50 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 		h: newHasher(false, o.CRC32C), crc: o.CRC32C}
 	if o.Adaptive != nil {
 		fw.ch = newChooser(*o.Adaptive)
-		fw.enc = make([]byte, headerSize, headerSize+s2.MaxEncodedLen(o.FrameSize))
+		workers := o.Adaptive.Workers
+		if workers <= 0 {
+			workers = pipeWorkers()
+		}
 		if o.Adaptive.Zstd {
-			// One synchronous encoder, reused for every frame: EncodeAll
-			// writes single-segment frames whose window is the frame.
+			// One encoder, reused for every frame (by up to workers
+			// compressors at once): EncodeAll writes single-segment
+			// frames whose window is the frame.
 			fw.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-				zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+				zstd.WithEncoderConcurrency(workers), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
 			if err != nil {
 				return nil, fmt.Errorf("wire: zstd encoder: %w", err)
 			}
+		}
+		encSize := s2.MaxEncodedLen(o.FrameSize)
+		if workers > 1 {
+			fw.cur = fw.startPipe(workers, encSize)
+			fw.buf = fw.cur.buf
+		} else {
+			fw.enc = make([]byte, headerSize, headerSize+encSize)
 		}
 	}
 	return fw, nil
 }
 
+func (fw *FrameWriter) failed() error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	return fw.err
+}
+
+// fail records the first error: every later call returns it.
+func (fw *FrameWriter) fail(err error) {
+	fw.mu.Lock()
+	if fw.err == nil {
+		fw.err = err
+	}
+	fw.mu.Unlock()
+}
+
 // Write buffers p and sends every full frame.
 func (fw *FrameWriter) Write(p []byte) (int, error) {
-	if fw.err != nil {
-		return 0, fw.err
+	if err := fw.failed(); err != nil {
+		return 0, err
 	}
 	if fw.done {
 		return 0, errors.New("wire: write after close")
@@ -308,69 +341,125 @@ func (fw *FrameWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Flush sends buffered data as one data frame (or block frame).
+// Flush sends buffered data as one data frame (or block frame). With a
+// pipeline (AdaptiveOptions.Workers) it hands the frame on and may return
+// before it is sent; a failed send is returned by a later call, and Close
+// waits for every frame.
 func (fw *FrameWriter) Flush() error {
-	if fw.err != nil || len(fw.buf) == headerSize {
-		return fw.err
-	}
-	frame, typ := fw.buf, FrameData
-	data := fw.buf[headerSize:]
-	if fw.ch != nil {
-		var enc []byte
-		kind := FrameData
-		switch fw.ch.mode() {
-		case modeS2:
-			enc, kind = s2.Encode(fw.enc[headerSize:cap(fw.enc)], data), FrameBlock
-		case modeZstd:
-			enc, kind = fw.zenc.EncodeAll(data, fw.enc[headerSize:headerSize]), FrameBlockZstd
-		}
-		// Only a block that saves something is worth its decoding.
-		if kind != FrameData && len(enc) < len(data)-len(data)/32 {
-			frame, typ = fw.enc[:headerSize+len(enc)], kind
-		}
-		switch typ {
-		case FrameBlock:
-			fw.stats.S2++
-		case FrameBlockZstd:
-			fw.stats.Zstd++
-		default:
-			fw.stats.Plain++
-		}
-	}
-	frame[0] = typ
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(frame)-headerSize))
-	fw.h.Write(frame[headerSize:])
-	fw.n += int64(len(frame) - headerSize)
-	var t0 time.Time
-	if fw.ch != nil {
-		t0 = fw.ch.now()
-	}
-	if _, err := fw.w.Write(frame); err != nil {
-		fw.err = err
+	if err := fw.failed(); err != nil || len(fw.buf) == headerSize {
 		return err
 	}
+	mode := modePlain
 	if fw.ch != nil {
-		wait := fw.ch.now().Sub(t0)
-		fw.stats.Wait += wait
-		fw.ch.done(int64(len(data)), wait)
+		fw.mu.Lock()
+		mode = fw.ch.mode()
+		fw.mu.Unlock()
+	}
+	if fw.pipe != nil {
+		fw.cur.buf, fw.cur.mode = fw.buf, mode
+		fw.cur = fw.pipe.submit(fw.cur)
+		fw.buf = fw.cur.buf
+		return fw.failed()
+	}
+	frame, typ := fw.buf, FrameData
+	if fw.ch != nil {
+		frame, typ = fw.encode(mode, fw.buf, fw.enc)
+	}
+	if err := fw.send(frame, typ, int64(len(fw.buf)-headerSize), mode); err != nil {
+		fw.fail(err)
+		return err
 	}
 	fw.buf = fw.buf[:headerSize]
 	return nil
 }
 
+// encode returns the frame to send for buf's data in mode: a block frame
+// built in enc, or buf itself when the mode is plain or the block would
+// not save enough.
+func (fw *FrameWriter) encode(mode int, buf, enc []byte) ([]byte, byte) {
+	data := buf[headerSize:]
+	var out []byte
+	kind := FrameData
+	switch mode {
+	case modeS2:
+		out, kind = s2.Encode(enc[headerSize:cap(enc)], data), FrameBlock
+	case modeZstd:
+		// EncodeAll reallocates only for an output larger than enc's
+		// room, which is larger than data: such a block is sent plain.
+		out, kind = fw.zenc.EncodeAll(data, enc[headerSize:headerSize]), FrameBlockZstd
+	}
+	// Only a block that saves something is worth its decoding.
+	if kind != FrameData && len(out) < len(data)-len(data)/32 {
+		return enc[:headerSize+len(out)], kind
+	}
+	return buf, FrameData
+}
+
+// send writes one frame (header space included) that carries n data
+// bytes picked for mode, and tells the chooser how long the connection
+// took it.
+func (fw *FrameWriter) send(frame []byte, typ byte, n int64, mode int) error {
+	frame[0] = typ
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(frame)-headerSize))
+	fw.h.Write(frame[headerSize:])
+	fw.n += int64(len(frame) - headerSize)
+	if fw.ch == nil {
+		_, err := fw.w.Write(frame)
+		return err
+	}
+	fw.mu.Lock()
+	switch typ {
+	case FrameBlock:
+		fw.stats.S2++
+	case FrameBlockZstd:
+		fw.stats.Zstd++
+	default:
+		fw.stats.Plain++
+	}
+	fw.mu.Unlock()
+	t0 := fw.ch.now()
+	if _, err := fw.w.Write(frame); err != nil {
+		return err
+	}
+	wait := fw.ch.now().Sub(t0)
+	fw.mu.Lock()
+	fw.stats.Wait += wait
+	fw.ch.done(n, wait, mode)
+	fw.mu.Unlock()
+	return nil
+}
+
 // AdaptiveStats counts the data frames sent plain and compressed (zero
 // without WriterOptions.Adaptive).
-func (fw *FrameWriter) AdaptiveStats() AdaptiveStats { return fw.stats }
+func (fw *FrameWriter) AdaptiveStats() AdaptiveStats {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	return fw.stats
+}
 
-// Close flushes and writes the end frame. It does not close the underlying
-// writer. It is safe to call more than once.
+// Close flushes, waits for every frame to be sent, and writes the end
+// frame. It does not close the underlying writer. It is safe to call more
+// than once, and after Abort (which it then reports).
 func (fw *FrameWriter) Close() error {
 	if fw.done {
-		return fw.err
+		if err := fw.failed(); err != nil {
+			return err
+		}
+		if fw.aborted {
+			return errors.New("wire: close after abort")
+		}
+		return nil
 	}
 	fw.done = true
-	if err := fw.Flush(); err != nil {
+	ferr := fw.Flush()
+	if fw.pipe != nil {
+		fw.pipe.stop()
+	}
+	if err := fw.failed(); err != nil {
 		return err
+	}
+	if ferr != nil {
+		return ferr
 	}
 	sum := fw.h.Current()
 	end := []byte{FrameEnd, 0, 0, 0, endPayloadSize}
@@ -381,9 +470,22 @@ func (fw *FrameWriter) Close() error {
 	end = binary.BigEndian.AppendUint64(end, uint64(fw.n))
 	end = append(end, digest...)
 	if _, err := fw.w.Write(end); err != nil {
-		fw.err = err
+		fw.fail(err)
 	}
-	return fw.err
+	return fw.failed()
+}
+
+// Abort ends a stream that must not be completed: it stops the pipeline's
+// goroutines (frames already handed on may still be sent) and writes no
+// end frame. Later writes fail. It is safe to call at any time after
+// the last Write, more than once, and after Close (then it does nothing).
+func (fw *FrameWriter) Abort() {
+	if !fw.done {
+		fw.done, fw.aborted = true, true
+	}
+	if fw.pipe != nil {
+		fw.pipe.stop()
+	}
 }
 
 // Sum returns the count and SHA-256 of the frame payloads sent so far (a

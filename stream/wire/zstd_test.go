@@ -56,7 +56,7 @@ func TestChooserModes(t *testing.T) {
 					wait = took / 4
 				}
 				now = now.Add(took)
-				c.done(100, wait)
+				c.done(100, wait, m)
 				if !c.probing {
 					last = c.cur
 				}
@@ -186,7 +186,7 @@ func TestChooserZstdSequence(t *testing.T) {
 	} {
 		got := c.mode()
 		now = now.Add(e.link[got])
-		c.done(100, e.link[got])
+		c.done(100, e.link[got], got)
 		if got != e.want {
 			t.Fatalf("epoch %d: mode %d, want %d", i, got, e.want)
 		}
