@@ -166,14 +166,17 @@ func (c *chooser) done(n int64, wait time.Duration, mode int) {
 	if c.bytes < c.epoch/16 {
 		return
 	}
-	elapsed := c.now().Sub(c.start)
+	now := c.now()
+	elapsed := now.Sub(c.start)
 	if c.bytes < c.epoch && elapsed < c.epochTime {
 		return
 	}
 	took := max(elapsed.Seconds(), 1e-9)
 	rate := float64(c.bytes) / took
 	linkBound := c.wait.Seconds() >= c.linkBound*took
-	c.bytes, c.start, c.wait = 0, time.Time{}, 0
+	// The next epoch starts now, not at the next mode(): with a
+	// pipeline, frames picked earlier may be done before that.
+	c.bytes, c.start, c.wait = 0, now, 0
 	if !c.probing {
 		behind := false
 		for m := range c.modes {

@@ -315,3 +315,34 @@ func TestChooserEpochTime(t *testing.T) {
 		})
 	}
 }
+
+// TestChooserEpochStartsAtEnd: the next epoch starts when the last one
+// ended, not at the next mode(): a pipeline's frames picked earlier can be
+// done before that, and an epoch timed from the zero time would end at
+// once with a rate of almost nothing.
+func TestChooserEpochStartsAtEnd(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newChooser(AdaptiveOptions{EpochBytes: 1600, EpochTime: time.Second, Now: func() time.Time { return now }})
+	m := c.mode()
+	for i := 1; ; i++ {
+		now = now.Add(time.Millisecond)
+		c.done(10, time.Millisecond, m) // no mode() in between
+		if c.probing {
+			if i != 160 {
+				t.Fatalf("warm-up ended after %d frames, want 160", i)
+			}
+			break
+		}
+	}
+	for i := 1; i <= 1000; i++ { // the plain probe, still without mode()
+		now = now.Add(time.Millisecond)
+		c.done(10, time.Millisecond, m)
+		if c.rate[modePlain] != 0 {
+			if i != 160 || c.rate[modePlain] < 9000 {
+				t.Fatalf("plain probe ended after %d frames at %.0f B/s, want 160 at 10000", i, c.rate[modePlain])
+			}
+			return
+		}
+	}
+	t.Fatal("the plain probe never ended")
+}

@@ -14,8 +14,9 @@ import (
 // does: with one goroutine, zstd blocks cost their CPU between the
 // connection's writes and lost to S2 on a CPU-bound 1 Gbit/s link.
 //
-// Memory is bounded: jobs cycle through free, and at most len(jobs)
-// frames exist. The chooser still measures at the connection: the sender
+// Memory is bounded: workers+2 jobs cycle through free, each a frame and
+// room for its compressed form (about 3.3 MiB with 4 workers and 256 KiB
+// frames), plus the zstd encoders' state. The chooser still measures at the connection: the sender
 // reports each frame's write to it. A frame's mode is picked when it is
 // handed over, so at an epoch's edge up to a queue's worth of frames
 // carry the previous decision; the chooser starts the epoch after them.
@@ -50,7 +51,7 @@ func newFrameJob(frameSize, encSize int) *frameJob {
 // the first job (returned) to fill.
 func (fw *FrameWriter) startPipe(workers, encSize int) *frameJob {
 	depth := workers + 1
-	p := &blockPipe{work: make(chan *frameJob, depth), order: make(chan *frameJob, depth), free: make(chan *frameJob, depth+2)}
+	p := &blockPipe{work: make(chan *frameJob, depth), order: make(chan *frameJob, depth), free: make(chan *frameJob, depth+1)}
 	for range depth + 1 {
 		p.free <- newFrameJob(fw.size, encSize)
 	}

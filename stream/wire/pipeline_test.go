@@ -253,9 +253,9 @@ func TestPipeBounded(t *testing.T) {
 			done <- fw.Close()
 		}()
 		synctest.Wait()
-		// In flight: the frame being sent, the queue (workers+1), and
-		// the frame being filled.
-		if limit := int64((workers + 3) * frame); accepted.Load() > limit {
+		// The pipeline's workers+2 frames: the one being sent and the
+		// queue (workers+1); the Write that filled the last one waits.
+		if limit := int64((workers + 2) * frame); accepted.Load() > limit {
 			t.Fatalf("accepted %d bytes against a stalled connection, limit %d", accepted.Load(), limit)
 		}
 		if accepted.Load() == 0 {
@@ -267,6 +267,43 @@ func TestPipeBounded(t *testing.T) {
 		}
 		if accepted.Load() != 1000*1000 || sink.n < 1000*1000 {
 			t.Fatalf("accepted %d, sent %d", accepted.Load(), sink.n)
+		}
+	})
+}
+
+// TestPipeAbortDropsQueued: Abort on a stalled connection waits only for
+// the write under way; the frames queued behind it are dropped, not sent
+// once the connection moves again. A Flush after Abort is an error.
+func TestPipeAbortDropsQueued(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &gateSink{gate: make(chan struct{}, 1)}
+		sink.gate <- struct{}{} // the hello
+		const frame, workers = 4 << 10, 2
+		fw, err := NewFrameWriter(sink, WriterOptions{Codec: "none", FrameSize: frame, CRC32C: true,
+			Adaptive: &AdaptiveOptions{Workers: workers}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		helloSize := sink.n
+		// One frame in the write, workers queued, and the caller still
+		// holds a free job for the partial frame: nothing blocks yet.
+		if _, err := fw.Write(make([]byte, (workers+1)*frame)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fw.Write([]byte("partial")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the sender is in the first frame's write
+		aborted := make(chan struct{})
+		go func() { fw.Abort(); close(aborted) }()
+		synctest.Wait()
+		close(sink.gate) // the connection moves again
+		<-aborted
+		if sent := sink.n - helloSize; sent != headerSize+frame {
+			t.Fatalf("sent %d bytes after Abort, want the one frame under way (%d)", sent, headerSize+frame)
+		}
+		if err := fw.Flush(); err == nil {
+			t.Fatal("Flush after Abort succeeded")
 		}
 	})
 }

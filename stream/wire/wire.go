@@ -446,7 +446,7 @@ func (fw *FrameWriter) Close() error {
 			return err
 		}
 		if fw.aborted {
-			return errors.New("wire: close after abort")
+			return errAborted
 		}
 		return nil
 	}
@@ -476,21 +476,27 @@ func (fw *FrameWriter) Close() error {
 }
 
 // Abort ends a stream that must not be completed: it stops the pipeline's
-// goroutines (frames already handed on may still be sent) and writes no
-// end frame. Later writes fail. It is safe to call at any time after
+// goroutines (a frame being written is finished, queued ones are dropped)
+// and writes no end frame. Later writes fail. It is safe to call at any time after
 // the last Write, more than once, and after Close (then it does nothing).
 func (fw *FrameWriter) Abort() {
 	if !fw.done {
 		fw.done, fw.aborted = true, true
+		// The sender drops what is queued: it waits only for a write
+		// already under way.
+		fw.fail(errAborted)
 	}
 	if fw.pipe != nil {
 		fw.pipe.stop()
 	}
 }
 
+var errAborted = errors.New("wire: stream aborted")
+
 // Sum returns the count and SHA-256 of the frame payloads sent so far (a
 // zero SHA-256 when the stream uses CRC-32C). Without block frames these
-// are the data bytes.
+// are the data bytes. With a pipeline (AdaptiveOptions.Workers) call it
+// only after Close or Abort: until then the sender goroutine updates them.
 func (fw *FrameWriter) Sum() integrity.Sum {
 	if fw.crc {
 		return integrity.Sum{Size: fw.n}
