@@ -143,3 +143,25 @@ func TestAutoZstdThrottledLink(t *testing.T) {
 		})
 	}
 }
+
+// TestAutoOptions: compression=auto compresses its frames on
+// compression-threads goroutines (1: in turn with the sends) and offers
+// zstd blocks only to a joiner that announced them.
+func TestAutoOptions(t *testing.T) {
+	for _, tc := range []struct {
+		threads int
+		addr    string
+		zstd    bool
+	}{
+		{1, "127.0.0.1:4444/gosst/1/z1", true},
+		{3, "127.0.0.1:4444/gosst/1", false},
+		{DefaultConfig().CodecConcurrency, "127.0.0.1:4444/gosst/1/r1/z1", true},
+	} {
+		c := DefaultConfig()
+		c.CodecConcurrency = tc.threads
+		o := autoOptions(c, tc.addr)
+		if o.Workers != tc.threads || o.Zstd != tc.zstd {
+			t.Errorf("threads %d, %s: workers %d, zstd %v", tc.threads, tc.addr, o.Workers, o.Zstd)
+		}
+	}
+}

@@ -464,6 +464,14 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 	return d.out.line("done " + pos.UUIDSeqno())
 }
 
+// autoOptions are compression=auto's settings for a joiner at address:
+// zstd blocks only for a joiner that says it decodes them (an older one
+// would refuse the stream's hello), and compression-threads compressors,
+// as for compression=zstd or s2.
+func autoOptions(c Config, address string) *wire.AdaptiveOptions {
+	return &wire.AdaptiveOptions{Zstd: OffersZstdBlocks(address), EpochBytes: autoEpochBytes, Workers: c.CodecConcurrency}
+}
+
 // autoEpochBytes is compression=auto's measurement epoch in data bytes; 0
 // means the wire default. Tests shorten it to fit their small streams.
 var autoEpochBytes int64
@@ -543,9 +551,7 @@ func (d *Donor) watchReply(br *bufio.Reader, bcancel context.CancelFunc, unblock
 func (d *Donor) send(ctx, bctx context.Context, bcancel context.CancelFunc, kill func(), cd codec.Codec, ka *keepaliveWriter, ra io.Reader, prog *progress, mb *mariabackup.Process) (auto func() wire.AdaptiveStats, err error) {
 	wo := wire.WriterOptions{Codec: cd.Name(), FrameSize: wire.DefaultFrameSize, CRC32C: true}
 	if d.Config.Codec == CodecAuto {
-		// zstd blocks only for a joiner that says it decodes them: an
-		// older one would refuse the stream's hello.
-		wo.Adaptive = &wire.AdaptiveOptions{Zstd: OffersZstdBlocks(d.Args.Address), EpochBytes: autoEpochBytes}
+		wo.Adaptive = autoOptions(d.Config, d.Args.Address)
 	}
 	fw, err := wire.NewFrameWriter(ka, wo)
 	if err != nil {
