@@ -34,6 +34,10 @@ type AdaptiveOptions struct {
 	// Margin is how much faster compressing must be to be chosen: 1.1
 	// means 10 % more data bytes per second (0 means 1.1).
 	Margin float64
+	// Decisive is how much faster than plain a compressed mode must be to
+	// be chosen after one measurement round instead of two; it then first
+	// runs RunEpochs/2 epochs instead of RunEpochs/4 (0 means 1.5).
+	Decisive float64
 	// LinkBound is the share of an epoch's time spent in writes to the
 	// connection from which the connection counts as the limit and
 	// compressing is worth measuring (0 means 0.5).
@@ -70,9 +74,11 @@ const (
 // chooser decides per frame how to send it: plain, S2 or (with Zstd)
 // zstd. A plain epoch whose writes to the connection took less than
 // linkBound of its time starts no measurement: the source set the pace.
-// Otherwise, after one unmeasured plain epoch, it measures one epoch of
-// each mode. Compressing is chosen only when it wins two such rounds in a
-// row (one epoch of a busy disk or CPU can make either mode look fast);
+// Otherwise, after one unmeasured plain epoch (a quarter of the usual
+// size: it only skips the source's start), it measures one epoch of each
+// mode. Compressing is chosen only when it wins two such rounds in a row
+// (one epoch of a busy disk or CPU can make either mode look fast), or one
+// round by the decisive factor (a fluke rarely makes 1.5 times the rate);
 // plain frames are chosen as soon as compressing loses one. Of the two
 // compressed modes, zstd must beat S2 by the margin too (S2 costs less
 // CPU). Once a compressed mode has won a round, the following rounds
@@ -81,9 +87,9 @@ const (
 // compete anew. The chosen mode runs for runEpochs epochs and is measured
 // again; at once if a running epoch is slower than another mode's last
 // measurement. A compressed mode, the costly mistake on a fast link,
-// first runs a quarter of that; each round that confirms it doubles its
-// run, up to runEpochs, since every plain probe costs the most exactly
-// when compressing wins.
+// first runs a quarter of that (half after a decisive win); each round
+// that confirms it doubles its run, up to runEpochs, since every plain
+// probe costs the most exactly when compressing wins.
 //
 // An epoch ends after epoch data bytes, or after epochTime once it holds
 // at least epoch/16 bytes: on a slow link a plain epoch of 64 MiB would
@@ -94,10 +100,12 @@ type chooser struct {
 	epochTime time.Duration
 	runEpochs int
 	margin    float64
+	decisive  float64
 	linkBound float64
 	now       func() time.Time
 	modes     int // 2, or 3 with zstd
 
+	warmup    bool // the first epoch
 	probing   bool
 	probeStep int // the mode being measured
 	wins      int // consecutive probe rounds compressing won
@@ -112,7 +120,8 @@ type chooser struct {
 }
 
 func newChooser(o AdaptiveOptions) *chooser {
-	c := &chooser{epoch: o.EpochBytes, epochTime: o.EpochTime, runEpochs: o.RunEpochs, margin: o.Margin, linkBound: o.LinkBound, now: o.Now, left: 1, modes: 2}
+	c := &chooser{epoch: o.EpochBytes, epochTime: o.EpochTime, runEpochs: o.RunEpochs, margin: o.Margin,
+		decisive: o.Decisive, linkBound: o.LinkBound, now: o.Now, left: 1, modes: 2, warmup: true}
 	if o.Zstd {
 		c.modes = 3
 	}
@@ -127,6 +136,9 @@ func newChooser(o AdaptiveOptions) *chooser {
 	}
 	if c.margin <= 0 {
 		c.margin = 1.1
+	}
+	if c.decisive <= 0 {
+		c.decisive = 1.5
 	}
 	if c.linkBound <= 0 {
 		c.linkBound = 0.5
@@ -168,9 +180,14 @@ func (c *chooser) done(n int64, wait time.Duration, mode int) {
 	}
 	now := c.now()
 	elapsed := now.Sub(c.start)
-	if c.bytes < c.epoch && elapsed < c.epochTime {
+	limit := c.epoch
+	if c.warmup {
+		limit = max(c.epoch/4, c.epoch/16)
+	}
+	if c.bytes < limit && elapsed < c.epochTime {
 		return
 	}
+	c.warmup = false
 	took := max(elapsed.Seconds(), 1e-9)
 	rate := float64(c.bytes) / took
 	linkBound := c.wait.Seconds() >= c.linkBound*took
@@ -231,12 +248,16 @@ func (c *chooser) done(n int64, wait time.Duration, mode int) {
 		}
 	}
 	c.lead = best
-	if c.wins++; c.wins < 2 && c.cur == modePlain {
+	decisive := c.rate[best] >= c.rate[modePlain]*c.decisive
+	if c.wins++; c.wins < 2 && c.cur == modePlain && !decisive {
 		return // one more round, plain against the winner, before compressing
 	}
-	if c.cur == best {
+	switch {
+	case c.cur == best:
 		c.run = min(c.runEpochs, 2*c.run) // confirmed: probe less often
-	} else {
+	case decisive:
+		c.run = max(1, c.runEpochs/2)
+	default:
 		c.run = max(1, c.runEpochs/4)
 	}
 	c.cur, c.probing, c.left = best, false, c.run

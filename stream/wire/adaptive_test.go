@@ -104,7 +104,8 @@ func TestAdaptiveChooses(t *testing.T) {
 
 func TestChooser(t *testing.T) {
 	now := time.Unix(0, 0)
-	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 2, Margin: 1.1, Now: func() time.Time { return now }})
+	// Decisive never: this sequence is the two-round rule's.
+	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 2, Margin: 1.1, Decisive: 100, Now: func() time.Time { return now }})
 	for i, e := range []struct {
 		took     time.Duration
 		compress bool
@@ -248,7 +249,7 @@ func TestBlockFrameNeedsFlag(t *testing.T) {
 // again from a quarter.
 func TestChooserRunGrows(t *testing.T) {
 	now := time.Unix(0, 0)
-	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 8, Now: func() time.Time { return now }})
+	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 8, Decisive: 100, Now: func() time.Time { return now }})
 	var got strings.Builder
 	epoch := func(plain, compressed time.Duration) {
 		took := plain
@@ -293,7 +294,7 @@ func TestChooserEpochTime(t *testing.T) {
 		perChunk time.Duration // for 10 bytes
 		want     int           // chunks in the warm-up epoch
 	}{
-		{"fast: the byte cap", time.Millisecond, 160},
+		{"fast: the byte cap (the warm-up's is a quarter)", time.Millisecond, 40},
 		{"slow: the time cap", 50 * time.Millisecond, 20},
 		{"very slow: at least a sixteenth of the bytes", 300 * time.Millisecond, 10},
 	} {
@@ -328,8 +329,8 @@ func TestChooserEpochStartsAtEnd(t *testing.T) {
 		now = now.Add(time.Millisecond)
 		c.done(10, time.Millisecond, m) // no mode() in between
 		if c.probing {
-			if i != 160 {
-				t.Fatalf("warm-up ended after %d frames, want 160", i)
+			if i != 40 { // a quarter epoch
+				t.Fatalf("warm-up ended after %d frames, want 40", i)
 			}
 			break
 		}
@@ -345,4 +346,41 @@ func TestChooserEpochStartsAtEnd(t *testing.T) {
 		}
 	}
 	t.Fatal("the plain probe never ended")
+}
+
+// TestChooserDecisive: a compressed mode 1.5 times as fast as plain or
+// more is chosen after one measuring round and first runs RunEpochs/2;
+// a smaller win needs the second round and first runs RunEpochs/4.
+func TestChooserDecisive(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		compressed time.Duration // plain takes 10 ms
+		want       string
+	}{
+		// warm-up, P C decisive, run 4 (RunEpochs/2), probe P C, run 8
+		{"twice as fast", 5 * time.Millisecond, "P" + "PC" + "CCCC" + "PC" + "CCCCCCCC"},
+		// warm-up, P C, P C, run 2 (RunEpochs/4), probe P C, run 4
+		{"a fifth faster", 8 * time.Millisecond, "P" + "PC" + "PC" + "CC" + "PC" + "CCCC"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(0, 0)
+			c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 8, Now: func() time.Time { return now }})
+			var got strings.Builder
+			for range len(tc.want) {
+				m := c.mode()
+				took := 10 * time.Millisecond
+				if m != modePlain {
+					took = tc.compressed
+					got.WriteByte('C')
+				} else {
+					got.WriteByte('P')
+				}
+				now = now.Add(took)
+				c.done(100, took, m)
+			}
+			if got.String() != tc.want {
+				t.Fatalf("modes\n got %s\nwant %s", got.String(), tc.want)
+			}
+		})
+	}
 }

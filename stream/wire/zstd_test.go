@@ -164,7 +164,8 @@ func TestZstdBlockBounds(t *testing.T) {
 // plain at once and later measures all modes again.
 func TestChooserZstdSequence(t *testing.T) {
 	now := time.Unix(0, 0)
-	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 8, Zstd: true, Now: func() time.Time { return now }})
+	// Decisive never: this sequence is the two-round rule's.
+	c := newChooser(AdaptiveOptions{EpochBytes: 100, RunEpochs: 8, Zstd: true, Decisive: 100, Now: func() time.Time { return now }})
 	slow := [3]time.Duration{10 * time.Millisecond, 9 * time.Millisecond, 4 * time.Millisecond}
 	fast := [3]time.Duration{10 * time.Millisecond, 15 * time.Millisecond, 20 * time.Millisecond}
 	const P, S, Z = modePlain, modeS2, modeZstd
