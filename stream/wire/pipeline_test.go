@@ -194,6 +194,19 @@ func (s *gateSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// feed writes 1000 chunks of 1000 bytes, counting those accepted, and
+// closes fw.
+func feed(fw *FrameWriter, accepted *atomic.Int64) error {
+	chunk := make([]byte, 1000)
+	for range 1000 {
+		if _, err := fw.Write(chunk); err != nil {
+			return err
+		}
+		accepted.Add(int64(len(chunk)))
+	}
+	return fw.Close()
+}
+
 // TestPipeBounded: against a connection that takes nothing, the writer
 // accepts a bounded amount of data (the pipeline's frames) and then
 // blocks; released, it sends everything.
@@ -210,15 +223,7 @@ func TestPipeBounded(t *testing.T) {
 				done <- err
 				return
 			}
-			chunk := make([]byte, 1000)
-			for range 1000 {
-				if _, err := fw.Write(chunk); err != nil {
-					done <- err
-					return
-				}
-				accepted.Add(int64(len(chunk)))
-			}
-			done <- fw.Close()
+			done <- feed(fw, &accepted)
 		}()
 		synctest.Wait() // everyone blocked: the hello's write holds the rest
 		close(sink.gate)
@@ -241,17 +246,7 @@ func TestPipeBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() {
-			chunk := make([]byte, 1000)
-			for range 1000 {
-				if _, err := fw.Write(chunk); err != nil {
-					done <- err
-					return
-				}
-				accepted.Add(int64(len(chunk)))
-			}
-			done <- fw.Close()
-		}()
+		go func() { done <- feed(fw, &accepted) }()
 		synctest.Wait()
 		// The pipeline's workers+2 frames: the one being sent and the
 		// queue (workers+1); the Write that filled the last one waits.
