@@ -316,7 +316,12 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 	var conn net.Conn = ic
 	if tlsCfg != nil {
 		tc := tls.Server(ic, tlsCfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		// Not HandshakeContext: both callers close raw when ctx ends,
+		// which ends the handshake too, and HandshakeContext reports a
+		// handshake that failed on its own as ctx's error when ctx ends
+		// in the same instant (the donor winning), so a refused peer was
+		// counted as closed by the joiner.
+		if err := tc.Handshake(); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = wire.ErrTruncated
 			}

@@ -159,6 +159,11 @@ func TestBadPeersThenDonor(t *testing.T) {
 					p.awaitRefusal(t, p.connect(t, hostport, certs))
 				}
 			}
+			// The donor comes after every bad peer was dropped: a peer's
+			// refusal reaches it before the joiner has logged it.
+			if err := f.joinerLog.waitCount(ctx, "dropped connection from", len(peers)-1); err != nil {
+				t.Fatalf("%v:\n%s", err, f.joinerLog)
+			}
 			d := f.runDonor(ctx, addr, false, nil)
 			j := <-jres
 			if d.code != 0 || j.code != 0 || lastLine(j.lines) != testUUID+":42 7" {

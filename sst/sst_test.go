@@ -159,9 +159,14 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 // waitFor blocks until the buffer contains sub (a log line the program
 // wrote), or ctx ends: tests wait for what a run did, not for a time.
 func (s *syncBuf) waitFor(ctx context.Context, sub string) error {
+	return s.waitCount(ctx, sub, 1)
+}
+
+// waitCount blocks until the buffer contains sub n times, or ctx ends.
+func (s *syncBuf) waitCount(ctx context.Context, sub string, n int) error {
 	for {
 		s.mu.Lock()
-		if strings.Contains(s.b.String(), sub) {
+		if strings.Count(s.b.String(), sub) >= n {
 			s.mu.Unlock()
 			return nil
 		}
