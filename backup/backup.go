@@ -447,11 +447,7 @@ func (o *Options) stream(ctx context.Context, cat *Catalog, m *Manifest, parent 
 		Path: o.Mariabackup, Args: args,
 		Password: cfg.Passwd, PasswordSet: true, // never on argv
 		TailLines: 40,
-		// mariabackup writes its stream a chunk (up to 1 MiB) per write:
-		// with the pipe's default 64 KiB both sides hand over 64 KiB per
-		// wake-up, whatever copyBufSize is.
-		GrowPipe: true,
-		OnLine:   func(l string) { log.Debug("mariabackup", "line", l) },
+		OnLine:    func(l string) { log.Debug("mariabackup", "line", l) },
 	})
 	if err != nil {
 		return Object{}, nil, fmt.Errorf("%w (is mariadb-backup installed?)", err)

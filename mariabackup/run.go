@@ -45,8 +45,6 @@ type Spec struct {
 	// (--prepare); otherwise Process.Stdout is a pipe to read (--backup
 	// --stream).
 	CombinedOutput bool
-	// GrowPipe raises the stdout pipe's capacity to 1 MiB (see growPipe).
-	GrowPipe bool
 	// OnLine, when set, gets each non-blank output line, secret option
 	// values removed. It is called from one goroutine, in order.
 	OnLine func(string)
@@ -112,9 +110,9 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 			pw.Close()
 			return nil, err
 		}
-		if s.GrowPipe {
-			growPipe(p.Stdout)
-		}
+		// Every streamed backup wants it (mariabackup writes its
+		// chunks, up to 10 MiB, in single writes): see growPipe.
+		growPipe(p.Stdout)
 	}
 	if err := cmd.Start(); err != nil {
 		pr.Close()

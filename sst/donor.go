@@ -503,7 +503,7 @@ func (d *Donor) startBackup(bctx context.Context, tmp, hostport, how string) (*m
 	// with its connections, and the sooner this script exits, the sooner
 	// mysqld learns that the transfer failed.
 	spec := mbSpec(d.log, d.Config.Mariabackup, args, "mariabackup: ", logFile, syscall.SIGKILL)
-	spec.Env, spec.Password, spec.Dir, spec.GrowPipe = d.environ, password, tmp, true
+	spec.Env, spec.Password, spec.Dir = d.environ, password, tmp
 	mb, err := mariabackup.Start(bctx, spec)
 	if err != nil {
 		closeLog()
