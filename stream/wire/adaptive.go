@@ -182,7 +182,7 @@ func (c *chooser) done(n int64, wait time.Duration, mode int) {
 	elapsed := now.Sub(c.start)
 	limit := c.epoch
 	if c.warmup {
-		limit = max(c.epoch/4, c.epoch/16)
+		limit = c.epoch / 4
 	}
 	if c.bytes < limit && elapsed < c.epochTime {
 		return

@@ -274,8 +274,7 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 	if _, err := w.Write(msg); err != nil {
 		return nil, err
 	}
-	fw := &FrameWriter{w: w, size: o.FrameSize, buf: make([]byte, headerSize, headerSize+o.FrameSize),
-		h: newHasher(false, o.CRC32C), crc: o.CRC32C}
+	fw := &FrameWriter{w: w, size: o.FrameSize, h: newHasher(false, o.CRC32C), crc: o.CRC32C}
 	if o.Adaptive != nil {
 		fw.ch = newChooser(*o.Adaptive)
 		workers := o.Adaptive.Workers
@@ -299,6 +298,9 @@ func NewFrameWriter(w io.Writer, o WriterOptions) (*FrameWriter, error) {
 		} else {
 			fw.enc = make([]byte, headerSize, headerSize+encSize)
 		}
+	}
+	if fw.buf == nil { // the pipe's jobs bring their own
+		fw.buf = make([]byte, headerSize, headerSize+o.FrameSize)
 	}
 	return fw, nil
 }
