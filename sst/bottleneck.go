@@ -33,16 +33,25 @@ const (
 // the rest is encryption), and what remains is compression. A parallel
 // codec writes to the connection from its own goroutines; differences are
 // then approximate, and a negative one counts as 0.
+//
+// With a resume session the copier's writes only fill the session's spool,
+// and the session's own goroutine encrypts and sends: the copier's time in
+// writes is then the time it waited for that goroutine, which is split
+// between encryption and the network as that goroutine's own time was
+// (sess: its writes to the connection, TLS included; raw: the socket
+// writes below TLS).
 type donorStages struct {
-	now     func() time.Time
-	source  *stall.Meter // in Read of mariabackup's output
-	limited *stall.Meter // in Read of the rate-limited source (includes source)
-	conn    *stall.Meter // in Write to the connection (TLS, if any, included)
-	raw     *stall.Meter // in Write to the socket below TLS; nil without TLS
-	rateLim bool
-	start   time.Time
-	rawBase time.Duration // raw's count at begin (the TLS handshake)
-	final   *stall.Report // set by end
+	now      func() time.Time
+	source   *stall.Meter // in Read of mariabackup's output
+	limited  *stall.Meter // in Read of the rate-limited source (includes source)
+	conn     *stall.Meter // in Write to the connection (TLS, if any, included)
+	raw      *stall.Meter // in Write to the socket below TLS; nil without TLS
+	sess     *stall.Meter // in the resume session's writes to its connection; nil without a session
+	rateLim  bool
+	start    time.Time
+	rawBase  time.Duration // raw's count at begin (the TLS handshake)
+	sessBase time.Duration // sess's count at begin (the session's hello)
+	final    *stall.Report // set by end
 }
 
 func newDonorStages(now func() time.Time) *donorStages {
@@ -52,11 +61,30 @@ func newDonorStages(now func() time.Time) *donorStages {
 	return &donorStages{now: now, source: stall.New(now), limited: stall.New(now), conn: stall.New(now)}
 }
 
-// rawConn returns c with its writes measured, to go below TLS.
+// rawConn returns c with its writes measured, to go below TLS. Every
+// connection of one transfer (a resume session's reconnects too) adds to
+// the same meter.
 func (s *donorStages) rawConn(c net.Conn) net.Conn {
-	s.raw = stall.New(s.now)
+	if s.raw == nil {
+		s.raw = stall.New(s.now)
+	}
 	return &timedConn{Conn: c, w: s.raw.Writer(c)}
 }
+
+// sessionConn returns c with the resume session's writes to it measured.
+func (s *donorStages) sessionConn(c io.ReadWriteCloser) io.ReadWriteCloser {
+	if s.sess == nil {
+		s.sess = stall.New(s.now)
+	}
+	return &timedRWC{ReadWriteCloser: c, w: s.sess.Writer(c)}
+}
+
+type timedRWC struct {
+	io.ReadWriteCloser
+	w io.Writer
+}
+
+func (c *timedRWC) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 type timedConn struct {
 	net.Conn
@@ -70,6 +98,9 @@ func (s *donorStages) begin() {
 	s.start = s.now()
 	if s.raw != nil {
 		s.rawBase = s.raw.Blocked()
+	}
+	if s.sess != nil {
+		s.sessBase = s.sess.Blocked()
 	}
 }
 
@@ -87,11 +118,28 @@ func (s *donorStages) report() stall.Report {
 	stages = append(stages, stall.Stage{Name: StageCompression, Busy: elapsed - lim - conn})
 	if s.raw != nil {
 		raw := s.raw.Blocked() - s.rawBase
-		stages = append(stages, stall.Stage{Name: StageEncryption, Busy: conn - raw}, stall.Stage{Name: StageNetwork, Busy: raw})
+		enc, netw := conn-raw, raw
+		if s.sess != nil {
+			enc, netw = splitSession(conn, s.sess.Blocked()-s.sessBase, raw)
+		}
+		stages = append(stages, stall.Stage{Name: StageEncryption, Busy: enc}, stall.Stage{Name: StageNetwork, Busy: netw})
 	} else {
 		stages = append(stages, stall.Stage{Name: StageNetwork, Busy: conn})
 	}
 	return stall.Attribute(elapsed, stages)
+}
+
+// splitSession divides wait, the copier's time waiting for a resume
+// session, between encryption and the network as the session's goroutine
+// spent its own time: sent in writes to the connection, raw of it in the
+// socket writes below TLS. Without a measured send it is all network.
+func splitSession(wait, sent, raw time.Duration) (enc, netw time.Duration) {
+	if sent <= 0 {
+		return 0, wait
+	}
+	f := min(1, max(0, float64(raw)/float64(sent)))
+	netw = time.Duration(f * float64(wait))
+	return wait - netw, netw
 }
 
 // joinerStages measures the joiner's receive: the connection (net) →

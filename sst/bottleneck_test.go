@@ -215,3 +215,43 @@ func TestJoinerBottleneck(t *testing.T) {
 		})
 	}
 }
+
+// TestDonorBottleneckSession: with a resume session the copier's wait for
+// the session is split between encryption and the network as the
+// session's goroutine spent its time.
+func TestDonorBottleneckSession(t *testing.T) {
+	tests := []struct {
+		name                 string
+		wait, sent, raw      time.Duration // copier in the session; session in TLS writes; socket writes
+		want                 string
+		wantEnc, wantNetwork float64
+	}{
+		{"slow socket", 8 * time.Second, 10 * time.Second, 9 * time.Second, StageNetwork, 0.08, 0.72},
+		{"slow TLS", 8 * time.Second, 10 * time.Second, 1 * time.Second, StageEncryption, 0.72, 0.08},
+		{"nothing sent yet", 8 * time.Second, 0, 0, StageNetwork, 0, 0.8},
+		{"raw over sent (reconnect handshakes)", 8 * time.Second, 1 * time.Second, 2 * time.Second, StageNetwork, 0, 0.8},
+		{"copier never waited", 0, 10 * time.Second, 1 * time.Second, StageCompression, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &fakeClock{}
+			st := newDonorStages(c.now)
+			st.rawConn(nil)
+			st.sessionConn(nil)
+			st.begin()
+			c.advance(10 * time.Second)
+			st.conn.Add(tt.wait)
+			st.sess.Add(tt.sent)
+			st.raw.Add(tt.raw)
+			st.end()
+			r := *st.final
+			if r.Limiter != tt.want {
+				t.Errorf("limiter %q, want %q (%s)", r.Limiter, tt.want, r)
+			}
+			m := r.Map()
+			if m[StageEncryption] != tt.wantEnc || m[StageNetwork] != tt.wantNetwork {
+				t.Errorf("encryption %v network %v, want %v %v (%s)", m[StageEncryption], m[StageNetwork], tt.wantEnc, tt.wantNetwork, r)
+			}
+		})
+	}
+}

@@ -89,7 +89,7 @@ func (d *Donor) Run(parent context.Context) error {
 	first := func(ctx context.Context) (net.Conn, error) {
 		return dial(ctx, hostport, d.Config.ConnectTimeout, d.log.Warnf)
 	}
-	conn, ic, token, err := d.connect(ctx, hostport, tlsCfg, pin, secret, first, d.stages.rawConn)
+	conn, ic, token, err := d.connect(ctx, hostport, tlsCfg, pin, secret, first, d.stages.rawConn, "nothing sent")
 	if err != nil {
 		return err
 	}
@@ -115,12 +115,9 @@ func (d *Donor) Run(parent context.Context) error {
 // connect dials the joiner with dialFn and runs the TLS handshake; it
 // returns the connection, the idle-timeout layer under it and the token
 // that proves the one-time secret on it. wrap, if not nil, wraps the raw
-// connection under TLS (the stage meters).
-func (d *Donor) connect(ctx context.Context, hostport string, tlsCfg *tls.Config, pin, secret []byte, dialFn func(context.Context) (net.Conn, error), wrap func(net.Conn) net.Conn) (net.Conn, *idleConn, []byte, error) {
-	what := "nothing sent"
-	if wrap == nil {
-		what = "reconnect"
-	}
+// connection under TLS (the stage meters); what is what a failed
+// handshake means for the transfer, for its error.
+func (d *Donor) connect(ctx context.Context, hostport string, tlsCfg *tls.Config, pin, secret []byte, dialFn func(context.Context) (net.Conn, error), wrap func(net.Conn) net.Conn, what string) (net.Conn, *idleConn, []byte, error) {
 	raw, err := dialFn(ctx)
 	if err != nil {
 		return nil, nil, nil, err
@@ -176,8 +173,11 @@ func (d *Donor) resumeConfig(hostport string, tlsCfg *tls.Config, pin, secret []
 	rc.Reconnect = func(rctx context.Context) (io.ReadWriteCloser, error) {
 		for {
 			conn, err := d.reconnect(rctx, hostport, tlsCfg, pin, secret, id)
-			if err == nil || rctx.Err() != nil || !brokenLink(err) {
-				return conn, err
+			if err == nil {
+				return d.stages.sessionConn(conn), nil
+			}
+			if rctx.Err() != nil || !brokenLink(err) {
+				return nil, err
 			}
 			// The link failed again while the new connection was being
 			// set up (a flapping link): the joiner is most likely still
@@ -197,7 +197,11 @@ func (d *Donor) resumeConfig(hostport string, tlsCfg *tls.Config, pin, secret []
 // retries until the joiner's host answers), handshake, resume header.
 func (d *Donor) reconnect(rctx context.Context, hostport string, tlsCfg *tls.Config, pin, secret []byte, id resume.ID) (io.ReadWriteCloser, error) {
 	dial := func(ctx context.Context) (net.Conn, error) { return redial(ctx, hostport) }
-	conn, ic, token, err := d.connect(rctx, hostport, tlsCfg, pin, secret, dial, nil)
+	var wrap func(net.Conn) net.Conn
+	if d.stages != nil {
+		wrap = d.stages.rawConn
+	}
+	conn, ic, token, err := d.connect(rctx, hostport, tlsCfg, pin, secret, dial, wrap, "reconnect")
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +372,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 			}
 			return exitf(wsrep.ExitProto, "joiner %s confirmed a transfer that has not begun instead of starting the resumable session", hostport)
 		}
-		if sess, err = resume.Open(ctx, bufConn{br, conn}, *rc); err != nil {
+		if sess, err = resume.Open(ctx, d.stages.sessionConn(bufConn{br, conn}), *rc); err != nil {
 			return exitf(codeOr(err, wsrep.ExitPipe), "start resumable session with joiner %s: %w", hostport, err)
 		}
 		defer sess.Abort()

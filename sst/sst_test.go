@@ -340,6 +340,13 @@ func TestFullSSTInProcess(t *testing.T) {
 	if !strings.Contains(d.stderr, "compression=auto sent") || !strings.Contains(j.stderr, "compression=auto (S2 or zstd frame by frame") {
 		t.Errorf("default compression is not auto, or not logged:\n%s\njoiner:\n%s", d.stderr, j.stderr)
 	}
+	// Resumable and encrypted by default: the donor's limiter line still
+	// attributes time to encryption and to the network.
+	if l := regexp.MustCompile(`gosst: donor: limited by .*encryption [0-9]+ %, network [0-9]+ %.*`).FindString(d.stderr); l == "" {
+		t.Errorf("donor log lacks the limiter line with encryption and network shares:\n%s", d.stderr)
+	} else {
+		t.Logf("%s", l)
+	}
 	if !strings.Contains(d.stderr, "compression ratio") || !strings.Contains(d.stderr, "mariabackup: fake mariabackup backup") {
 		t.Errorf("donor log lacks summary or mariabackup's stderr:\n%s", d.stderr)
 	}
