@@ -178,7 +178,7 @@ func (j *Joiner) accept(ctx context.Context, l net.Listener, tlsCfg *tls.Config,
 func (j *Joiner) serveConn(gctx context.Context, raw net.Conn, tlsCfg *tls.Config, token []byte, t *acceptTally, won func()) error {
 	peer := raw.RemoteAddr().String()
 	unwatch := context.AfterFunc(gctx, func() { raw.Close() })
-	a, err := j.handshake(gctx, raw, peer, tlsCfg, token, func(reason string) { t.drop(peer, reason) })
+	a, err := j.handshake(raw, peer, tlsCfg, token, func(reason string) { t.drop(peer, reason) })
 	watched := unwatch()
 	var de *dropError
 	switch {
@@ -305,7 +305,7 @@ func plural(n int) string {
 // A drop decided by what the peer sent is reported before the peer is told
 // and the connection closed, so that a peer that sees its connection end
 // can rely on the drop having been counted.
-func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCfg *tls.Config, token []byte, report func(reason string)) (*accepted, error) {
+func (j *Joiner) handshake(raw net.Conn, peer string, tlsCfg *tls.Config, token []byte, report func(reason string)) (*accepted, error) {
 	ic := newIdleConn(raw, j.Config.IdleTimeout)
 	var until time.Time
 	if d := j.Config.HelloTimeout; d > 0 {
@@ -316,11 +316,11 @@ func (j *Joiner) handshake(ctx context.Context, raw net.Conn, peer string, tlsCf
 	var conn net.Conn = ic
 	if tlsCfg != nil {
 		tc := tls.Server(ic, tlsCfg)
-		// Not HandshakeContext: both callers close raw when ctx ends,
-		// which ends the handshake too, and HandshakeContext reports a
-		// handshake that failed on its own as ctx's error when ctx ends
-		// in the same instant (the donor winning), so a refused peer was
-		// counted as closed by the joiner.
+		// No context: both callers close raw when theirs ends, which ends
+		// the handshake too. HandshakeContext would report a handshake
+		// that failed on its own as the context's error when the context
+		// ends in the same instant (the donor winning), so a refused peer
+		// was counted as closed by the joiner.
 		if err := tc.Handshake(); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = wire.ErrTruncated

@@ -351,7 +351,7 @@ func FuzzJoinerHandshake(f *testing.F) {
 			_, _ = client.Write(in)
 			client.Close()
 		}()
-		a, err := j.handshake(context.Background(), server, "fuzz", nil, []byte(token), func(string) {})
+		a, err := j.handshake(server, "fuzz", nil, []byte(token), func(string) {})
 		server.Close()
 		<-drained
 		var de *dropError

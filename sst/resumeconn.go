@@ -88,7 +88,7 @@ func (a *resumeAcceptor) run(ctx context.Context) {
 func (a *resumeAcceptor) serve(ctx context.Context, raw net.Conn) {
 	peer := raw.RemoteAddr().String()
 	unwatch := context.AfterFunc(ctx, func() { raw.Close() })
-	acc, err := a.j.handshake(ctx, raw, peer, a.tlsCfg, a.token, func(string) {})
+	acc, err := a.j.handshake(raw, peer, a.tlsCfg, a.token, func(string) {})
 	if !unwatch() {
 		raw.Close()
 		return
