@@ -68,23 +68,20 @@ func (s *donorStages) rawConn(c net.Conn) net.Conn {
 	if s.raw == nil {
 		s.raw = stall.New(s.now)
 	}
-	return &timedConn{Conn: c, w: s.raw.Writer(c)}
+	return timed(s.raw, c)
 }
 
-// sessionConn returns c with the resume session's writes to it measured.
-func (s *donorStages) sessionConn(c io.ReadWriteCloser) io.ReadWriteCloser {
+// sessionConn returns c, a connection the resume session writes to, with
+// those writes measured.
+func (s *donorStages) sessionConn(c net.Conn) net.Conn {
 	if s.sess == nil {
 		s.sess = stall.New(s.now)
 	}
-	return &timedRWC{ReadWriteCloser: c, w: s.sess.Writer(c)}
+	return timed(s.sess, c)
 }
 
-type timedRWC struct {
-	io.ReadWriteCloser
-	w io.Writer
-}
-
-func (c *timedRWC) Write(p []byte) (int, error) { return c.w.Write(p) }
+// timed returns c with the time spent in its writes counted in m.
+func timed(m *stall.Meter, c net.Conn) net.Conn { return &timedConn{Conn: c, w: m.Writer(c)} }
 
 type timedConn struct {
 	net.Conn

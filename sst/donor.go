@@ -195,13 +195,9 @@ func (d *Donor) resumeConfig(hostport string, tlsCfg *tls.Config, pin, secret []
 
 // reconnect makes one new connection of the resume session: dial (which
 // retries until the joiner's host answers), handshake, resume header.
-func (d *Donor) reconnect(rctx context.Context, hostport string, tlsCfg *tls.Config, pin, secret []byte, id resume.ID) (io.ReadWriteCloser, error) {
+func (d *Donor) reconnect(rctx context.Context, hostport string, tlsCfg *tls.Config, pin, secret []byte, id resume.ID) (net.Conn, error) {
 	dial := func(ctx context.Context) (net.Conn, error) { return redial(ctx, hostport) }
-	var wrap func(net.Conn) net.Conn
-	if d.stages != nil {
-		wrap = d.stages.rawConn
-	}
-	conn, ic, token, err := d.connect(rctx, hostport, tlsCfg, pin, secret, dial, wrap, "reconnect")
+	conn, ic, token, err := d.connect(rctx, hostport, tlsCfg, pin, secret, dial, d.stages.rawConn, "reconnect")
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +368,7 @@ func (d *Donor) full(ctx context.Context, conn net.Conn, br *bufio.Reader, token
 			}
 			return exitf(wsrep.ExitProto, "joiner %s confirmed a transfer that has not begun instead of starting the resumable session", hostport)
 		}
-		if sess, err = resume.Open(ctx, d.stages.sessionConn(bufConn{br, conn}), *rc); err != nil {
+		if sess, err = resume.Open(ctx, bufConn{br, d.stages.sessionConn(conn)}, *rc); err != nil {
 			return exitf(codeOr(err, wsrep.ExitPipe), "start resumable session with joiner %s: %w", hostport, err)
 		}
 		defer sess.Abort()
